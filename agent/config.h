@@ -1,0 +1,88 @@
+/*
+ * config.h (agent) - the agent's configuration, as loaded from YAML.
+ *
+ * The schema is DESIGN.md's: an `agent:` section of our own plus the
+ * Prometheus `global` and `scrape_configs` sections unchanged, so users can
+ * bring their scrape configs across. Everything hangs off one arena that
+ * the config owns; a reload builds a new config and swaps it in whole.
+ */
+#ifndef VIGIL_AGENT_CONFIG_H
+#define VIGIL_AGENT_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigil/arena.h"
+#include "vigil/error.h"
+#include "vigil/labels.h"
+
+typedef struct vg_kv {
+    const char *key;
+    const char *value;
+} vg_kv_t;
+
+typedef struct vg_static_group {
+    const char **targets; /* "host:port" */
+    size_t ntargets;
+    vg_label_t *labels;   /* sorted */
+    size_t nlabels;
+} vg_static_group_t;
+
+typedef struct vg_scrape_config {
+    const char *job_name;
+    int64_t interval_ms;        /* default: global.scrape_interval */
+    int64_t timeout_ms;         /* default: global.scrape_timeout, capped at interval */
+    const char *metrics_path;   /* default "/metrics" */
+    const char *scheme;         /* "http" or "https" */
+    vg_kv_t *params;            /* URL query parameters */
+    size_t nparams;
+    int honor_labels;
+    int honor_timestamps;       /* default 1 */
+    uint64_t sample_limit;      /* 0 = none */
+    uint64_t label_limit;
+    uint64_t body_size_limit;   /* bytes, 0 = none */
+    vg_static_group_t *static_configs;
+    size_t nstatic;
+} vg_scrape_config_t;
+
+typedef struct vg_agent_config {
+    vg_arena_t *arena; /* owns every string and array below */
+    const char *source; /* file name, or "<embedded default>" */
+
+    /* agent: */
+    const char *listen;   /* default 127.0.0.1:9401 */
+    const char *node;     /* default: hostname */
+    const char *tenant;   /* default "default" */
+    const char *data_dir; /* default /var/lib/vigil-agent */
+
+    /* global: */
+    int64_t scrape_interval_ms; /* default 30s */
+    int64_t scrape_timeout_ms;  /* default 10s */
+    vg_label_t *external_labels;
+    size_t nexternal_labels;
+
+    vg_scrape_config_t *scrape_configs;
+    size_t nscrape_configs;
+
+    int host_metrics_enabled; /* host_metrics.enabled, default 1 */
+
+    /* output: exactly one sink is active; Kafka wins when brokers is set. */
+    const char *http_url;      /* output.http.url, default http://127.0.0.1:9400 */
+    const char *kafka_brokers; /* output.kafka.brokers; NULL = HTTP transport */
+    const char *kafka_metrics_topic; /* default vigil.metrics */
+    const char *kafka_audit_topic;   /* default vigil.audit */
+    vg_kv_t *kafka_properties;       /* passed to rd_kafka_conf_set as is */
+    size_t nkafka_properties;
+
+    uint64_t spool_max_bytes; /* spool.max_bytes, default 1 GiB */
+} vg_agent_config_t;
+
+/* Load path, or the embedded default when path is NULL. Errors name file:line:col.
+ * On success the caller frees *out with vg_agent_config_free. */
+vg_err_t vg_agent_config_load(const char *path, vg_agent_config_t **out, vg_error *err);
+/* Same, from a YAML string (tests); name is used in error messages. */
+vg_err_t vg_agent_config_parse(const char *name, const char *yaml, size_t len,
+                               vg_agent_config_t **out, vg_error *err);
+void vg_agent_config_free(vg_agent_config_t *c);
+
+#endif

@@ -1,0 +1,63 @@
+/*
+ * config.h (collector) - the collector's configuration, as loaded from YAML.
+ *
+ * DESIGN.md's schema. Sections owned by later capabilities (rule_files,
+ * alerting, siem, remote_write) are parsed by their modules; until a module
+ * exists its section must be empty, and a non-empty one is refused with a
+ * clear "not supported by this build" error rather than silently ignored.
+ */
+#ifndef VIGIL_COLLECTOR_CONFIG_H
+#define VIGIL_COLLECTOR_CONFIG_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigil/arena.h"
+#include "vigil/error.h"
+
+typedef struct vg_tenant_limits {
+    const char *tenant;       /* NULL for the default entry */
+    double ingestion_rate;    /* samples/s, default 100000 */
+    double ingestion_burst;   /* default 200000 */
+    uint64_t max_series;      /* default 1000000 */
+} vg_tenant_limits_t;
+
+typedef struct vg_collector_config {
+    vg_arena_t *arena;
+    const char *source;
+
+    /* collector: */
+    const char *listen;   /* default 127.0.0.1:9400 */
+    const char *data_dir; /* default /var/lib/vigil-collector */
+
+    /* input.kafka: brokers NULL = no Kafka consumer */
+    const char *kafka_brokers;
+    const char *kafka_group_id;      /* default vigil-collector */
+    const char *kafka_metrics_topic; /* default vigil.metrics */
+    const char *kafka_audit_topic;   /* default vigil.audit */
+
+    /* storage: */
+    int64_t retention_raw_ms; /* default 90d */
+    int64_t retention_5m_ms;  /* default 1y */
+    int64_t retention_1h_ms;  /* default 7y */
+    uint64_t storage_max_bytes;
+
+    /* audit.retention: */
+    int64_t audit_hot_ms;  /* 30d */
+    int64_t audit_warm_ms; /* 90d */
+    int64_t audit_cold_ms; /* 7y */
+
+    /* limits: */
+    vg_tenant_limits_t default_limits;
+    vg_tenant_limits_t *tenant_limits;
+    size_t ntenant_limits;
+
+    int64_t evaluation_interval_ms; /* default 30s */
+} vg_collector_config_t;
+
+vg_err_t vg_collector_config_load(const char *path, vg_collector_config_t **out, vg_error *err);
+vg_err_t vg_collector_config_parse(const char *name, const char *yaml, size_t len,
+                                   vg_collector_config_t **out, vg_error *err);
+void vg_collector_config_free(vg_collector_config_t *c);
+
+#endif

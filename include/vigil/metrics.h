@@ -1,0 +1,51 @@
+/*
+ * metrics.h - self-metrics: counters and gauges served on /metrics.
+ *
+ * Each process keeps one registry. A metric is identified by name plus a
+ * fixed label string ('reason="bad_json"'), registered once at start-up and
+ * then updated lock-free with atomics on the hot path. Rendering takes the
+ * registry lock only to walk the list, and emits HELP/TYPE once per family
+ * in the Prometheus text format 0.0.4.
+ */
+#ifndef VIGIL_METRICS_H
+#define VIGIL_METRICS_H
+
+#include <stdint.h>
+
+#include "vigil/buf.h"
+#include "vigil/error.h"
+
+typedef struct vg_metrics vg_metrics_t;
+typedef struct vg_metric vg_metric_t;
+
+typedef enum vg_metric_type { VG_METRIC_COUNTER, VG_METRIC_GAUGE } vg_metric_type;
+
+/* Callback gauge: computed at render time (e.g. series count). */
+typedef double (*vg_metric_fn)(void *ud);
+
+vg_metrics_t *vg_metrics_new(void);
+void vg_metrics_free(vg_metrics_t *m);
+
+/* Get or create a metric. labels is "" / NULL or a rendered set like
+ * 'reason="x",tenant="y"' (without braces). Same name+labels return the same
+ * handle. NULL only on ENOMEM; the update functions accept NULL and do nothing. */
+vg_metric_t *vg_metrics_counter(vg_metrics_t *m, const char *name, const char *help,
+                                const char *labels);
+vg_metric_t *vg_metrics_gauge(vg_metrics_t *m, const char *name, const char *help,
+                              const char *labels);
+vg_metric_t *vg_metrics_gauge_fn(vg_metrics_t *m, const char *name, const char *help,
+                                 const char *labels, vg_metric_fn fn, void *ud);
+
+void vg_metric_inc(vg_metric_t *c);
+void vg_metric_add(vg_metric_t *c, double v);
+void vg_metric_set(vg_metric_t *g, double v);
+double vg_metric_value(const vg_metric_t *c);
+
+/* Append every metric in text format 0.0.4, grouped by family. */
+vg_err_t vg_metrics_render(vg_metrics_t *m, vg_buf *out);
+
+/* Format a float as Prometheus does in text and JSON (Go's 'g'-style shortest
+ * round-trip repr; NaN, +Inf, -Inf). buf needs 32 bytes. Returns buf. */
+const char *vg_fmt_float(double v, char *buf);
+
+#endif
