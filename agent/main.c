@@ -1,0 +1,160 @@
+/*
+ * main.c (agent) - wire the agent's parts together and run.
+ *
+ * Data flows scrape → batcher → sink. The scrape thread never touches the
+ * network on the sending side: vg_batcher_add only queues, and the batcher's
+ * ship thread owns the sink. External labels are merged here, at the one
+ * place every sample passes, so no producer has to know about them.
+ */
+#include <signal.h>
+#include <stdio.h>
+#include <string.h>
+#include <unistd.h>
+
+#include "config.h"
+#include "scrape/scrape.h"
+#include "ship/batcher.h"
+#include "ship/sink.h"
+#include "vigil/alloc.h"
+#include "vigil/cli.h"
+#include "vigil/httpd.h"
+#include "vigil/log.h"
+#include "vigil/metrics.h"
+
+typedef struct agent {
+    vg_agent_config_t *cfg;
+    vg_metrics_t *metrics;
+    vg_httpd_t *httpd;
+    struct vg_sink *sink;
+    vg_batcher_t *batcher;
+    vg_scraper_t *scraper;
+    vg_label_t *scratch; /* merged labels, used by the scrape thread only */
+    size_t scratch_cap;
+} agent;
+
+/* Merge sorted a and sorted external labels; a sample's own label wins. */
+static size_t merge_external(agent *a, const vg_label_t *l, size_t n)
+{
+    const vg_label_t *e = a->cfg->external_labels;
+    size_t ne = a->cfg->nexternal_labels, i = 0, j = 0, o = 0;
+    while (i < n || j < ne) {
+        int c = i == n ? 1 : j == ne ? -1 : strcmp(l[i].name, e[j].name);
+        if (c <= 0) {
+            a->scratch[o++] = l[i++];
+            if (c == 0) j++;
+        } else {
+            a->scratch[o++] = e[j++];
+        }
+    }
+    return o;
+}
+
+static vg_err_t on_sample(void *ud, const vg_label_t *labels, size_t n, int64_t ts_ms, double v)
+{
+    agent *a = ud;
+    size_t ne = a->cfg->nexternal_labels;
+    if (ne == 0) return vg_batcher_add(a->batcher, labels, n, ts_ms, v);
+    if (n + ne > a->scratch_cap) {
+        vg_label_t *p = vg_realloc(a->scratch, (n + ne) * sizeof(*p));
+        if (!p) return VG_ENOMEM;
+        a->scratch = p;
+        a->scratch_cap = n + ne;
+    }
+    return vg_batcher_add(a->batcher, a->scratch, merge_external(a, labels, n), ts_ms, v);
+}
+
+static void on_scrape_done(void *ud)
+{
+    agent *a = ud;
+    vg_batcher_commit(a->batcher);
+}
+
+static vg_err_t start_pipeline(agent *a, vg_error *err)
+{
+    vg_err_t rc = vg_sink_from_config(a->cfg, a->metrics, &a->sink, err);
+    if (rc) return rc;
+    char id[300];
+    snprintf(id, sizeof(id), "%s/%d", a->cfg->node, (int)getpid());
+    vg_batcher_opts bo = {.agent_id = id, .node = a->cfg->node, .tenant = a->cfg->tenant};
+    rc = vg_batcher_new(&bo, a->sink, a->metrics, &a->batcher, err);
+    if (!rc) rc = vg_scraper_new(a->cfg, on_sample, on_scrape_done, a, a->metrics, &a->scraper, err);
+    if (!rc) rc = vg_scraper_start(a->scraper, err);
+    return rc;
+}
+
+static vg_err_t agent_start(agent *a, vg_error *err)
+{
+    a->metrics = vg_metrics_new();
+    if (!a->metrics) return vg_error_set(err, VG_ENOMEM, "out of memory at start-up");
+    vg_metric_set(vg_metrics_gauge(a->metrics, "vigil_build_info", "Build information.",
+                                   "version=\"" VIGIL_VERSION "\",program=\"vigil-agent\""),
+                  1);
+    vg_httpd_opts o = {.listen = a->cfg->listen, .threads = 1, .max_body = 1u << 20};
+    a->httpd = vg_httpd_new(&o);
+    if (!a->httpd) return vg_error_set(err, VG_ENOMEM, "cannot allocate the HTTP server");
+    vg_err_t rc = vg_metrics_serve(a->metrics, a->httpd);
+    if (!rc) rc = vg_httpd_start(a->httpd, err);
+    if (!rc) rc = start_pipeline(a, err);
+    if (!rc) vg_metrics_set_ready(a->metrics, 1);
+    return rc;
+}
+
+static void agent_stop(agent *a)
+{
+    vg_scraper_free(a->scraper); /* no new samples */
+    vg_batcher_free(a->batcher); /* flushes what is pending through the sink */
+    if (a->sink) vg_sink_free(a->sink);
+    vg_httpd_free(a->httpd);
+    vg_metrics_free(a->metrics);
+    vg_free(a->scratch);
+    vg_agent_config_free(a->cfg);
+}
+
+static int load_config(const vg_cli *cli, agent *a)
+{
+    vg_error err = {0};
+    const char *path = cli->check_config ? cli->check_config : cli->config;
+    vg_err_t rc = vg_agent_config_load(path, &a->cfg, &err);
+    if (rc) {
+        fprintf(stderr, "vigil-agent: %s\n", vg_error_msg(&err, rc));
+        return 1;
+    }
+    if (cli->listen) a->cfg->listen = cli->listen;
+    if (cli->data_dir) a->cfg->data_dir = cli->data_dir;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    vg_cli cli;
+    int st = vg_cli_parse(argc, argv, "vigil-agent",
+                          "Scrapes Prometheus endpoints on this node and ships the samples to a "
+                          "Vigil collector over HTTP or Kafka.",
+                          &cli);
+    if (st) return st < 0 ? 0 : st;
+    agent a = {0};
+    if (load_config(&cli, &a)) return 1;
+    if (cli.check_config) {
+        printf("%s: OK\n", cli.check_config);
+        vg_agent_config_free(a.cfg);
+        return 0;
+    }
+    vg_cli_block_signals();
+    vg_error err = {0};
+    vg_err_t rc = agent_start(&a, &err);
+    if (rc) {
+        char q[600];
+        vg_log_error("agent", "start-up failed", "err=%s",
+                     vg_logq(q, sizeof(q), vg_error_msg(&err, rc)));
+        agent_stop(&a);
+        return 1;
+    }
+    vg_log_info("agent", "started", "version=%s config=%s listen=%s sink=%s", VIGIL_VERSION,
+                a.cfg->source, a.cfg->listen, a.cfg->kafka_brokers ? "kafka" : "http");
+    int sig;
+    while ((sig = vg_cli_wait_signal()) == SIGHUP)
+        vg_log_info("agent", "SIGHUP: nothing to reload in this build", NULL);
+    vg_log_info("agent", "shutting down", "signal=%d", sig);
+    agent_stop(&a);
+    return 0;
+}

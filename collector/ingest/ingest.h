@@ -1,0 +1,42 @@
+/*
+ * ingest.h - the collector's single entry point for agent batches.
+ *
+ * HTTP (POST /ingest/v1/batch) and the Kafka consumer both hand raw envelope
+ * bytes to vg_ingest_batch, so decoding limits, tenant resolution, counting
+ * and storage are the same whichever way a batch arrived.
+ */
+#ifndef VIGIL_INGEST_H
+#define VIGIL_INGEST_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigil/error.h"
+#include "vigil/httpd.h"
+#include "vigil/metrics.h"
+#include "tsdb/tsdb.h"
+
+typedef struct vg_ingest vg_ingest_t;
+
+typedef struct vg_ingest_result {
+    uint64_t samples;    /* samples in the batch */
+    uint64_t appended;   /* samples newly stored */
+    uint64_t duplicates; /* samples that were already stored (no-op) */
+    uint64_t rejected;   /* samples or series refused (conflict, out of order, bad labels) */
+} vg_ingest_result;
+
+/* New ingest stage storing into db (borrowed) and counting into m (borrowed, may be NULL). */
+vg_ingest_t *vg_ingest_new(vg_tsdb_t *db, vg_metrics_t *m);
+void vg_ingest_free(vg_ingest_t *in);
+
+/* Decode and store one envelope. tenant overrides the batch's tenant when
+ * non-NULL (HTTP X-Scope-OrgID). VG_EPARSE/VG_ETOOLARGE for a batch that can
+ * never be stored (dead-letter it), VG_EUNSUPPORTED for a payload this build
+ * cannot store, VG_OK otherwise (individual rejected samples are counted). */
+vg_err_t vg_ingest_batch(vg_ingest_t *in, const char *tenant, const uint8_t *data, size_t len,
+                         vg_ingest_result *res, vg_error *err);
+
+/* Register POST /ingest/v1/batch on h. */
+vg_err_t vg_ingest_register_http(vg_ingest_t *in, vg_httpd_t *h);
+
+#endif

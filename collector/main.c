@@ -1,0 +1,142 @@
+/*
+ * main.c (collector) - wire the collector's parts together and run.
+ *
+ * Start-up order matters: storage first, then the HTTP server (so /metrics
+ * and /-/healthy answer while the rest comes up), then the inputs. Ready is
+ * reported only once every input runs. Shutdown goes the other way: inputs
+ * stop first so nothing is accepted that cannot be stored.
+ */
+#include <stdio.h>
+#include <stdlib.h>
+#include <signal.h>
+
+#include "api/api.h"
+#include "config.h"
+#include "ingest/ingest.h"
+#include "ingest/kafka_consumer.h"
+#include "tsdb/tsdb.h"
+#include "vigil/cli.h"
+#include "vigil/httpd.h"
+#include "vigil/log.h"
+#include "vigil/metrics.h"
+
+typedef struct collector {
+    vg_collector_config_t *cfg;
+    vg_metrics_t *metrics;
+    vg_tsdb_t *db;
+    vg_httpd_t *httpd;
+    vg_ingest_t *ingest;
+    vg_kafka_consumer_t *kafka;
+} collector;
+
+static vg_err_t on_kafka_batch(void *ud, const char *topic, const char *tenant_key,
+                               const uint8_t *data, size_t len, vg_error *err)
+{
+    collector *c = ud;
+    (void)topic;
+    return vg_ingest_batch(c->ingest, tenant_key, data, len, NULL, err);
+}
+
+static vg_err_t start_kafka(collector *c, vg_error *err)
+{
+    const vg_collector_config_t *cfg = c->cfg;
+    if (!cfg->kafka_brokers) return VG_OK;
+    vg_kafka_consumer_opts o = {
+        .brokers = cfg->kafka_brokers,
+        .group_id = cfg->kafka_group_id,
+        .metrics_topic = cfg->kafka_metrics_topic,
+        .audit_topic = cfg->kafka_audit_topic,
+    };
+    vg_err_t rc = vg_kafka_consumer_new(&o, on_kafka_batch, c, c->metrics, &c->kafka, err);
+    if (!rc) rc = vg_kafka_consumer_start(c->kafka, err);
+    if (!rc)
+        vg_log_info("collector", "consuming from Kafka", "brokers=%s group=%s",
+                    cfg->kafka_brokers, cfg->kafka_group_id);
+    return rc;
+}
+
+static vg_err_t start_http(collector *c, vg_error *err)
+{
+    vg_httpd_opts o = {.listen = c->cfg->listen, .threads = 4, .max_body = 64u << 20};
+    c->httpd = vg_httpd_new(&o);
+    if (!c->httpd) return vg_error_set(err, VG_ENOMEM, "cannot allocate the HTTP server");
+    vg_err_t rc = vg_metrics_serve(c->metrics, c->httpd);
+    if (!rc) rc = vg_ingest_register_http(c->ingest, c->httpd);
+    if (!rc) rc = vg_api_register(c->httpd, c->db, c->metrics);
+    if (!rc) rc = vg_httpd_start(c->httpd, err);
+    if (!rc) vg_log_info("collector", "listening", "addr=%s", c->cfg->listen);
+    return rc;
+}
+
+static vg_err_t collector_start(collector *c, vg_error *err)
+{
+    c->metrics = vg_metrics_new();
+    c->db = c->metrics ? vg_tsdb_new(c->metrics) : NULL;
+    c->ingest = c->db ? vg_ingest_new(c->db, c->metrics) : NULL;
+    if (!c->ingest) return vg_error_set(err, VG_ENOMEM, "out of memory at start-up");
+    vg_metric_set(vg_metrics_gauge(c->metrics, "vigil_build_info", "Build information.",
+                                   "version=\"" VIGIL_VERSION "\",program=\"vigil-collector\""),
+                  1);
+    vg_err_t rc = start_http(c, err);
+    if (!rc) rc = start_kafka(c, err);
+    if (!rc) vg_metrics_set_ready(c->metrics, 1);
+    return rc;
+}
+
+static void collector_stop(collector *c)
+{
+    vg_kafka_consumer_free(c->kafka);
+    vg_httpd_free(c->httpd);
+    vg_ingest_free(c->ingest);
+    vg_tsdb_free(c->db);
+    vg_metrics_free(c->metrics);
+    vg_collector_config_free(c->cfg);
+}
+
+static int load_config(const vg_cli *cli, collector *c)
+{
+    vg_error err = {0};
+    const char *path = cli->check_config ? cli->check_config : cli->config;
+    vg_err_t rc = vg_collector_config_load(path, &c->cfg, &err);
+    if (rc) {
+        fprintf(stderr, "vigil-collector: %s\n", vg_error_msg(&err, rc));
+        return 1;
+    }
+    if (cli->listen) c->cfg->listen = cli->listen;
+    if (cli->data_dir) c->cfg->data_dir = cli->data_dir;
+    return 0;
+}
+
+int main(int argc, char **argv)
+{
+    vg_cli cli;
+    int st = vg_cli_parse(argc, argv, "vigil-collector",
+                          "Stores metrics from Vigil agents, Kafka and remote-write, and serves "
+                          "the Prometheus HTTP API.",
+                          &cli);
+    if (st) return st < 0 ? 0 : st;
+    collector c = {0};
+    if (load_config(&cli, &c)) return 1;
+    if (cli.check_config) {
+        printf("%s: OK\n", cli.check_config);
+        vg_collector_config_free(c.cfg);
+        return 0;
+    }
+    vg_cli_block_signals();
+    vg_error err = {0};
+    vg_err_t rc = collector_start(&c, &err);
+    if (rc) {
+        char q[600];
+        vg_log_error("collector", "start-up failed", "err=%s",
+                     vg_logq(q, sizeof(q), vg_error_msg(&err, rc)));
+        collector_stop(&c);
+        return 1;
+    }
+    vg_log_info("collector", "started", "version=%s config=%s", VIGIL_VERSION, c.cfg->source);
+    int sig;
+    while ((sig = vg_cli_wait_signal()) == SIGHUP)
+        vg_log_info("collector", "SIGHUP: nothing to reload in this build", NULL);
+    vg_log_info("collector", "shutting down", "signal=%d", sig);
+    collector_stop(&c);
+    return 0;
+}
