@@ -1,0 +1,71 @@
+#!/usr/bin/env bash
+# demo.sh - build Vigil and run the main job in the foreground.
+#
+# The collector and one agent on the embedded default: HTTP transport, no
+# Kafka. The agent scrapes its own /metrics and, where prometheus-node-exporter
+# is installed, a local node_exporter (started here on 127.0.0.1:9100 unless
+# one already answers there). Ctrl-C stops everything this script started.
+set -euo pipefail
+cd "$(dirname "$0")/.."
+ROOT=$(pwd)
+DIR=${VIGIL_DEMO_DIR:-/tmp/vigil-demo}
+CPORT=${VIGIL_DEMO_COLLECTOR:-127.0.0.1:9400}
+APORT=${VIGIL_DEMO_AGENT:-127.0.0.1:9401}
+
+scripts/deps.sh build
+cmake -S . -B build -G Ninja -DCMAKE_BUILD_TYPE=RelWithDebInfo >/dev/null
+ninja -C build -j "${VIGIL_JOBS:-2}" vigil-agent vigil-collector vigilctl
+mkdir -p "$DIR"
+
+pids=()
+cleanup() {
+    trap - INT TERM EXIT
+    echo; echo "demo.sh: stopping"
+    for p in "${pids[@]}"; do kill -TERM "$p" 2>/dev/null || true; done
+    for p in "${pids[@]}"; do wait "$p" 2>/dev/null || true; done
+}
+trap cleanup INT TERM EXIT
+
+answers() { curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; }
+
+targets="'$APORT'"
+if answers http://127.0.0.1:9100/metrics; then
+    targets="$targets, '127.0.0.1:9100'"
+elif command -v prometheus-node-exporter >/dev/null; then
+    prometheus-node-exporter --web.listen-address=127.0.0.1:9100 >"$DIR/node_exporter.log" 2>&1 &
+    pids+=($!)
+    targets="$targets, '127.0.0.1:9100'"
+fi
+
+cat > "$DIR/agent.yml" <<YAML
+agent: {listen: '$APORT', tenant: default, data_dir: '$DIR/agent'}
+global: {scrape_interval: 5s, scrape_timeout: 4s}
+scrape_configs:
+  - job_name: node
+    static_configs: [{targets: [$targets]}]
+output:
+  http: {url: 'http://$CPORT'}
+YAML
+
+build/vigil-collector --listen "$CPORT" --data-dir "$DIR/collector" &
+pids+=($!)
+build/vigil-agent --config "$DIR/agent.yml" &
+pids+=($!)
+
+deadline=$((SECONDS + 60))
+until curl -fsS "http://$CPORT/api/v1/query?query=up" 2>/dev/null | grep -q '"1"\]'; do
+    [ $SECONDS -lt $deadline ] || { echo "demo.sh: no data after 60s; see the logs above" >&2; exit 1; }
+    sleep 1
+done
+
+cat <<MSG
+
+Vigil is running: collector on http://$CPORT, agent on http://$APORT (targets: $targets).
+  Grafana:  add a Prometheus data source with URL http://$CPORT
+  Query:    curl -s 'http://$CPORT/api/v1/query?query=up'
+            VIGIL_URL=http://$CPORT build/vigilctl query 'up'
+  Metrics:  curl -s http://$CPORT/metrics
+Press Ctrl-C to stop.
+MSG
+curl -s "http://$CPORT/api/v1/query?query=up"; echo
+wait
