@@ -14,7 +14,7 @@ set -euo pipefail
 BUILD_PKGS=(build-essential cmake ninja-build pkg-config git python3
     librdkafka-dev libprotobuf-c-dev protobuf-c-compiler libzstd-dev libmicrohttpd-dev
     libcurl4-openssl-dev libpcre2-dev libyaml-dev libsnappy-dev libxxhash-dev libssl-dev
-    libjansson-dev zstd)
+    libjansson-dev zstd curl ca-certificates)
 TEST_PKGS=(libcmocka-dev openjdk-17-jre-headless maven prometheus prometheus-node-exporter
     prometheus-alertmanager victoria-metrics rsyslog kcat clang libclang-rt-14-dev
     clang-format valgrind curl procps)
