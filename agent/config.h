@@ -24,29 +24,29 @@ typedef struct vg_kv {
 typedef struct vg_static_group {
     const char **targets; /* "host:port" */
     size_t ntargets;
-    vg_label_t *labels;   /* sorted */
+    vg_label_t *labels; /* sorted */
     size_t nlabels;
 } vg_static_group_t;
 
 typedef struct vg_scrape_config {
     const char *job_name;
-    int64_t interval_ms;        /* default: global.scrape_interval */
-    int64_t timeout_ms;         /* default: global.scrape_timeout, capped at interval */
-    const char *metrics_path;   /* default "/metrics" */
-    const char *scheme;         /* "http" or "https" */
-    vg_kv_t *params;            /* URL query parameters */
+    int64_t interval_ms;      /* default: global.scrape_interval */
+    int64_t timeout_ms;       /* default: global.scrape_timeout, capped at interval */
+    const char *metrics_path; /* default "/metrics" */
+    const char *scheme;       /* "http" or "https" */
+    vg_kv_t *params;          /* URL query parameters */
     size_t nparams;
     int honor_labels;
-    int honor_timestamps;       /* default 1 */
-    uint64_t sample_limit;      /* 0 = none */
+    int honor_timestamps;  /* default 1 */
+    uint64_t sample_limit; /* 0 = none */
     uint64_t label_limit;
-    uint64_t body_size_limit;   /* bytes, 0 = none */
+    uint64_t body_size_limit; /* bytes, 0 = none */
     vg_static_group_t *static_configs;
     size_t nstatic;
 } vg_scrape_config_t;
 
 typedef struct vg_agent_config {
-    vg_arena_t *arena; /* owns every string and array below */
+    vg_arena_t *arena;  /* owns every string and array below */
     const char *source; /* file name, or "<embedded default>" */
 
     /* agent: */
@@ -67,8 +67,8 @@ typedef struct vg_agent_config {
     int host_metrics_enabled; /* host_metrics.enabled, default 1 */
 
     /* output: exactly one sink is active; Kafka wins when brokers is set. */
-    const char *http_url;      /* output.http.url, default http://127.0.0.1:9400 */
-    const char *kafka_brokers; /* output.kafka.brokers; NULL = HTTP transport */
+    const char *http_url;            /* output.http.url, default http://127.0.0.1:9400 */
+    const char *kafka_brokers;       /* output.kafka.brokers; NULL = HTTP transport */
     const char *kafka_metrics_topic; /* default vigil.metrics */
     const char *kafka_audit_topic;   /* default vigil.audit */
     vg_kv_t *kafka_properties;       /* passed to rd_kafka_conf_set as is */

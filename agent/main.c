@@ -77,7 +77,8 @@ static vg_err_t start_pipeline(agent *a, vg_error *err)
     snprintf(id, sizeof(id), "%s/%d", a->cfg->node, (int)getpid());
     vg_batcher_opts bo = {.agent_id = id, .node = a->cfg->node, .tenant = a->cfg->tenant};
     rc = vg_batcher_new(&bo, a->sink, a->metrics, &a->batcher, err);
-    if (!rc) rc = vg_scraper_new(a->cfg, on_sample, on_scrape_done, a, a->metrics, &a->scraper, err);
+    if (!rc)
+        rc = vg_scraper_new(a->cfg, on_sample, on_scrape_done, a, a->metrics, &a->scraper, err);
     if (!rc) rc = vg_scraper_start(a->scraper, err);
     return rc;
 }

@@ -16,10 +16,10 @@
 #include "vigil/error.h"
 
 typedef struct vg_tenant_limits {
-    const char *tenant;       /* NULL for the default entry */
-    double ingestion_rate;    /* samples/s, default 100000 */
-    double ingestion_burst;   /* default 200000 */
-    uint64_t max_series;      /* default 1000000 */
+    const char *tenant;     /* NULL for the default entry */
+    double ingestion_rate;  /* samples/s, default 100000 */
+    double ingestion_burst; /* default 200000 */
+    uint64_t max_series;    /* default 1000000 */
 } vg_tenant_limits_t;
 
 typedef struct vg_collector_config {

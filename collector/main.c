@@ -50,8 +50,8 @@ static vg_err_t start_kafka(collector *c, vg_error *err)
     vg_err_t rc = vg_kafka_consumer_new(&o, on_kafka_batch, c, c->metrics, &c->kafka, err);
     if (!rc) rc = vg_kafka_consumer_start(c->kafka, err);
     if (!rc)
-        vg_log_info("collector", "consuming from Kafka", "brokers=%s group=%s",
-                    cfg->kafka_brokers, cfg->kafka_group_id);
+        vg_log_info("collector", "consuming from Kafka", "brokers=%s group=%s", cfg->kafka_brokers,
+                    cfg->kafka_group_id);
     return rc;
 }
 

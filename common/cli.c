@@ -31,10 +31,13 @@ static void usage(FILE *f, const char *prog, const char *summary)
 int vg_cli_parse(int argc, char **argv, const char *prog, const char *summary, vg_cli *out)
 {
     static const struct option opts[] = {
-        {"config", required_argument, 0, 'c'},   {"listen", required_argument, 0, 'l'},
-        {"data-dir", required_argument, 0, 'd'}, {"log-level", required_argument, 0, 'L'},
+        {"config", required_argument, 0, 'c'},
+        {"listen", required_argument, 0, 'l'},
+        {"data-dir", required_argument, 0, 'd'},
+        {"log-level", required_argument, 0, 'L'},
         {"check-config", required_argument, 0, 'k'},
-        {"version", no_argument, 0, 'V'},        {"help", no_argument, 0, 'h'},
+        {"version", no_argument, 0, 'V'},
+        {"help", no_argument, 0, 'h'},
         {0, 0, 0, 0},
     };
     memset(out, 0, sizeof(*out));

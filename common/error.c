@@ -56,7 +56,16 @@ void vg_error_prefix(vg_error *err, const char *fmt, ...)
     vsnprintf(pre, sizeof(pre), fmt, ap);
     va_end(ap);
     memcpy(old, err->msg, sizeof(old));
-    snprintf(err->msg, sizeof(err->msg), "%s: %s", pre, old);
+    /* Truncation is intended: the prefix and as much of the old text as fits. */
+    size_t n = strlen(pre);
+    if (n > sizeof(err->msg) - 3) n = sizeof(err->msg) - 3;
+    memcpy(err->msg, pre, n);
+    memcpy(err->msg + n, ": ", 2);
+    n += 2;
+    size_t rest = strnlen(old, sizeof(old));
+    if (rest > sizeof(err->msg) - 1 - n) rest = sizeof(err->msg) - 1 - n;
+    memcpy(err->msg + n, old, rest);
+    err->msg[n + rest] = '\0';
 }
 
 const char *vg_error_msg(const vg_error *err, vg_err_t code)

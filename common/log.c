@@ -78,9 +78,9 @@ void vg_log_write(vg_log_level lvl, const char *component, const char *file, int
     char out[4096], q[1024];
     size_t o = put_ts(out, sizeof(out));
     int lv = (int)lvl < 0 ? 0 : (int)lvl > 3 ? 3 : (int)lvl;
-    o += (size_t)snprintf(out + o, sizeof(out) - o, " level=%s component=%s msg=%s",
-                          level_names[lv], component ? component : "main",
-                          vg_logq(q, sizeof(q), msg ? msg : ""));
+    o +=
+        (size_t)snprintf(out + o, sizeof(out) - o, " level=%s component=%s msg=%s", level_names[lv],
+                         component ? component : "main", vg_logq(q, sizeof(q), msg ? msg : ""));
     if (kvfmt && o < sizeof(out) - 2) {
         out[o++] = ' ';
         va_list ap;

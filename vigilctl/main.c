@@ -64,7 +64,8 @@ static int cmd_check(int argc, char **argv)
         return 2;
     }
     int bad = 0;
-    for (int i = 3; i < argc; i++) bad |= collector ? check_collector(argv[i]) : check_agent(argv[i]);
+    for (int i = 3; i < argc; i++)
+        bad |= collector ? check_collector(argv[i]) : check_agent(argv[i]);
     return bad;
 }
 

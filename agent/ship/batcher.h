@@ -24,9 +24,9 @@ typedef struct vg_batcher_opts {
     const char *agent_id;
     const char *node;
     const char *tenant;
-    size_t max_samples;     /* flush when a batch holds this many samples; 0 = 10000 */
-    int64_t max_delay_ms;   /* flush a non-empty batch after this long; 0 = 1000 */
-    int zstd_level;         /* 0 = 3 */
+    size_t max_samples;   /* flush when a batch holds this many samples; 0 = 10000 */
+    int64_t max_delay_ms; /* flush a non-empty batch after this long; 0 = 1000 */
+    int zstd_level;       /* 0 = 3 */
 } vg_batcher_opts;
 
 /* New batcher that ships through sink (borrowed; must outlive the batcher)

@@ -37,8 +37,8 @@ static void handle_batch(void *ud, const vg_http_req *req, vg_http_resp *resp)
     const uint8_t *body = vg_http_req_body(req, &len);
     vg_ingest_result res;
     vg_error err = {0};
-    vg_err_t rc = vg_ingest_batch(in, vg_http_req_header(req, "X-Scope-OrgID"), body, len, &res,
-                                  &err);
+    vg_err_t rc =
+        vg_ingest_batch(in, vg_http_req_header(req, "X-Scope-OrgID"), body, len, &res, &err);
     int status = status_for(rc);
     if (rc) {
         char q[600];

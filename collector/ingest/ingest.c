@@ -59,8 +59,8 @@ static vg_err_t store_metrics(vg_ingest_t *in, const char *tenant, const vg_batc
     for (size_t i = 0; i < mb->n_timeseries; i++) res->samples += mb->timeseries[i]->n_samples;
     vg_append_stats st = {0};
     vg_error aerr = {0};
-    vg_err_t rc = vg_tsdb_append_timeseries(in->db, tenant, mb->timeseries, mb->n_timeseries, &st,
-                                            &aerr);
+    vg_err_t rc =
+        vg_tsdb_append_timeseries(in->db, tenant, mb->timeseries, mb->n_timeseries, &st, &aerr);
     res->appended = st.samples_appended;
     res->duplicates = st.samples_deduplicated;
     res->rejected = st.samples_out_of_order + st.samples_conflicting + st.series_rejected;

@@ -15,10 +15,10 @@
 #include "vigil/error.h"
 
 typedef struct vg_buf {
-    char *data;  /* NUL-terminated; NULL until the first append */
-    size_t len;  /* bytes used, excluding the NUL */
-    size_t cap;  /* bytes allocated */
-    size_t max;  /* hard limit on len; 0 means SIZE_MAX */
+    char *data; /* NUL-terminated; NULL until the first append */
+    size_t len; /* bytes used, excluding the NUL */
+    size_t cap; /* bytes allocated */
+    size_t max; /* hard limit on len; 0 means SIZE_MAX */
 } vg_buf;
 
 /* Set up an empty buffer with a cap on its length (0 = no cap). Never fails. */

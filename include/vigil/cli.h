@@ -12,13 +12,13 @@
 #define VIGIL_CLI_H
 
 typedef struct vg_cli {
-    const char *config;    /* --config FILE, NULL = embedded default */
-    const char *listen;    /* --listen ADDR */
-    const char *data_dir;  /* --data-dir DIR */
-    const char *log_level; /* --log-level error|warn|info|debug */
+    const char *config;       /* --config FILE, NULL = embedded default */
+    const char *listen;       /* --listen ADDR */
+    const char *data_dir;     /* --data-dir DIR */
+    const char *log_level;    /* --log-level error|warn|info|debug */
     const char *check_config; /* --check-config FILE: validate and exit */
-    int version;           /* --version */
-    int help;              /* --help */
+    int version;              /* --version */
+    int help;                 /* --help */
 } vg_cli;
 
 /* Parse argv. Returns 0 to run, -1 when the program should exit with status 0

@@ -38,10 +38,10 @@ void vg_log_write(vg_log_level lvl, const char *component, const char *file, int
 /* Quote and escape s for a logfmt value into buf; returns buf. Truncates safely. */
 const char *vg_logq(char *buf, size_t n, const char *s);
 
-#define VG_LOG_AT(lvl, comp, ...)                                                  \
-    do {                                                                           \
-        if ((int)(lvl) <= vg_log_threshold)                                        \
-            vg_log_write((lvl), (comp), __FILE__, __LINE__, __VA_ARGS__);          \
+#define VG_LOG_AT(lvl, comp, ...)                                                                  \
+    do {                                                                                           \
+        if ((int)(lvl) <= vg_log_threshold)                                                        \
+            vg_log_write((lvl), (comp), __FILE__, __LINE__, __VA_ARGS__);                          \
     } while (0)
 
 #define vg_log_error(comp, ...) VG_LOG_AT(VG_LOG_ERROR, comp, __VA_ARGS__)

@@ -58,7 +58,8 @@ static int run_path(const char *path, int *count)
 
 int main(int argc, char **argv)
 {
-    static const char *const synthetic[] = {"", "\0", "\xff\xff\xff\xff", "{", "a{b=\"", "\x28\xb5\x2f\xfd"};
+    static const char *const synthetic[] = {"",  "\0",     "\xff\xff\xff\xff",
+                                            "{", "a{b=\"", "\x28\xb5\x2f\xfd"};
     for (size_t i = 0; i < sizeof(synthetic) / sizeof(*synthetic); i++)
         LLVMFuzzerTestOneInput((const uint8_t *)synthetic[i], strlen(synthetic[i]));
     int count = 0;

@@ -11,8 +11,8 @@
 static void test_flags(void **state)
 {
     (void)state;
-    char *argv[] = {"prog", "--config", "a.yml", "--listen", "127.0.0.1:1", "--data-dir", "/d",
-                    "--log-level", "warn", NULL};
+    char *argv[] = {"prog",       "--config", "a.yml",       "--listen", "127.0.0.1:1",
+                    "--data-dir", "/d",       "--log-level", "warn",     NULL};
     vg_cli c;
     assert_int_equal(vg_cli_parse(9, argv, "prog", "x", &c), 0);
     assert_string_equal(c.config, "a.yml");

@@ -45,7 +45,8 @@ static void test_log_lines(void **state)
     dup2(fds[1], STDERR_FILENO);
     vg_log_set_level(VG_LOG_INFO);
     char q[64];
-    vg_log_info("scrape", "scrape failed", "job=%s err=%s", "node", vg_logq(q, sizeof(q), "a \"b\"\nc"));
+    vg_log_info("scrape", "scrape failed", "job=%s err=%s", "node",
+                vg_logq(q, sizeof(q), "a \"b\"\nc"));
     vg_log_debug("scrape", "hidden", NULL);
     vg_log_warn("spool", "disk full", NULL);
     fflush(stderr);
