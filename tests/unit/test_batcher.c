@@ -1,0 +1,359 @@
+/*
+ * test_batcher.c - the batcher against a stub sink that records or fails.
+ *
+ * The stub is a vg_sink_ops table in this file, so the tests see exactly the
+ * bytes the batcher would hand to Kafka or HTTP and decode them with
+ * vg_envelope_decode. vg_batcher_flush waits for the sink, so no test
+ * sleeps: ordering and counts are checked after flush or free returns.
+ */
+#include <pthread.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "ship/batcher.h"
+#include "ship/sink.h"
+#include "vigil/alloc.h"
+#include "vigil/envelope.h"
+
+#define MAX_REC 4096
+
+struct stub {
+    pthread_mutex_t mu;
+    int fail_next;       /* return fail_code this many times */
+    vg_err_t fail_code;
+    int block;           /* return VG_ERETRY until cleared */
+    int attempts;
+    uint64_t attempt_seq[MAX_REC];
+    int nsent;
+    uint8_t *data[MAX_REC];
+    size_t len[MAX_REC];
+    uint64_t seq[MAX_REC];
+    char tenant[MAX_REC][32];
+};
+
+static vg_err_t stub_send(void *self, const vg_sink_msg *msg, vg_error *err)
+{
+    struct stub *s = self;
+    vg_err_t rc = VG_OK;
+    pthread_mutex_lock(&s->mu);
+    if (s->attempts < MAX_REC) s->attempt_seq[s->attempts] = msg->seq;
+    s->attempts++;
+    if (s->block) {
+        rc = vg_error_set(err, VG_ERETRY, "stub: blocked");
+    } else if (s->fail_next > 0) {
+        s->fail_next--;
+        rc = vg_error_set(err, s->fail_code, "stub: failing on purpose");
+    } else if (s->nsent < MAX_REC) {
+        s->data[s->nsent] = vg_malloc(msg->len);
+        memcpy(s->data[s->nsent], msg->data, msg->len);
+        s->len[s->nsent] = msg->len;
+        s->seq[s->nsent] = msg->seq;
+        strncpy(s->tenant[s->nsent], msg->tenant, 31);
+        s->nsent++;
+    }
+    pthread_mutex_unlock(&s->mu);
+    return rc;
+}
+
+static void stub_free(void *self)
+{
+    (void)self;
+}
+
+static const struct vg_sink_ops stub_ops = {.name = "stub", .send = stub_send, .free = stub_free};
+
+struct fixture {
+    struct stub st;
+    struct vg_sink sink;
+    vg_metrics_t *m;
+    vg_batcher_t *b;
+};
+
+static struct fixture *fx_new(size_t max_samples, int64_t max_delay_ms)
+{
+    struct fixture *f = vg_calloc(1, sizeof(*f));
+    pthread_mutex_init(&f->st.mu, NULL);
+    f->sink.ops = &stub_ops;
+    f->sink.self = &f->st;
+    f->m = vg_metrics_new();
+    vg_batcher_opts o = {.agent_id = "agent-1",
+                         .node = "node-a",
+                         .tenant = "team-a",
+                         .max_samples = max_samples,
+                         .max_delay_ms = max_delay_ms};
+    vg_error e = {0};
+    assert_int_equal(vg_batcher_new(&o, &f->sink, f->m, &f->b, &e), VG_OK);
+    return f;
+}
+
+static void fx_free(struct fixture *f)
+{
+    vg_batcher_free(f->b);
+    for (int i = 0; i < f->st.nsent; i++) vg_free(f->st.data[i]);
+    vg_metrics_free(f->m);
+    pthread_mutex_destroy(&f->st.mu);
+    vg_free(f);
+}
+
+static vg_batch_t *decode(struct fixture *f, int i)
+{
+    vg_batch_t *b = NULL;
+    vg_error e = {0};
+    assert_true(i < f->st.nsent);
+    assert_int_equal(vg_envelope_decode(f->st.data[i], f->st.len[i], NULL, &b, &e), VG_OK);
+    assert_int_equal(b->payload_case, VIGIL__V1__BATCH__PAYLOAD_METRICS);
+    return b;
+}
+
+static size_t batch_samples(const vg_batch_t *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->metrics->n_timeseries; i++) n += b->metrics->timeseries[i]->n_samples;
+    return n;
+}
+
+static double metric(struct fixture *f, const char *name, const char *labels)
+{
+    return vg_metric_value(vg_metrics_counter(f->m, name, "", labels));
+}
+
+static void add(struct fixture *f, const char *name, const char *job, int64_t ts, double v)
+{
+    vg_label_t l[] = {{"__name__", name}, {"job", job}};
+    assert_int_equal(vg_batcher_add(f->b, l, 2, ts, v), VG_OK);
+}
+
+static void test_groups_by_series(void **state)
+{
+    struct fixture *f = fx_new(100, 3600 * 1000);
+    add(f, "up", "node", 1000, 1);
+    add(f, "up", "api", 1000, 0);
+    add(f, "up", "node", 2000, 1);
+    add(f, "load", "node", 1000, 0.5);
+    add(f, "up", "node", 3000, 0);
+    vg_error e = {0};
+    assert_int_equal(vg_batcher_flush(f->b, &e), VG_OK);
+    assert_int_equal(f->st.nsent, 1);
+    assert_string_equal(f->st.tenant[0], "team-a");
+    vg_batch_t *b = decode(f, 0);
+    assert_string_equal(b->agent_id, "agent-1");
+    assert_string_equal(b->node, "node-a");
+    assert_string_equal(b->tenant, "team-a");
+    assert_int_equal(b->seq, 1);
+    assert_true(b->created_ms > 0);
+    assert_int_equal(b->metrics->n_timeseries, 3);
+    Prometheus__TimeSeries *ts = b->metrics->timeseries[0];
+    assert_int_equal(ts->n_labels, 2);
+    assert_string_equal(ts->labels[0]->name, "__name__");
+    assert_string_equal(ts->labels[0]->value, "up");
+    assert_string_equal(ts->labels[1]->value, "node");
+    assert_int_equal(ts->n_samples, 3);
+    assert_int_equal(ts->samples[0]->timestamp, 1000);
+    assert_int_equal(ts->samples[2]->timestamp, 3000);
+    assert_true(ts->samples[2]->value == 0);
+    assert_int_equal(b->metrics->timeseries[1]->n_samples, 1);
+    assert_string_equal(b->metrics->timeseries[2]->labels[0]->value, "load");
+    vg_envelope_batch_free(b);
+    assert_true(metric(f, "vigil_agent_samples_sent_total", NULL) == 5);
+    assert_true(metric(f, "vigil_agent_batches_sent_total", NULL) == 1);
+    fx_free(f);
+}
+
+static void test_many_series_grow_map(void **state)
+{
+    struct fixture *f = fx_new(100000, 3600 * 1000);
+    char job[32];
+    for (int round = 0; round < 2; round++) {
+        for (int i = 0; i < 3000; i++) {
+            snprintf(job, sizeof(job), "j%d", i);
+            add(f, "m", job, 1000 + round, i);
+        }
+    }
+    assert_int_equal(vg_batcher_flush(f->b, NULL), VG_OK);
+    assert_int_equal(f->st.nsent, 1);
+    vg_batch_t *b = decode(f, 0);
+    assert_int_equal(b->metrics->n_timeseries, 3000);
+    for (size_t i = 0; i < 3000; i++) {
+        snprintf(job, sizeof(job), "j%zu", i);
+        Prometheus__TimeSeries *ts = b->metrics->timeseries[i];
+        assert_string_equal(ts->labels[1]->value, job);
+        assert_int_equal(ts->n_samples, 2);
+        assert_true(ts->samples[1]->value == (double)i);
+    }
+    vg_envelope_batch_free(b);
+    fx_free(f);
+}
+
+static void test_seq_increases(void **state)
+{
+    struct fixture *f = fx_new(100, 3600 * 1000);
+    for (int i = 0; i < 3; i++) {
+        add(f, "up", "node", 1000 * i, i);
+        assert_int_equal(vg_batcher_flush(f->b, NULL), VG_OK);
+    }
+    assert_int_equal(vg_batcher_flush(f->b, NULL), VG_OK); /* nothing pending: no batch */
+    assert_int_equal(f->st.nsent, 3);
+    for (int i = 0; i < 3; i++) {
+        vg_batch_t *b = decode(f, i);
+        assert_int_equal(b->seq, (uint64_t)i + 1);
+        assert_int_equal(f->st.seq[i], (uint64_t)i + 1);
+        vg_envelope_batch_free(b);
+    }
+    fx_free(f);
+}
+
+static void test_max_samples_cut(void **state)
+{
+    struct fixture *f = fx_new(5, 3600 * 1000);
+    for (int i = 0; i < 12; i++) add(f, "up", i % 2 ? "a" : "b", i, i);
+    assert_int_equal(vg_batcher_flush(f->b, NULL), VG_OK);
+    assert_int_equal(f->st.nsent, 3);
+    size_t want[] = {5, 5, 2};
+    double next = 0;
+    for (int i = 0; i < 3; i++) {
+        vg_batch_t *b = decode(f, i);
+        assert_int_equal(batch_samples(b), want[i]);
+        /* every sample arrives once: the values across batches cover 0..11 */
+        for (size_t s = 0; s < b->metrics->n_timeseries; s++)
+            for (size_t k = 0; k < b->metrics->timeseries[s]->n_samples; k++)
+                next += b->metrics->timeseries[s]->samples[k]->value;
+        vg_envelope_batch_free(b);
+    }
+    assert_true(next == 66);
+    fx_free(f);
+}
+
+static void test_retry_keeps_order(void **state)
+{
+    struct fixture *f = fx_new(1, 3600 * 1000); /* every sample is a batch */
+    f->st.fail_next = 2;
+    f->st.fail_code = VG_ERETRY;
+    for (int i = 0; i < 4; i++) add(f, "up", "node", i, i);
+    assert_int_equal(vg_batcher_flush(f->b, NULL), VG_OK);
+    assert_int_equal(f->st.nsent, 4);
+    for (int i = 0; i < 4; i++) assert_int_equal(f->st.seq[i], (uint64_t)i + 1);
+    /* the two failures were both on seq 1, retried before seq 2 was tried */
+    assert_int_equal(f->st.attempts, 6);
+    assert_int_equal(f->st.attempt_seq[0], 1);
+    assert_int_equal(f->st.attempt_seq[1], 1);
+    assert_int_equal(f->st.attempt_seq[2], 1);
+    assert_int_equal(f->st.attempt_seq[3], 2);
+    assert_true(metric(f, "vigil_agent_batch_send_retries_total", NULL) == 2);
+    assert_true(metric(f, "vigil_agent_batches_sent_total", NULL) == 4);
+    fx_free(f);
+}
+
+static void test_rejected_batch_dropped(void **state)
+{
+    struct fixture *f = fx_new(1, 3600 * 1000);
+    f->st.fail_next = 1;
+    f->st.fail_code = VG_EPROTO;
+    add(f, "up", "node", 1, 1);
+    add(f, "up", "node", 2, 2);
+    vg_error e = {0};
+    assert_int_equal(vg_batcher_flush(f->b, &e), VG_EPROTO);
+    assert_int_equal(f->st.nsent, 1);
+    assert_int_equal(f->st.seq[0], 2);
+    assert_true(metric(f, "vigil_agent_batches_dropped_total", "reason=\"rejected\"") == 1);
+    assert_true(metric(f, "vigil_agent_batch_send_retries_total", NULL) == 0);
+    assert_int_equal(vg_batcher_flush(f->b, &e), VG_OK);
+    fx_free(f);
+}
+
+static void test_flush_on_free(void **state)
+{
+    struct fixture *f = fx_new(100, 3600 * 1000);
+    add(f, "up", "node", 1, 1);
+    add(f, "up", "api", 1, 1);
+    add(f, "up", "node", 2, 1);
+    vg_batcher_free(f->b);
+    f->b = NULL;
+    assert_int_equal(f->st.nsent, 1);
+    vg_batch_t *b = decode(f, 0);
+    assert_int_equal(batch_samples(b), 3);
+    assert_int_equal(b->metrics->n_timeseries, 2);
+    vg_envelope_batch_free(b);
+    fx_free(f);
+}
+
+static void test_commit_cuts_half_full(void **state)
+{
+    struct fixture *f = fx_new(4, 3600 * 1000);
+    add(f, "up", "node", 1, 1);
+    vg_batcher_commit(f->b); /* 1 < 4/2: stays */
+    add(f, "up", "node", 2, 1);
+    vg_batcher_commit(f->b); /* 2 >= 2: cut */
+    add(f, "up", "node", 3, 1);
+    assert_int_equal(vg_batcher_flush(f->b, NULL), VG_OK);
+    assert_int_equal(f->st.nsent, 2);
+    vg_batch_t *b = decode(f, 0);
+    assert_int_equal(batch_samples(b), 2);
+    vg_envelope_batch_free(b);
+    fx_free(f);
+}
+
+static void test_queue_full_limits_then_recovers(void **state)
+{
+    struct fixture *f = fx_new(1, 3600 * 1000);
+    f->st.block = 1;
+    vg_label_t l[] = {{"__name__", "up"}, {"job", "x"}};
+    int accepted = 0;
+    vg_err_t rc = VG_OK;
+    for (int i = 0; i < 1000 && rc == VG_OK; i++) {
+        rc = vg_batcher_add(f->b, l, 2, i, i);
+        if (rc == VG_OK) accepted++;
+    }
+    assert_int_equal(rc, VG_ELIMIT);
+    assert_true(accepted > 1 && accepted < 1000);
+    assert_true(metric(f, "vigil_agent_samples_dropped_total", "reason=\"queue_full\"") == 1);
+    double qlen = vg_metric_value(vg_metrics_gauge(f->m, "vigil_agent_ship_queue_length", "", NULL));
+    assert_true(qlen > 0);
+    pthread_mutex_lock(&f->st.mu);
+    f->st.block = 0;
+    pthread_mutex_unlock(&f->st.mu);
+    assert_int_equal(vg_batcher_flush(f->b, NULL), VG_OK);
+    size_t total = 0;
+    for (int i = 0; i < f->st.nsent; i++) {
+        vg_batch_t *b = decode(f, i);
+        total += batch_samples(b);
+        if (i) assert_true(f->st.seq[i] > f->st.seq[i - 1]);
+        vg_envelope_batch_free(b);
+    }
+    assert_int_equal(total, (size_t)accepted);
+    fx_free(f);
+}
+
+static void test_bad_args(void **state)
+{
+    vg_batcher_t *b = NULL;
+    vg_error e = {0};
+    vg_batcher_opts o = {0};
+    assert_int_equal(vg_batcher_new(&o, NULL, NULL, &b, &e), VG_EINVAL);
+    assert_null(b);
+    vg_batcher_free(NULL);
+    struct fixture *f = fx_new(0, 0); /* defaults */
+    assert_int_equal(vg_batcher_add(f->b, NULL, 0, 0, 0), VG_EINVAL);
+    fx_free(f);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_groups_by_series),
+        cmocka_unit_test(test_many_series_grow_map),
+        cmocka_unit_test(test_seq_increases),
+        cmocka_unit_test(test_max_samples_cut),
+        cmocka_unit_test(test_retry_keeps_order),
+        cmocka_unit_test(test_rejected_batch_dropped),
+        cmocka_unit_test(test_flush_on_free),
+        cmocka_unit_test(test_commit_cuts_half_full),
+        cmocka_unit_test(test_queue_full_limits_then_recovers),
+        cmocka_unit_test(test_bad_args),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
