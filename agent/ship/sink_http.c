@@ -21,7 +21,7 @@
 #include "vigil/httpc.h"
 #include "vigil/log.h"
 
-#define HTTP_MAX_ERROR_BODY 4096
+#define HTTP_MAX_REPLY (1024 * 1024) /* a collector's answer is a line of text */
 
 struct http_sink {
     pthread_mutex_t mu;
@@ -71,7 +71,7 @@ static vg_err_t http_post(struct http_sink *h, const vg_sink_msg *msg, int *stat
         .body = msg->data,
         .body_len = msg->len,
         .timeout_ms = h->timeout_ms,
-        .max_response = HTTP_MAX_ERROR_BODY,
+        .max_response = HTTP_MAX_REPLY,
     };
     return vg_httpc_do(h->client, &req, status, resp, err);
 }
@@ -82,11 +82,10 @@ static vg_err_t http_send(void *self, const vg_sink_msg *msg, vg_error *err)
     vg_buf resp;
     int status = 0;
     char q[1024];
-    vg_buf_init(&resp, HTTP_MAX_ERROR_BODY);
+    vg_buf_init(&resp, HTTP_MAX_REPLY);
     pthread_mutex_lock(&h->mu);
     vg_err_t rc = http_post(h, msg, &status, &resp, err);
     pthread_mutex_unlock(&h->mu);
-    if (rc == VG_ETOOLARGE && status > 0) rc = VG_OK; /* only our cap on the reply was hit */
     if (rc) {
         if (rc != VG_ERETRY) rc = VG_ERETRY; /* transport trouble: the bytes may still go */
         vg_metric_inc(h->retry);

@@ -24,9 +24,9 @@
 
 struct stub {
     pthread_mutex_t mu;
-    int fail_next;       /* return fail_code this many times */
+    int fail_next; /* return fail_code this many times */
     vg_err_t fail_code;
-    int block;           /* return VG_ERETRY until cleared */
+    int block; /* return VG_ERETRY until cleared */
     int attempts;
     uint64_t attempt_seq[MAX_REC];
     int nsent;
@@ -311,7 +311,8 @@ static void test_queue_full_limits_then_recovers(void **state)
     assert_int_equal(rc, VG_ELIMIT);
     assert_true(accepted > 1 && accepted < 1000);
     assert_true(metric(f, "vigil_agent_samples_dropped_total", "reason=\"queue_full\"") == 1);
-    double qlen = vg_metric_value(vg_metrics_gauge(f->m, "vigil_agent_ship_queue_length", "", NULL));
+    double qlen =
+        vg_metric_value(vg_metrics_gauge(f->m, "vigil_agent_ship_queue_length", "", NULL));
     assert_true(qlen > 0);
     pthread_mutex_lock(&f->st.mu);
     f->st.block = 0;
