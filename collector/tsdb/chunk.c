@@ -1,0 +1,324 @@
+/*
+ * chunk.c - Gorilla XOR chunk: bit writer on append, bounds-checked reader.
+ *
+ * Stream after the 2-byte count:
+ *   sample 0: timestamp as zigzag varint, value as 64 raw bits
+ *   sample 1: timestamp delta as uvarint, value XOR-encoded
+ *   sample n: delta-of-delta in buckets '0' | '10'+14b | '110'+17b |
+ *             '1110'+20b | '1111'+64b, value XOR-encoded
+ * XOR value: '0' same bits | '10' reuse the previous leading/trailing window |
+ *            '11' + 5b leading + 6b significant bits (0 means 64) + bits.
+ * All timestamp arithmetic is done in uint64_t so that wrap-around (a
+ * pathological but legal int64 range) is defined and round-trips exactly.
+ */
+#include "tsdb/chunk.h"
+
+#include <string.h>
+
+#include "vigil/alloc.h"
+
+struct vg_chunk {
+    uint8_t *buf;
+    size_t cap;   /* bytes allocated */
+    size_t nbits; /* bits written, header included */
+    uint32_t n;
+    int64_t t0, t;
+    uint64_t delta;
+    uint64_t v;
+    uint8_t leading, trailing;
+};
+
+#define HDR_BITS  16
+#define NO_WINDOW 0xff
+
+vg_chunk_t *vg_chunk_new(void)
+{
+    vg_chunk_t *c = vg_calloc(1, sizeof(*c));
+    if (!c) return NULL;
+    c->cap = 32;
+    c->buf = vg_calloc(1, c->cap);
+    if (!c->buf) {
+        vg_free(c);
+        return NULL;
+    }
+    c->nbits = HDR_BITS;
+    c->leading = NO_WINDOW;
+    return c;
+}
+
+void vg_chunk_free(vg_chunk_t *c)
+{
+    if (!c) return;
+    vg_free(c->buf);
+    vg_free(c);
+}
+
+/* ---- bit writer ---- */
+
+static vg_err_t reserve_bits(vg_chunk_t *c, size_t nbits)
+{
+    size_t need = (c->nbits + nbits + 7) / 8;
+    if (need <= c->cap) return VG_OK;
+    size_t ncap = c->cap * 2;
+    while (ncap < need) ncap *= 2;
+    uint8_t *nb = vg_realloc(c->buf, ncap);
+    if (!nb) return VG_ENOMEM;
+    memset(nb + c->cap, 0, ncap - c->cap);
+    c->buf = nb;
+    c->cap = ncap;
+    return VG_OK;
+}
+
+/* Write the low n bits of v, most significant first. Space was reserved. */
+static void put_bits(vg_chunk_t *c, uint64_t v, unsigned n)
+{
+    while (n > 0) {
+        size_t byte = c->nbits / 8;
+        unsigned used = (unsigned)(c->nbits % 8), room = 8 - used;
+        unsigned take = n < room ? n : room;
+        uint8_t bits = (uint8_t)((v >> (n - take)) & ((1u << take) - 1));
+        c->buf[byte] |= (uint8_t)(bits << (room - take));
+        c->nbits += take;
+        n -= take;
+    }
+}
+
+static void put_uvarint(vg_chunk_t *c, uint64_t x)
+{
+    while (x >= 0x80) {
+        put_bits(c, (x & 0x7f) | 0x80, 8);
+        x >>= 7;
+    }
+    put_bits(c, x, 8);
+}
+
+static int fits(int64_t x, unsigned nbits)
+{
+    return -((int64_t)1 << (nbits - 1)) + 1 <= x && x <= (int64_t)1 << (nbits - 1);
+}
+
+static void put_dod(vg_chunk_t *c, int64_t dod)
+{
+    if (dod == 0)
+        put_bits(c, 0, 1);
+    else if (fits(dod, 14))
+        put_bits(c, 0x2, 2), put_bits(c, (uint64_t)dod, 14);
+    else if (fits(dod, 17))
+        put_bits(c, 0x6, 3), put_bits(c, (uint64_t)dod, 17);
+    else if (fits(dod, 20))
+        put_bits(c, 0xe, 4), put_bits(c, (uint64_t)dod, 20);
+    else
+        put_bits(c, 0xf, 4), put_bits(c, (uint64_t)dod, 64);
+}
+
+static void put_xor(vg_chunk_t *c, uint64_t vbits)
+{
+    uint64_t x = vbits ^ c->v;
+    if (x == 0) {
+        put_bits(c, 0, 1);
+        return;
+    }
+    unsigned lead = (unsigned)__builtin_clzll(x), trail = (unsigned)__builtin_ctzll(x);
+    if (lead >= 32) lead = 31;
+    if (c->leading != NO_WINDOW && lead >= c->leading && trail >= c->trailing) {
+        put_bits(c, 0x2, 2);
+        put_bits(c, x >> c->trailing, 64 - c->leading - c->trailing);
+        return;
+    }
+    c->leading = (uint8_t)lead;
+    c->trailing = (uint8_t)trail;
+    unsigned sig = 64 - lead - trail;
+    put_bits(c, 0x3, 2);
+    put_bits(c, lead, 5);
+    put_bits(c, sig & 63, 6); /* 64 is stored as 0 */
+    put_bits(c, x >> trail, sig);
+}
+
+vg_err_t vg_chunk_append(vg_chunk_t *c, int64_t ts, double v)
+{
+    if (c->n >= 0xffff) return VG_ETOOLARGE;
+    /* Worst case: 4+64 bits of timestamp, 2+5+6+64 bits of value, or two
+     * 10-byte varints for the first sample. */
+    vg_err_t rc = reserve_bits(c, 160);
+    if (rc) return rc;
+    uint64_t vbits;
+    memcpy(&vbits, &v, sizeof(vbits));
+    uint64_t uts = (uint64_t)ts;
+    if (c->n == 0) {
+        put_uvarint(c, (uts << 1) ^ (uint64_t)(ts >> 63)); /* zigzag */
+        put_bits(c, vbits, 64);
+        c->t0 = ts;
+    } else if (c->n == 1) {
+        c->delta = uts - (uint64_t)c->t;
+        put_uvarint(c, c->delta);
+        put_xor(c, vbits);
+    } else {
+        uint64_t delta = uts - (uint64_t)c->t;
+        put_dod(c, (int64_t)(delta - c->delta));
+        c->delta = delta;
+        put_xor(c, vbits);
+    }
+    c->t = ts;
+    c->v = vbits;
+    c->n++;
+    c->buf[0] = (uint8_t)(c->n >> 8);
+    c->buf[1] = (uint8_t)(c->n & 0xff);
+    return VG_OK;
+}
+
+size_t vg_chunk_num_samples(const vg_chunk_t *c)
+{
+    return c->n;
+}
+
+const uint8_t *vg_chunk_bytes(const vg_chunk_t *c, size_t *len)
+{
+    *len = (c->nbits + 7) / 8;
+    return c->buf;
+}
+
+int64_t vg_chunk_min_time(const vg_chunk_t *c)
+{
+    return c->t0;
+}
+
+int64_t vg_chunk_max_time(const vg_chunk_t *c)
+{
+    return c->t;
+}
+
+/* ---- bounds-checked reader ---- */
+
+void vg_chunk_iter_init(vg_chunk_iter *it, const uint8_t *data, size_t len)
+{
+    memset(it, 0, sizeof(*it));
+    it->data = data;
+    it->len = len;
+    it->bitpos = HDR_BITS;
+    it->leading = NO_WINDOW;
+    if (len < 2 || !data) {
+        it->err = VG_ECORRUPT;
+        return;
+    }
+    it->total = ((uint32_t)data[0] << 8) | data[1];
+}
+
+/* Read n (<= 64) bits into *out; 0 when the stream is too short. */
+static int get_bits(vg_chunk_iter *it, unsigned n, uint64_t *out)
+{
+    if (n > it->len * 8 - it->bitpos) return 0;
+    uint64_t v = 0;
+    while (n > 0) {
+        size_t byte = it->bitpos / 8;
+        unsigned used = (unsigned)(it->bitpos % 8), room = 8 - used;
+        unsigned take = n < room ? n : room;
+        unsigned b = (unsigned)(it->data[byte] >> (room - take)) & ((1u << take) - 1);
+        v = (v << take) | b;
+        it->bitpos += take;
+        n -= take;
+    }
+    *out = v;
+    return 1;
+}
+
+static int get_uvarint(vg_chunk_iter *it, uint64_t *out)
+{
+    uint64_t x = 0, b;
+    for (unsigned shift = 0; shift < 70; shift += 7) {
+        if (!get_bits(it, 8, &b)) return 0;
+        if (shift == 63 && b > 1) return 0; /* overflows 64 bits */
+        x |= (b & 0x7f) << shift;
+        if (!(b & 0x80)) {
+            *out = x;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+/* Count the leading '1' bits of a bucket prefix, at most max. */
+static int get_prefix(vg_chunk_iter *it, unsigned max, unsigned *ones)
+{
+    uint64_t b;
+    for (*ones = 0; *ones < max; (*ones)++) {
+        if (!get_bits(it, 1, &b)) return 0;
+        if (b == 0) break;
+    }
+    return 1;
+}
+
+static int get_dod(vg_chunk_iter *it, int64_t *dod)
+{
+    static const unsigned widths[] = {0, 14, 17, 20, 64};
+    unsigned ones;
+    uint64_t bits;
+    if (!get_prefix(it, 4, &ones)) return 0;
+    unsigned sz = widths[ones];
+    if (sz == 0) {
+        *dod = 0;
+        return 1;
+    }
+    if (!get_bits(it, sz, &bits)) return 0;
+    if (sz < 64 && bits > ((uint64_t)1 << (sz - 1))) bits -= (uint64_t)1 << sz;
+    *dod = (int64_t)bits;
+    return 1;
+}
+
+static int get_xor(vg_chunk_iter *it)
+{
+    unsigned ones;
+    uint64_t lead, sig, bits;
+    if (!get_prefix(it, 2, &ones)) return 0;
+    if (ones == 0) return 1; /* same value */
+    if (ones == 2) {
+        if (!get_bits(it, 5, &lead) || !get_bits(it, 6, &sig)) return 0;
+        if (sig == 0) sig = 64;
+        if (lead + sig > 64) return 0;
+        it->leading = (uint8_t)lead;
+        it->trailing = (uint8_t)(64 - lead - sig);
+    } else if (it->leading == NO_WINDOW) {
+        return 0; /* '10' needs a window from an earlier sample */
+    }
+    sig = 64u - it->leading - it->trailing;
+    if (!get_bits(it, (unsigned)sig, &bits)) return 0;
+    it->vbits ^= bits << it->trailing;
+    return 1;
+}
+
+static int decode_one(vg_chunk_iter *it)
+{
+    uint64_t u;
+    int64_t dod;
+    if (it->read == 0) {
+        if (!get_uvarint(it, &u) || !get_bits(it, 64, &it->vbits)) return 0;
+        it->ts = (int64_t)((u >> 1) ^ (0 - (u & 1)));
+        return 1;
+    }
+    if (it->read == 1) {
+        if (!get_uvarint(it, &u)) return 0;
+        it->delta = (int64_t)u;
+    } else {
+        if (!get_dod(it, &dod)) return 0;
+        it->delta = (int64_t)((uint64_t)it->delta + (uint64_t)dod);
+    }
+    it->ts = (int64_t)((uint64_t)it->ts + (uint64_t)it->delta);
+    return get_xor(it);
+}
+
+int vg_chunk_iter_next(vg_chunk_iter *it, int64_t *ts, double *v)
+{
+    if (it->err || it->read >= it->total) return 0;
+    if (!decode_one(it)) {
+        it->err = VG_ECORRUPT;
+        return 0;
+    }
+    it->read++;
+    *ts = it->ts;
+    memcpy(v, &it->vbits, sizeof(*v));
+    return 1;
+}
+
+vg_err_t vg_chunk_iter_err(const vg_chunk_iter *it)
+{
+    return it->err;
+}
