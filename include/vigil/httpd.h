@@ -17,10 +17,10 @@
 #include "vigil/error.h"
 
 typedef struct vg_httpd vg_httpd_t;
-typedef struct vg_http_req vg_http_req;   /* opaque, valid during the handler call */
+typedef struct vg_http_req vg_http_req; /* opaque, valid during the handler call */
 
 typedef struct vg_http_resp {
-    int status;               /* default 200 */
+    int status;               /* default 200; 0 or another non-HTTP code is sent as 500 */
     const char *content_type; /* default "text/plain; charset=utf-8"; must be static */
     vg_buf body;              /* handler appends the body here */
     struct vg_http_hdr {
@@ -33,15 +33,18 @@ typedef struct vg_http_resp {
 typedef void (*vg_http_handler)(void *ud, const vg_http_req *req, vg_http_resp *resp);
 
 typedef struct vg_httpd_opts {
-    const char *listen;   /* "host:port"; port 0 picks a free port */
-    unsigned threads;     /* thread pool size; 0 = 2 */
-    size_t max_body;      /* request body cap; 0 = 32 MiB */
-    unsigned timeout_s;   /* idle connection timeout; 0 = 30 */
+    const char *listen; /* "host:port", "[v6]:port"; port 0 picks a free port; NULL =
+                           "127.0.0.1:0" */
+    unsigned threads;   /* thread pool size; 0 = 2 */
+    size_t max_body;    /* request body cap; 0 = 32 MiB */
+    unsigned timeout_s; /* idle connection timeout; 0 = 30 */
 } vg_httpd_opts;
 
 /* New server, not yet listening. Copies opts. NULL on ENOMEM. */
 vg_httpd_t *vg_httpd_new(const vg_httpd_opts *opts);
-/* Register a handler; method NULL matches any method. Register before start. */
+/* Register a handler; method NULL matches any method, HEAD also matches GET.
+ * An exact path beats the longest matching '*' prefix. Register before start;
+ * VG_EINVAL after it. */
 vg_err_t vg_httpd_route(vg_httpd_t *h, const char *method, const char *path, vg_http_handler fn,
                         void *ud);
 /* Bind and start serving. VG_EIO with a message when the address is taken. */

@@ -45,7 +45,27 @@ double vg_metric_value(const vg_metric_t *c);
 vg_err_t vg_metrics_render(vg_metrics_t *m, vg_buf *out);
 
 /* Format a float as Prometheus does in text and JSON (Go's 'g'-style shortest
- * round-trip repr; NaN, +Inf, -Inf). buf needs 32 bytes. Returns buf. */
+ * round-trip repr; NaN, +Inf, -Inf). buf needs 32 bytes. Returns buf.
+ * Like Prometheus's text writer, -0 is written "0". */
 const char *vg_fmt_float(double v, char *buf);
+
+/* Bytes vg_fmt_float_json may write, NUL included (5e-324 has 327 characters). */
+#define VG_FMT_FLOAT_JSON_SIZE 344
+
+/* Go's strconv.FormatFloat(v, 'f', -1, 64): shortest round-trip digits, never
+ * an exponent (1e21 -> "1000000000000000000000", 1e-7 -> "0.0000001", -0 ->
+ * "-0"); NaN, +Inf, -Inf. For the Prometheus JSON API. buf needs
+ * VG_FMT_FLOAT_JSON_SIZE bytes. Returns buf. */
+const char *vg_fmt_float_json(double v, char *buf);
+
+/* Readiness flag served on /-/ready (503 until set to non-zero). */
+void vg_metrics_set_ready(vg_metrics_t *m, int ready);
+int vg_metrics_ready(const vg_metrics_t *m);
+
+struct vg_httpd;
+/* Register GET /metrics (text format 0.0.4), GET /-/healthy (always 200 "OK")
+ * and GET /-/ready (200 "OK" once vg_metrics_set_ready(m, 1), else 503) on h,
+ * before vg_httpd_start. m must outlive h. (common/metrics_http.c) */
+vg_err_t vg_metrics_serve(vg_metrics_t *m, struct vg_httpd *h);
 
 #endif
