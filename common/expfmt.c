@@ -1,0 +1,784 @@
+/*
+ * expfmt.c - Prometheus text 0.0.4 / OpenMetrics 1.0 exposition parser.
+ *
+ * Shape: a cursor (vg_expfmt_next) rather than a callback or a tree, so the
+ * scrape loop can stop early, count as it goes, and never hold more than one
+ * line's worth of decoded strings. Each call finds the next line with memchr
+ * (no copy), then a small hand-written scanner walks it with a column index
+ * so every error can say "line L col C". Strings that must be handed out
+ * NUL-terminated are decoded into one scratch buffer reserved up front at
+ * twice the line length (decoding never grows a string by more than its
+ * terminator), so no pointer moves while a line is being parsed and nothing
+ * is allocated per line. The two dialects differ in a handful of places,
+ * each guarded by `p->fmt == VG_EXPFMT_OPENMETRICS`.
+ *
+ * The grammar follows Prometheus's own parsers where the spec is silent:
+ * whitespace is spaces and tabs, unknown escapes are kept verbatim, a
+ * trailing comma closes a label set, numbers are Go ParseFloat syntax.
+ */
+#include "vigil/expfmt.h"
+
+#include <errno.h>
+#include <math.h>
+#include <stdarg.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <strings.h>
+
+#include "vigil/alloc.h"
+
+struct vg_expfmt_parser {
+    const char *buf;
+    size_t len;
+    size_t pos; /* start of the next line */
+    vg_expfmt_format fmt;
+    size_t max_line;
+    unsigned lineno;
+    int done; /* EOF reached and returned */
+
+    vg_err_t sticky; /* first error, replayed on later calls */
+    char sticky_msg[256];
+
+    char *scratch; /* decoded strings of the current line */
+    size_t scap, sused;
+    vg_label_t *labels; /* labels of the current line */
+    size_t lcap, nlabels;
+    const char **sortv; /* scratch for the duplicate check of big label sets */
+    size_t sortcap;
+
+    char *fam; /* OpenMetrics: family named by the last TYPE line */
+    size_t fam_len, fam_cap;
+    vg_expfmt_mtype fam_type;
+};
+
+/* One line being scanned: s[0..n), i is the cursor. */
+typedef struct line {
+    const char *s;
+    size_t n, i;
+} line_t;
+
+#define IS_OM(p) ((p)->fmt == VG_EXPFMT_OPENMETRICS)
+
+/* ---------------------------------------------------------------- errors */
+
+static vg_err_t fail(vg_expfmt_parser_t *p, vg_error *err, vg_err_t code, size_t col,
+                     const char *fmt, ...) __attribute__((format(printf, 5, 6)));
+
+static vg_err_t fail(vg_expfmt_parser_t *p, vg_error *err, vg_err_t code, size_t col,
+                     const char *fmt, ...)
+{
+    char why[160];
+    va_list ap;
+    va_start(ap, fmt);
+    vsnprintf(why, sizeof why, fmt, ap);
+    va_end(ap);
+    snprintf(p->sticky_msg, sizeof p->sticky_msg, "line %u col %zu: %s", p->lineno, col + 1, why);
+    p->sticky = code;
+    return vg_error_set(err, code, "%s", p->sticky_msg);
+}
+
+/* ---------------------------------------------------------------- lifecycle */
+
+vg_expfmt_parser_t *vg_expfmt_new(const char *buf, size_t len, vg_expfmt_format fmt)
+{
+    vg_expfmt_parser_t *p = vg_calloc(1, sizeof *p);
+    if (!p) return NULL;
+    p->buf = buf ? buf : "";
+    p->len = buf ? len : 0;
+    p->fmt = fmt == VG_EXPFMT_OPENMETRICS ? VG_EXPFMT_OPENMETRICS : VG_EXPFMT_TEXT;
+    p->max_line = VG_EXPFMT_DEFAULT_MAX_LINE;
+    return p;
+}
+
+void vg_expfmt_free(vg_expfmt_parser_t *p)
+{
+    if (!p) return;
+    vg_free(p->scratch);
+    vg_free(p->labels);
+    vg_free(p->sortv);
+    vg_free(p->fam);
+    vg_free(p);
+}
+
+void vg_expfmt_set_max_line(vg_expfmt_parser_t *p, size_t max_line)
+{
+    if (p) p->max_line = max_line ? max_line : VG_EXPFMT_DEFAULT_MAX_LINE;
+}
+
+unsigned vg_expfmt_line(const vg_expfmt_parser_t *p)
+{
+    return p ? p->lineno : 0;
+}
+
+/* ---------------------------------------------------------------- scratch */
+
+static vg_err_t scratch_reserve(vg_expfmt_parser_t *p, size_t linelen)
+{
+    size_t need = 2 * linelen + 64;
+    p->sused = 0;
+    p->nlabels = 0;
+    if (need <= p->scap) return VG_OK;
+    char *s = vg_realloc(p->scratch, need);
+    if (!s) return VG_ENOMEM;
+    p->scratch = s;
+    p->scap = need;
+    return VG_OK;
+}
+
+/* Room for n bytes in the scratch; the reservation makes failure a bug. */
+static char *scratch_take(vg_expfmt_parser_t *p, size_t n)
+{
+    if (n > p->scap - p->sused) return NULL;
+    char *s = p->scratch + p->sused;
+    p->sused += n;
+    return s;
+}
+
+static const char *scratch_copy(vg_expfmt_parser_t *p, const char *s, size_t n)
+{
+    char *d = scratch_take(p, n + 1);
+    if (!d) return NULL;
+    memcpy(d, s, n);
+    d[n] = '\0';
+    return d;
+}
+
+static vg_err_t labels_push(vg_expfmt_parser_t *p, const char *name, const char *value)
+{
+    if (p->nlabels == p->lcap) {
+        size_t cap = p->lcap ? p->lcap * 2 : 16;
+        vg_label_t *l = vg_realloc(p->labels, cap * sizeof *l);
+        if (!l) return VG_ENOMEM;
+        p->labels = l;
+        p->lcap = cap;
+    }
+    p->labels[p->nlabels].name = name;
+    p->labels[p->nlabels].value = value;
+    p->nlabels++;
+    return VG_OK;
+}
+
+/* ---------------------------------------------------------------- lexing */
+
+static int is_ws(char c)
+{
+    return c == ' ' || c == '\t';
+}
+
+static void skip_ws(line_t *l)
+{
+    while (l->i < l->n && is_ws(l->s[l->i])) l->i++;
+}
+
+static int at_end(const line_t *l)
+{
+    return l->i >= l->n;
+}
+
+static int name_start(char c, int colon)
+{
+    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon && c == ':');
+}
+
+static int name_char(char c, int colon)
+{
+    return name_start(c, colon) || (c >= '0' && c <= '9');
+}
+
+/* Scan [a-zA-Z_:][a-zA-Z0-9_:]* (colon only for metric names); returns length. */
+static size_t scan_name(line_t *l, int colon)
+{
+    size_t start = l->i;
+    if (at_end(l) || !name_start(l->s[l->i], colon)) return 0;
+    while (l->i < l->n && name_char(l->s[l->i], colon)) l->i++;
+    return l->i - start;
+}
+
+/* Length of the token at the cursor (up to whitespace or end). */
+static size_t scan_token(line_t *l)
+{
+    size_t start = l->i;
+    while (l->i < l->n && !is_ws(l->s[l->i])) l->i++;
+    return l->i - start;
+}
+
+static int utf8_valid(const unsigned char *s, size_t n)
+{
+    size_t i = 0;
+    while (i < n) {
+        unsigned c = s[i];
+        size_t k;
+        unsigned min, cp;
+        if (c < 0x80) {
+            i++;
+            continue;
+        } else if ((c & 0xe0) == 0xc0) {
+            k = 1, min = 0x80, cp = c & 0x1f;
+        } else if ((c & 0xf0) == 0xe0) {
+            k = 2, min = 0x800, cp = c & 0x0f;
+        } else if ((c & 0xf8) == 0xf0) {
+            k = 3, min = 0x10000, cp = c & 0x07;
+        } else {
+            return 0;
+        }
+        if (n - i <= k) return 0;
+        for (size_t j = 1; j <= k; j++) {
+            if ((s[i + j] & 0xc0) != 0x80) return 0;
+            cp = (cp << 6) | (s[i + j] & 0x3f);
+        }
+        if (cp < min || cp > 0x10ffff || (cp >= 0xd800 && cp <= 0xdfff)) return 0;
+        i += k + 1;
+    }
+    return 1;
+}
+
+/* ---------------------------------------------------------------- numbers */
+
+static int eq_nocase(const char *s, size_t n, const char *lit)
+{
+    return strlen(lit) == n && strncasecmp(s, lit, n) == 0;
+}
+
+static int is_digit(char c)
+{
+    return c >= '0' && c <= '9';
+}
+
+static int is_xdigit(char c)
+{
+    return is_digit(c) || (c >= 'a' && c <= 'f') || (c >= 'A' && c <= 'F');
+}
+
+/* Mantissa digits with an optional '.', at least one digit; returns chars used. */
+static size_t scan_mantissa(const char *s, size_t n, int hex)
+{
+    size_t i = 0, digits = 0;
+    int dot = 0;
+    for (; i < n; i++) {
+        if (s[i] == '.' && !dot) {
+            dot = 1;
+        } else if (hex ? is_xdigit(s[i]) : is_digit(s[i])) {
+            digits++;
+        } else {
+            break;
+        }
+    }
+    return digits ? i : 0;
+}
+
+/* Exponent marker, optional sign and at least one decimal digit; returns chars used. */
+static size_t scan_exponent(const char *s, size_t n, char lo, char up)
+{
+    size_t i = 0;
+    if (n == 0 || (s[0] != lo && s[0] != up)) return 0;
+    i = 1;
+    if (i < n && (s[i] == '+' || s[i] == '-')) i++;
+    size_t d = i;
+    while (i < n && is_digit(s[i])) i++;
+    return i > d ? i : 0;
+}
+
+/* Syntax check for the finite forms: decimal, or hex with a mandatory p exponent. */
+static int finite_syntax_ok(const char *s, size_t n)
+{
+    int hex = n >= 2 && s[0] == '0' && (s[1] == 'x' || s[1] == 'X');
+    size_t i = hex ? 2 : 0;
+    size_t m = scan_mantissa(s + i, n - i, hex);
+    if (!m) return 0;
+    i += m;
+    if (i == n) return !hex;
+    size_t e = scan_exponent(s + i, n - i, hex ? 'p' : 'e', hex ? 'P' : 'E');
+    return e && i + e == n;
+}
+
+vg_err_t vg_expfmt_parse_float(const char *s, size_t n, double *out)
+{
+    if (!s || n == 0) return VG_EPARSE;
+    int neg = s[0] == '-', sign = s[0] == '-' || s[0] == '+';
+    const char *r = s + sign;
+    size_t m = n - (size_t)sign;
+    if (eq_nocase(r, m, "inf") || eq_nocase(r, m, "infinity")) {
+        *out = neg ? -INFINITY : INFINITY;
+        return VG_OK;
+    }
+    if (!sign && eq_nocase(r, m, "nan")) {
+        *out = NAN;
+        return VG_OK;
+    }
+    if (!finite_syntax_ok(r, m)) return VG_EPARSE;
+    char stack[128], *tmp = n < sizeof stack ? stack : vg_strndup(s, n);
+    if (!tmp) return VG_ENOMEM;
+    if (tmp == stack) {
+        memcpy(stack, s, n);
+        stack[n] = '\0';
+    }
+    errno = 0;
+    double v = strtod(tmp, NULL);
+    int range = errno == ERANGE && isinf(v); /* Go: overflow is an error, underflow is not */
+    if (tmp != stack) vg_free(tmp);
+    if (range) return VG_EPARSE;
+    *out = v;
+    return VG_OK;
+}
+
+/* Decimal int64 with optional sign (Go ParseInt base 10). */
+static vg_err_t parse_int64(const char *s, size_t n, int64_t *out)
+{
+    size_t i = 0;
+    int neg = 0;
+    if (n && (s[0] == '+' || s[0] == '-')) neg = s[i++] == '-';
+    if (i == n) return VG_EPARSE;
+    uint64_t v = 0, lim = neg ? (uint64_t)INT64_MAX + 1 : (uint64_t)INT64_MAX;
+    for (; i < n; i++) {
+        if (!is_digit(s[i])) return VG_EPARSE;
+        unsigned d = (unsigned)(s[i] - '0');
+        if (v > (lim - d) / 10) return VG_EPARSE;
+        v = v * 10 + d;
+    }
+    *out = neg ? (int64_t)(0 - v) : (int64_t)v;
+    return VG_OK;
+}
+
+/* OpenMetrics timestamp: float seconds -> int64 ms, truncated like Go's int64(). */
+static vg_err_t parse_om_ts(const char *s, size_t n, int64_t *out)
+{
+    double sec;
+    if (vg_expfmt_parse_float(s, n, &sec) != VG_OK || !isfinite(sec)) return VG_EPARSE;
+    double ms = trunc(sec * 1000.0);
+    if (!(ms > -9.2e18 && ms < 9.2e18)) return VG_EPARSE;
+    *out = (int64_t)ms;
+    return VG_OK;
+}
+
+/* ---------------------------------------------------------------- strings */
+
+/* Decode s[0..n) with \\ and \n (and \" when quote) escapes into the scratch. */
+static const char *unescape(vg_expfmt_parser_t *p, const char *s, size_t n, int quote,
+                            size_t *outlen)
+{
+    char *d = scratch_take(p, n + 1);
+    size_t o = 0;
+    if (!d) return NULL;
+    for (size_t i = 0; i < n; i++) {
+        if (s[i] == '\\' && i + 1 < n) {
+            char c = s[i + 1];
+            if (c == '\\' || c == 'n' || (quote && c == '"')) {
+                d[o++] = c == 'n' ? '\n' : c;
+                i++;
+                continue;
+            }
+        }
+        d[o++] = s[i];
+    }
+    d[o] = '\0';
+    p->sused -= n - o; /* give back what escapes saved */
+    if (outlen) *outlen = o;
+    return d;
+}
+
+/* Quoted label value at the cursor (on the opening quote). */
+static vg_err_t scan_label_value(vg_expfmt_parser_t *p, line_t *l, const char **out, vg_error *err)
+{
+    size_t start = ++l->i;
+    while (l->i < l->n && l->s[l->i] != '"') {
+        if (l->s[l->i] == '\\' && l->i + 1 < l->n) l->i++;
+        l->i++;
+    }
+    if (at_end(l)) return fail(p, err, VG_EPARSE, start - 1, "unterminated label value");
+    size_t n = l->i - start;
+    if (memchr(l->s + start, '\0', n))
+        return fail(p, err, VG_EPARSE, start, "NUL byte in label value");
+    if (!utf8_valid((const unsigned char *)l->s + start, n))
+        return fail(p, err, VG_EPARSE, start, "invalid UTF-8 label value");
+    l->i++; /* closing quote */
+    *out = unescape(p, l->s + start, n, 1, NULL);
+    return *out ? VG_OK : fail(p, err, VG_EINTERNAL, start, "scratch overflow");
+}
+
+/* ---------------------------------------------------------------- labels */
+
+static int cmp_str(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Duplicate names among labels[from..]; quadratic for small sets, sort for big. */
+static const char *find_duplicate(vg_expfmt_parser_t *p, size_t from)
+{
+    size_t n = p->nlabels - from;
+    const vg_label_t *l = p->labels + from;
+    if (n <= 32) {
+        for (size_t i = 1; i < n; i++)
+            for (size_t j = 0; j < i; j++)
+                if (strcmp(l[i].name, l[j].name) == 0) return l[i].name;
+        return NULL;
+    }
+    if (n > p->sortcap) {
+        const char **v = vg_realloc(p->sortv, n * sizeof *v);
+        if (!v) return NULL; /* no memory: skip the check rather than fail the line */
+        p->sortv = v;
+        p->sortcap = n;
+    }
+    for (size_t i = 0; i < n; i++) p->sortv[i] = l[i].name;
+    qsort(p->sortv, n, sizeof *p->sortv, cmp_str);
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(p->sortv[i], p->sortv[i - 1]) == 0) return p->sortv[i];
+    return NULL;
+}
+
+/* One `name="value"` pair at the cursor. */
+static vg_err_t scan_label(vg_expfmt_parser_t *p, line_t *l, vg_error *err)
+{
+    size_t col = l->i;
+    size_t nlen = scan_name(l, 0);
+    if (!nlen) return fail(p, err, VG_EPARSE, col, "invalid label name");
+    const char *name = scratch_copy(p, l->s + col, nlen);
+    if (!name) return fail(p, err, VG_EINTERNAL, col, "scratch overflow");
+    if (strcmp(name, VG_METRIC_NAME) == 0)
+        return fail(p, err, VG_EPARSE, col, "label name \"__name__\" is not unique");
+    skip_ws(l);
+    if (at_end(l) || l->s[l->i] != '=')
+        return fail(p, err, VG_EPARSE, l->i, "expected '=' after label name");
+    l->i++;
+    skip_ws(l);
+    if (at_end(l) || l->s[l->i] != '"')
+        return fail(p, err, VG_EPARSE, l->i, "expected '\"' to open label value");
+    const char *value;
+    vg_err_t rc = scan_label_value(p, l, &value, err);
+    if (rc) return rc;
+    if (labels_push(p, name, value)) return fail(p, err, VG_ENOMEM, col, "out of memory");
+    return VG_OK;
+}
+
+/* Label set at the cursor (on '{'); appends to p->labels from its current count. */
+static vg_err_t scan_labels(vg_expfmt_parser_t *p, line_t *l, vg_error *err)
+{
+    size_t open = l->i++, from = p->nlabels;
+    for (;;) {
+        skip_ws(l);
+        if (at_end(l)) return fail(p, err, VG_EPARSE, open, "unterminated label set");
+        if (l->s[l->i] == '}') break;
+        vg_err_t rc = scan_label(p, l, err);
+        if (rc) return rc;
+        skip_ws(l);
+        if (at_end(l)) return fail(p, err, VG_EPARSE, open, "unterminated label set");
+        if (l->s[l->i] == ',') {
+            l->i++;
+            continue;
+        }
+        if (l->s[l->i] != '}')
+            return fail(p, err, VG_EPARSE, l->i, "expected ',' or '}' after label value");
+    }
+    l->i++;
+    const char *dup = find_duplicate(p, from);
+    if (dup) return fail(p, err, VG_EPARSE, open, "label name \"%s\" is not unique", dup);
+    return VG_OK;
+}
+
+/* ---------------------------------------------------------------- samples */
+
+/* OpenMetrics exemplar after " # ": {labels} value [timestamp]; validated, dropped. */
+static vg_err_t scan_exemplar(vg_expfmt_parser_t *p, line_t *l, vg_error *err)
+{
+    size_t keep = p->nlabels, col = l->i++;
+    double v;
+    int64_t ts;
+    if (at_end(l) || !is_ws(l->s[l->i]))
+        return fail(p, err, VG_EPARSE, col, "expected ' ' after '#'");
+    skip_ws(l);
+    if (at_end(l) || l->s[l->i] != '{')
+        return fail(p, err, VG_EPARSE, l->i, "expected '{' to open exemplar labels");
+    vg_err_t rc = scan_labels(p, l, err);
+    p->nlabels = keep;
+    if (rc) return rc;
+    skip_ws(l);
+    col = l->i;
+    if (vg_expfmt_parse_float(l->s + col, scan_token(l), &v))
+        return fail(p, err, VG_EPARSE, col, "invalid exemplar value");
+    skip_ws(l);
+    col = l->i;
+    if (!at_end(l) && parse_om_ts(l->s + col, scan_token(l), &ts))
+        return fail(p, err, VG_EPARSE, col, "invalid exemplar timestamp");
+    skip_ws(l);
+    if (!at_end(l)) return fail(p, err, VG_EPARSE, l->i, "unexpected text after exemplar");
+    return VG_OK;
+}
+
+/* Optional timestamp (and in OpenMetrics, exemplar) after the value. */
+static vg_err_t scan_sample_tail(vg_expfmt_parser_t *p, line_t *l, vg_expfmt_entry *e,
+                                 vg_error *err)
+{
+    skip_ws(l);
+    if (at_end(l)) return VG_OK;
+    if (IS_OM(p) && l->s[l->i] == '#') {
+        e->has_exemplar = 1;
+        return scan_exemplar(p, l, err);
+    }
+    size_t col = l->i, n = scan_token(l);
+    vg_err_t rc =
+        IS_OM(p) ? parse_om_ts(l->s + col, n, &e->ts_ms) : parse_int64(l->s + col, n, &e->ts_ms);
+    if (rc)
+        return fail(p, err, VG_EPARSE, col, "invalid timestamp \"%.*s\"", (int)(n > 40 ? 40 : n),
+                    l->s + col);
+    e->has_ts = 1;
+    skip_ws(l);
+    if (at_end(l)) return VG_OK;
+    if (IS_OM(p) && l->s[l->i] == '#') {
+        e->has_exemplar = 1;
+        return scan_exemplar(p, l, err);
+    }
+    return fail(p, err, VG_EPARSE, l->i, "unexpected text after timestamp");
+}
+
+/* OpenMetrics: is name the _created series of the current typed family? */
+static int om_is_created(const vg_expfmt_parser_t *p, const char *name, size_t n)
+{
+    static const char sfx[] = "_created";
+    if (!IS_OM(p) || !p->fam || n != p->fam_len + sizeof sfx - 1) return 0;
+    if (p->fam_type != VG_EXPFMT_COUNTER && p->fam_type != VG_EXPFMT_HISTOGRAM &&
+        p->fam_type != VG_EXPFMT_SUMMARY && p->fam_type != VG_EXPFMT_GAUGEHISTOGRAM)
+        return 0;
+    return memcmp(name, p->fam, p->fam_len) == 0 &&
+           memcmp(name + p->fam_len, sfx, sizeof sfx - 1) == 0;
+}
+
+static vg_err_t parse_sample(vg_expfmt_parser_t *p, line_t *l, vg_expfmt_entry *e, vg_error *err)
+{
+    size_t col = l->i, nlen = scan_name(l, 1);
+    if (!nlen) return fail(p, err, VG_EPARSE, col, "invalid metric name");
+    e->kind = VG_EXPFMT_SAMPLE;
+    e->name = scratch_copy(p, l->s + col, nlen);
+    e->name_len = nlen;
+    if (!e->name) return fail(p, err, VG_EINTERNAL, col, "scratch overflow");
+    skip_ws(l);
+    if (!at_end(l) && l->s[l->i] == '{') {
+        vg_err_t rc = scan_labels(p, l, err);
+        if (rc) return rc;
+    } else if (!at_end(l) && l->i == col + nlen) {
+        return fail(p, err, VG_EPARSE, l->i, "invalid character in metric name");
+    }
+    if (l->i > col + nlen && is_ws(l->s[l->i - 1])) {
+        /* whitespace already skipped after a bare name */
+    } else if (at_end(l) || !is_ws(l->s[l->i])) {
+        return fail(p, err, VG_EPARSE, l->i, "expected whitespace and a value after metric");
+    }
+    skip_ws(l);
+    size_t vcol = l->i, vlen = scan_token(l);
+    if (vlen == 0) return fail(p, err, VG_EPARSE, vcol, "expected value after metric");
+    if (vg_expfmt_parse_float(l->s + vcol, vlen, &e->value))
+        return fail(p, err, VG_EPARSE, vcol, "invalid value \"%.*s\"", (int)(vlen > 40 ? 40 : vlen),
+                    l->s + vcol);
+    vg_err_t rc = scan_sample_tail(p, l, e, err);
+    e->labels = p->labels; /* after the tail: an exemplar may have grown the array */
+    e->nlabels = p->nlabels;
+    e->created = om_is_created(p, e->name, nlen);
+    return rc;
+}
+
+/* ---------------------------------------------------------------- metadata */
+
+static const char *const mtype_names[] = {
+    [VG_EXPFMT_UNTYPED] = "untyped",   [VG_EXPFMT_COUNTER] = "counter",
+    [VG_EXPFMT_GAUGE] = "gauge",       [VG_EXPFMT_HISTOGRAM] = "histogram",
+    [VG_EXPFMT_SUMMARY] = "summary",   [VG_EXPFMT_GAUGEHISTOGRAM] = "gaugehistogram",
+    [VG_EXPFMT_STATESET] = "stateset", [VG_EXPFMT_INFO] = "info",
+};
+
+const char *vg_expfmt_mtype_name(vg_expfmt_mtype t)
+{
+    if ((unsigned)t >= sizeof mtype_names / sizeof *mtype_names) return "unknown";
+    return t == VG_EXPFMT_UNTYPED ? "unknown" : mtype_names[t];
+}
+
+static int parse_mtype(const vg_expfmt_parser_t *p, const char *s, size_t n, vg_expfmt_mtype *t)
+{
+    size_t last = IS_OM(p) ? VG_EXPFMT_INFO : VG_EXPFMT_SUMMARY;
+    for (size_t i = 0; i <= last; i++) {
+        if (i == VG_EXPFMT_UNTYPED) continue;
+        if (strlen(mtype_names[i]) == n && memcmp(s, mtype_names[i], n) == 0) {
+            *t = (vg_expfmt_mtype)i;
+            return 1;
+        }
+    }
+    *t = VG_EXPFMT_UNTYPED;
+    return n == 7 && memcmp(s, IS_OM(p) ? "unknown" : "untyped", 7) == 0;
+}
+
+static vg_err_t remember_family(vg_expfmt_parser_t *p, const char *name, size_t n,
+                                vg_expfmt_mtype t)
+{
+    if (n + 1 > p->fam_cap) {
+        char *f = vg_realloc(p->fam, n + 1);
+        if (!f) return VG_ENOMEM;
+        p->fam = f;
+        p->fam_cap = n + 1;
+    }
+    memcpy(p->fam, name, n);
+    p->fam[n] = '\0';
+    p->fam_len = n;
+    p->fam_type = t;
+    return VG_OK;
+}
+
+/* The part of HELP/TYPE/UNIT after the keyword: name, whitespace, rest. */
+static vg_err_t parse_meta(vg_expfmt_parser_t *p, line_t *l, vg_expfmt_entry *e, vg_error *err)
+{
+    size_t col = l->i, nlen = scan_name(l, 1);
+    if (!nlen)
+        return fail(p, err, VG_EPARSE, col, "invalid metric name in %s line",
+                    e->kind == VG_EXPFMT_HELP   ? "HELP"
+                    : e->kind == VG_EXPFMT_TYPE ? "TYPE"
+                                                : "UNIT");
+    e->name = scratch_copy(p, l->s + col, nlen);
+    e->name_len = nlen;
+    if (!e->name) return fail(p, err, VG_EINTERNAL, col, "scratch overflow");
+    if (!at_end(l) && !is_ws(l->s[l->i]))
+        return fail(p, err, VG_EPARSE, l->i, "invalid character in metric name");
+    skip_ws(l);
+    const char *rest = l->s + l->i;
+    size_t rlen = l->n - l->i;
+    if (e->kind == VG_EXPFMT_TYPE) {
+        while (rlen && is_ws(rest[rlen - 1])) rlen--;
+        if (!parse_mtype(p, rest, rlen, &e->type))
+            return fail(p, err, VG_EPARSE, l->i, "invalid metric type \"%.*s\"",
+                        (int)(rlen > 40 ? 40 : rlen), rest);
+        if (IS_OM(p) && remember_family(p, e->name, nlen, e->type))
+            return fail(p, err, VG_ENOMEM, col, "out of memory");
+        return VG_OK;
+    }
+    if (e->kind == VG_EXPFMT_HELP)
+        e->text = unescape(p, rest, rlen, IS_OM(p), &e->text_len);
+    else
+        e->text = scratch_copy(p, rest, e->text_len = rlen);
+    return e->text ? VG_OK : fail(p, err, VG_EINTERNAL, l->i, "scratch overflow");
+}
+
+static int keyword(line_t *l, const char *kw)
+{
+    size_t k = strlen(kw);
+    if (l->n - l->i < k || memcmp(l->s + l->i, kw, k) != 0) return 0;
+    if (l->i + k < l->n && !is_ws(l->s[l->i + k])) return 0;
+    if (l->i + k == l->n && strcmp(kw, "EOF") != 0) return 0;
+    l->i += k;
+    skip_ws(l);
+    return 1;
+}
+
+/* A line starting with '#' (cursor on it). */
+static vg_err_t parse_hash_line(vg_expfmt_parser_t *p, line_t *l, vg_expfmt_entry *e, vg_error *err)
+{
+    size_t hash = l->i++;
+    int spaced = !at_end(l) && is_ws(l->s[l->i]);
+    skip_ws(l);
+    if (spaced && keyword(l, "HELP"))
+        e->kind = VG_EXPFMT_HELP;
+    else if (spaced && keyword(l, "TYPE"))
+        e->kind = VG_EXPFMT_TYPE;
+    else if (spaced && IS_OM(p) && keyword(l, "UNIT"))
+        e->kind = VG_EXPFMT_UNIT;
+    else if (spaced && IS_OM(p) && l->n - l->i == 3 && memcmp(l->s + l->i, "EOF", 3) == 0) {
+        e->kind = VG_EXPFMT_EOF;
+        return VG_OK;
+    } else if (IS_OM(p)) {
+        return fail(p, err, VG_EPARSE, hash, "comments are not allowed in OpenMetrics");
+    } else {
+        e->kind = VG_EXPFMT_COMMENT;
+        e->text = scratch_copy(p, l->s + l->i, e->text_len = l->n - l->i);
+        return e->text ? VG_OK : fail(p, err, VG_EINTERNAL, l->i, "scratch overflow");
+    }
+    return parse_meta(p, l, e, err);
+}
+
+/* ---------------------------------------------------------------- lines */
+
+/* Cut the next line out of the input; sets *l and advances p->pos. */
+static vg_err_t next_line(vg_expfmt_parser_t *p, line_t *l, int *terminated, vg_error *err)
+{
+    const char *s = p->buf + p->pos;
+    size_t rest = p->len - p->pos;
+    const char *nl = memchr(s, '\n', rest);
+    size_t n = nl ? (size_t)(nl - s) : rest;
+    p->lineno++;
+    if (n > p->max_line)
+        return fail(p, err, VG_ETOOLARGE, p->max_line, "line longer than %zu bytes", p->max_line);
+    p->pos += n + (nl ? 1 : 0);
+    *terminated = nl != NULL;
+    if (n && s[n - 1] == '\r') {
+        if (IS_OM(p)) return fail(p, err, VG_EPARSE, n - 1, "CR line ending in OpenMetrics");
+        n--;
+    }
+    l->s = s;
+    l->n = n;
+    l->i = 0;
+    vg_err_t rc = scratch_reserve(p, n);
+    return rc ? fail(p, err, rc, 0, "out of memory") : VG_OK;
+}
+
+static void entry_reset(vg_expfmt_entry *e, unsigned lineno)
+{
+    memset(e, 0, sizeof *e);
+    e->line = lineno;
+    e->name = e->text = "";
+    e->labels = NULL;
+}
+
+/* Parse one non-blank line. */
+static vg_err_t parse_line(vg_expfmt_parser_t *p, line_t *l, int terminated, vg_expfmt_entry *e,
+                           vg_error *err)
+{
+    vg_err_t rc = l->s[l->i] == '#' ? parse_hash_line(p, l, e, err) : parse_sample(p, l, e, err);
+    if (rc) return rc;
+    if (e->kind == VG_EXPFMT_EOF) {
+        p->done = 1;
+        if (p->pos < p->len) return fail(p, err, VG_EPARSE, 0, "unexpected data after # EOF");
+        return VG_OK;
+    }
+    if (!terminated) return fail(p, err, VG_EPARSE, l->n, "data does not end with \\n");
+    return VG_OK;
+}
+
+vg_err_t vg_expfmt_next(vg_expfmt_parser_t *p, vg_expfmt_entry *e, vg_error *err)
+{
+    if (!p || !e) return vg_error_set(err, VG_EINVAL, "expfmt: NULL argument");
+    if (p->sticky) return vg_error_set(err, p->sticky, "%s", p->sticky_msg);
+    for (;;) {
+        entry_reset(e, p->lineno);
+        if (p->done) {
+            e->kind = VG_EXPFMT_EOF;
+            return VG_OK;
+        }
+        if (p->pos >= p->len) {
+            if (IS_OM(p)) {
+                p->lineno++; /* point at where "# EOF" was expected */
+                return fail(p, err, VG_EPARSE, 0, "missing # EOF at end of input");
+            }
+            p->done = 1;
+            continue;
+        }
+        line_t l;
+        int terminated = 0;
+        vg_err_t rc = next_line(p, &l, &terminated, err);
+        if (rc) return rc;
+        e->line = p->lineno;
+        if (!IS_OM(p)) skip_ws(&l);
+        if (at_end(&l)) {
+            if (IS_OM(p)) return fail(p, err, VG_EPARSE, 0, "empty line in OpenMetrics");
+            continue; /* blank lines are allowed in the text format */
+        }
+        return parse_line(p, &l, terminated, e, err);
+    }
+}
+
+/* ---------------------------------------------------------------- content type */
+
+vg_expfmt_format vg_expfmt_format_from_content_type(const char *ct)
+{
+    static const char om[] = "application/openmetrics-text";
+    if (!ct) return VG_EXPFMT_TEXT;
+    while (*ct == ' ' || *ct == '\t') ct++;
+    if (strncasecmp(ct, om, sizeof om - 1) == 0) {
+        char c = ct[sizeof om - 1];
+        if (c == '\0' || c == ';' || c == ' ' || c == '\t') return VG_EXPFMT_OPENMETRICS;
+    }
+    return VG_EXPFMT_TEXT;
+}
