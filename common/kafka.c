@@ -14,7 +14,9 @@
 #include <ctype.h>
 #include <stdio.h>
 #include <string.h>
+#include <time.h>
 
+#include "vigil/alloc.h"
 #include "vigil/log.h"
 
 static const char *const secret_exact[] = {
@@ -162,4 +164,78 @@ vg_err_t vg_kafka_err_map(rd_kafka_resp_err_t e)
     case RD_KAFKA_RESP_ERR_UNSUPPORTED_COMPRESSION_TYPE: return VG_EPROTO;
     default: return VG_ERETRY;
     }
+}
+
+/*
+ * Synchronous produce. The wait state is on the heap and is referenced by the
+ * message's opaque: if our deadline passes before the report (librdkafka
+ * reports within message.timeout.ms, so it should not), the state is marked
+ * abandoned and the report, whenever it comes (at the latest when the
+ * producer is purged on close), frees it.
+ */
+struct dr_wait {
+    int done;
+    int abandoned;
+    rd_kafka_resp_err_t err;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+void vg_kafka_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
+{
+    struct dr_wait *w = m->_private;
+    if (!w) return;
+    if (w->abandoned) {
+        vg_free(w);
+        return;
+    }
+    w->err = m->err;
+    w->done = 1;
+}
+
+rd_kafka_resp_err_t vg_kafka_produce_wait(rd_kafka_t *rk, const char *topic, const void *key,
+                                          size_t key_len, const void *value, size_t len,
+                                          rd_kafka_headers_t *hdrs, int64_t wait_ms)
+{
+    struct dr_wait *w = vg_calloc(1, sizeof(*w));
+    if (!w) {
+        if (hdrs) rd_kafka_headers_destroy(hdrs);
+        return RD_KAFKA_RESP_ERR__QUEUE_FULL;
+    }
+    rd_kafka_resp_err_t e = rd_kafka_producev(
+        rk, RD_KAFKA_V_TOPIC(topic), RD_KAFKA_V_KEY(key, key_len),
+        RD_KAFKA_V_VALUE((void *)value, len), RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY),
+        RD_KAFKA_V_HEADERS(hdrs), RD_KAFKA_V_OPAQUE(w), RD_KAFKA_V_END);
+    if (e) {
+        if (hdrs) rd_kafka_headers_destroy(hdrs); /* on success librdkafka owns them */
+        vg_free(w);
+        rd_kafka_poll(rk, e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? 100 : 0);
+        return e;
+    }
+    int64_t deadline = mono_ms() + wait_ms;
+    while (!w->done && mono_ms() < deadline) rd_kafka_poll(rk, 50);
+    if (!w->done) {
+        w->abandoned = 1;
+        return RD_KAFKA_RESP_ERR__TIMED_OUT;
+    }
+    e = w->err;
+    vg_free(w);
+    return e;
+}
+
+void vg_kafka_producer_close(rd_kafka_t *rk, int flush_ms)
+{
+    if (!rk) return;
+    if (rd_kafka_flush(rk, flush_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
+        vg_log_warn("kafka", "producer closing with undelivered messages", "client=%s n=%d",
+                    rd_kafka_name(rk), rd_kafka_outq_len(rk));
+        rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
+        rd_kafka_flush(rk, 1000); /* serves the purge reports, freeing abandoned waits */
+    }
+    rd_kafka_destroy(rk);
 }

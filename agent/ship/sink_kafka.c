@@ -11,12 +11,10 @@
  * batch costs a round trip, which is negligible next to a batch of
  * thousands of samples.
  *
- * The per-message wait state lives on the heap: if our deadline passes
- * before the report (it should not, librdkafka reports within
- * message.timeout.ms), the state is marked abandoned and the report, when it
- * comes, frees it. A fatal producer error (the idempotence state is broken)
- * would fail every later message, so the producer is rebuilt from a saved
- * copy of its conf and the batch is retried rather than dropped.
+ * The waiting itself is vg_kafka_produce_wait (common/kafka.c). A fatal
+ * producer error (the idempotence state is broken) would fail every later
+ * message, so the producer is rebuilt from a saved copy of its conf and the
+ * batch is retried rather than dropped.
  *
  * The value is already a zstd frame, so Kafka-level compression is off.
  */
@@ -24,7 +22,6 @@
 #include <pthread.h>
 #include <stdlib.h>
 #include <string.h>
-#include <time.h>
 
 #include "sink.h"
 #include "vigil/alloc.h"
@@ -35,12 +32,6 @@
 #define DEFAULT_MSG_TIMEOUT_MS 30000
 #define WAIT_MARGIN_MS         2000
 
-struct dr_wait {
-    int done;
-    int abandoned;
-    rd_kafka_resp_err_t err;
-};
-
 struct kafka_sink {
     pthread_mutex_t mu;
     rd_kafka_t *rk;
@@ -50,43 +41,11 @@ struct kafka_sink {
     vg_metric_t *ok, *retry, *rejected;
 };
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static void dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
-{
-    struct dr_wait *w = m->_private;
-    if (!w) return;
-    if (w->abandoned) {
-        vg_free(w);
-        return;
-    }
-    w->err = m->err;
-    w->done = 1;
-}
-
-/* Deliver what is still queued (bounded), purge the rest, destroy. */
-static void producer_close(rd_kafka_t *rk, int flush_ms)
-{
-    if (!rk) return;
-    if (rd_kafka_flush(rk, flush_ms) != RD_KAFKA_RESP_ERR_NO_ERROR) {
-        vg_log_warn("ship", "kafka producer closing with undelivered messages", "sink=kafka n=%d",
-                    rd_kafka_outq_len(rk));
-        rd_kafka_purge(rk, RD_KAFKA_PURGE_F_QUEUE | RD_KAFKA_PURGE_F_INFLIGHT);
-        rd_kafka_flush(rk, 1000); /* serves the purge reports, freeing abandoned waits */
-    }
-    rd_kafka_destroy(rk);
-}
-
 static void kafka_free(void *self)
 {
     struct kafka_sink *k = self;
     if (!k) return;
-    producer_close(k->rk, 10000);
+    vg_kafka_producer_close(k->rk, 10000);
     if (k->tmpl) rd_kafka_conf_destroy(k->tmpl);
     vg_free(k->topic[0]);
     vg_free(k->topic[1]);
@@ -117,7 +76,7 @@ static void producer_rebuild_if_fatal(struct kafka_sink *k)
     if (rd_kafka_fatal_error(k->rk, why, sizeof(why)) == RD_KAFKA_RESP_ERR_NO_ERROR) return;
     vg_log_error("ship", "kafka producer hit a fatal error; rebuilding it", "sink=kafka reason=%s",
                  why);
-    producer_close(k->rk, 0);
+    vg_kafka_producer_close(k->rk, 0);
     k->rk = NULL;
     if (producer_open(k, &e))
         vg_log_error("ship", "kafka producer rebuild failed", "sink=kafka err=%s", e.msg);
@@ -131,27 +90,6 @@ static rd_kafka_headers_t *make_headers(const vg_sink_msg *msg)
     rd_kafka_header_add(h, "content-encoding", -1, "zstd", -1);
     rd_kafka_header_add(h, "vigil-kind", -1, kind, -1);
     return h;
-}
-
-static rd_kafka_resp_err_t produce(struct kafka_sink *k, const vg_sink_msg *msg, struct dr_wait *w)
-{
-    const char *tenant = msg->tenant && *msg->tenant ? msg->tenant : "default";
-    rd_kafka_headers_t *h = make_headers(msg);
-    rd_kafka_resp_err_t e = rd_kafka_producev(
-        k->rk, RD_KAFKA_V_TOPIC(k->topic[msg->kind == VG_SINK_AUDIT]),
-        RD_KAFKA_V_KEY(tenant, strlen(tenant)), RD_KAFKA_V_VALUE((void *)msg->data, msg->len),
-        RD_KAFKA_V_MSGFLAGS(RD_KAFKA_MSG_F_COPY), RD_KAFKA_V_HEADERS(h), RD_KAFKA_V_OPAQUE(w),
-        RD_KAFKA_V_END);
-    if (e) rd_kafka_headers_destroy(h); /* on success librdkafka owns them */
-    return e;
-}
-
-/* Poll until w's report fired or the deadline passed; returns 1 when it fired. */
-static int wait_report(struct kafka_sink *k, struct dr_wait *w)
-{
-    int64_t deadline = now_ms() + k->wait_ms;
-    while (!w->done && now_ms() < deadline) rd_kafka_poll(k->rk, 50);
-    return w->done;
 }
 
 static vg_err_t finish(struct kafka_sink *k, const vg_sink_msg *msg, rd_kafka_resp_err_t e,
@@ -175,19 +113,10 @@ static vg_err_t finish(struct kafka_sink *k, const vg_sink_msg *msg, rd_kafka_re
 static vg_err_t kafka_send_locked(struct kafka_sink *k, const vg_sink_msg *msg, vg_error *err)
 {
     if (!k->rk && producer_open(k, err)) return VG_ERETRY;
-    struct dr_wait *w = vg_calloc(1, sizeof(*w));
-    if (!w) return vg_error_set(err, VG_ERETRY, "kafka sink: out of memory");
-    rd_kafka_resp_err_t e = produce(k, msg, w);
-    if (e) {
-        vg_free(w);
-        rd_kafka_poll(k->rk, e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? 100 : 0);
-    } else if (!wait_report(k, w)) {
-        w->abandoned = 1; /* the report frees it */
-        e = RD_KAFKA_RESP_ERR__TIMED_OUT;
-    } else {
-        e = w->err;
-        vg_free(w);
-    }
+    const char *tenant = msg->tenant && *msg->tenant ? msg->tenant : "default";
+    rd_kafka_resp_err_t e =
+        vg_kafka_produce_wait(k->rk, k->topic[msg->kind == VG_SINK_AUDIT], tenant, strlen(tenant),
+                              msg->data, msg->len, make_headers(msg), k->wait_ms);
     vg_err_t rc = finish(k, msg, e, err);
     producer_rebuild_if_fatal(k);
     return rc;
@@ -225,7 +154,7 @@ static vg_err_t build_conf(const vg_sink_kafka_opts *o, rd_kafka_conf_t **out, v
         vg_error_prefix(err, "kafka sink");
         return rc;
     }
-    rd_kafka_conf_set_dr_msg_cb(conf, dr_msg_cb);
+    rd_kafka_conf_set_dr_msg_cb(conf, vg_kafka_dr_msg_cb);
     *out = conf;
     return VG_OK;
 }

@@ -13,6 +13,7 @@
 #define VIGIL_KAFKA_H
 
 #include <stddef.h>
+#include <stdint.h>
 
 #include <librdkafka/rdkafka.h>
 
@@ -49,6 +50,23 @@ const char *vg_kafka_redact(const char *s, char *out, size_t n);
 /* Map a delivery or request error: VG_OK, VG_ERETRY for transient ones, VG_EPROTO
  * for ones where the same message can never succeed (too large, invalid). */
 vg_err_t vg_kafka_err_map(rd_kafka_resp_err_t e);
+
+/* ---- synchronous produce: send one message and wait for its delivery report ---- */
+
+/* The delivery-report callback that producers used with vg_kafka_produce_wait
+ * must install (rd_kafka_conf_set_dr_msg_cb). */
+void vg_kafka_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque);
+
+/* Produce one message (key and value are copied) and poll rk until its delivery
+ * report fired or wait_ms passed. Takes ownership of hdrs (may be NULL) also on
+ * failure. Returns the delivery error, the produce error, or
+ * RD_KAFKA_RESP_ERR__TIMED_OUT. Callers must not poll rk concurrently. */
+rd_kafka_resp_err_t vg_kafka_produce_wait(rd_kafka_t *rk, const char *topic, const void *key,
+                                          size_t key_len, const void *value, size_t len,
+                                          rd_kafka_headers_t *hdrs, int64_t wait_ms);
+
+/* Flush for up to flush_ms, purge what is left (logged), destroy. NULL is a no-op. */
+void vg_kafka_producer_close(rd_kafka_t *rk, int flush_ms);
 
 /* The librdkafka log callback used by vg_kafka_conf_new (exposed for tests). */
 void vg_kafka_log_cb(const rd_kafka_t *rk, int level, const char *fac, const char *buf);
