@@ -392,6 +392,21 @@ static void test_args_decoder(void **state)
     vg_arena_free(a);
 }
 
+/* Construction and route registration survive every allocation failing. */
+static void test_alloc_failures(void **state)
+{
+    vg_httpd_opts o = {.listen = "127.0.0.1:0"};
+    for (long n = 1; n < 8; n++) {
+        vg_alloc_fail_after(n);
+        vg_httpd_t *h = vg_httpd_new(&o);
+        vg_err_t rc = h ? vg_httpd_route(h, "GET", "/a*", h_hello, NULL) : VG_ENOMEM;
+        if (!rc) rc = vg_httpd_route(h, NULL, "/b", h_hello, NULL);
+        vg_alloc_fail_after(0);
+        assert_true(rc == VG_OK || rc == VG_ENOMEM);
+        vg_httpd_free(h);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -400,6 +415,7 @@ int main(void)
         cmocka_unit_test(test_body_cap),          cmocka_unit_test(test_concurrent),
         cmocka_unit_test(test_metrics_endpoints), cmocka_unit_test(test_address_in_use),
         cmocka_unit_test(test_response_cap),      cmocka_unit_test(test_args_decoder),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
