@@ -373,7 +373,9 @@ const char *vg_fmt_float_json(double v, char *buf)
     to_decimal(v, &g);
     char *o = buf;
     if (signbit(v)) *o++ = '-';
-    o = fmt_f(o, &g);
+    /* Prometheus's jsonutil.MarshalFloat switches to 'e' outside [1e-6, 1e21). */
+    double a = fabs(v);
+    o = (a != 0 && (a < 1e-6 || a >= 1e21)) ? fmt_e(o, &g) : fmt_f(o, &g);
     *o = '\0';
     return buf;
 }

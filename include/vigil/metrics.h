@@ -52,10 +52,10 @@ const char *vg_fmt_float(double v, char *buf);
 /* Bytes vg_fmt_float_json may write, NUL included (5e-324 has 327 characters). */
 #define VG_FMT_FLOAT_JSON_SIZE 344
 
-/* Go's strconv.FormatFloat(v, 'f', -1, 64): shortest round-trip digits, never
- * an exponent (1e21 -> "1000000000000000000000", 1e-7 -> "0.0000001", -0 ->
- * "-0"); NaN, +Inf, -Inf. For the Prometheus JSON API. buf needs
- * VG_FMT_FLOAT_JSON_SIZE bytes. Returns buf. */
+/* Float in a Prometheus JSON API response, as its jsonutil.MarshalFloat
+ * writes it: Go's FormatFloat(v, 'f', -1, 64), but 'e' when |v| < 1e-6 or
+ * |v| >= 1e21 (1e21 -> "1e+21", 1e-7 -> "1e-07", -0 -> "-0"); NaN, +Inf,
+ * -Inf. buf needs VG_FMT_FLOAT_JSON_SIZE bytes. Returns buf. */
 const char *vg_fmt_float_json(double v, char *buf);
 
 /* Readiness flag served on /-/ready (503 until set to non-zero). */

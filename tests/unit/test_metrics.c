@@ -149,21 +149,21 @@ static const struct fcase cases[] = {
     {123456789012, "1.23456789012e+11", "123456789012"},
     {9007199254740992.0, "9.007199254740992e+15", "9007199254740992"},
     {1e20, "1e+20", "100000000000000000000"},
-    {1e21, "1e+21", "1000000000000000000000"},
-    {1e100, "1e+100", NULL},
+    {1e21, "1e+21", "1e+21"},
+    {1e100, "1e+100", "1e+100"},
     {1.5e300, "1.5e+300", NULL},
     {0.0001, "0.0001", "0.0001"},
     {0.000123, "0.000123", "0.000123"},
     {0.00001, "1e-05", "0.00001"},
-    {1e-7, "1e-07", "0.0000001"},
-    {-2.5e-10, "-2.5e-10", "-0.00000000025"},
+    {1e-7, "1e-07", "1e-07"},
+    {-2.5e-10, "-2.5e-10", "-2.5e-10"},
     {0.30000000000000004, "0.30000000000000004", "0.30000000000000004"},
     {1.0000000000000002, "1.0000000000000002", "1.0000000000000002"},
     {12345.678, "12345.678", "12345.678"},
     {3.14159, "3.14159", "3.14159"},
     {1.7976931348623157e308, "1.7976931348623157e+308", NULL},
     {2.2250738585072014e-308, "2.2250738585072014e-308", NULL},
-    {5e-324, "5e-324", NULL},
+    {5e-324, "5e-324", "5e-324"},
     {-5e-324, "-5e-324", NULL},
     {1710000000.123, "1.710000000123e+09", "1710000000.123"},
 };
@@ -189,18 +189,14 @@ static void test_fmt_float_table(void **state)
 
 static void test_fmt_float_json_extremes(void **state)
 {
-    char jbuf[VG_FMT_FLOAT_JSON_SIZE], want[VG_FMT_FLOAT_JSON_SIZE];
-    /* largest double: 17 significant digits then 292 zeros */
-    snprintf(want, sizeof(want), "17976931348623157%0292d", 0);
-    assert_string_equal(vg_fmt_float_json(1.7976931348623157e308, jbuf), want);
-    snprintf(want, sizeof(want), "-17976931348623157%0292d", 0);
-    assert_string_equal(vg_fmt_float_json(-1.7976931348623157e308, jbuf), want);
-    /* smallest subnormal: "0." then 323 zeros then 5 */
-    snprintf(want, sizeof(want), "-0.%0323d5", 0);
-    assert_string_equal(vg_fmt_float_json(-5e-324, jbuf), want);
-    assert_true(strlen(jbuf) < VG_FMT_FLOAT_JSON_SIZE);
-    snprintf(want, sizeof(want), "0.%0307d22250738585072014", 0);
-    assert_string_equal(vg_fmt_float_json(2.2250738585072014e-308, jbuf), want);
+    char jbuf[VG_FMT_FLOAT_JSON_SIZE];
+    /* Prometheus's jsonutil.MarshalFloat: 'f' inside [1e-6, 1e21), 'e' outside. */
+    assert_string_equal(vg_fmt_float_json(1.7976931348623157e308, jbuf), "1.7976931348623157e+308");
+    assert_string_equal(vg_fmt_float_json(-5e-324, jbuf), "-5e-324");
+    assert_string_equal(vg_fmt_float_json(0.000001, jbuf), "0.000001");
+    assert_string_equal(vg_fmt_float_json(9.99e-7, jbuf), "9.99e-07");
+    assert_string_equal(vg_fmt_float_json(999999999999999999999.0, jbuf), "1e+21");
+    assert_string_equal(vg_fmt_float_json(1e20, jbuf), "100000000000000000000");
 }
 
 /* Every formatted value reads back exactly, over many bit patterns. */
