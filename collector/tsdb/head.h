@@ -1,0 +1,76 @@
+/*
+ * head.h - the in-memory head of one tenant: series, chunks, postings.
+ *
+ * Each series is found by its id (vg_labels_hash) in an open-addressing
+ * table whose collisions are resolved by comparing the labels, and it gets a
+ * dense ref (0, 1, 2...) used by the postings index. Labels are interned in
+ * the head's vg_strtab. A series keeps a list of Gorilla chunks and cuts a
+ * new one every VG_CHUNK_MAX_SAMPLES samples.
+ *
+ * Locking: a rwlock (writer-preferring) guards the series table, the ref
+ * array and the postings; a striped mutex (by ref) guards each series'
+ * chunks. Appends take the rwlock shared plus one stripe, so ingest threads
+ * only contend on the same stripe; creating a series takes the rwlock
+ * exclusively. Queries take the rwlock shared and copy what they need under
+ * the stripes (a snapshot), then release everything before the caller
+ * iterates. Series are never removed yet, so refs stay valid.
+ */
+#ifndef VIGIL_TSDB_HEAD_H
+#define VIGIL_TSDB_HEAD_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigil/arena.h"
+#include "vigil/error.h"
+#include "vigil/labels.h"
+
+typedef struct vg_head vg_head_t;
+
+typedef enum vg_append_res {
+    VG_APPEND_ADDED,
+    VG_APPEND_DUPLICATE,    /* a stored sample has this timestamp and value: a no-op */
+    VG_APPEND_OUT_OF_ORDER, /* older than the newest sample, not stored: rejected */
+    VG_APPEND_CONFLICT,     /* a stored sample has this timestamp, another value */
+} vg_append_res;
+
+/* New empty head; NULL on ENOMEM. */
+vg_head_t *vg_head_new(void);
+/* Free the head and everything in it; NULL is a no-op. No concurrent use. */
+void vg_head_free(vg_head_t *h);
+
+/* Ref of the series with these sorted, validated labels, creating it when
+ * new (*created = 1). VG_ENOMEM. Thread-safe. */
+vg_err_t vg_head_series(vg_head_t *h, const vg_label_t *l, size_t n, uint32_t *ref, int *created);
+/* Append one sample to series ref; *res says what happened. VG_ENOTFOUND for
+ * an unknown ref, VG_ENOMEM. Thread-safe. */
+vg_err_t vg_head_append(vg_head_t *h, uint32_t ref, int64_t ts, double v, vg_append_res *res);
+
+size_t vg_head_num_series(vg_head_t *h);
+/* Oldest and newest sample time; 0 when the head holds no sample. */
+int vg_head_time_range(vg_head_t *h, int64_t *mint, int64_t *maxt);
+
+/* A copied series: labels and the encoded chunks overlapping the range. */
+typedef struct vg_snap_chunk {
+    const uint8_t *data;
+    size_t len;
+} vg_snap_chunk;
+
+typedef struct vg_snap_series {
+    vg_label_t *labels;
+    size_t nlabels;
+    vg_snap_chunk *chunks;
+    size_t nchunks;
+} vg_snap_series;
+
+/* Copy every series selected by the matchers that has a chunk overlapping
+ * [mint, maxt] into arena a, sorted by labels. nm == 0 selects all. */
+vg_err_t vg_head_snapshot(vg_head_t *h, vg_matcher_t *const *m, size_t nm, int64_t mint,
+                          int64_t maxt, vg_arena_t *a, vg_snap_series **out, size_t *n);
+/* Sorted distinct label names (name == NULL) or values of label name, of the
+ * series selected by the matchers (all series when nm == 0), copied into a. */
+vg_err_t vg_head_label_strings(vg_head_t *h, const char *name, vg_matcher_t *const *m, size_t nm,
+                               int64_t mint, int64_t maxt, vg_arena_t *a, const char ***out,
+                               size_t *n);
+
+#endif

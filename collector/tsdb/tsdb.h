@@ -1,0 +1,99 @@
+/*
+ * tsdb.h - the collector's time-series store: one head per tenant.
+ *
+ * Tenants are isolated by construction: each has its own head (series,
+ * chunks, postings, interned strings), created on its first append, so a
+ * query can never see another tenant's series and one tenant's cardinality
+ * does not slow another's lookups. This layer validates input (tenant
+ * names, labels), counts every outcome in vg_append_stats and in
+ * self-metrics, and offers a querier whose result is a snapshot: series come
+ * out sorted by labels, with samples copied at select time, so iterating
+ * never holds a lock and is safe against concurrent appends.
+ */
+#ifndef VIGIL_TSDB_H
+#define VIGIL_TSDB_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "prometheus/types.pb-c.h"
+#include "vigil/error.h"
+#include "vigil/labels.h"
+#include "vigil/metrics.h"
+
+#define VG_TENANT_MAX     64
+#define VG_TENANT_DEFAULT "default"
+
+typedef struct vg_tsdb vg_tsdb_t;
+typedef struct vg_seriesset vg_seriesset_t;
+
+/* Outcome counters; every append function ADDS to the fields. */
+typedef struct vg_append_stats {
+    uint64_t samples_appended;
+    uint64_t samples_deduplicated; /* already stored (same timestamp and value): no-op */
+    uint64_t samples_out_of_order; /* older than the series' newest sample, not stored */
+    uint64_t samples_conflicting;  /* a stored sample has this timestamp, another value */
+    uint64_t series_created;
+    uint64_t series_rejected; /* invalid labels: all its samples dropped */
+} vg_append_stats;
+
+/* New empty store. metrics may be NULL; otherwise the vigil_tsdb_* self-metrics
+ * are registered there (it must outlive the store). NULL on ENOMEM. */
+vg_tsdb_t *vg_tsdb_new(vg_metrics_t *metrics);
+/* Free everything; NULL is a no-op. No other call may be in flight. */
+void vg_tsdb_free(vg_tsdb_t *db);
+
+/* True for 1..64 bytes of [A-Za-z0-9_.-]. */
+int vg_tsdb_tenant_valid(const char *tenant);
+
+/* Append one sample. labels must be sorted by name; they are validated
+ * (vg_labels_validate, and __name__ must be present). Returns VG_OK when
+ * appended or deduplicated; VG_EINVAL with a message for a bad tenant or
+ * labels, an out-of-order sample or a conflicting duplicate ("duplicate
+ * sample for timestamp"); VG_ENOMEM. st may be NULL. Thread-safe. */
+vg_err_t vg_tsdb_append(vg_tsdb_t *db, const char *tenant, const vg_label_t *labels, size_t nlabels,
+                        int64_t ts_ms, double v, vg_append_stats *st, vg_error *err);
+
+/* Append remote-write / batch TimeSeries. Labels are copied and sorted; labels
+ * with empty values are dropped. A series without __name__, with a repeated or
+ * invalid label name is rejected (series_rejected) and the others are still
+ * appended. Returns VG_OK when every series was accepted and every sample
+ * appended or deduplicated; VG_EINVAL (err = the first problem) when anything
+ * was rejected; VG_ENOMEM / VG_ETOOLARGE (over 1024 labels) stop early.
+ * Thread-safe. */
+vg_err_t vg_tsdb_append_timeseries(vg_tsdb_t *db, const char *tenant,
+                                   Prometheus__TimeSeries *const *ts, size_t n, vg_append_stats *st,
+                                   vg_error *err);
+
+/* Select the series of tenant matching every matcher (nm == 0: all series)
+ * with samples overlapping [mint, maxt] (inclusive, ms). *out is a snapshot,
+ * sorted by labels; free it with vg_seriesset_free. An unknown tenant gives
+ * an empty set. The matchers are only used during the call. Thread-safe. */
+vg_err_t vg_tsdb_select(vg_tsdb_t *db, const char *tenant, vg_matcher_t *const *m, size_t nm,
+                        int64_t mint, int64_t maxt, vg_seriesset_t **out, vg_error *err);
+/* Move to the next series: 1, or 0 at the end. Call before the first series. */
+int vg_seriesset_next(vg_seriesset_t *ss);
+/* Labels of the current series (sorted); valid until vg_seriesset_free. */
+const vg_label_t *vg_seriesset_labels(vg_seriesset_t *ss, size_t *n);
+/* Next sample of the current series within [mint, maxt]: 1, or 0 when done. */
+int vg_seriesset_sample_next(vg_seriesset_t *ss, int64_t *ts, double *v);
+/* Number of series in the set. */
+size_t vg_seriesset_len(const vg_seriesset_t *ss);
+/* VG_ECORRUPT if a chunk failed to decode while iterating (a bug), else VG_OK. */
+vg_err_t vg_seriesset_err(const vg_seriesset_t *ss);
+void vg_seriesset_free(vg_seriesset_t *ss);
+
+/* Sorted distinct label names of the tenant's series matching the matchers
+ * (all series when nm == 0). The head contributes when its samples overlap
+ * [mint, maxt]. *out is one allocation: free it with vg_free(*out). */
+vg_err_t vg_tsdb_label_names(vg_tsdb_t *db, const char *tenant, vg_matcher_t *const *m, size_t nm,
+                             int64_t mint, int64_t maxt, char ***out, size_t *n, vg_error *err);
+/* Same for the values of label name. */
+vg_err_t vg_tsdb_label_values(vg_tsdb_t *db, const char *tenant, const char *name,
+                              vg_matcher_t *const *m, size_t nm, int64_t mint, int64_t maxt,
+                              char ***out, size_t *n, vg_error *err);
+
+/* Series held across all tenants. */
+size_t vg_tsdb_num_series(vg_tsdb_t *db);
+
+#endif
