@@ -1,0 +1,494 @@
+/*
+ * kafka_consumer.c - consumer-group input with manual offset storage and a DLQ.
+ *
+ * Why this shape:
+ *  - enable.auto.offset.store=false and enable.auto.commit=false: librdkafka
+ *    would otherwise commit what it handed us, not what we stored. We store
+ *    offset+1 only after the callback said VG_OK (or the message is safely
+ *    in the dead-letter topic) and commit synchronously ourselves: after a
+ *    burst of messages (poll came back empty), at least once a second while
+ *    busy, on a rebalance revoke (before the partitions go to another
+ *    member, so it does not redo our work), and on close.
+ *  - One thread polls and calls the callback, so per-partition order is the
+ *    order of the callback calls; the rebalance callback runs on that same
+ *    thread inside rd_kafka_consumer_poll, so the pause table needs no lock.
+ *  - A transient failure rewinds (seek) and pauses only the affected
+ *    partition, with its own backoff, so other tenants keep flowing.
+ *  - A bad batch is copied to "<topic>.dlq" with the reason in a header by a
+ *    separate idempotent producer, and waited for: only a delivered DLQ copy
+ *    lets us commit past the original.
+ */
+#include "kafka_consumer.h"
+
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdatomic.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "vigil/alloc.h"
+#include "vigil/log.h"
+
+#define COMP              "ingest"
+#define POLL_MS           100
+#define COMMIT_EVERY_MS   1000
+#define COMMIT_EVERY_MSGS 1000
+#define BACKOFF_MIN_MS    500
+#define BACKOFF_MAX_MS    30000
+#define DLQ_WAIT_MS       30000
+#define SEEK_TIMEOUT_MS   5000
+#define MAX_KEY           256
+#define DLQ_SUFFIX        ".dlq"
+
+/* A partition that failed transiently: paused until resume_ms (0 = running). */
+struct backoff {
+    char *topic;
+    int32_t partition;
+    int64_t resume_ms;
+    int64_t backoff_ms;
+};
+
+struct vg_kafka_consumer {
+    rd_kafka_t *rk;
+    rd_kafka_t *dlq;
+    char *topics[2];
+    vg_consume_fn fn;
+    void *ud;
+    pthread_t thread;
+    int started;
+    atomic_int stop;
+    int dirty; /* offsets stored since the last commit */
+    int since_commit;
+    int64_t last_commit_ms;
+    struct backoff *bo;
+    size_t nbo, capbo;
+    vg_metric_t *consumed, *dlq_count, *commit_failures, *retries;
+};
+
+static int64_t mono_ms(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+/* ---- commits ---- */
+
+static void commit_sync(vg_kafka_consumer_t *c, const char *why)
+{
+    if (!c->dirty) return;
+    rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 0);
+    c->last_commit_ms = mono_ms();
+    if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
+        vg_metric_inc(c->commit_failures);
+        vg_log_warn(COMP, "kafka offset commit failed", "when=%s err=%s", why, rd_kafka_err2str(e));
+        return; /* stay dirty: the next commit retries */
+    }
+    c->dirty = 0;
+    c->since_commit = 0;
+}
+
+static void maybe_commit(vg_kafka_consumer_t *c, int idle)
+{
+    if (!c->dirty) return;
+    if (idle || c->since_commit >= COMMIT_EVERY_MSGS ||
+        mono_ms() - c->last_commit_ms >= COMMIT_EVERY_MS)
+        commit_sync(c, idle ? "idle" : "periodic");
+}
+
+static void store_next(vg_kafka_consumer_t *c, const rd_kafka_message_t *m)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
+        m->offset + 1;
+    rd_kafka_resp_err_t e = rd_kafka_offsets_store(c->rk, l);
+    if (!e) e = l->elems[0].err;
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e) {
+        /* Typically the partition was just revoked: the new owner redoes it. */
+        vg_log_warn(COMP, "cannot store kafka offset", "topic=%s partition=%" PRId32 " err=%s",
+                    rd_kafka_topic_name(m->rkt), m->partition, rd_kafka_err2str(e));
+        return;
+    }
+    c->dirty = 1;
+    c->since_commit++;
+}
+
+/* ---- per-partition backoff ---- */
+
+static struct backoff *bo_find(vg_kafka_consumer_t *c, const char *topic, int32_t part)
+{
+    for (size_t i = 0; i < c->nbo; i++)
+        if (c->bo[i].partition == part && strcmp(c->bo[i].topic, topic) == 0) return &c->bo[i];
+    return NULL;
+}
+
+static struct backoff *bo_get(vg_kafka_consumer_t *c, const char *topic, int32_t part)
+{
+    struct backoff *b = bo_find(c, topic, part);
+    if (b) return b;
+    if (c->nbo == c->capbo) {
+        size_t cap = c->capbo ? c->capbo * 2 : 8;
+        struct backoff *nb = vg_realloc(c->bo, cap * sizeof(*nb));
+        if (!nb) return NULL;
+        c->bo = nb;
+        c->capbo = cap;
+    }
+    b = &c->bo[c->nbo];
+    memset(b, 0, sizeof(*b));
+    b->topic = vg_strdup(topic);
+    b->partition = part;
+    if (!b->topic) return NULL;
+    c->nbo++;
+    return b;
+}
+
+static void bo_remove(vg_kafka_consumer_t *c, struct backoff *b)
+{
+    vg_free(b->topic);
+    *b = c->bo[--c->nbo];
+}
+
+static void pause_resume(vg_kafka_consumer_t *c, const struct backoff *b, int pause)
+{
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, b->topic, b->partition);
+    if (pause)
+        rd_kafka_pause_partitions(c->rk, l);
+    else
+        rd_kafka_resume_partitions(c->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+}
+
+static void resume_due(vg_kafka_consumer_t *c)
+{
+    int64_t now = mono_ms();
+    for (size_t i = 0; i < c->nbo; i++) {
+        if (!c->bo[i].resume_ms || now < c->bo[i].resume_ms) continue;
+        pause_resume(c, &c->bo[i], 0);
+        c->bo[i].resume_ms = 0;
+    }
+}
+
+/* Rewind the partition to m and pause it for its backoff. */
+static void retry_later(vg_kafka_consumer_t *c, const rd_kafka_message_t *m, vg_err_t rc,
+                        const vg_error *e)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    struct backoff *b = bo_get(c, topic, m->partition);
+    int64_t delay = BACKOFF_MIN_MS;
+    if (b) {
+        b->backoff_ms = b->backoff_ms ? b->backoff_ms * 2 : BACKOFF_MIN_MS;
+        if (b->backoff_ms > BACKOFF_MAX_MS) b->backoff_ms = BACKOFF_MAX_MS;
+        delay = b->backoff_ms;
+        b->resume_ms = mono_ms() + delay;
+        pause_resume(c, b, 1);
+    }
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
+    rd_kafka_topic_partition_list_add(l, topic, m->partition)->offset = m->offset;
+    rd_kafka_error_t *se = rd_kafka_seek_partitions(c->rk, l, SEEK_TIMEOUT_MS);
+    if (se) rd_kafka_error_destroy(se);
+    rd_kafka_topic_partition_list_destroy(l);
+    vg_metric_inc(c->retries);
+    vg_log_warn(COMP, "batch not stored; will retry",
+                "topic=%s partition=%" PRId32 " offset=%" PRId64 " retry_in_ms=%" PRId64 " err=%s",
+                topic, m->partition, m->offset, delay, vg_error_msg(e, rc));
+}
+
+static void succeeded(vg_kafka_consumer_t *c, const rd_kafka_message_t *m)
+{
+    if (!c->nbo) return;
+    struct backoff *b = bo_find(c, rd_kafka_topic_name(m->rkt), m->partition);
+    if (b) bo_remove(c, b);
+}
+
+/* ---- dead letters ---- */
+
+static vg_err_t dlq_send(vg_kafka_consumer_t *c, const rd_kafka_message_t *m, const char *reason)
+{
+    char topic[512];
+    rd_kafka_headers_t *orig = NULL, *h;
+    snprintf(topic, sizeof(topic), "%s" DLQ_SUFFIX, rd_kafka_topic_name(m->rkt));
+    if (rd_kafka_message_headers(m, &orig) == RD_KAFKA_RESP_ERR_NO_ERROR && orig)
+        h = rd_kafka_headers_copy(orig);
+    else
+        h = rd_kafka_headers_new(1);
+    rd_kafka_header_add(h, "vigil-dlq-reason", -1, reason, -1);
+    rd_kafka_resp_err_t e = vg_kafka_produce_wait(c->dlq, topic, m->key, m->key_len, m->payload,
+                                                  m->len, h, DLQ_WAIT_MS);
+    if (e) {
+        vg_log_warn(COMP, "cannot write dead letter", "topic=%s err=%s", topic,
+                    rd_kafka_err2str(e));
+        return VG_ERETRY;
+    }
+    return VG_OK;
+}
+
+/* Codes that mean "this batch is bad", as opposed to "not now". */
+static int is_bad_batch(vg_err_t rc)
+{
+    return rc == VG_EPARSE || rc == VG_EINVAL || rc == VG_ETOOLARGE || rc == VG_ECORRUPT ||
+           rc == VG_EPROTO || rc == VG_EUNSUPPORTED;
+}
+
+static void dead_letter(vg_kafka_consumer_t *c, const rd_kafka_message_t *m, vg_err_t rc,
+                        const vg_error *e)
+{
+    char q[600];
+    const char *reason = vg_error_msg(e, rc);
+    vg_error de = {0};
+    if (dlq_send(c, m, reason)) {
+        vg_error_set(&de, VG_ERETRY, "dead-letter topic not available");
+        retry_later(c, m, VG_ERETRY, &de);
+        return;
+    }
+    vg_metric_inc(c->dlq_count);
+    vg_log_warn(COMP, "bad batch sent to dead-letter topic",
+                "topic=%s partition=%" PRId32 " offset=%" PRId64 " reason=%s",
+                rd_kafka_topic_name(m->rkt), m->partition, m->offset,
+                vg_logq(q, sizeof(q), reason));
+    store_next(c, m);
+    succeeded(c, m);
+}
+
+/* ---- the consumer thread ---- */
+
+static void handle(vg_kafka_consumer_t *c, const rd_kafka_message_t *m)
+{
+    char key[MAX_KEY];
+    const char *tenant = NULL;
+    vg_error e = {0};
+    vg_err_t rc = VG_OK;
+    if (m->key && m->key_len >= sizeof(key)) {
+        rc = vg_error_set(&e, VG_EINVAL, "tenant key longer than %d bytes", MAX_KEY - 1);
+    } else if (m->key) {
+        memcpy(key, m->key, m->key_len);
+        key[m->key_len] = '\0';
+        tenant = key;
+    }
+    if (!rc)
+        rc = c->fn(c->ud, rd_kafka_topic_name(m->rkt), tenant,
+                   m->payload ? m->payload : (const void *)"", m->len, &e);
+    if (rc == VG_OK) {
+        vg_metric_inc(c->consumed);
+        store_next(c, m);
+        succeeded(c, m);
+    } else if (is_bad_batch(rc)) {
+        dead_letter(c, m, rc, &e);
+    } else {
+        retry_later(c, m, rc, &e);
+    }
+}
+
+static void consumer_error(const rd_kafka_message_t *m)
+{
+    if (m->err == RD_KAFKA_RESP_ERR__PARTITION_EOF) return;
+    vg_log_warn(COMP, "kafka consumer error", "topic=%s err=%s",
+                m->rkt ? rd_kafka_topic_name(m->rkt) : "-", rd_kafka_message_errstr(m));
+}
+
+static void *consumer_main(void *arg)
+{
+    vg_kafka_consumer_t *c = arg;
+    while (!atomic_load(&c->stop)) {
+        resume_due(c);
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(c->rk, POLL_MS);
+        if (m) {
+            if (m->err)
+                consumer_error(m);
+            else
+                handle(c, m);
+            rd_kafka_message_destroy(m);
+        }
+        maybe_commit(c, m == NULL);
+    }
+    return NULL;
+}
+
+/* ---- rebalances ---- */
+
+static void forget_partitions(vg_kafka_consumer_t *c, const rd_kafka_topic_partition_list_t *l)
+{
+    for (int i = 0; i < l->cnt; i++) {
+        struct backoff *b = bo_find(c, l->elems[i].topic, l->elems[i].partition);
+        if (!b) continue;
+        if (b->resume_ms) pause_resume(c, b, 0);
+        bo_remove(c, b);
+    }
+}
+
+static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
+                         rd_kafka_topic_partition_list_t *parts, void *opaque)
+{
+    vg_kafka_consumer_t *c = opaque;
+    int coop = strcmp(rd_kafka_rebalance_protocol(rk), "COOPERATIVE") == 0;
+    rd_kafka_error_t *err = NULL;
+    if (e == RD_KAFKA_RESP_ERR__ASSIGN_PARTITIONS) {
+        vg_log_info(COMP, "kafka partitions assigned", "n=%d protocol=%s", parts->cnt,
+                    rd_kafka_rebalance_protocol(rk));
+        if (coop)
+            err = rd_kafka_incremental_assign(rk, parts);
+        else
+            rd_kafka_assign(rk, parts);
+    } else {
+        vg_log_info(COMP, "kafka partitions revoked", "n=%d lost=%d reason=%s", parts->cnt,
+                    rd_kafka_assignment_lost(rk), rd_kafka_err2name(e));
+        /* Commit what we processed so the next owner does not redo it; a lost
+         * assignment cannot commit any more, the next owner redoes it instead. */
+        if (!rd_kafka_assignment_lost(rk)) commit_sync(c, "revoke");
+        c->dirty = 0;
+        forget_partitions(c, parts);
+        if (coop)
+            err = rd_kafka_incremental_unassign(rk, parts);
+        else
+            rd_kafka_assign(rk, NULL);
+    }
+    if (err) {
+        vg_log_error(COMP, "kafka assignment failed", "err=%s", rd_kafka_error_string(err));
+        rd_kafka_error_destroy(err);
+    }
+}
+
+/* ---- construction ---- */
+
+static vg_err_t build_conf(const vg_kafka_consumer_opts *o, int consumer, rd_kafka_conf_t **out,
+                           vg_error *err)
+{
+    const vg_kafka_prop cdefaults[] = {
+        {"group.id", o->group_id && *o->group_id ? o->group_id : "vigil-collector"},
+        {"enable.auto.commit", "false"},
+        {"enable.auto.offset.store", "false"},
+        {"auto.offset.reset", "earliest"},
+        {"enable.partition.eof", "false"},
+    };
+    static const vg_kafka_prop pdefaults[] = {
+        {"enable.idempotence", "true"},  {"acks", "all"},
+        {"compression.type", "none"},    {"linger.ms", "0"},
+        {"message.timeout.ms", "30000"},
+    };
+    rd_kafka_conf_t *conf = NULL;
+    vg_err_t rc =
+        vg_kafka_conf_new(o->brokers, consumer ? "collector" : "collector-dlq", &conf, err);
+    if (rc) return rc;
+    if (consumer)
+        rc = vg_kafka_conf_apply(conf, cdefaults, sizeof(cdefaults) / sizeof(cdefaults[0]), err);
+    else
+        rc = vg_kafka_conf_apply(conf, pdefaults, sizeof(pdefaults) / sizeof(pdefaults[0]), err);
+    if (!rc) rc = vg_kafka_conf_apply(conf, o->props, o->nprops, err);
+    if (rc) {
+        rd_kafka_conf_destroy(conf);
+        vg_error_prefix(err, "kafka consumer");
+        return rc;
+    }
+    *out = conf;
+    return VG_OK;
+}
+
+static vg_err_t make_client(vg_kafka_consumer_t *c, const vg_kafka_consumer_opts *o, int consumer,
+                            vg_error *err)
+{
+    char errstr[512];
+    rd_kafka_conf_t *conf = NULL;
+    vg_err_t rc = build_conf(o, consumer, &conf, err);
+    if (rc) return rc;
+    if (consumer) {
+        rd_kafka_conf_set_opaque(conf, c);
+        rd_kafka_conf_set_rebalance_cb(conf, rebalance_cb);
+    } else {
+        rd_kafka_conf_set_dr_msg_cb(conf, vg_kafka_dr_msg_cb);
+    }
+    rd_kafka_t *rk = rd_kafka_new(consumer ? RD_KAFKA_CONSUMER : RD_KAFKA_PRODUCER, conf, errstr,
+                                  sizeof(errstr));
+    if (!rk) {
+        rd_kafka_conf_destroy(conf);
+        return vg_error_set(err, VG_ECONFIG, "kafka consumer: %s", errstr);
+    }
+    if (consumer) {
+        c->rk = rk;
+        rd_kafka_poll_set_consumer(rk);
+    } else {
+        c->dlq = rk;
+    }
+    return VG_OK;
+}
+
+static void register_metrics(vg_kafka_consumer_t *c, vg_metrics_t *m)
+{
+    if (!m) return;
+    c->consumed = vg_metrics_counter(m, "vigil_kafka_messages_consumed_total",
+                                     "Kafka messages stored by the collector.", NULL);
+    c->dlq_count = vg_metrics_counter(m, "vigil_kafka_messages_dlq_total",
+                                      "Bad Kafka messages copied to a dead-letter topic.", NULL);
+    c->commit_failures = vg_metrics_counter(m, "vigil_kafka_commit_failures_total",
+                                            "Kafka offset commits that failed.", NULL);
+    c->retries = vg_metrics_counter(m, "vigil_kafka_consume_retries_total",
+                                    "Kafka messages rewound for a later retry.", NULL);
+}
+
+static char *topic_or(const char *t, const char *def)
+{
+    if (t && !*t) return NULL; /* "" = not subscribed */
+    return vg_strdup(t ? t : def);
+}
+
+vg_err_t vg_kafka_consumer_new(const vg_kafka_consumer_opts *o, vg_consume_fn fn, void *ud,
+                               vg_metrics_t *m, vg_kafka_consumer_t **out, vg_error *err)
+{
+    vg_err_t rc = VG_OK;
+    *out = NULL;
+    if (!o || !fn)
+        return vg_error_set(err, VG_EINVAL, "kafka consumer: options and callback required");
+    vg_kafka_consumer_t *c = vg_calloc(1, sizeof(*c));
+    if (!c) return vg_error_set(err, VG_ENOMEM, "kafka consumer: out of memory");
+    c->fn = fn;
+    c->ud = ud;
+    c->topics[0] = topic_or(o->metrics_topic, "vigil.metrics");
+    c->topics[1] = topic_or(o->audit_topic, "vigil.audit");
+    if (!c->topics[0] && !c->topics[1]) {
+        rc = vg_error_set(err, VG_ECONFIG, "kafka consumer: no topic to consume");
+        goto fail;
+    }
+    if ((rc = make_client(c, o, 1, err)) || (rc = make_client(c, o, 0, err))) goto fail;
+    register_metrics(c, m);
+    c->last_commit_ms = mono_ms();
+    *out = c;
+    return VG_OK;
+fail:
+    vg_kafka_consumer_free(c);
+    return rc;
+}
+
+vg_err_t vg_kafka_consumer_start(vg_kafka_consumer_t *c, vg_error *err)
+{
+    if (!c || c->started) return vg_error_set(err, VG_EINVAL, "kafka consumer: already started");
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(2);
+    for (int i = 0; i < 2; i++)
+        if (c->topics[i]) rd_kafka_topic_partition_list_add(l, c->topics[i], RD_KAFKA_PARTITION_UA);
+    rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, l);
+    rd_kafka_topic_partition_list_destroy(l);
+    if (e)
+        return vg_error_set(err, VG_ECONFIG, "kafka consumer: subscribe: %s", rd_kafka_err2str(e));
+    if (pthread_create(&c->thread, NULL, consumer_main, c))
+        return vg_error_set(err, VG_EINTERNAL, "kafka consumer: cannot start thread");
+    c->started = 1;
+    return VG_OK;
+}
+
+void vg_kafka_consumer_free(vg_kafka_consumer_t *c)
+{
+    if (!c) return;
+    atomic_store(&c->stop, 1);
+    if (c->started) pthread_join(c->thread, NULL);
+    if (c->rk) {
+        commit_sync(c, "close");
+        rd_kafka_consumer_close(c->rk); /* revokes through rebalance_cb, leaves the group */
+        rd_kafka_destroy(c->rk);
+    }
+    vg_kafka_producer_close(c->dlq, 10000);
+    while (c->nbo) bo_remove(c, &c->bo[c->nbo - 1]);
+    vg_free(c->bo);
+    vg_free(c->topics[0]);
+    vg_free(c->topics[1]);
+    vg_free(c);
+}
