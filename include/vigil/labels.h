@@ -33,15 +33,16 @@ void vg_strtab_free(vg_strtab_t *t);
 /* Canonical copy of s[0..len), owned by the table; NULL on ENOMEM.
  * Two calls with equal strings return the same pointer. */
 const char *vg_strtab_intern(vg_strtab_t *t, const char *s, size_t len);
-/* Number of distinct strings and bytes held (self-metrics). */
+/* Number of distinct strings, and their bytes incl. NULs (self-metrics). */
 size_t vg_strtab_count(const vg_strtab_t *t);
 size_t vg_strtab_bytes(const vg_strtab_t *t);
 
 /* ---- label sets ---- */
 /* Sort in place by name (then value). */
 void vg_labels_sort(vg_label_t *l, size_t n);
-/* Check a sorted set: names valid ([a-zA-Z_][a-zA-Z0-9_]*), no duplicates, no
- * empty values (Prometheus drops those; caller should have). VG_EINVAL + message. */
+/* Check a sorted set: names valid ([a-zA-Z_][a-zA-Z0-9_]*), sorted, no duplicates,
+ * no empty values (Prometheus drops those; caller should have), values valid
+ * UTF-8, __name__ a valid metric name. VG_EINVAL + message. */
 vg_err_t vg_labels_validate(const vg_label_t *l, size_t n, vg_error *err);
 /* True if name is a valid label name / metric name. */
 int vg_label_name_valid(const char *s, size_t n);
@@ -52,8 +53,9 @@ uint64_t vg_labels_hash(const vg_label_t *l, size_t n);
 int vg_labels_cmp(const vg_label_t *a, size_t na, const vg_label_t *b, size_t nb);
 /* Value of name in a sorted set, or NULL. */
 const char *vg_labels_get(const vg_label_t *l, size_t n, const char *name);
-/* Append {a="b", c="d"} with Prometheus escaping (\\, \", \n) to buf.
- * With metric name first when present: name{a="b"}. */
+/* Append the text-exposition form to buf: name{a="b",c="d"} (no spaces, the
+ * __name__ value first and left out of the braces, values escaped \\ \" \n);
+ * "name" alone when there are no other labels, {a="b"} or {} without a name. */
 vg_err_t vg_labels_format(const vg_label_t *l, size_t n, vg_buf *buf);
 
 /* ---- matchers (PromQL selector semantics) ---- */
