@@ -13,13 +13,10 @@
 #include <stdint.h>
 
 #include "vigil/arena.h"
+#include "vigil/buf.h"
+#include "vigil/config.h" /* vg_kv_t */
 #include "vigil/error.h"
 #include "vigil/labels.h"
-
-typedef struct vg_kv {
-    const char *key;
-    const char *value;
-} vg_kv_t;
 
 typedef struct vg_static_group {
     const char **targets; /* "host:port" */
@@ -84,5 +81,8 @@ vg_err_t vg_agent_config_load(const char *path, vg_agent_config_t **out, vg_erro
 vg_err_t vg_agent_config_parse(const char *name, const char *yaml, size_t len,
                                vg_agent_config_t **out, vg_error *err);
 void vg_agent_config_free(vg_agent_config_t *c);
+/* Append the Markdown reference of every agent config key (from the schema
+ * that parses them) to out. */
+vg_err_t vg_agent_config_doc(vg_buf *out);
 
 #endif

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "vigil/arena.h"
+#include "vigil/buf.h"
 #include "vigil/error.h"
 
 typedef struct vg_tenant_limits {
@@ -59,5 +60,7 @@ vg_err_t vg_collector_config_load(const char *path, vg_collector_config_t **out,
 vg_err_t vg_collector_config_parse(const char *name, const char *yaml, size_t len,
                                    vg_collector_config_t **out, vg_error *err);
 void vg_collector_config_free(vg_collector_config_t *c);
+/* Append the Markdown reference of every collector config key to out. */
+vg_err_t vg_collector_config_doc(vg_buf *out);
 
 #endif
