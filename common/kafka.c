@@ -99,6 +99,7 @@ static void error_cb(rd_kafka_t *rk, int e, const char *reason, void *opaque)
                      vg_logq(q, sizeof(q), red));
         return;
     }
+    if (e == RD_KAFKA_RESP_ERR__TRANSPORT) return; /* librdkafka has logged it already */
     vg_log_warn("kafka", "client error", "client=%s err=%s reason=%s", rd_kafka_name(rk),
                 rd_kafka_err2name((rd_kafka_resp_err_t)e), vg_logq(q, sizeof(q), red));
 }
