@@ -1,0 +1,395 @@
+/*
+ * loop.c - the scraper: targets, one libcurl multi handle, one thread.
+ *
+ * Why one thread and one multi handle: a node agent scrapes tens of local
+ * endpoints, and libcurl's multi interface runs all their requests
+ * concurrently from a single poll loop, so no thread per target, no locks
+ * on target state, and the callbacks always run on the same thread. Each
+ * target keeps its own easy handle for its lifetime, so its options are set
+ * once and the multi handle's connection cache keeps the connection warm
+ * between scrapes.
+ *
+ * Scheduling: target i first fires at the next wall-clock instant that is
+ * congruent to its offset modulo its interval (see target.c), then every
+ * interval on the monotonic clock. A scrape still running when the next is
+ * due skips that slot, as Prometheus does. The loop sleeps in
+ * curl_multi_poll until the earliest due time (curl shortens the wait for
+ * its own timers) and vg_scraper_free wakes it with curl_multi_wakeup.
+ */
+#include <pthread.h>
+#include <stdio.h>
+#include <string.h>
+#include <time.h>
+
+#include "scrape/scrape_int.h"
+#include "vigil/alloc.h"
+#include "vigil/log.h"
+
+#define MAX_POLL_MS 1000
+
+struct vg_scraper {
+    const vg_agent_config_t *cfg;
+    vg_scrape_target_t *targets;
+    size_t ntargets;
+    CURLM *multi;
+    vg_scrape_sink sink;
+    pthread_t thread;
+    int started;
+    atomic_int stop;
+    vg_metric_t *m_scrapes, *m_samples, *m_emit_errors, *m_dups;
+    vg_metric_t *m_failures[VG_SCRAPE_REASON__COUNT];
+};
+
+static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
+static CURLcode curl_init_rc = CURLE_FAILED_INIT;
+
+static void curl_init(void)
+{
+    curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
+}
+
+static int64_t clock_ms(clockid_t id)
+{
+    struct timespec ts;
+    clock_gettime(id, &ts);
+    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
+}
+
+static int64_t mono_us(void)
+{
+    struct timespec ts;
+    clock_gettime(CLOCK_MONOTONIC, &ts);
+    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
+}
+
+/* ---- per-target easy handle ---- */
+
+static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+{
+    vg_scrape_target_t *t = ud;
+    size_t n = size * nmemb;
+    vg_err_t rc = vg_buf_append(&t->body, data, n);
+    if (rc == VG_ETOOLARGE)
+        t->too_large = 1;
+    else if (rc)
+        t->nomem = 1;
+    return rc ? 0 : n; /* a short count makes curl abort the transfer */
+}
+
+/* Seconds as Go's FormatFloat(s, 'f', -1, 64) prints them: "10", "0.5". */
+static void format_seconds(char *out, size_t n, int64_t ms)
+{
+    int len = snprintf(out, n, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
+    while (len > 0 && out[len - 1] == '0') out[--len] = '\0';
+    if (len > 0 && out[len - 1] == '.') out[--len] = '\0';
+}
+
+static vg_err_t easy_setup(vg_scrape_target_t *t)
+{
+    char tmo[32], hdr[96];
+    format_seconds(tmo, sizeof tmo, t->timeout_ms);
+    snprintf(hdr, sizeof hdr, "X-Prometheus-Scrape-Timeout-Seconds: %s", tmo);
+    static const char *const fixed[] = {"Accept: " VG_SCRAPE_ACCEPT, "Expect:"};
+    for (size_t i = 0; i < 2; i++) {
+        struct curl_slist *l = curl_slist_append(t->headers, fixed[i]);
+        if (!l) return VG_ENOMEM;
+        t->headers = l;
+    }
+    struct curl_slist *l = curl_slist_append(t->headers, hdr);
+    if (!l) return VG_ENOMEM;
+    t->headers = l;
+    CURL *e = t->easy = curl_easy_init();
+    if (!e) return VG_ENOMEM;
+    int bad = curl_easy_setopt(e, CURLOPT_URL, t->url) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip") != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, "vigil-agent/" VIGIL_VERSION) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, t) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, t) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L) != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    bad |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK;
+    return bad ? VG_EINTERNAL : VG_OK;
+}
+
+/* ---- construction ---- */
+
+static size_t count_targets(const vg_agent_config_t *cfg)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < cfg->nscrape_configs; i++)
+        for (size_t j = 0; j < cfg->scrape_configs[i].nstatic; j++)
+            n += cfg->scrape_configs[i].static_configs[j].ntargets;
+    return n;
+}
+
+static vg_err_t build_targets(vg_scraper_t *s, const vg_agent_config_t *cfg, vg_error *err)
+{
+    size_t k = 0;
+    s->targets = vg_calloc(count_targets(cfg) + 1, sizeof *s->targets);
+    if (!s->targets) return vg_error_set(err, VG_ENOMEM, "out of memory");
+    for (size_t i = 0; i < cfg->nscrape_configs; i++) {
+        const vg_scrape_config_t *sc = &cfg->scrape_configs[i];
+        for (size_t j = 0; j < sc->nstatic; j++) {
+            const vg_static_group_t *g = &sc->static_configs[j];
+            for (size_t x = 0; x < g->ntargets; x++) {
+                vg_scrape_target_t *t = &s->targets[k++];
+                s->ntargets = k;
+                vg_err_t rc = vg_scrape_target_init(t, cfg, sc, g, g->targets[x], err);
+                if (!rc) rc = easy_setup(t);
+                if (rc) return err && err->code ? rc : vg_error_set(err, rc, "scrape setup failed");
+            }
+        }
+    }
+    return VG_OK;
+}
+
+static void register_metrics(vg_scraper_t *s, vg_metrics_t *m)
+{
+    if (!m) return;
+    s->m_scrapes = vg_metrics_counter(m, "vigil_scrapes_total", "Scrapes attempted.", NULL);
+    s->m_samples = vg_metrics_counter(m, "vigil_scrape_samples_total",
+                                      "Samples read from scrape bodies.", NULL);
+    s->m_emit_errors = vg_metrics_counter(m, "vigil_scrape_emit_errors_total",
+                                          "Samples the pipeline refused to take.", NULL);
+    s->m_dups = vg_metrics_counter(m, "vigil_scrape_samples_dropped_total",
+                                   "Scraped samples dropped.", "reason=\"duplicate\"");
+    for (int r = 1; r < VG_SCRAPE_REASON__COUNT; r++) {
+        char lab[64];
+        snprintf(lab, sizeof lab, "reason=\"%s\"", vg_scrape_reason_name((vg_scrape_reason)r));
+        s->m_failures[r] =
+            vg_metrics_counter(m, "vigil_scrape_failures_total", "Failed scrapes by reason.", lab);
+    }
+}
+
+vg_err_t vg_scraper_new(const vg_agent_config_t *cfg, vg_scrape_emit_fn emit,
+                        vg_scrape_commit_fn commit, void *ud, vg_metrics_t *metrics,
+                        vg_scraper_t **out, vg_error *err)
+{
+    *out = NULL;
+    if (!cfg || !emit) return vg_error_set(err, VG_EINVAL, "scrape: config and emit are required");
+    pthread_once(&curl_once, curl_init);
+    if (curl_init_rc != CURLE_OK) return vg_error_set(err, VG_EINTERNAL, "curl_global_init failed");
+    vg_scraper_t *s = vg_calloc(1, sizeof *s);
+    if (!s) return vg_error_set(err, VG_ENOMEM, "out of memory");
+    s->cfg = cfg;
+    s->sink = (vg_scrape_sink){.emit = emit, .commit = commit, .ud = ud};
+    s->sink.scratch = vg_arena_new(16 * 1024);
+    s->multi = curl_multi_init();
+    vg_err_t rc = s->sink.scratch && s->multi ? build_targets(s, cfg, err)
+                                              : vg_error_set(err, VG_ENOMEM, "out of memory");
+    if (rc) {
+        vg_scraper_free(s);
+        return rc;
+    }
+    register_metrics(s, metrics);
+    *out = s;
+    return VG_OK;
+}
+
+/* ---- one scrape ---- */
+
+static vg_err_t start_scrape(vg_scraper_t *s, vg_scrape_target_t *t)
+{
+    vg_buf_reset(&t->body);
+    t->too_large = t->nomem = 0;
+    t->errbuf[0] = '\0';
+    t->start_ms = clock_ms(CLOCK_REALTIME);
+    t->start_mono_us = mono_us();
+    if (curl_multi_add_handle(s->multi, t->easy) != CURLM_OK) return VG_EINTERNAL;
+    t->busy = 1;
+    vg_metric_inc(s->m_scrapes);
+    return VG_OK;
+}
+
+/* Classify the transfer; VG_SCRAPE_OK means a 200 with a body to parse. */
+static vg_scrape_reason transfer_result(vg_scrape_target_t *t, CURLcode cc, vg_scrape_result *r)
+{
+    long status = 0;
+    if (cc == CURLE_OK) curl_easy_getinfo(t->easy, CURLINFO_RESPONSE_CODE, &status);
+    if (cc == CURLE_OK && status == 200) return VG_SCRAPE_OK;
+    if (cc == CURLE_OK)
+        snprintf(r->msg, sizeof r->msg, "server returned HTTP status %ld", status);
+    else if (t->too_large)
+        snprintf(r->msg, sizeof r->msg, "body size limit exceeded (%zu bytes)", t->body_cap);
+    else
+        snprintf(r->msg, sizeof r->msg, "%s", t->errbuf[0] ? t->errbuf : curl_easy_strerror(cc));
+    if (cc == CURLE_OK) return VG_SCRAPE_ERR_STATUS;
+    if (t->too_large) return VG_SCRAPE_ERR_BODY_SIZE;
+    if (t->nomem) return VG_SCRAPE_ERR_NOMEM;
+    return cc == CURLE_OPERATION_TIMEDOUT ? VG_SCRAPE_ERR_TIMEOUT : VG_SCRAPE_ERR_HTTP;
+}
+
+/* Log once per change of health, with the reason on the way down. */
+static void log_health(vg_scrape_target_t *t, const vg_scrape_result *r)
+{
+    int up = r->reason == VG_SCRAPE_OK, was = atomic_exchange(&t->health, up);
+    if (up == was || (up && was < 0)) return;
+    char job[128], inst[256], msg[400];
+    vg_logq(job, sizeof job, t->sc->job_name ? t->sc->job_name : "");
+    vg_logq(inst, sizeof inst, t->instance);
+    if (up) {
+        vg_log_info("scrape", "scrape recovered", "job=%s target=%s", job, inst);
+        return;
+    }
+    vg_logq(msg, sizeof msg, r->msg);
+    vg_log_warn("scrape", "scrape failed", "job=%s target=%s reason=%s err=%s", job, inst,
+                vg_scrape_reason_name(r->reason), msg);
+}
+
+static void finish_scrape(vg_scraper_t *s, vg_scrape_target_t *t, CURLcode cc)
+{
+    vg_scrape_result r;
+    memset(&r, 0, sizeof r);
+    curl_multi_remove_handle(s->multi, t->easy);
+    t->busy = 0;
+    r.reason = transfer_result(t, cc, &r);
+    if (r.reason == VG_SCRAPE_OK) {
+        const char *ctype = NULL;
+        curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ctype);
+        vg_scrape_parse(t, &s->sink, t->body.data ? t->body.data : "", t->body.len, ctype, &r);
+    }
+    double dur = (double)(mono_us() - t->start_mono_us) / 1e6;
+    size_t emit_err = s->sink.emit_errors;
+    vg_scrape_report(t, &s->sink, &r, dur);
+    vg_metric_add(s->m_samples, (double)r.scraped);
+    vg_metric_add(s->m_dups, (double)r.dropped_dup);
+    vg_metric_add(s->m_emit_errors, (double)(s->sink.emit_errors - emit_err));
+    if (r.reason != VG_SCRAPE_OK) vg_metric_inc(s->m_failures[r.reason]);
+    log_health(t, &r);
+    if (t->body.cap > (size_t)4 << 20) vg_buf_free(&t->body); /* do not pin a huge body */
+}
+
+/* Run curl and hand every finished transfer to finish_scrape. */
+static void drive(vg_scraper_t *s)
+{
+    int running = 0, left = 0;
+    curl_multi_perform(s->multi, &running);
+    CURLMsg *m;
+    while ((m = curl_multi_info_read(s->multi, &left))) {
+        if (m->msg != CURLMSG_DONE) continue;
+        vg_scrape_target_t *t = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
+        CURLcode cc = m->data.result;
+        if (t) finish_scrape(s, t, cc);
+    }
+}
+
+/* A scrape that could not even start counts as a transport failure. */
+static void start_or_fail(vg_scraper_t *s, vg_scrape_target_t *t)
+{
+    if (start_scrape(s, t) == VG_OK) return;
+    vg_scrape_result r;
+    memset(&r, 0, sizeof r);
+    r.reason = VG_SCRAPE_ERR_HTTP;
+    snprintf(r.msg, sizeof r.msg, "could not start the request");
+    vg_scrape_report(t, &s->sink, &r, 0);
+    vg_metric_inc(s->m_failures[r.reason]);
+    log_health(t, &r);
+}
+
+vg_err_t vg_scraper_run_once(vg_scraper_t *s, vg_error *err)
+{
+    if (!s) return vg_error_set(err, VG_EINVAL, "scrape: NULL scraper");
+    if (s->started) return vg_error_set(err, VG_EINVAL, "scrape: the scrape thread is running");
+    for (size_t i = 0; i < s->ntargets; i++) start_or_fail(s, &s->targets[i]);
+    for (;;) {
+        drive(s);
+        int busy = 0;
+        for (size_t i = 0; i < s->ntargets; i++) busy |= s->targets[i].busy;
+        if (!busy) break;
+        curl_multi_poll(s->multi, NULL, 0, 100, NULL);
+    }
+    return VG_OK;
+}
+
+/* ---- the thread ---- */
+
+/* Start what is due; return ms until the next due scrape (capped). */
+static int64_t start_due(vg_scraper_t *s)
+{
+    int64_t now = clock_ms(CLOCK_MONOTONIC), wait = MAX_POLL_MS;
+    for (size_t i = 0; i < s->ntargets; i++) {
+        vg_scrape_target_t *t = &s->targets[i];
+        if (now >= t->next_ms) {
+            if (!t->busy) start_or_fail(s, t);
+            int64_t late = now - t->next_ms;
+            t->next_ms += (late / t->interval_ms + 1) * t->interval_ms; /* skip missed slots */
+        }
+        if (t->next_ms - now < wait) wait = t->next_ms - now;
+    }
+    return wait < 0 ? 0 : wait;
+}
+
+static void *scrape_main(void *arg)
+{
+    vg_scraper_t *s = arg;
+    int64_t mono = clock_ms(CLOCK_MONOTONIC), wall = clock_ms(CLOCK_REALTIME);
+    for (size_t i = 0; i < s->ntargets; i++)
+        s->targets[i].next_ms = mono + vg_scrape_target_first_delay(&s->targets[i], wall);
+    vg_log_info("scrape", "scrape loop started", "targets=%zu", s->ntargets);
+    while (!atomic_load(&s->stop)) {
+        int64_t wait = start_due(s);
+        drive(s);
+        if (atomic_load(&s->stop)) break;
+        curl_multi_poll(s->multi, NULL, 0, (int)wait, NULL);
+        drive(s);
+    }
+    return NULL;
+}
+
+vg_err_t vg_scraper_start(vg_scraper_t *s, vg_error *err)
+{
+    if (!s) return vg_error_set(err, VG_EINVAL, "scrape: NULL scraper");
+    if (s->started) return VG_OK;
+    if (pthread_create(&s->thread, NULL, scrape_main, s) != 0)
+        return vg_error_set(err, VG_EINTERNAL, "scrape: cannot start the scrape thread");
+    s->started = 1;
+    return VG_OK;
+}
+
+void vg_scraper_free(vg_scraper_t *s)
+{
+    if (!s) return;
+    if (s->started) {
+        atomic_store(&s->stop, 1);
+        curl_multi_wakeup(s->multi);
+        pthread_join(s->thread, NULL);
+    }
+    for (size_t i = 0; s->targets && i < s->ntargets; i++) {
+        vg_scrape_target_t *t = &s->targets[i];
+        if (t->easy) {
+            if (t->busy) curl_multi_remove_handle(s->multi, t->easy);
+            curl_easy_cleanup(t->easy);
+        }
+        curl_slist_free_all(t->headers);
+        vg_scrape_target_destroy(t);
+    }
+    vg_free(s->targets);
+    if (s->multi) curl_multi_cleanup(s->multi);
+    vg_arena_free(s->sink.scratch);
+    vg_free(s->sink.lbuf);
+    vg_free(s);
+}
+
+/* ---- introspection ---- */
+
+size_t vg_scraper_ntargets(const vg_scraper_t *s)
+{
+    return s ? s->ntargets : 0;
+}
+
+const char *vg_scraper_target_url(const vg_scraper_t *s, size_t i)
+{
+    return s && i < s->ntargets ? s->targets[i].url : NULL;
+}
+
+int vg_scraper_target_health(const vg_scraper_t *s, size_t i)
+{
+    return s && i < s->ntargets ? atomic_load(&s->targets[i].health) : -1;
+}
