@@ -33,10 +33,10 @@ static const char embedded_yaml[] = "scrape_configs:\n"
                                     "    static_configs:\n"
                                     "      - targets: ['127.0.0.1:9401']\n";
 
-#define UNSUPPORTED(k)                                                                             \
+#define UNSUPPORTED(k, d)                                                                          \
     {                                                                                              \
         .key = k, .type = VG_CFG_T_CUSTOM, .parse = vg_cfg_unsupported,                            \
-        .type_doc = "must be empty",                                                               \
+        .type_doc = "must be empty", .def_doc = d,                                                 \
         .doc = "Prometheus key; not supported by this build yet, so it must be absent or empty"    \
     }
 
@@ -139,13 +139,14 @@ static const vg_cfg_field_t scrape_schema[] = {
      .type = VG_CFG_T_DURATION,
      .offset = SC(interval_ms),
      .min = "1ms",
-     .doc = "how often to scrape; default global.scrape_interval"},
+     .def_doc = "`global.scrape_interval`",
+     .doc = "how often to scrape"},
     {.key = "scrape_timeout",
      .type = VG_CFG_T_DURATION,
      .offset = SC(timeout_ms),
      .min = "1ms",
-     .doc = "per-scrape timeout, not above scrape_interval; default global.scrape_timeout "
-            "capped at scrape_interval"},
+     .def_doc = "`global.scrape_timeout`, capped at `scrape_interval`",
+     .doc = "per-scrape timeout; must not exceed scrape_interval"},
     {.key = "metrics_path",
      .type = VG_CFG_T_STRING,
      .offset = SC(metrics_path),
@@ -195,12 +196,12 @@ static const vg_cfg_field_t scrape_schema[] = {
      .elem_size = sizeof(vg_static_group_t),
      .check = check_static,
      .doc = "fixed target groups"},
-    UNSUPPORTED("relabel_configs"),
-    UNSUPPORTED("metric_relabel_configs"),
-    UNSUPPORTED("file_sd_configs"),
-    UNSUPPORTED("basic_auth"),
-    UNSUPPORTED("authorization"),
-    UNSUPPORTED("tls_config"),
+    UNSUPPORTED("relabel_configs", "`[]`"),
+    UNSUPPORTED("metric_relabel_configs", "`[]`"),
+    UNSUPPORTED("file_sd_configs", "`[]`"),
+    UNSUPPORTED("basic_auth", "`{}`"),
+    UNSUPPORTED("authorization", "`{}`"),
+    UNSUPPORTED("tls_config", "`{}`"),
     {0},
 };
 #undef SC
@@ -215,7 +216,8 @@ static const vg_cfg_field_t agent_schema[] = {
     {.key = "node",
      .type = VG_CFG_T_STRING,
      .offset = AC(node),
-     .doc = "node name put on every batch; default: the host name"},
+     .def_doc = "the host name",
+     .doc = "node name put on every batch"},
     {.key = "tenant",
      .type = VG_CFG_T_STRING,
      .offset = AC(tenant),
@@ -364,6 +366,7 @@ static const vg_cfg_field_t top_schema[] = {
      .type = VG_CFG_T_CUSTOM,
      .parse = vg_cfg_unsupported,
      .type_doc = "must be empty",
+     .def_doc = "`[]`",
      .doc = "audit log tailing; not supported by this build yet, so it must be absent or empty"},
     {.key = "output",
      .type = VG_CFG_T_SECTION,

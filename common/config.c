@@ -429,7 +429,8 @@ const vg_cfg_node_t *vg_cfg_seq_item(const vg_cfg_node_t *n, size_t i)
 
 int vg_cfg_node_empty(const vg_cfg_node_t *n)
 {
-    return vg_cfg_node_kind(n) == VG_CFG_NULL || vg_cfg_node_len(n) == 0;
+    vg_cfg_kind k = vg_cfg_node_kind(n);
+    return k == VG_CFG_NULL || ((k == VG_CFG_MAP || k == VG_CFG_SEQ) && n->n == 0);
 }
 
 /* ================================================================
@@ -965,6 +966,7 @@ static const char *type_doc(const vg_cfg_field_t *f)
 static const char *default_doc(const vg_cfg_field_t *f, char *buf, size_t n)
 {
     if (f->flags & VG_CFG_REQUIRED) return "required";
+    if (f->def_doc) return f->def_doc;
     if (f->def) {
         snprintf(buf, n, "`%s`", f->def[0] ? f->def : "\"\"");
         return buf;
@@ -974,24 +976,40 @@ static const char *default_doc(const vg_cfg_field_t *f, char *buf, size_t n)
     case VG_CFG_T_KVMAP: return "`{}`";
     case VG_CFG_T_STRINGS:
     case VG_CFG_T_LIST: return "`[]`";
-    case VG_CFG_T_SECTION: return "";
+    case VG_CFG_T_SECTION:
+    case VG_CFG_T_CUSTOM: return "";
     case VG_CFG_T_STRING: return "none";
     default: return "`0`";
     }
 }
 
+/* "a|b|c" as "`a`, `b`, `c`": a bare '|' would split a Markdown table cell. */
+static void choices_doc(const char *choices, char *buf, size_t n)
+{
+    size_t off = 0;
+    for (const char *p = choices; *p && off + 8 < n;) {
+        size_t len = strcspn(p, "|");
+        int w = snprintf(buf + off, n - off, "%s`%.*s`", off ? ", " : "", (int)len, p);
+        if (w < 0 || (size_t)w >= n - off) break;
+        off += (size_t)w;
+        p += len + (p[len] == '|');
+    }
+}
+
 static vg_err_t doc_row(const vg_cfg_field_t *f, vg_buf *out)
 {
-    char def[128], range[160] = "";
-    const char *tdoc = type_doc(f);
-    if (f->choices) snprintf(range, sizeof range, " One of `%s`.", f->choices);
-    if (f->min && f->max)
-        snprintf(range, sizeof range, " Range %s to %s.", f->min, f->max);
-    else if (f->min)
-        snprintf(range, sizeof range, " At least %s.", f->min);
-    else if (f->max)
-        snprintf(range, sizeof range, " At most %s.", f->max);
-    return vg_buf_printf(out, "| `%s` | %s | %s | %s%s |\n", f->key, tdoc,
+    char def[128], range[200] = "", ch[128] = "";
+    if (f->choices) {
+        choices_doc(f->choices, ch, sizeof ch);
+        snprintf(range, sizeof range, "; one of %s", ch);
+    } else if (f->min && f->max) {
+        snprintf(range, sizeof range, "; from %s to %s", f->min, f->max);
+    } else if (f->min) {
+        snprintf(range, sizeof range, "; at least %s", f->min);
+    } else if (f->max) {
+        snprintf(range, sizeof range, "; at most %s", f->max);
+    }
+    return vg_buf_printf(out, "| `%s` | %s | %s | %s%s |\n", f->key, type_doc(f),
                          default_doc(f, def, sizeof def), f->doc ? f->doc : "", range);
 }
 

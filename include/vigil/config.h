@@ -142,6 +142,8 @@ typedef struct vg_cfg_field {
     vg_cfg_parse_fn parse;          /* CUSTOM */
     vg_cfg_check_fn check;          /* SECTION, LIST: optional */
     const char *type_doc;           /* CUSTOM: type name for docs, e.g. "map of lists" */
+    const char *def_doc;            /* docs: default when not a literal (e.g. "the host name");
+                                       also the documented default of a CUSTOM field */
     unsigned flags;                 /* VG_CFG_REQUIRED */
     const char *doc;                /* one-line description */
 } vg_cfg_field_t;

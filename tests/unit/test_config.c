@@ -311,6 +311,8 @@ static void test_errors(void **state)
         /* custom callbacks and unsupported keys */
         {"custom: [x]\n", "custom: expected a string, got a list"},
         {"later: [x]\n", "t.yml:1:8: later is not supported by this build yet"},
+        {"later: x\n", "t.yml:1:8: later is not supported by this build yet"},
+        {"later: ''\n", "t.yml:1:8: later is not supported by this build yet"},
         /* YAML syntax and structure */
         {"a: b: c\n", "t.yml:1:5: mapping values are not allowed"},
         {"name: 'open\n", "t.yml:"},
@@ -455,12 +457,14 @@ static void test_schema_doc(void **state)
     vg_buf_init(&b, 0);
     assert_int_equal(vg_cfg_schema_doc(test_schema, NULL, &b), VG_OK);
     assert_non_null(strstr(b.data, "### `(top level)`"));
-    assert_non_null(strstr(b.data, "| `interval` | duration | `30s` | a duration At least 1s. |"));
-    assert_non_null(strstr(b.data, "| `mode` | string | `fast` | a choice One of `fast|slow`. |"));
+    assert_non_null(strstr(b.data, "| `interval` | duration | `30s` | a duration; at least 1s |"));
+    assert_non_null(
+        strstr(b.data, "| `mode` | string | `fast` | a choice; one of `fast`, `slow` |"));
     assert_non_null(strstr(b.data, "### `items[]`"));
     assert_non_null(strstr(b.data, "| `name` | string | required | item name |"));
     assert_non_null(strstr(b.data, "### `inner`"));
     assert_non_null(strstr(b.data, "| `custom` | shouted string |"));
+    assert_non_null(strstr(b.data, "| `count` | integer | `-3` | an int; from -10 to 10 |"));
     vg_buf_free(&b);
 }
 
