@@ -35,6 +35,7 @@ typedef struct fixture {
     const char *ctype;
     int status;
     const char *encoding;
+    int delay_ms; /* answer this late (for timeouts) */
 } fixture;
 
 static pthread_mutex_t srv_mu = PTHREAD_MUTEX_INITIALIZER;
@@ -74,7 +75,9 @@ static void serve(void *ud, const vg_http_req *req, vg_http_resp *resp)
         if (f->encoding) vg_http_resp_header(resp, "Content-Encoding", f->encoding);
         vg_buf_append(&resp->body, f->body, f->len ? f->len : strlen(f->body));
     }
+    int delay = f ? f->delay_ms : 0;
     pthread_mutex_unlock(&srv_mu);
+    if (delay) nanosleep(&(struct timespec){delay / 1000, (delay % 1000) * 1000000L}, NULL);
 }
 
 static vg_httpd_t *httpd;
@@ -499,6 +502,26 @@ static void test_gzip(void **state)
     capture_free(&c);
 }
 
+static void test_timeout(void **state)
+{
+    set_fixture(0, (fixture){.path = "/m/slow", .body = "a 1\n", .delay_ms = 1500});
+    test_cfg t;
+    cfg_init(&t, "/m/slow");
+    t.sc[0].timeout_ms = 300;
+    vg_metrics_t *m = vg_metrics_new();
+    capture c;
+    capture_init(&c);
+    vg_scraper_t *s = new_scraper(&t, &c, m);
+    expect(scrape(s, &c), REPORT(0, 0, 0, 0, ""));
+    assert_string_equal(srv_tmo, "0.3");
+    vg_metric_t *f = vg_metrics_counter(m, "vigil_scrape_failures_total",
+                                        "Failed scrapes by reason.", "reason=\"timeout\"");
+    assert_true(vg_metric_value(f) == 1);
+    vg_scraper_free(s);
+    vg_metrics_free(m);
+    capture_free(&c);
+}
+
 static void test_sample_limit(void **state)
 {
     set_fixture(0, (fixture){.path = "/m/sl", .body = "a 1\nb 2\nc 3\n"});
@@ -732,6 +755,7 @@ int main(void)
         cmocka_unit_test_setup(test_unreachable, reset_fixtures),
         cmocka_unit_test_setup(test_body_size_limit, reset_fixtures),
         cmocka_unit_test_setup(test_gzip, reset_fixtures),
+        cmocka_unit_test_setup(test_timeout, reset_fixtures),
         cmocka_unit_test_setup(test_sample_limit, reset_fixtures),
         cmocka_unit_test_setup(test_label_limit, reset_fixtures),
         cmocka_unit_test_setup(test_parse_error, reset_fixtures),
