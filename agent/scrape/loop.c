@@ -273,9 +273,10 @@ static void drive(vg_scraper_t *s)
     CURLMsg *m;
     while ((m = curl_multi_info_read(s->multi, &left))) {
         if (m->msg != CURLMSG_DONE) continue;
-        vg_scrape_target_t *t = NULL;
-        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, (char **)&t);
-        CURLcode cc = m->data.result;
+        char *priv = NULL;
+        curl_easy_getinfo(m->easy_handle, CURLINFO_PRIVATE, &priv);
+        vg_scrape_target_t *t = (vg_scrape_target_t *)priv;
+        CURLcode cc = m->data.result; /* read before remove_handle invalidates m */
         if (t) finish_scrape(s, t, cc);
     }
 }
