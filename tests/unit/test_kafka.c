@@ -294,10 +294,38 @@ static void wait_all(struct rx *r, vg_metrics_t *m)
     }
 }
 
+/* A message copied out of librdkafka (its messages must not outlive the handle). */
+struct msg_copy {
+    uint8_t *payload;
+    size_t len;
+    char key[64];
+    size_t key_len;
+    rd_kafka_headers_t *hdrs;
+};
+
+static void msg_copy_free(struct msg_copy *c)
+{
+    vg_free(c->payload);
+    if (c->hdrs) rd_kafka_headers_destroy(c->hdrs);
+}
+
+static void copy_msg(const rd_kafka_message_t *m, struct msg_copy *out)
+{
+    rd_kafka_headers_t *h = NULL;
+    out->len = m->len;
+    out->payload = vg_malloc(m->len + 1);
+    memcpy(out->payload, m->payload, m->len);
+    out->key_len = m->key_len < sizeof(out->key) ? m->key_len : sizeof(out->key) - 1;
+    memcpy(out->key, m->key, out->key_len);
+    out->hdrs = rd_kafka_message_headers(m, &h) == 0 ? rd_kafka_headers_copy(h) : NULL;
+}
+
 /* Read the first message of a topic with a plain consumer in its own group. */
-static rd_kafka_message_t *read_first(const char *brokers, const char *topic, const char *group)
+static int read_first(const char *brokers, const char *topic, const char *group,
+                      struct msg_copy *out)
 {
     char errstr[256];
+    int found = 0;
     rd_kafka_conf_t *conf = rd_kafka_conf_new();
     rd_kafka_conf_set(conf, "bootstrap.servers", brokers, errstr, sizeof(errstr));
     rd_kafka_conf_set(conf, "group.id", group, errstr, sizeof(errstr));
@@ -310,25 +338,24 @@ static rd_kafka_message_t *read_first(const char *brokers, const char *topic, co
     rd_kafka_topic_partition_list_add(l, topic, RD_KAFKA_PARTITION_UA);
     assert_int_equal(rd_kafka_subscribe(rk, l), 0);
     rd_kafka_topic_partition_list_destroy(l);
-    rd_kafka_message_t *m = NULL;
-    for (int i = 0; i < DEADLINE_S * 2 && !m; i++) {
-        m = rd_kafka_consumer_poll(rk, 500);
-        if (m && m->err) {
-            rd_kafka_message_destroy(m);
-            m = NULL;
+    for (int i = 0; i < DEADLINE_S * 2 && !found; i++) {
+        rd_kafka_message_t *m = rd_kafka_consumer_poll(rk, 500);
+        if (m && !m->err) {
+            copy_msg(m, out);
+            found = 1;
         }
+        if (m) rd_kafka_message_destroy(m);
     }
     rd_kafka_consumer_close(rk);
     rd_kafka_destroy(rk);
-    return m;
+    return found;
 }
 
-static const char *header(rd_kafka_message_t *m, const char *name, char *buf, size_t n)
+static const char *header(const struct msg_copy *m, const char *name, char *buf, size_t n)
 {
-    rd_kafka_headers_t *h = NULL;
     const void *v = NULL;
     size_t len = 0;
-    if (rd_kafka_message_headers(m, &h) || rd_kafka_header_get_last(h, name, &v, &len)) return NULL;
+    if (!m->hdrs || rd_kafka_header_get_last(m->hdrs, name, &v, &len)) return NULL;
     snprintf(buf, n, "%.*s", (int)len, (const char *)v);
     return buf;
 }
@@ -416,19 +443,19 @@ static void test_roundtrip_and_dlq(void **state)
         assert_int_equal(find_got(&r, &sent[i], sent[i].kind == VG_SINK_AUDIT ? at : mt), 1);
     check_committed(brokers, group, mt);
 
-    rd_kafka_message_t *dm = read_first(brokers, mdlq, dgroup);
-    assert_non_null(dm);
-    assert_int_equal(dm->len, sizeof(garbage) - 1);
-    assert_memory_equal(dm->payload, garbage, dm->len);
-    assert_int_equal(dm->key_len, 6);
-    assert_memory_equal(dm->key, "team-a", 6);
+    struct msg_copy dm = {0};
+    assert_true(read_first(brokers, mdlq, dgroup, &dm));
+    assert_int_equal(dm.len, sizeof(garbage) - 1);
+    assert_memory_equal(dm.payload, garbage, dm.len);
+    assert_int_equal(dm.key_len, 6);
+    assert_memory_equal(dm.key, "team-a", 6);
     char hv[600];
-    assert_non_null(header(dm, "vigil-dlq-reason", hv, sizeof(hv)));
+    assert_non_null(header(&dm, "vigil-dlq-reason", hv, sizeof(hv)));
     assert_true(strlen(hv) > 0);
     print_message("dlq reason: %s\n", hv);
-    assert_non_null(header(dm, "vigil-schema", hv, sizeof(hv)));
+    assert_non_null(header(&dm, "vigil-schema", hv, sizeof(hv)));
     assert_string_equal(hv, "1");
-    rd_kafka_message_destroy(dm);
+    msg_copy_free(&dm);
 
     for (int i = 0; i < NMSG; i++) vg_free(sent[i].data);
     for (int i = 0; i < r.n; i++) vg_free(r.got[i].data);
@@ -455,14 +482,15 @@ static void test_sink_headers_on_broker(void **state)
     vg_sink_msg msg = {.kind = VG_SINK_METRICS, .tenant = NULL, .data = v, .len = 3, .seq = 1};
     assert_int_equal(vg_sink_send(sink, &msg, &e), VG_OK);
     vg_sink_free(sink);
-    rd_kafka_message_t *m = read_first(brokers, mt, group);
-    assert_non_null(m);
+    struct msg_copy m = {0};
+    assert_true(read_first(brokers, mt, group, &m));
     char hv[64];
-    assert_string_equal(header(m, "vigil-schema", hv, sizeof(hv)), "1");
-    assert_string_equal(header(m, "content-encoding", hv, sizeof(hv)), "zstd");
-    assert_string_equal(header(m, "vigil-kind", hv, sizeof(hv)), "metrics");
-    assert_memory_equal(m->key, "default", 7);
-    rd_kafka_message_destroy(m);
+    assert_string_equal(header(&m, "vigil-schema", hv, sizeof(hv)), "1");
+    assert_string_equal(header(&m, "content-encoding", hv, sizeof(hv)), "zstd");
+    assert_string_equal(header(&m, "vigil-kind", hv, sizeof(hv)), "metrics");
+    assert_string_equal(m.key, "default");
+    assert_int_equal(m.len, 3);
+    msg_copy_free(&m);
 }
 
 int main(void)
