@@ -121,6 +121,11 @@ static int load_config(const vg_cli *cli, agent *a)
         return 1;
     }
     if (cli->listen) a->cfg->listen = cli->listen;
+    /* The embedded default scrapes the agent itself: follow a --listen override. */
+    vg_agent_config_t *c = a->cfg;
+    if (cli->listen && !path && c->nscrape_configs == 1 && c->scrape_configs[0].nstatic == 1 &&
+        c->scrape_configs[0].static_configs[0].ntargets == 1)
+        c->scrape_configs[0].static_configs[0].targets[0] = cli->listen;
     if (cli->data_dir) a->cfg->data_dir = cli->data_dir;
     return 0;
 }

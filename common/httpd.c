@@ -535,10 +535,12 @@ static struct MHD_Daemon *start_daemon(vg_httpd_t *h, const struct sockaddr_stor
                                                     : ((const struct sockaddr_in *)ss)->sin_port);
     return MHD_start_daemon(flags, port, NULL, NULL, on_access, h, MHD_OPTION_EXTERNAL_LOGGER,
                             on_mhd_log, h, MHD_OPTION_THREAD_POOL_SIZE,
-                            (unsigned int)h->opts.threads, MHD_OPTION_CONNECTION_TIMEOUT,
-                            (unsigned int)h->opts.timeout_s, MHD_OPTION_SOCK_ADDR,
-                            (const struct sockaddr *)ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
-                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
+                            /* one thread is the polling thread itself, not a pool */
+                            (unsigned int)(h->opts.threads > 1 ? h->opts.threads : 0),
+                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)h->opts.timeout_s,
+                            MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss,
+                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_NOTIFY_COMPLETED,
+                            on_completed, h, MHD_OPTION_END);
 }
 
 static uint16_t bound_port(struct MHD_Daemon *d)
