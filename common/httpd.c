@@ -533,14 +533,17 @@ static struct MHD_Daemon *start_daemon(vg_httpd_t *h, const struct sockaddr_stor
     if (ss->ss_family == AF_INET6) flags |= MHD_USE_IPv6;
     uint16_t port = ntohs(ss->ss_family == AF_INET6 ? ((const struct sockaddr_in6 *)ss)->sin6_port
                                                     : ((const struct sockaddr_in *)ss)->sin_port);
+    /* A pool of one is just the polling thread; MHD warns if asked for it. */
+    struct MHD_OptionItem pool[] = {
+        {MHD_OPTION_THREAD_POOL_SIZE, (intptr_t)h->opts.threads, NULL},
+        {MHD_OPTION_END, 0, NULL},
+    };
+    if (h->opts.threads <= 1) pool[0].option = MHD_OPTION_END;
     return MHD_start_daemon(flags, port, NULL, NULL, on_access, h, MHD_OPTION_EXTERNAL_LOGGER,
-                            on_mhd_log, h, MHD_OPTION_THREAD_POOL_SIZE,
-                            /* one thread is the polling thread itself, not a pool */
-                            (unsigned int)(h->opts.threads > 1 ? h->opts.threads : 0),
-                            MHD_OPTION_CONNECTION_TIMEOUT, (unsigned int)h->opts.timeout_s,
-                            MHD_OPTION_SOCK_ADDR, (const struct sockaddr *)ss,
-                            MHD_OPTION_URI_LOG_CALLBACK, on_uri, h, MHD_OPTION_NOTIFY_COMPLETED,
-                            on_completed, h, MHD_OPTION_END);
+                            on_mhd_log, h, MHD_OPTION_ARRAY, pool, MHD_OPTION_CONNECTION_TIMEOUT,
+                            (unsigned int)h->opts.timeout_s, MHD_OPTION_SOCK_ADDR,
+                            (const struct sockaddr *)ss, MHD_OPTION_URI_LOG_CALLBACK, on_uri, h,
+                            MHD_OPTION_NOTIFY_COMPLETED, on_completed, h, MHD_OPTION_END);
 }
 
 static uint16_t bound_port(struct MHD_Daemon *d)
