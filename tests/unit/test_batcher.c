@@ -250,18 +250,20 @@ static void test_retry_keeps_order(void **state)
 
 static void test_rejected_batch_dropped(void **state)
 {
-    struct fixture *f = fx_new(1, 3600 * 1000);
+    struct fixture *f = fx_new(100, 3600 * 1000);
     f->st.fail_next = 1;
     f->st.fail_code = VG_EPROTO;
     add(f, "up", "node", 1, 1);
-    add(f, "up", "node", 2, 2);
     vg_error e = {0};
-    assert_int_equal(vg_batcher_flush(f->b, &e), VG_EPROTO);
+    assert_int_equal(vg_batcher_flush(f->b, &e), VG_EPROTO); /* dropped, not retried */
+    add(f, "up", "node", 2, 2);
+    assert_int_equal(vg_batcher_flush(f->b, &e), VG_OK);
     assert_int_equal(f->st.nsent, 1);
     assert_int_equal(f->st.seq[0], 2);
+    assert_int_equal(f->st.attempts, 2);
     assert_true(metric(f, "vigil_agent_batches_dropped_total", "reason=\"rejected\"") == 1);
+    assert_true(metric(f, "vigil_agent_samples_dropped_total", "reason=\"rejected\"") == 1);
     assert_true(metric(f, "vigil_agent_batch_send_retries_total", NULL) == 0);
-    assert_int_equal(vg_batcher_flush(f->b, &e), VG_OK);
     fx_free(f);
 }
 
