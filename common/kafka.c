@@ -9,6 +9,7 @@
  * needed. Anything that looks like "secret.key=value" is masked before it is
  * written, because librdkafka's debug output can echo configuration.
  */
+#include "vigil/clock.h"
 #include "vigil/kafka.h"
 
 #include <ctype.h>
@@ -180,13 +181,6 @@ struct dr_wait {
     rd_kafka_resp_err_t err;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 void vg_kafka_dr_msg_cb(rd_kafka_t *rk, const rd_kafka_message_t *m, void *opaque)
 {
     struct dr_wait *w = m->_private;
@@ -218,8 +212,8 @@ rd_kafka_resp_err_t vg_kafka_produce_wait(rd_kafka_t *rk, const char *topic, con
         rd_kafka_poll(rk, e == RD_KAFKA_RESP_ERR__QUEUE_FULL ? 100 : 0);
         return e;
     }
-    int64_t deadline = mono_ms() + wait_ms;
-    while (!w->done && mono_ms() < deadline) rd_kafka_poll(rk, 50);
+    int64_t deadline = vg_clock_mono_ms() + wait_ms;
+    while (!w->done && vg_clock_mono_ms() < deadline) rd_kafka_poll(rk, 50);
     if (!w->done) {
         w->abandoned = 1;
         return RD_KAFKA_RESP_ERR__TIMED_OUT;

@@ -22,6 +22,7 @@
 #include <time.h>
 
 #include "scrape/scrape_int.h"
+#include "vigil/clock.h"
 #include "vigil/alloc.h"
 #include "vigil/log.h"
 
@@ -46,20 +47,6 @@ static CURLcode curl_init_rc = CURLE_FAILED_INIT;
 static void curl_init(void)
 {
     curl_init_rc = curl_global_init(CURL_GLOBAL_DEFAULT);
-}
-
-static int64_t clock_ms(clockid_t id)
-{
-    struct timespec ts;
-    clock_gettime(id, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t mono_us(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000000 + ts.tv_nsec / 1000;
 }
 
 /* ---- per-target easy handle ---- */
@@ -199,8 +186,8 @@ static vg_err_t start_scrape(vg_scraper_t *s, vg_scrape_target_t *t)
     vg_buf_reset(&t->body);
     t->too_large = t->nomem = 0;
     t->errbuf[0] = '\0';
-    t->start_ms = clock_ms(CLOCK_REALTIME);
-    t->start_mono_us = mono_us();
+    t->start_ms = vg_clock_wall_ms();
+    t->start_mono_us = vg_clock_mono_us();
     if (curl_multi_add_handle(s->multi, t->easy) != CURLM_OK) return VG_EINTERNAL;
     t->busy = 1;
     vg_metric_inc(s->m_scrapes);
@@ -254,7 +241,7 @@ static void finish_scrape(vg_scraper_t *s, vg_scrape_target_t *t, CURLcode cc)
         curl_easy_getinfo(t->easy, CURLINFO_CONTENT_TYPE, &ctype);
         vg_scrape_parse(t, &s->sink, t->body.data ? t->body.data : "", t->body.len, ctype, &r);
     }
-    double dur = (double)(mono_us() - t->start_mono_us) / 1e6;
+    double dur = (double)(vg_clock_mono_us() - t->start_mono_us) / 1e6;
     size_t emit_err = s->sink.emit_errors;
     vg_scrape_report(t, &s->sink, &r, dur);
     vg_metric_add(s->m_samples, (double)r.scraped);
@@ -314,7 +301,7 @@ vg_err_t vg_scraper_run_once(vg_scraper_t *s, vg_error *err)
 /* Start what is due; return ms until the next due scrape (capped). */
 static int64_t start_due(vg_scraper_t *s)
 {
-    int64_t now = clock_ms(CLOCK_MONOTONIC), wait = MAX_POLL_MS;
+    int64_t now = vg_clock_mono_ms(), wait = MAX_POLL_MS;
     for (size_t i = 0; i < s->ntargets; i++) {
         vg_scrape_target_t *t = &s->targets[i];
         if (now >= t->next_ms) {
@@ -330,7 +317,7 @@ static int64_t start_due(vg_scraper_t *s)
 static void *scrape_main(void *arg)
 {
     vg_scraper_t *s = arg;
-    int64_t mono = clock_ms(CLOCK_MONOTONIC), wall = clock_ms(CLOCK_REALTIME);
+    int64_t mono = vg_clock_mono_ms(), wall = vg_clock_wall_ms();
     for (size_t i = 0; i < s->ntargets; i++)
         s->targets[i].next_ms = mono + vg_scrape_target_first_delay(&s->targets[i], wall);
     vg_log_info("scrape", "scrape loop started", "targets=%zu", s->ntargets);

@@ -31,6 +31,7 @@
 #include <time.h>
 
 #include "sink.h"
+#include "vigil/clock.h"
 #include "vigil/alloc.h"
 #include "vigil/arena.h"
 #include "vigil/envelope.h"
@@ -99,20 +100,6 @@ struct vg_batcher {
 
     struct batcher_metrics m;
 };
-
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
-static int64_t wall_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
 
 /* Wait on cv until signalled or the monotonic deadline (ms). */
 static void wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline_ms)
@@ -248,7 +235,7 @@ static vg_err_t encode_current(struct vg_batcher *b, uint64_t seq, uint8_t **out
     batch.node = b->node;
     batch.tenant = b->tenant;
     batch.seq = seq;
-    batch.created_ms = wall_ms();
+    batch.created_ms = vg_clock_wall_ms();
     batch.payload_case = VIGIL__V1__BATCH__PAYLOAD_METRICS;
     batch.metrics = &mb;
     return vg_envelope_encode(&batch, b->level, out, len, err);
@@ -308,7 +295,7 @@ static void schedule_retry(struct vg_batcher *b, const struct item *it, vg_err_t
     if (b->backoff_ms > BACKOFF_MAX_MS) b->backoff_ms = BACKOFF_MAX_MS;
     int64_t half = b->backoff_ms / 2;
     int64_t delay = half + (int64_t)(rand_r(&b->rnd) % (unsigned)(half + 1));
-    b->next_try_ms = mono_ms() + delay;
+    b->next_try_ms = vg_clock_mono_ms() + delay;
     vg_metric_inc(b->m.retries);
     vg_log_warn("ship", "send failed; will retry", "seq=%" PRIu64 " retry_in_ms=%" PRId64 " err=%s",
                 it->seq, delay, vg_error_msg(e, rc));
@@ -369,7 +356,7 @@ static void *ship_main(void *arg)
     struct vg_batcher *b = arg;
     pthread_mutex_lock(&b->mu);
     while (!b->stop) {
-        int64_t now = mono_ms();
+        int64_t now = vg_clock_mono_ms();
         int due = b->nsamples && (b->closing || now - b->first_ms >= b->max_delay_ms ||
                                   b->nsamples >= b->max_samples);
         if (due) cut_locked(b, NULL);
@@ -436,7 +423,7 @@ static vg_err_t init_fields(struct vg_batcher *b, const vg_batcher_opts *o)
     b->hard_cap = b->max_samples * HARD_CAP_FACTOR;
     b->max_delay_ms = o->max_delay_ms > 0 ? o->max_delay_ms : 1000;
     b->level = o->zstd_level;
-    b->rnd = (unsigned)wall_ms() ^ (unsigned)(uintptr_t)b;
+    b->rnd = (unsigned)vg_clock_wall_ms() ^ (unsigned)(uintptr_t)b;
     b->next_seq = 1;
     b->arena = vg_arena_new(64 * 1024);
     b->map_cap = MAP_INITIAL;
@@ -505,7 +492,7 @@ vg_err_t vg_batcher_add(vg_batcher_t *b, const vg_label_t *labels, size_t nlabel
         goto out;
     }
     if (b->nsamples++ == 0) {
-        b->first_ms = mono_ms();
+        b->first_ms = vg_clock_mono_ms();
         pthread_cond_signal(&b->wake);
     }
     if (b->nsamples >= b->max_samples) cut_locked(b, NULL);
@@ -528,7 +515,7 @@ void vg_batcher_commit(vg_batcher_t *b)
 static vg_err_t cut_waiting(struct vg_batcher *b, int64_t deadline, vg_error *err)
 {
     vg_err_t rc;
-    while ((rc = cut_locked(b, err)) == VG_ELIMIT && mono_ms() < deadline && !b->stop)
+    while ((rc = cut_locked(b, err)) == VG_ELIMIT && vg_clock_mono_ms() < deadline && !b->stop)
         wait_until(&b->done, &b->mu, deadline);
     return rc;
 }
@@ -536,12 +523,12 @@ static vg_err_t cut_waiting(struct vg_batcher *b, int64_t deadline, vg_error *er
 vg_err_t vg_batcher_flush(vg_batcher_t *b, vg_error *err)
 {
     if (!b) return VG_EINVAL;
-    int64_t deadline = mono_ms() + FLUSH_WAIT_MS;
+    int64_t deadline = vg_clock_mono_ms() + FLUSH_WAIT_MS;
     pthread_mutex_lock(&b->mu);
     uint64_t start = b->done_seq;
     vg_err_t rc = cut_waiting(b, deadline, err);
     uint64_t target = b->next_seq - 1;
-    while (!rc && b->done_seq < target && mono_ms() < deadline && !b->stop)
+    while (!rc && b->done_seq < target && vg_clock_mono_ms() < deadline && !b->stop)
         wait_until(&b->done, &b->mu, deadline);
     if (!rc && b->done_seq < target)
         rc = vg_error_set(err, VG_ERETRY, "batcher: sink has not accepted pending batches yet");
@@ -565,11 +552,12 @@ static void count_leftovers(struct vg_batcher *b)
 void vg_batcher_free(vg_batcher_t *b)
 {
     if (!b) return;
-    int64_t deadline = mono_ms() + FREE_WAIT_MS;
+    int64_t deadline = vg_clock_mono_ms() + FREE_WAIT_MS;
     pthread_mutex_lock(&b->mu);
     b->closing = 1;
     pthread_cond_signal(&b->wake);
-    while ((b->qlen || b->nsamples) && mono_ms() < deadline) wait_until(&b->done, &b->mu, deadline);
+    while ((b->qlen || b->nsamples) && vg_clock_mono_ms() < deadline)
+        wait_until(&b->done, &b->mu, deadline);
     b->stop = 1;
     pthread_cond_signal(&b->wake);
     pthread_mutex_unlock(&b->mu);

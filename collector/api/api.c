@@ -19,6 +19,7 @@
 #include "api/json.h"
 #include "promql/lex.h"
 #include "promql/selector.h"
+#include "vigil/clock.h"
 #include "vigil/alloc.h"
 
 /* Prometheus's MinTime/MaxTime (web/api/v1) in milliseconds. */
@@ -429,13 +430,6 @@ typedef struct api_ctx {
 static api_ctx ctx_slots[MAX_REGISTRATIONS * NROUTES];
 static int ctx_used;
 
-static int64_t now_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_REALTIME, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* "/api/v1/label/<name>/values" -> name in buf; NULL when the path is not that. */
 static const char *label_from_path(const char *path, char *buf, size_t n)
 {
@@ -461,7 +455,7 @@ static void api_handle(void *ud, const vg_http_req *req, vg_http_resp *resp)
         .end = vg_http_req_arg(req, "end"),
         .time = vg_http_req_arg(req, "time"),
         .query = vg_http_req_arg(req, "query"),
-        .now_ms = now_ms(),
+        .now_ms = vg_clock_wall_ms(),
     };
     p.nmatch = vg_http_req_args(req, "match[]", match, VG_API_MAX_MATCH + 1);
     vg_metric_inc(c->requests);

@@ -27,6 +27,7 @@
 #include <string.h>
 #include <time.h>
 
+#include "vigil/clock.h"
 #include "vigil/alloc.h"
 #include "vigil/log.h"
 
@@ -66,20 +67,13 @@ struct vg_kafka_consumer {
     vg_metric_t *consumed, *dlq_count, *commit_failures, *retries;
 };
 
-static int64_t mono_ms(void)
-{
-    struct timespec ts;
-    clock_gettime(CLOCK_MONOTONIC, &ts);
-    return (int64_t)ts.tv_sec * 1000 + ts.tv_nsec / 1000000;
-}
-
 /* ---- commits ---- */
 
 static void commit_sync(vg_kafka_consumer_t *c, const char *why)
 {
     if (!c->dirty) return;
     rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 0);
-    c->last_commit_ms = mono_ms();
+    c->last_commit_ms = vg_clock_mono_ms();
     if (e && e != RD_KAFKA_RESP_ERR__NO_OFFSET) {
         vg_metric_inc(c->commit_failures);
         vg_log_warn(COMP, "kafka offset commit failed", "when=%s err=%s", why, rd_kafka_err2str(e));
@@ -93,7 +87,7 @@ static void maybe_commit(vg_kafka_consumer_t *c, int idle)
 {
     if (!c->dirty) return;
     if (idle || c->since_commit >= COMMIT_EVERY_MSGS ||
-        mono_ms() - c->last_commit_ms >= COMMIT_EVERY_MS)
+        vg_clock_mono_ms() - c->last_commit_ms >= COMMIT_EVERY_MS)
         commit_sync(c, idle ? "idle" : "periodic");
 }
 
@@ -163,7 +157,7 @@ static void pause_resume(vg_kafka_consumer_t *c, const struct backoff *b, int pa
 
 static void resume_due(vg_kafka_consumer_t *c)
 {
-    int64_t now = mono_ms();
+    int64_t now = vg_clock_mono_ms();
     for (size_t i = 0; i < c->nbo; i++) {
         if (!c->bo[i].resume_ms || now < c->bo[i].resume_ms) continue;
         pause_resume(c, &c->bo[i], 0);
@@ -182,7 +176,7 @@ static void retry_later(vg_kafka_consumer_t *c, const rd_kafka_message_t *m, vg_
         b->backoff_ms = b->backoff_ms ? b->backoff_ms * 2 : BACKOFF_MIN_MS;
         if (b->backoff_ms > BACKOFF_MAX_MS) b->backoff_ms = BACKOFF_MAX_MS;
         delay = b->backoff_ms;
-        b->resume_ms = mono_ms() + delay;
+        b->resume_ms = vg_clock_mono_ms() + delay;
         pause_resume(c, b, 1);
     }
     rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
@@ -451,7 +445,7 @@ vg_err_t vg_kafka_consumer_new(const vg_kafka_consumer_opts *o, vg_consume_fn fn
     }
     if ((rc = make_client(c, o, 1, err)) || (rc = make_client(c, o, 0, err))) goto fail;
     register_metrics(c, m);
-    c->last_commit_ms = mono_ms();
+    c->last_commit_ms = vg_clock_mono_ms();
     *out = c;
     return VG_OK;
 fail:
