@@ -69,6 +69,11 @@ static const vg_cfg_field_t kafka_schema[] = {
      .offset = CC(kafka_audit_topic),
      .def = "vigil.audit",
      .doc = "topic of audit batches"},
+    {.key = "properties",
+     .type = VG_CFG_T_KVMAP,
+     .offset = CC(kafka_properties),
+     .count_offset = CC(nkafka_properties),
+     .doc = "librdkafka properties passed through as is (e.g. security.protocol)"},
     {0},
 };
 

@@ -13,6 +13,7 @@
 #include <stdint.h>
 
 #include "vigil/arena.h"
+#include "vigil/config.h"
 #include "vigil/buf.h"
 #include "vigil/error.h"
 
@@ -36,6 +37,8 @@ typedef struct vg_collector_config {
     const char *kafka_group_id;      /* default vigil-collector */
     const char *kafka_metrics_topic; /* default vigil.metrics */
     const char *kafka_audit_topic;   /* default vigil.audit */
+    vg_kv_t *kafka_properties;       /* librdkafka properties, passed through as is */
+    size_t nkafka_properties;
 
     /* storage: */
     int64_t retention_raw_ms; /* default 90d */

@@ -46,6 +46,8 @@ static vg_err_t start_kafka(collector *c, vg_error *err)
         .group_id = cfg->kafka_group_id,
         .metrics_topic = cfg->kafka_metrics_topic,
         .audit_topic = cfg->kafka_audit_topic,
+        .props = cfg->kafka_properties,
+        .nprops = cfg->nkafka_properties,
     };
     vg_err_t rc = vg_kafka_consumer_new(&o, on_kafka_batch, c, c->metrics, &c->kafka, err);
     if (!rc) rc = vg_kafka_consumer_start(c->kafka, err);

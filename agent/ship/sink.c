@@ -47,25 +47,14 @@ void vg_sink_free(struct vg_sink *s)
 static vg_err_t kafka_from_config(const vg_agent_config_t *cfg, vg_metrics_t *m,
                                   struct vg_sink **out, vg_error *err)
 {
-    vg_kafka_prop *props = NULL;
-    if (cfg->nkafka_properties) {
-        props = vg_calloc(cfg->nkafka_properties, sizeof(*props));
-        if (!props) return vg_error_set(err, VG_ENOMEM, "kafka sink: out of memory");
-    }
-    for (size_t i = 0; i < cfg->nkafka_properties; i++) {
-        props[i].key = cfg->kafka_properties[i].key;
-        props[i].value = cfg->kafka_properties[i].value;
-    }
     vg_sink_kafka_opts o = {
         .brokers = cfg->kafka_brokers,
         .metrics_topic = cfg->kafka_metrics_topic,
         .audit_topic = cfg->kafka_audit_topic,
-        .props = props,
+        .props = cfg->kafka_properties,
         .nprops = cfg->nkafka_properties,
     };
-    vg_err_t rc = vg_sink_kafka_new(&o, m, out, err);
-    vg_free(props);
-    return rc;
+    return vg_sink_kafka_new(&o, m, out, err);
 }
 
 vg_err_t vg_sink_from_config(const struct vg_agent_config *cfg, vg_metrics_t *m,

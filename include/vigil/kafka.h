@@ -17,13 +17,11 @@
 
 #include <librdkafka/rdkafka.h>
 
+#include "vigil/config.h"
 #include "vigil/error.h"
 
-/* One user property, e.g. {"security.protocol", "SASL_SSL"}. */
-typedef struct vg_kafka_prop {
-    const char *key;
-    const char *value;
-} vg_kafka_prop;
+/* One user property, e.g. {"security.protocol", "SASL_SSL"}: the config's key/value pair. */
+typedef vg_kv_t vg_kafka_prop;
 
 /* New conf with bootstrap.servers=brokers, the logfmt log callback and an error
  * callback that logs. component names the user in log lines ("ship", "ingest").
