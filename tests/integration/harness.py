@@ -85,26 +85,36 @@ class Procs:
                 raise AssertionError("%s exited with %s:\n%s" % (name, p.returncode, self.log(name)[-4000:]))
 
     def stop_all(self):
+        """Stop everything; return [(name, problem)] for processes that did not exit cleanly."""
+        bad = []
         for name, p, log in reversed(self.procs):
             if p.poll() is None:
                 p.send_signal(signal.SIGTERM)
                 try:
-                    p.wait(timeout=20)
+                    p.wait(timeout=30)
                 except subprocess.TimeoutExpired:
                     os.killpg(p.pid, signal.SIGKILL)
                     p.wait()
+                    bad.append((name, "did not stop within 30s of SIGTERM"))
+            if p.returncode not in (0, None) and not any(n == name for n, _ in bad):
+                bad.append((name, "exited with status %s" % p.returncode))
             log.close()
-        self.procs = []
+        return bad
 
     def __enter__(self):
         return self
 
     def __exit__(self, *exc):
-        if exc[0] is not None:
-            for name, _, _ in self.procs:
+        names = [name for name, _, _ in self.procs]
+        bad = self.stop_all()
+        self.procs = []
+        if exc[0] is not None or bad:
+            for name in names:
                 print("---- %s log (tail) ----\n%s" % (name, self.log(name)[-3000:]))
-        self.stop_all()
         self.tmp.cleanup()
+        if bad and exc[0] is None:
+            # A crash, sanitizer report or hang at shutdown fails the test too.
+            raise AssertionError("unclean shutdown: %r" % bad)
         return False
 
 
