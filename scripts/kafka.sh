@@ -5,6 +5,8 @@
 #   scripts/kafka.sh stop     stop the broker and remove its data
 #   scripts/kafka.sh status   print the bootstrap address, exit 1 if not running
 #   scripts/kafka.sh fetch    only fetch the jars
+#   scripts/kafka.sh down     stop the broker but keep its data and ports (outage tests)
+#   scripts/kafka.sh up       start a broker that 'down' stopped, same data and ports
 #
 # The jars are org.apache.kafka:kafka_2.13 plus its dependencies, resolved
 # with Maven into a cache outside the repo ($VIGIL_CACHE, default
@@ -108,18 +110,46 @@ start() {
     while [ "$cport" = "$port" ]; do cport=$(free_port); done
     write_config "$port" "$cport"
     local cp="$LIB/*"
-    local jopts=(-Xms128m "-Xmx$HEAP" -XX:+UseSerialGC -XX:TieredStopAtLevel=1
-                 "-Dlog4j2.configurationFile=$STATE/log4j2.properties" -Djava.awt.headless=true)
-    id=$(java "${jopts[@]}" -cp "$cp" kafka.tools.StorageTool random-uuid 2>>"$STATE/format.log" | tail -1)
-    java "${jopts[@]}" -cp "$cp" kafka.tools.StorageTool format -t "$id" \
+    # shellcheck disable=SC2046
+    id=$(java $(java_opts) -cp "$cp" kafka.tools.StorageTool random-uuid 2>>"$STATE/format.log" | tail -1)
+    # shellcheck disable=SC2046
+    java $(java_opts) -cp "$cp" kafka.tools.StorageTool format -t "$id" \
         -c "$STATE/server.properties" >>"$STATE/format.log" 2>&1 \
         || { cat "$STATE/format.log" >&2; log "storage format failed"; exit 1; }
-    nohup java "${jopts[@]}" -cp "$cp" kafka.Kafka "$STATE/server.properties" \
-        >"$STATE/stdout.log" 2>&1 < /dev/null &
-    echo $! > "$STATE/pid"
     echo "127.0.0.1:$port" > "$STATE/addr"
-    wait_ready "$port"
+    launch
+}
+
+java_opts() {
+    echo "-Xms128m -Xmx$HEAP -XX:+UseSerialGC -XX:TieredStopAtLevel=1" \
+        "-Dlog4j2.configurationFile=$STATE/log4j2.properties -Djava.awt.headless=true"
+}
+
+# Run the broker on the prepared state dir, wait until it serves, print the address.
+launch() {
+    # shellcheck disable=SC2046
+    nohup java $(java_opts) -cp "$LIB/*" kafka.Kafka "$STATE/server.properties" \
+        >>"$STATE/stdout.log" 2>&1 < /dev/null &
+    echo $! > "$STATE/pid"
+    wait_ready "$(cut -d: -f2 "$STATE/addr")"
     cat "$STATE/addr"
+}
+
+kill_broker() {
+    [ -f "$STATE/pid" ] || return 0
+    local pid
+    pid=$(cat "$STATE/pid")
+    kill "$pid" 2>/dev/null || true
+    for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
+    kill -9 "$pid" 2>/dev/null || true
+    rm -f "$STATE/pid"
+}
+
+up() {
+    if addr=$(running_addr); then echo "$addr"; return 0; fi
+    [ -f "$STATE/server.properties" ] && [ -f "$STATE/addr" ] \
+        || { log "no stopped broker in $STATE (use start)"; exit 1; }
+    launch
 }
 
 wait_ready() {
@@ -145,13 +175,7 @@ broker_ready() {
 }
 
 stop() {
-    if [ -f "$STATE/pid" ]; then
-        local pid
-        pid=$(cat "$STATE/pid")
-        kill "$pid" 2>/dev/null || true
-        for _ in $(seq 1 60); do kill -0 "$pid" 2>/dev/null || break; sleep 0.5; done
-        kill -9 "$pid" 2>/dev/null || true
-    fi
+    kill_broker
     rm -rf "$STATE"
 }
 
@@ -160,5 +184,7 @@ case "${1:-}" in
     stop) stop ;;
     status) running_addr || { log "not running"; exit 1; } ;;
     fetch) fetch ;;
-    *) echo "usage: $0 start|stop|status|fetch" >&2; exit 2 ;;
+    down) kill_broker ;;
+    up) up ;;
+    *) echo "usage: $0 start|stop|status|fetch|down|up" >&2; exit 2 ;;
 esac
