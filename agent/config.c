@@ -6,13 +6,19 @@
  * reference in docs/configuration.md. The struct is flat (agent.listen lands
  * in c->listen), so sections decode into the same object at offset 0.
  *
- * scrape_configs follow Prometheus's schema so users can paste theirs. Keys
- * that Prometheus has but this build cannot honour yet (relabeling, service
- * discovery, auth, TLS) are accepted only when empty and refused otherwise:
- * a silently ignored relabel rule would ship data the user meant to drop.
- * Cross-field rules (timeouts inherited from global and not longer than the
- * interval, unique job names) run after the tables, with positions taken
- * from the document so their errors still name file:line:col.
+ * scrape_configs follow Prometheus's schema so users can paste theirs:
+ * relabel_configs and metric_relabel_configs are compiled here, once, with
+ * Prometheus's validation messages (a broken rule fails the load, it is
+ * never skipped: a silently ignored relabel rule would ship data the user
+ * meant to drop); file_sd_configs, basic_auth, authorization and tls_config
+ * are checked as Prometheus's HTTPClientConfig checks them. Keys of
+ * Prometheus's `global` that mean nothing to an agent (rule evaluation,
+ * query log, native histograms, ...) are accepted and ignored with a debug
+ * line, so a pasted prometheus.yml loads; unknown keys stay errors.
+ * Cross-field rules (timeouts and limits inherited from global, unique job
+ * names) run after the tables, with positions taken from the document so
+ * their errors still name file:line:col. The Prometheus scrape_config parts
+ * that are more than a table row live in config_scrape.c.
  */
 #include "config.h"
 
@@ -25,6 +31,8 @@
 #include "vigil/alloc.h"
 #include "vigil/duration.h"
 
+#include "config_scrape.h"
+
 #define EMBEDDED_NAME "<embedded default>"
 
 /* The embedded default: everything else comes from the schema defaults. */
@@ -32,13 +40,6 @@ static const char embedded_yaml[] = "scrape_configs:\n"
                                     "  - job_name: vigil-agent\n"
                                     "    static_configs:\n"
                                     "      - targets: ['127.0.0.1:9401']\n";
-
-#define UNSUPPORTED(k, d)                                                                          \
-    {                                                                                              \
-        .key = k, .type = VG_CFG_T_CUSTOM, .parse = vg_cfg_unsupported,                            \
-        .type_doc = "must be empty", .def_doc = d,                                                 \
-        .doc = "Prometheus key; not supported by this build yet, so it must be absent or empty"    \
-    }
 
 /* params: map of name to list of values, kept as repeated key/value pairs. */
 static vg_err_t parse_params(vg_cfg_ctx_t *ctx, const vg_cfg_node_t *node, void *field, void *obj)
@@ -74,18 +75,25 @@ static vg_err_t parse_params(vg_cfg_ctx_t *ctx, const vg_cfg_node_t *node, void 
     return VG_OK;
 }
 
-/* Targets are host:port; a URL here is a common mistake worth naming. */
-static vg_err_t check_static(vg_cfg_ctx_t *ctx, const vg_cfg_node_t *node, void *obj)
+/* Targets are host:port; a URL here is a common mistake worth naming. As in
+ * Prometheus this is checked only without relabel_configs, which may
+ * rewrite __address__. */
+static vg_err_t check_static(vg_cfg_ctx_t *ctx, const vg_cfg_node_t *node,
+                             const vg_scrape_config_t *sc)
 {
-    const vg_static_group_t *g = obj;
-    const vg_cfg_node_t *tn = vg_cfg_map_get(node, "targets");
-    for (size_t i = 0; i < g->ntargets; i++) {
-        const char *t = g->targets[i];
-        if (!*t || strpbrk(t, "/ \t"))
-            return vg_cfg_errorf(ctx, vg_cfg_seq_item(tn, i),
-                                 "%s.targets[%zu]: \"%.100s\" is not a valid target; use host:port "
-                                 "(scheme and path are set by scheme and metrics_path)",
-                                 ctx->path, i, t);
+    const vg_cfg_node_t *list = vg_cfg_map_get(node, "static_configs");
+    for (size_t j = 0; j < sc->nstatic; j++) {
+        const vg_static_group_t *g = &sc->static_configs[j];
+        const vg_cfg_node_t *tn = vg_cfg_map_get(vg_cfg_seq_item(list, j), "targets");
+        for (size_t i = 0; i < g->ntargets; i++) {
+            const char *t = g->targets[i];
+            if (!*t || strpbrk(t, "/ \t"))
+                return vg_cfg_errorf(ctx, vg_cfg_seq_item(tn, i),
+                                     "%s.static_configs[%zu].targets[%zu]: \"%.100s\" is not a "
+                                     "valid target; use host:port (scheme and path are set by "
+                                     "scheme and metrics_path)",
+                                     ctx->path, j, i, t);
+        }
     }
     return VG_OK;
 }
@@ -104,7 +112,8 @@ static const vg_cfg_field_t static_schema[] = {
     {0},
 };
 
-/* Inherit interval/timeout from global and apply Prometheus's timeout rule. */
+/* Inherit interval/timeout/limits from global, apply Prometheus's timeout
+ * rule, then the checks and compilation of config_scrape.c. */
 static vg_err_t check_scrape(vg_cfg_ctx_t *ctx, const vg_cfg_node_t *node, void *obj)
 {
     const vg_agent_config_t *c = ctx->user;
@@ -113,6 +122,7 @@ static vg_err_t check_scrape(vg_cfg_ctx_t *ctx, const vg_cfg_node_t *node, void 
     if (!sc->job_name[0])
         return vg_cfg_errorf(ctx, vg_cfg_map_get(node, "job_name"), "%s: job_name is empty",
                              ctx->path);
+    vg_agent_cfg_inherit_limits(c, node, sc);
     if (!sc->interval_ms) sc->interval_ms = c->scrape_interval_ms;
     if (!sc->timeout_ms) {
         /* Prometheus: an inherited timeout is cut down to the job's interval */
@@ -125,7 +135,8 @@ static vg_err_t check_scrape(vg_cfg_ctx_t *ctx, const vg_cfg_node_t *node, void 
                              ctx->path, vg_duration_format(sc->timeout_ms, ti, sizeof ti),
                              vg_duration_format(sc->interval_ms, iv, sizeof iv), sc->job_name);
     }
-    return VG_OK;
+    vg_err_t rc = sc->nrelabel_rules ? VG_OK : check_static(ctx, node, sc);
+    return rc ? rc : vg_agent_cfg_check_scrape(ctx, node, sc);
 }
 
 #define SC(f) offsetof(vg_scrape_config_t, f)
@@ -194,14 +205,8 @@ static const vg_cfg_field_t scrape_schema[] = {
      .count_offset = SC(nstatic),
      .sub = static_schema,
      .elem_size = sizeof(vg_static_group_t),
-     .check = check_static,
      .doc = "fixed target groups"},
-    UNSUPPORTED("relabel_configs", "`[]`"),
-    UNSUPPORTED("metric_relabel_configs", "`[]`"),
-    UNSUPPORTED("file_sd_configs", "`[]`"),
-    UNSUPPORTED("basic_auth", "`{}`"),
-    UNSUPPORTED("authorization", "`{}`"),
-    UNSUPPORTED("tls_config", "`{}`"),
+    SCRAPE_EXTRA_FIELDS,
     {0},
 };
 #undef SC
@@ -258,6 +263,7 @@ static const vg_cfg_field_t global_schema[] = {
      .offset = AC(external_labels),
      .count_offset = AC(nexternal_labels),
      .doc = "labels added to every series this agent ships"},
+    GLOBAL_EXTRA_FIELDS,
     {0},
 };
 
@@ -479,6 +485,8 @@ vg_err_t vg_agent_config_load(const char *path, vg_agent_config_t **out, vg_erro
 void vg_agent_config_free(vg_agent_config_t *c)
 {
     if (!c) return;
+    for (size_t i = 0; i < c->ncompiled; i++) vg_relabel_free(c->compiled[i]);
+    vg_free(c->compiled);
     vg_arena_free(c->arena);
     vg_free(c);
 }

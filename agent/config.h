@@ -17,6 +17,7 @@
 #include "vigil/config.h" /* vg_kv_t */
 #include "vigil/error.h"
 #include "vigil/labels.h"
+#include "vigil/relabel.h"
 
 typedef struct vg_static_group {
     const char **targets; /* "host:port" */
@@ -24,6 +25,33 @@ typedef struct vg_static_group {
     vg_label_t *labels; /* sorted */
     size_t nlabels;
 } vg_static_group_t;
+
+/* One file_sd_configs entry. Relative paths are resolved against the
+ * directory of the config file at load time. */
+typedef struct vg_file_sd_config {
+    const char **files; /* globs ending in .json, .yml or .yaml */
+    size_t nfiles;
+    int64_t refresh_interval_ms; /* default 5m */
+} vg_file_sd_config_t;
+
+/* HTTP client settings of a job (Prometheus's HTTPClientConfig subset).
+ * Secrets are never logged; *_file values are read at each scrape. */
+typedef struct vg_scrape_auth {
+    int basic;                   /* basic_auth present */
+    const char *username;        /* basic_auth */
+    const char *password;        /* at most one of password, password_file */
+    const char *password_file;
+    const char *auth_type;       /* authorization.type, default "Bearer" */
+    const char *credentials;     /* at most one of credentials, credentials_file */
+    const char *credentials_file;
+    const char *bearer_token;    /* legacy scrape-level keys, folded into credentials */
+    const char *bearer_token_file;
+    const char *ca_file;         /* tls_config */
+    const char *cert_file;
+    const char *key_file;
+    const char *server_name;
+    int insecure_skip_verify;
+} vg_scrape_auth_t;
 
 typedef struct vg_scrape_config {
     const char *job_name;
@@ -40,6 +68,19 @@ typedef struct vg_scrape_config {
     uint64_t body_size_limit; /* bytes, 0 = none */
     vg_static_group_t *static_configs;
     size_t nstatic;
+
+    /* relabel_configs / metric_relabel_configs as written, and compiled once at
+     * load (NULL when empty); the compiled lists are owned by the config. */
+    vg_relabel_rule_t *relabel_rules;
+    size_t nrelabel_rules;
+    vg_relabel_rule_t *metric_relabel_rules;
+    size_t nmetric_relabel_rules;
+    vg_relabel_t *relabel;
+    vg_relabel_t *metric_relabel;
+
+    vg_file_sd_config_t *file_sd; /* file_sd_configs */
+    size_t nfile_sd;
+    vg_scrape_auth_t auth; /* basic_auth, authorization (or bearer_token*), tls_config */
 } vg_scrape_config_t;
 
 typedef struct vg_agent_config {
@@ -57,9 +98,14 @@ typedef struct vg_agent_config {
     int64_t scrape_timeout_ms;  /* default 10s */
     vg_label_t *external_labels;
     size_t nexternal_labels;
+    uint64_t global_sample_limit; /* defaults of the same job keys; 0 = none */
+    uint64_t global_label_limit;
+    uint64_t global_body_size_limit;
 
     vg_scrape_config_t *scrape_configs;
     size_t nscrape_configs;
+    vg_relabel_t **compiled; /* every compiled relabel list, freed with the config */
+    size_t ncompiled;
 
     int host_metrics_enabled; /* host_metrics.enabled, default 1 */
 
