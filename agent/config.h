@@ -108,6 +108,11 @@ typedef struct vg_agent_config {
     size_t ncompiled;
 
     int host_metrics_enabled; /* host_metrics.enabled, default 1 */
+    int64_t host_metrics_interval_ms;  /* host_metrics.interval; 0 = global.scrape_interval */
+    const char *host_metrics_job;      /* host_metrics.job, default "node" */
+    const char *host_metrics_instance; /* host_metrics.instance; NULL = agent.node */
+    const char *host_proc_path;        /* host_metrics.proc_path, default /proc */
+    const char *host_sys_path;         /* host_metrics.sys_path, default /sys */
 
     /* output: exactly one sink is active; Kafka wins when brokers is set. */
     const char *http_url;            /* output.http.url, default http://127.0.0.1:9400 */

@@ -12,6 +12,7 @@
 #include <unistd.h>
 
 #include "config.h"
+#include "host/host.h"
 #include "scrape/scrape.h"
 #include "ship/batcher.h"
 #include "ship/sink.h"
@@ -30,37 +31,54 @@ typedef struct agent {
     vg_scraper_t *scraper;
     vg_label_t *scratch; /* merged labels, used by the scrape thread only */
     size_t scratch_cap;
+    vg_host_t *host;
+    vg_label_t *host_scratch; /* the same, for the host metrics thread */
+    size_t host_scratch_cap;
 } agent;
 
 /* Merge sorted a and sorted external labels; a sample's own label wins. */
-static size_t merge_external(agent *a, const vg_label_t *l, size_t n)
+static size_t merge_external(agent *a, vg_label_t *out, const vg_label_t *l, size_t n)
 {
     const vg_label_t *e = a->cfg->external_labels;
     size_t ne = a->cfg->nexternal_labels, i = 0, j = 0, o = 0;
     while (i < n || j < ne) {
         int c = i == n ? 1 : j == ne ? -1 : strcmp(l[i].name, e[j].name);
         if (c <= 0) {
-            a->scratch[o++] = l[i++];
+            out[o++] = l[i++];
             if (c == 0) j++;
         } else {
-            a->scratch[o++] = e[j++];
+            out[o++] = e[j++];
         }
     }
     return o;
 }
 
+/* Each producing thread passes its own scratch array. */
+static vg_err_t add_sample(agent *a, vg_label_t **scratch, size_t *cap, const vg_label_t *labels,
+                           size_t n, int64_t ts_ms, double v)
+{
+    size_t ne = a->cfg->nexternal_labels;
+    if (ne == 0) return vg_batcher_add(a->batcher, labels, n, ts_ms, v);
+    if (n + ne > *cap) {
+        vg_label_t *p = vg_realloc(*scratch, (n + ne) * sizeof(*p));
+        if (!p) return VG_ENOMEM;
+        *scratch = p;
+        *cap = n + ne;
+    }
+    return vg_batcher_add(a->batcher, *scratch, merge_external(a, *scratch, labels, n), ts_ms, v);
+}
+
 static vg_err_t on_sample(void *ud, const vg_label_t *labels, size_t n, int64_t ts_ms, double v)
 {
     agent *a = ud;
-    size_t ne = a->cfg->nexternal_labels;
-    if (ne == 0) return vg_batcher_add(a->batcher, labels, n, ts_ms, v);
-    if (n + ne > a->scratch_cap) {
-        vg_label_t *p = vg_realloc(a->scratch, (n + ne) * sizeof(*p));
-        if (!p) return VG_ENOMEM;
-        a->scratch = p;
-        a->scratch_cap = n + ne;
-    }
-    return vg_batcher_add(a->batcher, a->scratch, merge_external(a, labels, n), ts_ms, v);
+    return add_sample(a, &a->scratch, &a->scratch_cap, labels, n, ts_ms, v);
+}
+
+static vg_err_t on_host_sample(void *ud, const vg_label_t *labels, size_t n, int64_t ts_ms,
+                               double v)
+{
+    agent *a = ud;
+    return add_sample(a, &a->host_scratch, &a->host_scratch_cap, labels, n, ts_ms, v);
 }
 
 static void on_scrape_done(void *ud)
@@ -80,6 +98,9 @@ static vg_err_t start_pipeline(agent *a, vg_error *err)
     if (!rc)
         rc = vg_scraper_new(a->cfg, on_sample, on_scrape_done, a, a->metrics, &a->scraper, err);
     if (!rc) rc = vg_scraper_start(a->scraper, err);
+    if (!rc && a->cfg->host_metrics_enabled)
+        rc = vg_host_new(a->cfg, on_host_sample, on_scrape_done, a, a->metrics, &a->host, err);
+    if (!rc && a->host) rc = vg_host_start(a->host, err);
     return rc;
 }
 
@@ -103,11 +124,13 @@ static vg_err_t agent_start(agent *a, vg_error *err)
 static void agent_stop(agent *a)
 {
     vg_scraper_free(a->scraper); /* no new samples */
+    vg_host_free(a->host);
     vg_batcher_free(a->batcher); /* flushes what is pending through the sink */
     if (a->sink) vg_sink_free(a->sink);
     vg_httpd_free(a->httpd);
     vg_metrics_free(a->metrics);
     vg_free(a->scratch);
+    vg_free(a->host_scratch);
     vg_agent_config_free(a->cfg);
 }
 
