@@ -304,17 +304,83 @@ static void lex_word(vg_lexer *l, vg_tok *t, size_t start, int allow_colon)
          start);
 }
 
+static int accept(vg_lexer *l, const char *set)
+{
+    int c = peek(l);
+    if (c == RUNE_EOF || c == 0 || !strchr(set, c)) return 0;
+    l->pos++;
+    return 1;
+}
+
+static int is_alnum_at(const vg_lexer *l)
+{
+    int c = peek(l);
+    return c != RUNE_EOF && (is_alpha(c) || is_digit(c));
+}
+
+/* Prometheus's scanNumber: [0x][.][d][d._eE]* with the anti-patterns that
+ * stop "1..2", "1e", "1_" and friends; true when a number ends here. */
+static int scan_number(vg_lexer *l)
+{
+    const char *digits = "0123456789";
+    size_t initial = l->pos;
+    int dot = 0, exp = 0;
+    if (accept(l, "0")) {
+        if (accept(l, "xX")) {
+            accept(l, "_");
+            digits = "0123456789abcdefABCDEF";
+        }
+    }
+    accept(l, ".");
+    accept(l, digits);
+    for (int c; (c = peek(l)) != RUNE_EOF && c && (strchr(digits, c) || strchr("._eE", c));) {
+        int hex = strlen(digits) > 10;
+        if (c == '.') {
+            if (dot) return l->pos++, 0;
+            dot = 1, l->pos++;
+            if (accept(l, "_.") || hex) return 0;
+        } else if ((c == 'e' || c == 'E') && !hex) {
+            if (exp) return l->pos++, 0;
+            exp = 1, l->pos++;
+            accept(l, "+-");
+            if (accept(l, "._eE") || peek(l) == RUNE_EOF) return 0;
+        } else if (c == '_') {
+            l->pos++;
+            if (accept(l, "._eE") || peek(l) == RUNE_EOF) return 0;
+        } else {
+            while ((c = peek(l)) != RUNE_EOF && c && strchr(digits, c)) l->pos++;
+        }
+    }
+    return l->pos != initial && !is_alnum_at(l);
+}
+
+/* Prometheus's acceptRemainingDuration: unit letters after a number. */
+static int scan_duration_rest(vg_lexer *l)
+{
+    if (!accept(l, "smhdwy")) return 0;
+    accept(l, "s");
+    while (accept(l, "0123456789")) {
+        while (accept(l, "0123456789")) {
+        }
+        if (!accept(l, "smhdw")) return 0;
+        accept(l, "s");
+    }
+    if (is_alnum_at(l)) return l->pos++, 0;
+    return 1;
+}
+
 static void lex_number(vg_lexer *l, vg_tok *t, size_t start)
 {
-    int dur = 0;
-    while (l->pos < l->len) {
-        int c = (unsigned char)l->in[l->pos];
-        if (!is_alpha(c) && !is_digit(c) && c != '.') break;
-        if (strchr("smhdwy", c) && !(l->pos > start + 1 && (l->in[start + 1] | 0x20) == 'x'))
-            dur = 1;
-        l->pos++;
-    }
-    emit(l, t, dur ? VG_TOK_DURATION : VG_TOK_NUMBER, start);
+    l->pos = start;
+    if (scan_number(l)) return emit(l, t, VG_TOK_NUMBER, start);
+    if (scan_duration_rest(l)) return emit(l, t, VG_TOK_DURATION, start);
+    char what[64];
+    vg_buf b;
+    vg_buf_init(&b, 0);
+    vg_lex_goquote(&b, l->in + start, l->pos - start, 0);
+    snprintf(what, sizeof what, "%s", b.data ? b.data : "\"\"");
+    vg_buf_free(&b);
+    lex_error(l, t, start, "bad number or duration syntax: %s", what);
 }
 
 static void lex_inside_braces(vg_lexer *l, vg_tok *t, size_t start)

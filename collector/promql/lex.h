@@ -6,9 +6,10 @@
  * strings use Go escape rules (single, double and backtick quotes), metric
  * identifiers may contain ':' outside braces, keywords are recognised only
  * outside braces, and spaces and '#' comments are skipped. The lexer never
- * allocates; tokens point into the input. Number and duration syntax is
- * scanned loosely (a run of [0-9A-Za-z_.] starting with a digit or '.');
- * the full parser will validate it when it needs numbers.
+ * allocates; tokens point into the input. Numbers and durations are scanned
+ * with Prometheus's rules (scanNumber, then a duration's unit letters), so
+ * "1.5.2" or "5mx" fail here with "bad number or duration syntax"; the
+ * parser converts the text (promql/parser_lit.c).
  */
 #ifndef VIGIL_PROMQL_LEX_H
 #define VIGIL_PROMQL_LEX_H
