@@ -34,6 +34,7 @@ static const struct {
     {"filesystem", vg_host_collect_filesystem},
     {"loadavg", vg_host_collect_loadavg},
     {"meminfo", vg_host_collect_meminfo},
+    {"netclass", vg_host_collect_netclass},
     {"netdev", vg_host_collect_netdev},
     {"netstat", vg_host_collect_netstat},
     {"pressure", vg_host_collect_pressure},

@@ -104,6 +104,8 @@ void vg_host_parse_sockstat(vg_host_ctx *c, const char *buf, size_t len);
 void vg_host_parse_pressure(vg_host_ctx *c, const char *resource, const char *buf, size_t len);
 void vg_host_parse_netstat(vg_host_ctx *c, const char *buf, size_t len); /* netstat, snmp */
 void vg_host_parse_snmp6(vg_host_ctx *c, const char *buf, size_t len);
+/* A netclass attribute: decimal or 0x hex, maybe negative, nothing else. */
+int vg_host_parse_netclass_value(const char *s, double *v);
 void vg_host_parse_clocksource(vg_host_ctx *c, const char *device, const char *buf, size_t len,
                                int current);
 
@@ -116,6 +118,7 @@ vg_err_t vg_host_collect_loadavg(vg_host_ctx *c);
 vg_err_t vg_host_collect_filesystem(vg_host_ctx *c);
 vg_err_t vg_host_collect_diskstats(vg_host_ctx *c);
 vg_err_t vg_host_collect_netdev(vg_host_ctx *c);
+vg_err_t vg_host_collect_netclass(vg_host_ctx *c);
 vg_err_t vg_host_collect_vmstat(vg_host_ctx *c);
 vg_err_t vg_host_collect_filefd(vg_host_ctx *c);
 vg_err_t vg_host_collect_sockstat(vg_host_ctx *c);

@@ -3,7 +3,7 @@
  *
  * Every input goes through every /proc and /sys parser (stat, meminfo,
  * loadavg, mounts, diskstats, net/dev, vmstat, file-nr, sockstat, PSI,
- * netstat/snmp, snmp6, clocksource), since a real file may be any of them
+ * netstat/snmp, snmp6, clocksource, netclass values), since a real file may be any of them
  * after a kernel change. The emit callback reads every label so ASan sees a
  * label built from bytes past the input. statvfs is faked: mount points
  * here are fuzzer bytes, not paths worth touching. One context is built
@@ -59,5 +59,11 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vg_host_parse_netstat(&c, b, size);
     vg_host_parse_snmp6(&c, b, size);
     vg_host_parse_clocksource(&c, "0", b, size, 1);
+    char attr[64]; /* a netclass attribute is one short NUL-terminated line */
+    double v;
+    size_t n = size < sizeof attr - 1 ? size : sizeof attr - 1;
+    memcpy(attr, b, n);
+    attr[n] = '\0';
+    (void)vg_host_parse_netclass_value(attr, &v);
     return 0;
 }

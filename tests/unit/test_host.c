@@ -389,6 +389,13 @@ static void test_small_parsers_malformed(void **state)
     assert_true(cap_has(&cap, "node_netstat_Udp6_InErrors{instance=\"x\",job=\"node\"} 2"));
     assert_true(cap_has(&cap, "node_boot_time_seconds{instance=\"x\",job=\"node\"} 5"));
     assert_int_equal(cap.n, 4);
+    double v;
+    assert_true(vg_host_parse_netclass_value("0x1003", &v) && v == 4099);
+    assert_true(vg_host_parse_netclass_value("-1", &v) && v == -1);
+    assert_false(vg_host_parse_netclass_value("", &v));
+    assert_false(vg_host_parse_netclass_value("12 3", &v));
+    assert_false(vg_host_parse_netclass_value("up", &v));
+    assert_false(vg_host_parse_netclass_value("99999999999999999999", &v));
     cap_free(&cap);
 }
 
