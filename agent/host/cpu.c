@@ -83,14 +83,10 @@ void vg_host_parse_stat(vg_host_ctx *c, const char *buf, size_t len)
 
 vg_err_t vg_host_collect_cpu(vg_host_ctx *c)
 {
-    vg_err_t rc = vg_host_read(c, c->proc, "stat");
-    if (!rc) vg_host_parse_cpu(c, c->file.data, c->file.len);
-    return rc;
+    return vg_host_read_parse(c, c->proc, "stat", vg_host_parse_cpu);
 }
 
 vg_err_t vg_host_collect_stat(vg_host_ctx *c)
 {
-    vg_err_t rc = vg_host_read(c, c->proc, "stat");
-    if (!rc) vg_host_parse_stat(c, c->file.data, c->file.len);
-    return rc;
+    return vg_host_read_parse(c, c->proc, "stat", vg_host_parse_stat);
 }

@@ -83,7 +83,5 @@ void vg_host_parse_diskstats(vg_host_ctx *c, const char *buf, size_t len)
 
 vg_err_t vg_host_collect_diskstats(vg_host_ctx *c)
 {
-    vg_err_t rc = vg_host_read(c, c->proc, "diskstats");
-    if (!rc) vg_host_parse_diskstats(c, c->file.data, c->file.len);
-    return rc;
+    return vg_host_read_parse(c, c->proc, "diskstats", vg_host_parse_diskstats);
 }

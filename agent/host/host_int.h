@@ -71,6 +71,10 @@ void vg_host_ctx_fini(vg_host_ctx *c);
 /* Read root/rel whole into c->file (capped at VG_HOST_MAX_FILE). VG_EIO when
  * it cannot be opened or read, VG_ETOOLARGE past the cap. */
 vg_err_t vg_host_read(vg_host_ctx *c, const char *root, const char *rel);
+/* A parser of one whole file. */
+typedef void (*vg_host_parse_fn)(vg_host_ctx *c, const char *buf, size_t len);
+/* vg_host_read, then fn over the bytes when the read worked. */
+vg_err_t vg_host_read_parse(vg_host_ctx *c, const char *root, const char *rel, vg_host_parse_fn fn);
 /* Next line of [*cur, end) without its '\n'; 0 at the end. */
 int vg_host_next_line(const char **cur, const char *end, vg_host_str *line);
 /* Split on spaces/tabs into at most max fields; returns how many there were

@@ -55,7 +55,5 @@ void vg_host_parse_meminfo(vg_host_ctx *c, const char *buf, size_t len)
 
 vg_err_t vg_host_collect_meminfo(vg_host_ctx *c)
 {
-    vg_err_t rc = vg_host_read(c, c->proc, "meminfo");
-    if (!rc) vg_host_parse_meminfo(c, c->file.data, c->file.len);
-    return rc;
+    return vg_host_read_parse(c, c->proc, "meminfo", vg_host_parse_meminfo);
 }

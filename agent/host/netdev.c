@@ -88,7 +88,5 @@ void vg_host_parse_netdev(vg_host_ctx *c, const char *buf, size_t len)
 
 vg_err_t vg_host_collect_netdev(vg_host_ctx *c)
 {
-    vg_err_t rc = vg_host_read(c, c->proc, "net/dev");
-    if (!rc) vg_host_parse_netdev(c, c->file.data, c->file.len);
-    return rc;
+    return vg_host_read_parse(c, c->proc, "net/dev", vg_host_parse_netdev);
 }

@@ -106,6 +106,13 @@ vg_err_t vg_host_read(vg_host_ctx *c, const char *root, const char *rel)
     return rc;
 }
 
+vg_err_t vg_host_read_parse(vg_host_ctx *c, const char *root, const char *rel, vg_host_parse_fn fn)
+{
+    vg_err_t rc = vg_host_read(c, root, rel);
+    if (!rc) fn(c, c->file.data, c->file.len);
+    return rc;
+}
+
 int vg_host_next_line(const char **cur, const char *end, vg_host_str *line)
 {
     if (*cur >= end) return 0;

@@ -32,9 +32,7 @@ void vg_host_parse_vmstat(vg_host_ctx *c, const char *buf, size_t len)
 
 vg_err_t vg_host_collect_vmstat(vg_host_ctx *c)
 {
-    vg_err_t rc = vg_host_read(c, c->proc, "vmstat");
-    if (!rc) vg_host_parse_vmstat(c, c->file.data, c->file.len);
-    return rc;
+    return vg_host_read_parse(c, c->proc, "vmstat", vg_host_parse_vmstat);
 }
 
 /* "751	0	2466177": allocated, free (always 0 since 2.6), maximum. */
@@ -54,7 +52,5 @@ void vg_host_parse_filefd(vg_host_ctx *c, const char *buf, size_t len)
 
 vg_err_t vg_host_collect_filefd(vg_host_ctx *c)
 {
-    vg_err_t rc = vg_host_read(c, c->proc, "sys/fs/file-nr");
-    if (!rc) vg_host_parse_filefd(c, c->file.data, c->file.len);
-    return rc;
+    return vg_host_read_parse(c, c->proc, "sys/fs/file-nr", vg_host_parse_filefd);
 }
