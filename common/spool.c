@@ -74,7 +74,7 @@ struct vg_spool {
     uint64_t next_id, cursor, pending, bytes;
     int peeked, data_dirty, cursor_dirty;
     uint64_t peek_id, peek_end;
-    uint64_t dropped, corrupt, torn;
+    uint64_t dropped, corrupt, torn, max_seq;
     vg_buf buf; /* one record's payload */
     char tenant[VG_SPOOL_MAX_TENANT + 1];
     struct spool_metrics m;
@@ -405,6 +405,7 @@ static vg_err_t scan_seg(vg_spool_t *s, struct seg *g, vg_error *err)
             g->nrec++;
             g->next_id = f.id + 1;
             if (f.id >= s->cursor) s->pending++;
+            if (f.seq > s->max_seq) s->max_seq = f.seq;
             off = f.end;
         } else if (r == RD_IOERR || r == RD_NOMEM) {
             rc = rd_error(r, path, err);
@@ -611,6 +612,7 @@ vg_err_t vg_spool_append(vg_spool_t *s, const vg_spool_rec *r, vg_error *err)
     g->next_id = ++s->next_id;
     s->bytes += need;
     s->pending++;
+    if (r->seq > s->max_seq) s->max_seq = r->seq;
     s->data_dirty = !want_sync(s);
     vg_metric_inc(s->m.appended);
     update_gauges(s);
@@ -746,6 +748,7 @@ void vg_spool_get_stats(const vg_spool_t *s, vg_spool_stats *st)
     st->corrupt = s->corrupt;
     st->torn = s->torn;
     st->next_id = s->next_id;
+    st->max_seq = s->max_seq;
 }
 
 /* ---- open / free ---- */

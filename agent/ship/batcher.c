@@ -1,5 +1,5 @@
 /*
- * batcher.c - group samples by series into Batch envelopes and ship them in order.
+ * batcher.c - group samples into Batch envelopes; ship them, spool what cannot go.
  *
  * Shape, and why:
  *  - Producers call vg_batcher_add under one mutex. Samples are grouped by
@@ -8,36 +8,50 @@
  *    and repeated scrapes of the same series both encode compactly. Every
  *    label copy, TimeSeries and Sample comes from an arena that is reset
  *    when the batch is cut, so building a batch costs bump allocations and
- *    no per-field frees.
- *  - A batch is cut at max_samples, after max_delay_ms, on flush and on
- *    free. Cutting encodes (protobuf-c + zstd: CPU, not I/O, so done under
- *    the lock) and pushes the bytes into a small bounded FIFO.
- *  - One ship thread owns all I/O. It sends the head of the FIFO and pops it
- *    only when the sink said VG_OK (or said "never"), so a retry resends the
- *    same bytes before anything newer: order is kept without extra
- *    bookkeeping. Retries back off exponentially (100 ms doubling to 30 s,
- *    half of it random so a fleet of agents does not retry in step).
- *  - Adding never blocks on the network. When the FIFO is full the current
- *    batch keeps growing up to a hard cap and then samples are refused with
- *    VG_ELIMIT and counted. The disk spool will take that role next: it sits
- *    between cut and ship, so this file only has to hand it the bytes.
+ *    no per-field frees. The protobuf size is estimated while adding (label
+ *    and sample sizes plus field overhead), so the cut by size needs no
+ *    trial encode.
+ *  - A batch is cut at max_bytes (estimate), max_samples, after
+ *    max_delay_ms, on flush and on free. Cutting encodes (protobuf-c + zstd:
+ *    CPU, not I/O, so done under the lock) and pushes the bytes into a
+ *    bounded in-memory queue.
+ *  - One ship thread owns all I/O: the sink, the spool, the seq file. Each
+ *    turn it picks one action: send the oldest spooled batch, send the
+ *    oldest live batch, or move the oldest live batch to the spool. A live
+ *    batch goes to the spool when the sink's breaker is open, when it is
+ *    backing off after a failure, when its own send failed retryably, or
+ *    (default, strict order) when older batches are still spooled. So the
+ *    queue keeps moving during an outage and the producers never wait on
+ *    the network.
+ *  - A spooled batch is acknowledged (the spool cursor advances) only after
+ *    the sink accepted it: at least once, duplicates removed by the store.
+ *  - When the queue is full (the sink is stuck inside one long send), the
+ *    batch being built keeps growing up to a hard cap, then samples are
+ *    refused with VG_ELIMIT and counted (reason="queue_full"): never a spin,
+ *    never a silent drop.
+ *  - The seq of each batch that was delivered or spooled is written to
+ *    seq_path, and a restart continues after it (and after any seq still in
+ *    the spool). Seqs of batches lost in memory by a crash are reused, so
+ *    the collector's gap detector sees a contiguous sequence whenever
+ *    nothing that was handed over durably was lost.
  */
 #include "batcher.h"
 
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
 #include "sink.h"
-#include "vigil/clock.h"
 #include "vigil/alloc.h"
 #include "vigil/arena.h"
+#include "vigil/clock.h"
 #include "vigil/envelope.h"
 #include "vigil/log.h"
 
-#define QUEUE_CAP       16
+#define QUEUE_CAP       64
 #define HARD_CAP_FACTOR 4
 #define BACKOFF_MIN_MS  100
 #define BACKOFF_MAX_MS  30000
@@ -45,6 +59,7 @@
 #define FLUSH_WAIT_MS   60000
 #define MAP_INITIAL     1024
 #define IDLE_WAIT_MS    1000
+#define SAMPLE_EST      20 /* Sample{double, int64} with tags and its length prefix */
 
 struct series {
     Prometheus__TimeSeries ts;
@@ -65,20 +80,26 @@ struct item {
 };
 
 struct batcher_metrics {
-    vg_metric_t *batches_sent, *retries, *samples_sent, *queue_len;
+    vg_metric_t *batches_cut, *bytes_raw, *bytes_zstd, *encode_us;
+    vg_metric_t *batches_sent, *retries, *samples_sent, *queue_len, *seq;
+    vg_metric_t *spooled, *replayed, *replay_rejected;
     vg_metric_t *drop_rejected, *drop_shutdown, *drop_encode;
     vg_metric_t *sdrop_full, *sdrop_rejected, *sdrop_shutdown, *sdrop_encode;
 };
 
+enum action { ACT_WAIT, ACT_SEND_SPOOL, ACT_SEND_LIVE, ACT_SPOOL_LIVE };
+
 struct vg_batcher {
     pthread_mutex_t mu;
     pthread_cond_t wake; /* ship thread: new batch, time to cut, stop */
-    pthread_cond_t done; /* flush/free waiters: a batch left the queue */
+    pthread_cond_t done; /* flush/free waiters: a batch left the queue or the spool */
     pthread_t thread;
     int thread_started, closing, stop;
     struct vg_sink *sink;
-    char *agent_id, *node, *tenant;
-    size_t max_samples, hard_cap;
+    vg_spool_t *spool;
+    int interleave;
+    char *agent_id, *node, *tenant, *seq_path;
+    size_t max_samples, max_bytes;
     int64_t max_delay_ms;
     int level;
     unsigned rnd;
@@ -89,14 +110,19 @@ struct vg_batcher {
     size_t nseries, cap_series;
     struct slot *map;
     size_t map_cap;
-    size_t nsamples;
+    size_t nsamples, est_bytes;
     int64_t first_ms; /* monotonic time of the batch's first sample */
 
     /* encoded batches waiting for the sink, oldest at head */
     struct item q[QUEUE_CAP];
     size_t qhead, qlen;
-    uint64_t next_seq, done_seq, last_drop_seq;
-    int64_t backoff_ms, next_try_ms;
+    uint64_t next_seq, handled_seq, persisted_seq, drops;
+
+    /* ship thread only (read by others under mu) */
+    vg_breaker_t breaker;
+    uint64_t spool_records; /* cached vg_spool_records, updated under mu */
+    int turn_spool;         /* interleave: the spool's turn next */
+    int64_t backoff_ms, next_try_ms, spool_backoff_ms, spool_retry_ms;
 
     struct batcher_metrics m;
 };
@@ -108,6 +134,19 @@ static void wait_until(pthread_cond_t *cv, pthread_mutex_t *mu, int64_t deadline
     pthread_cond_timedwait(cv, mu, &ts);
 }
 
+static size_t varint_len(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) v >>= 7, n++;
+    return n;
+}
+
+/* Bytes a length-delimited field of n payload bytes takes (tag, length, payload). */
+static size_t field_len(size_t n)
+{
+    return 1 + varint_len(n) + n;
+}
+
 /* ---- building a batch ---- */
 
 static void batch_reset(struct vg_batcher *b)
@@ -117,6 +156,7 @@ static void batch_reset(struct vg_batcher *b)
     b->series = NULL;
     b->nseries = b->cap_series = 0;
     b->nsamples = 0;
+    b->est_bytes = 0;
 }
 
 static int same_labels(const Prometheus__TimeSeries *ts, const vg_label_t *l, size_t n)
@@ -182,6 +222,10 @@ static struct series *series_new(struct vg_batcher *b, uint64_t h, const vg_labe
     s->ts.labels = lp;
     s->ts.n_labels = n;
     s->hash = h;
+    size_t est = 0;
+    for (size_t i = 0; i < n; i++)
+        est += field_len(field_len(strlen(l[i].name)) + field_len(strlen(l[i].value)));
+    b->est_bytes += 4 + est; /* the TimeSeries' own tag and length */
     return s;
 }
 
@@ -211,6 +255,7 @@ static vg_err_t series_append(struct vg_batcher *b, struct series *s, int64_t ts
     smp->value = v;
     s->ts.samples = (Prometheus__Sample **)arr;
     s->ts.samples[s->ts.n_samples++] = smp;
+    b->est_bytes += SAMPLE_EST - 8 + varint_len((uint64_t)ts);
     return VG_OK;
 }
 
@@ -238,7 +283,14 @@ static vg_err_t encode_current(struct vg_batcher *b, uint64_t seq, uint8_t **out
     batch.created_ms = vg_clock_wall_ms();
     batch.payload_case = VIGIL__V1__BATCH__PAYLOAD_METRICS;
     batch.metrics = &mb;
-    return vg_envelope_encode(&batch, b->level, out, len, err);
+    int64_t t0 = vg_clock_mono_us();
+    vg_err_t rc = vg_envelope_encode(&batch, b->level, out, len, err);
+    if (rc) return rc;
+    vg_metric_inc(b->m.batches_cut);
+    vg_metric_add(b->m.bytes_raw, (double)vigil__v1__batch__get_packed_size(&batch));
+    vg_metric_add(b->m.bytes_zstd, (double)*len);
+    vg_metric_add(b->m.encode_us, (double)(vg_clock_mono_us() - t0) / 1e6);
+    return VG_OK;
 }
 
 /* Encode and enqueue the current batch. VG_ELIMIT when the queue is full
@@ -269,6 +321,56 @@ out:
     return rc;
 }
 
+static int batch_full(const struct vg_batcher *b)
+{
+    return b->est_bytes >= b->max_bytes || (b->max_samples && b->nsamples >= b->max_samples);
+}
+
+static int over_hard_cap(const struct vg_batcher *b)
+{
+    return b->est_bytes >= b->max_bytes * HARD_CAP_FACTOR ||
+           (b->max_samples && b->nsamples >= b->max_samples * HARD_CAP_FACTOR);
+}
+
+/* ---- the seq file: the highest seq delivered or spooled ---- */
+
+static uint64_t seq_load(const char *path)
+{
+    char buf[32];
+    size_t n = 0;
+    if (!path || vg_spool_read_file(path, buf, sizeof(buf) - 1, &n, NULL)) return 0;
+    buf[n] = '\0';
+    return strtoull(buf, NULL, 10);
+}
+
+/* Ship thread, with mu held: seq was delivered or spooled. */
+static void seq_handled(struct vg_batcher *b, uint64_t seq)
+{
+    if (seq <= b->handled_seq) return;
+    b->handled_seq = seq;
+    vg_metric_set(b->m.seq, (double)seq);
+}
+
+/* Ship thread, with mu held: write the handled seq to seq_path when it moved
+ * (mu is released for the I/O). Not fsync'ed: after a power cut the value
+ * may step back and a few seqs be reused, which the collector counts as
+ * duplicates while storing their samples normally. */
+static void seq_persist(struct vg_batcher *b)
+{
+    char buf[32];
+    vg_error e = {0};
+    uint64_t seq = b->handled_seq;
+    if (!b->seq_path || seq == b->persisted_seq) return;
+    int n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", seq);
+    pthread_mutex_unlock(&b->mu);
+    vg_err_t rc = vg_spool_write_file(b->seq_path, buf, (size_t)n, 0, &e);
+    pthread_mutex_lock(&b->mu);
+    if (rc == VG_OK)
+        b->persisted_seq = seq;
+    else
+        vg_log_warn("ship", "cannot persist batch seq", "err=%s", e.msg);
+}
+
 /* ---- the ship thread ---- */
 
 static int retry_worthy(vg_err_t rc)
@@ -279,7 +381,6 @@ static int retry_worthy(vg_err_t rc)
 static void pop_head(struct vg_batcher *b)
 {
     struct item *it = &b->q[b->qhead];
-    b->done_seq = it->seq;
     vg_free(it->data);
     memset(it, 0, sizeof(*it));
     b->qhead = (b->qhead + 1) % QUEUE_CAP;
@@ -288,44 +389,75 @@ static void pop_head(struct vg_batcher *b)
     pthread_cond_broadcast(&b->done);
 }
 
-static void schedule_retry(struct vg_batcher *b, const struct item *it, vg_err_t rc,
+static int64_t next_backoff(struct vg_batcher *b, int64_t *backoff)
+{
+    *backoff = *backoff ? *backoff * 2 : BACKOFF_MIN_MS;
+    if (*backoff > BACKOFF_MAX_MS) *backoff = BACKOFF_MAX_MS;
+    int64_t half = *backoff / 2;
+    /* half of it random, so a fleet of agents does not retry in step */
+    return half + (int64_t)(rand_r(&b->rnd) % (unsigned)(half + 1));
+}
+
+/* A sink attempt failed retryably: count it, back off, tell the breaker. */
+static void send_failed(struct vg_batcher *b, uint64_t seq, vg_err_t rc, const vg_error *e)
+{
+    int64_t now = vg_clock_mono_ms(), delay = next_backoff(b, &b->backoff_ms);
+    b->next_try_ms = now + delay;
+    vg_breaker_failure(&b->breaker, now);
+    vg_metric_inc(b->m.retries);
+    char q[600];
+    vg_log_warn("ship", "send failed; will retry", "seq=%" PRIu64 " retry_in_ms=%" PRId64 " err=%s",
+                seq, delay, vg_logq(q, sizeof(q), vg_error_msg(e, rc)));
+}
+
+static void send_ok(struct vg_batcher *b)
+{
+    vg_breaker_success(&b->breaker, vg_clock_mono_ms());
+    b->backoff_ms = 0;
+    b->next_try_ms = 0;
+}
+
+static void count_rejected(struct vg_batcher *b, uint64_t seq, size_t nsamples, vg_err_t rc,
                            const vg_error *e)
 {
-    b->backoff_ms = b->backoff_ms ? b->backoff_ms * 2 : BACKOFF_MIN_MS;
-    if (b->backoff_ms > BACKOFF_MAX_MS) b->backoff_ms = BACKOFF_MAX_MS;
-    int64_t half = b->backoff_ms / 2;
-    int64_t delay = half + (int64_t)(rand_r(&b->rnd) % (unsigned)(half + 1));
-    b->next_try_ms = vg_clock_mono_ms() + delay;
-    vg_metric_inc(b->m.retries);
-    vg_log_warn("ship", "send failed; will retry", "seq=%" PRIu64 " retry_in_ms=%" PRId64 " err=%s",
-                it->seq, delay, vg_error_msg(e, rc));
+    char q[600];
+    vg_log_error("ship", "sink refused batch; dropping it", "seq=%" PRIu64 " samples=%zu err=%s",
+                 seq, nsamples, vg_logq(q, sizeof(q), vg_error_msg(e, rc)));
+    vg_metric_inc(b->m.drop_rejected);
+    if (nsamples) vg_metric_add(b->m.sdrop_rejected, (double)nsamples);
+    b->drops++;
+    send_ok(b); /* the peer answered: it is up */
 }
 
-static void handle_result(struct vg_batcher *b, const struct item *it, vg_err_t rc,
-                          const vg_error *e)
+/* Move the head of the live queue into the spool (mu released for the I/O). */
+static void spool_head(struct vg_batcher *b)
 {
+    struct item it = b->q[b->qhead];
+    vg_spool_rec r = {.kind = VG_SINK_METRICS,
+                      .seq = it.seq,
+                      .tenant = b->tenant,
+                      .data = it.data,
+                      .len = it.len};
+    vg_error e = {0};
+    pthread_mutex_unlock(&b->mu);
+    vg_err_t rc = vg_spool_append(b->spool, &r, &e);
+    pthread_mutex_lock(&b->mu);
+    b->spool_records = vg_spool_records(b->spool);
     if (rc == VG_OK) {
-        vg_metric_inc(b->m.batches_sent);
-        vg_metric_add(b->m.samples_sent, (double)it->nsamples);
-        b->backoff_ms = 0;
-        b->next_try_ms = 0;
+        vg_metric_inc(b->m.spooled);
+        b->spool_backoff_ms = 0;
+        seq_handled(b, it.seq);
         pop_head(b);
-    } else if (retry_worthy(rc)) {
-        schedule_retry(b, it, rc, e);
-    } else {
-        vg_log_error("ship", "sink refused batch; dropping it",
-                     "seq=%" PRIu64 " samples=%zu err=%s", it->seq, it->nsamples,
-                     vg_error_msg(e, rc));
-        vg_metric_inc(b->m.drop_rejected);
-        vg_metric_add(b->m.sdrop_rejected, (double)it->nsamples);
-        b->last_drop_seq = it->seq;
-        b->backoff_ms = 0;
-        b->next_try_ms = 0;
-        pop_head(b);
+        return;
     }
+    int64_t delay = next_backoff(b, &b->spool_backoff_ms);
+    b->spool_retry_ms = vg_clock_mono_ms() + delay;
+    vg_log_error("ship", "cannot spool batch; keeping it in memory",
+                 "seq=%" PRIu64 " retry_in_ms=%" PRId64 " err=%s", it.seq, delay,
+                 vg_error_msg(&e, rc));
 }
 
-/* Send the head of the queue with the lock released around the I/O. */
+/* Send the head of the live queue (mu released around the I/O). */
 static void send_head(struct vg_batcher *b)
 {
     struct item it = b->q[b->qhead];
@@ -335,20 +467,110 @@ static void send_head(struct vg_batcher *b)
                        .len = it.len,
                        .seq = it.seq};
     vg_error e = {0};
+    vg_breaker_allow(&b->breaker, vg_clock_mono_ms());
     pthread_mutex_unlock(&b->mu);
     vg_err_t rc = vg_sink_send(b->sink, &msg, &e);
     pthread_mutex_lock(&b->mu);
-    handle_result(b, &it, rc, &e);
+    b->turn_spool = 1;
+    if (rc == VG_OK) {
+        send_ok(b);
+        vg_metric_inc(b->m.batches_sent);
+        vg_metric_add(b->m.samples_sent, (double)it.nsamples);
+        seq_handled(b, it.seq);
+        pop_head(b);
+    } else if (retry_worthy(rc)) {
+        send_failed(b, it.seq, rc, &e);
+        if (b->spool) spool_head(b); /* do not hold the queue up */
+    } else {
+        count_rejected(b, it.seq, it.nsamples, rc, &e);
+        seq_handled(b, it.seq);
+        pop_head(b);
+    }
 }
 
-static int64_t next_wake(const struct vg_batcher *b, int64_t now)
+/* The spool itself failed (I/O, memory): not the sink's fault, so the breaker
+ * is left alone, but replay pauses with its own backoff. */
+static void spool_read_failed(struct vg_batcher *b, vg_err_t rc, const vg_error *e)
+{
+    int64_t delay = next_backoff(b, &b->spool_backoff_ms);
+    b->next_try_ms = vg_clock_mono_ms() + delay;
+    vg_log_error("ship", "cannot read the spool", "retry_in_ms=%" PRId64 " err=%s", delay,
+                 vg_error_msg(e, rc));
+}
+
+/* Send the oldest spooled batch; acknowledge it only once the sink has it. */
+static void send_spooled(struct vg_batcher *b)
+{
+    vg_spool_rec r;
+    vg_error e = {0};
+    int64_t now = vg_clock_mono_ms();
+    pthread_mutex_unlock(&b->mu);
+    vg_err_t prc = vg_spool_peek(b->spool, &r, &e), rc = prc;
+    if (prc == VG_OK) {
+        vg_breaker_allow(&b->breaker, now);
+        vg_sink_msg msg = {.kind = (vg_sink_kind)r.kind,
+                           .tenant = r.tenant,
+                           .data = r.data,
+                           .len = r.len,
+                           .seq = r.seq};
+        rc = vg_sink_send(b->sink, &msg, &e);
+        vg_error ae = {0};
+        if ((rc == VG_OK || !retry_worthy(rc)) && vg_spool_ack(b->spool, r.id, &ae))
+            vg_log_warn("ship", "cannot persist spool cursor", "err=%s", ae.msg);
+    }
+    pthread_mutex_lock(&b->mu);
+    b->turn_spool = 0;
+    b->spool_records = vg_spool_records(b->spool);
+    if (prc != VG_OK) {
+        if (prc != VG_EAGAIN) spool_read_failed(b, prc, &e);
+    } else if (rc == VG_OK) {
+        send_ok(b);
+        vg_metric_inc(b->m.replayed);
+        vg_metric_inc(b->m.batches_sent);
+    } else if (retry_worthy(rc)) {
+        send_failed(b, r.seq, rc, &e);
+    } else {
+        vg_metric_inc(b->m.replay_rejected);
+        count_rejected(b, r.seq, 0, rc, &e);
+    }
+    pthread_cond_broadcast(&b->done);
+}
+
+static enum action next_action(struct vg_batcher *b, int64_t now)
+{
+    int can_send = now >= b->next_try_ms && vg_breaker_ready(&b->breaker, now);
+    int spooled = b->spool && b->spool_records > 0 && !b->closing;
+    if (spooled && can_send && (!b->qlen || !b->interleave || b->turn_spool)) return ACT_SEND_SPOOL;
+    if (!b->qlen) return ACT_WAIT;
+    if (!b->spool) return can_send ? ACT_SEND_LIVE : ACT_WAIT;
+    int behind_spool = b->spool_records > 0 && !b->interleave;
+    if (can_send && !behind_spool) return ACT_SEND_LIVE;
+    return now >= b->spool_retry_ms ? ACT_SPOOL_LIVE : ACT_WAIT;
+}
+
+static int64_t min64(int64_t a, int64_t b)
+{
+    return a < b ? a : b;
+}
+
+static int64_t next_wake(struct vg_batcher *b, int64_t now)
 {
     int64_t t = now + IDLE_WAIT_MS;
-    if (b->qlen && b->next_try_ms < t) t = b->next_try_ms;
-    /* A due batch that cannot be cut (queue full) waits for the head's send instead. */
-    if (b->nsamples && b->qlen < QUEUE_CAP && b->first_ms + b->max_delay_ms < t)
-        t = b->first_ms + b->max_delay_ms;
+    int work = b->qlen || (b->spool && b->spool_records);
+    if (work && b->next_try_ms > now) t = min64(t, b->next_try_ms);
+    if (work && vg_breaker_state_at(&b->breaker, now) == VG_BREAKER_OPEN)
+        t = min64(t, vg_breaker_reopen_at(&b->breaker));
+    if (b->qlen && b->spool && b->spool_retry_ms > now) t = min64(t, b->spool_retry_ms);
+    /* A due batch that cannot be cut (queue full) waits for the queue instead. */
+    if (b->nsamples && b->qlen < QUEUE_CAP) t = min64(t, b->first_ms + b->max_delay_ms);
     return t;
+}
+
+static void spool_tick(struct vg_batcher *b, int64_t now)
+{
+    vg_error e = {0};
+    if (b->spool && vg_spool_tick(b->spool, now, &e))
+        vg_log_warn("ship", "spool sync failed", "err=%s", e.msg);
 }
 
 static void *ship_main(void *arg)
@@ -357,13 +579,18 @@ static void *ship_main(void *arg)
     pthread_mutex_lock(&b->mu);
     while (!b->stop) {
         int64_t now = vg_clock_mono_ms();
-        int due = b->nsamples && (b->closing || now - b->first_ms >= b->max_delay_ms ||
-                                  b->nsamples >= b->max_samples);
+        int due = b->nsamples && (b->closing || now - b->first_ms >= b->max_delay_ms);
         if (due) cut_locked(b, NULL);
-        if (b->qlen && now >= b->next_try_ms) {
+        spool_tick(b, now);
+        enum action a = next_action(b, now);
+        if (a == ACT_SEND_SPOOL)
+            send_spooled(b);
+        else if (a == ACT_SEND_LIVE)
             send_head(b);
-            continue;
-        }
+        else if (a == ACT_SPOOL_LIVE)
+            spool_head(b);
+        seq_persist(b);
+        if (a != ACT_WAIT) continue;
         int64_t wake = next_wake(b, now);
         if (wake > now) wait_until(&b->wake, &b->mu, wake);
     }
@@ -377,29 +604,35 @@ static void register_metrics(struct batcher_metrics *m, vg_metrics_t *r)
 {
     static const char bd[] = "Batches the agent gave up on, by reason.";
     static const char sd[] = "Samples the agent dropped, by reason.";
+    static const char by[] = "Bytes of batches cut, before and after zstd.";
     if (!r) return;
-    m->batches_sent = vg_metrics_counter(r, "vigil_agent_batches_sent_total",
-                                         "Batches accepted by the sink.", NULL);
-    m->retries = vg_metrics_counter(r, "vigil_agent_batch_send_retries_total",
-                                    "Batch sends that failed transiently and were retried.", NULL);
-    m->samples_sent = vg_metrics_counter(r, "vigil_agent_samples_sent_total",
-                                         "Samples in batches accepted by the sink.", NULL);
+#define C(f, n, h, l) m->f = vg_metrics_counter(r, n, h, l)
+    C(batches_cut, "vigil_agent_batches_cut_total", "Batches cut and encoded.", NULL);
+    C(bytes_raw, "vigil_agent_batch_bytes_total", by, "stage=\"uncompressed\"");
+    C(bytes_zstd, "vigil_agent_batch_bytes_total", by, "stage=\"compressed\"");
+    C(encode_us, "vigil_agent_batch_encode_seconds_total", "Time spent encoding batches.", NULL);
+    C(batches_sent, "vigil_agent_batches_sent_total", "Batches accepted by the sink.", NULL);
+    C(retries, "vigil_agent_batch_send_retries_total",
+      "Batch sends that failed transiently and were retried.", NULL);
+    C(samples_sent, "vigil_agent_samples_sent_total",
+      "Samples in live batches accepted by the sink.", NULL);
+    C(spooled, "vigil_agent_batches_spooled_total", "Batches written to the disk spool.", NULL);
+    C(replayed, "vigil_agent_batches_replayed_total",
+      "Spooled batches delivered to the sink and removed from the spool.", NULL);
+    C(replay_rejected, "vigil_agent_batches_replay_rejected_total",
+      "Spooled batches the sink refused for good.", NULL);
+    C(drop_rejected, "vigil_agent_batches_dropped_total", bd, "reason=\"rejected\"");
+    C(drop_shutdown, "vigil_agent_batches_dropped_total", bd, "reason=\"shutdown\"");
+    C(drop_encode, "vigil_agent_batches_dropped_total", bd, "reason=\"encode\"");
+    C(sdrop_full, "vigil_agent_samples_dropped_total", sd, "reason=\"queue_full\"");
+    C(sdrop_rejected, "vigil_agent_samples_dropped_total", sd, "reason=\"rejected\"");
+    C(sdrop_shutdown, "vigil_agent_samples_dropped_total", sd, "reason=\"shutdown\"");
+    C(sdrop_encode, "vigil_agent_samples_dropped_total", sd, "reason=\"encode\"");
+#undef C
     m->queue_len = vg_metrics_gauge(r, "vigil_agent_ship_queue_length",
-                                    "Encoded batches waiting for the sink.", NULL);
-    m->drop_rejected =
-        vg_metrics_counter(r, "vigil_agent_batches_dropped_total", bd, "reason=\"rejected\"");
-    m->drop_shutdown =
-        vg_metrics_counter(r, "vigil_agent_batches_dropped_total", bd, "reason=\"shutdown\"");
-    m->drop_encode =
-        vg_metrics_counter(r, "vigil_agent_batches_dropped_total", bd, "reason=\"encode\"");
-    m->sdrop_full =
-        vg_metrics_counter(r, "vigil_agent_samples_dropped_total", sd, "reason=\"queue_full\"");
-    m->sdrop_rejected =
-        vg_metrics_counter(r, "vigil_agent_samples_dropped_total", sd, "reason=\"rejected\"");
-    m->sdrop_shutdown =
-        vg_metrics_counter(r, "vigil_agent_samples_dropped_total", sd, "reason=\"shutdown\"");
-    m->sdrop_encode =
-        vg_metrics_counter(r, "vigil_agent_samples_dropped_total", sd, "reason=\"encode\"");
+                                    "Encoded batches waiting in memory for the sink.", NULL);
+    m->seq = vg_metrics_gauge(r, "vigil_agent_batch_seq",
+                              "Highest batch seq delivered to the sink or spooled.", NULL);
 }
 
 static vg_err_t init_sync(struct vg_batcher *b)
@@ -414,21 +647,39 @@ static vg_err_t init_sync(struct vg_batcher *b)
     return VG_OK;
 }
 
+/* Continue the sequence after the seq file and after anything still spooled. */
+static void init_seq(struct vg_batcher *b)
+{
+    vg_spool_stats st;
+    vg_spool_get_stats(b->spool, &st);
+    uint64_t last = seq_load(b->seq_path);
+    if (st.max_seq > last) last = st.max_seq;
+    b->handled_seq = b->persisted_seq = last;
+    b->next_seq = last + 1;
+    b->spool_records = vg_spool_records(b->spool);
+    vg_metric_set(b->m.seq, (double)last);
+}
+
 static vg_err_t init_fields(struct vg_batcher *b, const vg_batcher_opts *o)
 {
     b->agent_id = vg_strdup(o->agent_id ? o->agent_id : "");
     b->node = vg_strdup(o->node ? o->node : "");
     b->tenant = vg_strdup(o->tenant && *o->tenant ? o->tenant : "default");
-    b->max_samples = o->max_samples ? o->max_samples : 10000;
-    b->hard_cap = b->max_samples * HARD_CAP_FACTOR;
+    b->seq_path = o->seq_path ? vg_strdup(o->seq_path) : NULL;
+    b->max_samples = o->max_samples;
+    b->max_bytes = o->max_bytes ? o->max_bytes : VG_BATCHER_DEFAULT_MAX_BYTES;
     b->max_delay_ms = o->max_delay_ms > 0 ? o->max_delay_ms : 1000;
-    b->level = o->zstd_level;
+    b->level = o->zstd_level ? o->zstd_level : VG_BATCHER_DEFAULT_ZSTD_LEVEL;
+    b->spool = o->spool;
+    b->interleave = o->interleave;
     b->rnd = (unsigned)vg_clock_wall_ms() ^ (unsigned)(uintptr_t)b;
-    b->next_seq = 1;
     b->arena = vg_arena_new(64 * 1024);
     b->map_cap = MAP_INITIAL;
     b->map = vg_calloc(b->map_cap, sizeof(*b->map));
-    if (!b->agent_id || !b->node || !b->tenant || !b->arena || !b->map) return VG_ENOMEM;
+    if (!b->agent_id || !b->node || !b->tenant || !b->arena || !b->map ||
+        (o->seq_path && !b->seq_path))
+        return VG_ENOMEM;
+    init_seq(b);
     return VG_OK;
 }
 
@@ -440,6 +691,7 @@ static void destroy(struct vg_batcher *b)
     vg_free(b->agent_id);
     vg_free(b->node);
     vg_free(b->tenant);
+    vg_free(b->seq_path);
     pthread_cond_destroy(&b->wake);
     pthread_cond_destroy(&b->done);
     pthread_mutex_destroy(&b->mu);
@@ -458,6 +710,8 @@ vg_err_t vg_batcher_new(const vg_batcher_opts *opts, struct vg_sink *sink, vg_me
     }
     b->sink = sink;
     register_metrics(&b->m, metrics);
+    vg_breaker_init(&b->breaker, opts->breaker,
+                    sink->ops && sink->ops->name ? sink->ops->name : "sink", metrics);
     if (init_fields(b, opts)) {
         destroy(b);
         return vg_error_set(err, VG_ENOMEM, "batcher: out of memory");
@@ -481,7 +735,7 @@ vg_err_t vg_batcher_add(vg_batcher_t *b, const vg_label_t *labels, size_t nlabel
         rc = VG_ECLOSED;
         goto out;
     }
-    if (b->nsamples >= b->hard_cap && cut_locked(b, NULL) == VG_ELIMIT) {
+    if (over_hard_cap(b) && cut_locked(b, NULL) == VG_ELIMIT) {
         vg_metric_inc(b->m.sdrop_full);
         rc = VG_ELIMIT;
         goto out;
@@ -495,7 +749,7 @@ vg_err_t vg_batcher_add(vg_batcher_t *b, const vg_label_t *labels, size_t nlabel
         b->first_ms = vg_clock_mono_ms();
         pthread_cond_signal(&b->wake);
     }
-    if (b->nsamples >= b->max_samples) cut_locked(b, NULL);
+    if (batch_full(b)) cut_locked(b, NULL);
 out:
     pthread_mutex_unlock(&b->mu);
     return rc;
@@ -507,7 +761,8 @@ void vg_batcher_commit(vg_batcher_t *b)
     pthread_mutex_lock(&b->mu);
     /* At a scrape boundary a half-full batch is worth sending now rather than
      * splitting the next scrape across two batches. */
-    if (b->nsamples >= b->max_samples / 2) cut_locked(b, NULL);
+    if (b->est_bytes >= b->max_bytes / 2 || (b->max_samples && b->nsamples >= b->max_samples / 2))
+        cut_locked(b, NULL);
     pthread_mutex_unlock(&b->mu);
 }
 
@@ -520,28 +775,43 @@ static vg_err_t cut_waiting(struct vg_batcher *b, int64_t deadline, vg_error *er
     return rc;
 }
 
+static int all_delivered(const struct vg_batcher *b)
+{
+    return b->qlen == 0 && b->nsamples == 0 && b->spool_records == 0;
+}
+
 vg_err_t vg_batcher_flush(vg_batcher_t *b, vg_error *err)
 {
     if (!b) return VG_EINVAL;
     int64_t deadline = vg_clock_mono_ms() + FLUSH_WAIT_MS;
     pthread_mutex_lock(&b->mu);
-    uint64_t start = b->done_seq;
+    uint64_t drops = b->drops;
     vg_err_t rc = cut_waiting(b, deadline, err);
-    uint64_t target = b->next_seq - 1;
-    while (!rc && b->done_seq < target && vg_clock_mono_ms() < deadline && !b->stop)
+    pthread_cond_signal(&b->wake);
+    while (!rc && !all_delivered(b) && vg_clock_mono_ms() < deadline && !b->stop)
         wait_until(&b->done, &b->mu, deadline);
-    if (!rc && b->done_seq < target)
+    if (!rc && !all_delivered(b))
         rc = vg_error_set(err, VG_ERETRY, "batcher: sink has not accepted pending batches yet");
-    else if (!rc && b->last_drop_seq > start)
+    else if (!rc && b->drops > drops)
         rc = vg_error_set(err, VG_EPROTO, "batcher: the sink refused some pending batches");
     pthread_mutex_unlock(&b->mu);
     return rc;
 }
 
-static void count_leftovers(struct vg_batcher *b)
+/* After the ship thread stopped: spool what is still in memory, or count it lost. */
+static void save_leftovers(struct vg_batcher *b)
 {
-    size_t batches = b->qlen + (b->nsamples ? 1 : 0), samples = b->nsamples;
+    size_t batches = 0, samples = b->nsamples;
+    if (b->nsamples && b->spool) cut_locked(b, NULL);
+    while (b->qlen && b->spool) {
+        size_t before = b->qlen;
+        b->spool_retry_ms = 0;
+        spool_head(b);
+        if (b->qlen == before) break; /* the spool refused it */
+    }
     for (size_t i = 0; i < b->qlen; i++) samples += b->q[(b->qhead + i) % QUEUE_CAP].nsamples;
+    batches = b->qlen + (b->nsamples ? 1 : 0);
+    seq_persist(b);
     if (!batches) return;
     vg_log_warn("ship", "stopping with undelivered batches", "batches=%zu samples=%zu", batches,
                 samples);
@@ -562,6 +832,8 @@ void vg_batcher_free(vg_batcher_t *b)
     pthread_cond_signal(&b->wake);
     pthread_mutex_unlock(&b->mu);
     if (b->thread_started) pthread_join(b->thread, NULL);
-    count_leftovers(b);
+    pthread_mutex_lock(&b->mu);
+    save_leftovers(b);
+    pthread_mutex_unlock(&b->mu);
     destroy(b);
 }

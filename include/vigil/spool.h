@@ -89,6 +89,7 @@ typedef struct vg_spool_stats {
     uint64_t corrupt;  /* corrupt records skipped (bad CRC, bad frame) */
     uint64_t torn;     /* torn tails truncated at open */
     uint64_t next_id;  /* id the next append gets */
+    uint64_t max_seq;  /* highest caller seq among the records held or appended since open */
 } vg_spool_stats;
 
 /* Open (creating if needed) the spool in o->dir, scanning and repairing what is

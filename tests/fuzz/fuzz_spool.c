@@ -16,6 +16,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "vigil/log.h"
 #include "vigil/spool.h"
 
 static void write_file(const char *path, const uint8_t *d, size_t n)
@@ -61,6 +62,7 @@ static void drain(const char *dir, int append)
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
 {
     char dir[] = "/tmp/vigil-fuzz-spool-XXXXXX", p[512];
+    vg_log_set_level(VG_LOG_ERROR); /* damaged input is expected here */
     if (!mkdtemp(dir)) return 0;
     snprintf(p, sizeof(p), "%s/%020d.seg", dir, 1);
     write_file(p, data, size);

@@ -4,10 +4,18 @@
  * The stub is a vg_sink_ops table in this file, so the tests see exactly the
  * bytes the batcher would hand to Kafka or HTTP and decode them with
  * vg_envelope_decode. vg_batcher_flush waits for the sink, so no test
- * sleeps: ordering and counts are checked after flush or free returns.
+ * sleeps: ordering and counts are checked after flush or free returns. The
+ * spool tests use a real spool in a temporary directory; where the test must
+ * wait for the ship thread it polls a condition (spool records, queue
+ * length) with a deadline, and a "hold" gate in the stub makes the order of
+ * sends deterministic.
  */
+#include <dirent.h>
 #include <pthread.h>
 #include <setjmp.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <unistd.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -18,12 +26,18 @@
 #include "ship/batcher.h"
 #include "ship/sink.h"
 #include "vigil/alloc.h"
+#include "vigil/clock.h"
 #include "vigil/envelope.h"
+#include "vigil/log.h"
+#include "vigil/spool.h"
 
 #define MAX_REC 4096
 
 struct stub {
     pthread_mutex_t mu;
+    pthread_cond_t cv;
+    int hold;      /* send() waits while set */
+    int holding;   /* a send() is waiting at the gate */
     int fail_next; /* return fail_code this many times */
     vg_err_t fail_code;
     int block; /* return VG_ERETRY until cleared */
@@ -41,6 +55,9 @@ static vg_err_t stub_send(void *self, const vg_sink_msg *msg, vg_error *err)
     struct stub *s = self;
     vg_err_t rc = VG_OK;
     pthread_mutex_lock(&s->mu);
+    s->holding = 1;
+    while (s->hold) pthread_cond_wait(&s->cv, &s->mu);
+    s->holding = 0;
     if (s->attempts < MAX_REC) s->attempt_seq[s->attempts] = msg->seq;
     s->attempts++;
     if (s->block) {
@@ -72,32 +89,118 @@ struct fixture {
     struct vg_sink sink;
     vg_metrics_t *m;
     vg_batcher_t *b;
+    vg_spool_t *spool;
+    vg_batcher_opts o;
+    vg_breaker_opts br;
+    char dir[64], seq_path[96];
 };
 
-static struct fixture *fx_new(size_t max_samples, int64_t max_delay_ms)
+static struct fixture *fx_alloc(size_t max_samples, int64_t max_delay_ms)
 {
     struct fixture *f = vg_calloc(1, sizeof(*f));
     pthread_mutex_init(&f->st.mu, NULL);
+    pthread_cond_init(&f->st.cv, NULL);
     f->sink.ops = &stub_ops;
     f->sink.self = &f->st;
     f->m = vg_metrics_new();
-    vg_batcher_opts o = {.agent_id = "agent-1",
-                         .node = "node-a",
-                         .tenant = "team-a",
-                         .max_samples = max_samples,
-                         .max_delay_ms = max_delay_ms};
-    vg_error e = {0};
-    assert_int_equal(vg_batcher_new(&o, &f->sink, f->m, &f->b, &e), VG_OK);
+    f->br = (vg_breaker_opts){.open_ms = 20}; /* recover quickly once unblocked */
+    f->o = (vg_batcher_opts){.agent_id = "agent-1",
+                             .node = "node-a",
+                             .tenant = "team-a",
+                             .max_samples = max_samples,
+                             .max_delay_ms = max_delay_ms,
+                             .breaker = &f->br};
+    snprintf(f->dir, sizeof(f->dir), "/tmp/vigil-batcher-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    snprintf(f->seq_path, sizeof(f->seq_path), "%s/seq", f->dir);
     return f;
+}
+
+static void fx_start(struct fixture *f)
+{
+    vg_error e = {0};
+    assert_int_equal(vg_batcher_new(&f->o, &f->sink, f->m, &f->b, &e), VG_OK);
+}
+
+static struct fixture *fx_new(size_t max_samples, int64_t max_delay_ms)
+{
+    struct fixture *f = fx_alloc(max_samples, max_delay_ms);
+    fx_start(f);
+    return f;
+}
+
+/* A spool in the fixture's directory (reopened if the fixture had one). */
+static void fx_spool(struct fixture *f)
+{
+    char d[128];
+    snprintf(d, sizeof(d), "%s/spool", f->dir);
+    vg_spool_opts so = {.dir = d, .kind = "metrics", .sync_interval_ms = -1};
+    vg_spool_free(f->spool);
+    f->spool = NULL;
+    assert_int_equal(vg_spool_open(&so, f->m, &f->spool, NULL), VG_OK);
+    f->o.spool = f->spool;
+}
+
+static void rm_tree(const char *dir)
+{
+    char p[512];
+    DIR *d = opendir(dir);
+    struct dirent *e;
+    while (d && (e = readdir(d))) {
+        if (e->d_name[0] == '.') continue;
+        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
+        if (unlink(p) != 0) rm_tree(p);
+    }
+    if (d) closedir(d);
+    rmdir(dir);
 }
 
 static void fx_free(struct fixture *f)
 {
     vg_batcher_free(f->b);
+    vg_spool_free(f->spool);
     for (int i = 0; i < f->st.nsent; i++) vg_free(f->st.data[i]);
     vg_metrics_free(f->m);
     pthread_mutex_destroy(&f->st.mu);
+    pthread_cond_destroy(&f->st.cv);
+    rm_tree(f->dir);
     vg_free(f);
+}
+
+static void set_block(struct fixture *f, int block)
+{
+    pthread_mutex_lock(&f->st.mu);
+    f->st.block = block;
+    pthread_mutex_unlock(&f->st.mu);
+}
+
+static void set_hold(struct fixture *f, int hold)
+{
+    pthread_mutex_lock(&f->st.mu);
+    f->st.hold = hold;
+    pthread_cond_broadcast(&f->st.cv);
+    pthread_mutex_unlock(&f->st.mu);
+}
+
+static double gauge(struct fixture *f, const char *name, const char *labels)
+{
+    return vg_metric_value(vg_metrics_gauge(f->m, name, "", labels));
+}
+
+/* Poll until the gauge reaches want (the ship thread is asynchronous). */
+static void wait_gauge(struct fixture *f, const char *name, const char *labels, double want)
+{
+    int64_t deadline = vg_clock_mono_ms() + 20000;
+    while (gauge(f, name, labels) != want && vg_clock_mono_ms() < deadline) usleep(1000);
+    assert_true(gauge(f, name, labels) == want);
+}
+
+static int stub_holding(struct fixture *f)
+{
+    pthread_mutex_lock(&f->st.mu);
+    int h = f->st.holding;
+    pthread_mutex_unlock(&f->st.mu);
+    return h;
 }
 
 static vg_batch_t *decode(struct fixture *f, int i)
@@ -344,8 +447,161 @@ static void test_bad_args(void **state)
     fx_free(f);
 }
 
+/* ---- spool, breaker, replay ---- */
+
+static const char SPOOL_RECORDS[] = "vigil_agent_spool_records";
+static const char KIND[] = "kind=\"metrics\"";
+
+static void test_spools_while_sink_down_then_replays_in_order(void **state)
+{
+    struct fixture *f = fx_alloc(1, 3600 * 1000); /* every sample is a batch */
+    fx_spool(f);
+    fx_start(f);
+    set_block(f, 1);
+    for (int i = 0; i < 10; i++) add(f, "up", "node", i, i);
+    wait_gauge(f, SPOOL_RECORDS, KIND, 10); /* all of it on disk, nothing waits in memory */
+    assert_true(metric(f, "vigil_agent_batches_spooled_total", NULL) == 10);
+    assert_true(gauge(f, "vigil_agent_ship_queue_length", NULL) == 0);
+    set_block(f, 0);
+    assert_int_equal(vg_batcher_flush(f->b, NULL), VG_OK);
+    assert_int_equal(f->st.nsent, 10);
+    for (int i = 0; i < 10; i++) assert_int_equal(f->st.seq[i], (uint64_t)i + 1);
+    assert_true(gauge(f, SPOOL_RECORDS, KIND) == 0);
+    assert_true(metric(f, "vigil_agent_batches_replayed_total", NULL) == 10);
+    assert_true(gauge(f, "vigil_agent_batch_seq", NULL) == 10);
+    fx_free(f);
+}
+
+static void test_open_breaker_skips_the_sink(void **state)
+{
+    struct fixture *f = fx_alloc(1, 3600 * 1000);
+    f->br = (vg_breaker_opts){.failures = 2, .open_ms = 3600 * 1000};
+    fx_spool(f);
+    fx_start(f);
+    set_block(f, 1);
+    add(f, "up", "node", 1, 1);
+    wait_gauge(f, "vigil_agent_sink_breaker_state", "sink=\"stub\"", 1);
+    assert_int_equal(f->st.attempts, 2);
+    for (int i = 2; i <= 6; i++) add(f, "up", "node", i, i);
+    wait_gauge(f, SPOOL_RECORDS, KIND, 6);
+    assert_int_equal(f->st.attempts, 2); /* straight to the spool while open */
+    vg_batcher_free(f->b);
+    f->b = NULL;
+    assert_true(metric(f, "vigil_agent_batches_dropped_total", "reason=\"shutdown\"") == 0);
+    fx_spool(f); /* reopen: the batches survived the shutdown */
+    assert_int_equal(vg_spool_records(f->spool), 6);
+    fx_free(f);
+}
+
+static void prefill(struct fixture *f, int n)
+{
+    fx_spool(f);
+    for (int i = 1; i <= n; i++) {
+        vg_spool_rec r = {
+            .seq = 100 + (uint64_t)i, .tenant = "team-a", .data = (const uint8_t *)"x", .len = 1};
+        assert_int_equal(vg_spool_append(f->spool, &r, NULL), VG_OK);
+    }
+}
+
+/* Three spooled batches (seq 101..103), and three live ones queued while the
+ * first replay is held at the sink; returns the order the sink saw. */
+static struct fixture *replay_with_live(int interleave)
+{
+    struct fixture *f = fx_alloc(1, 3600 * 1000);
+    f->o.interleave = interleave;
+    prefill(f, 3);
+    set_hold(f, 1);
+    fx_start(f);
+    int64_t deadline = vg_clock_mono_ms() + 20000;
+    while (!stub_holding(f) && vg_clock_mono_ms() < deadline) usleep(1000);
+    assert_true(stub_holding(f));
+    for (int i = 0; i < 3; i++) add(f, "up", "node", i, i);
+    wait_gauge(f, "vigil_agent_ship_queue_length", NULL, 3);
+    set_hold(f, 0);
+    assert_int_equal(vg_batcher_flush(f->b, NULL), VG_OK);
+    assert_int_equal(f->st.nsent, 6);
+    return f;
+}
+
+static void test_replay_strict_order(void **state)
+{
+    struct fixture *f = replay_with_live(0);
+    /* live seqs continue after the highest spooled seq */
+    uint64_t want[] = {101, 102, 103, 104, 105, 106};
+    for (int i = 0; i < 6; i++) assert_int_equal(f->st.seq[i], want[i]);
+    fx_free(f);
+}
+
+static void test_replay_interleaves_with_live(void **state)
+{
+    struct fixture *f = replay_with_live(1);
+    uint64_t want[] = {101, 104, 102, 105, 103, 106};
+    for (int i = 0; i < 6; i++) assert_int_equal(f->st.seq[i], want[i]);
+    fx_free(f);
+}
+
+static void test_rejected_spooled_batch_is_not_stuck(void **state)
+{
+    struct fixture *f = fx_alloc(1, 3600 * 1000);
+    prefill(f, 2);
+    f->st.fail_next = 1;
+    f->st.fail_code = VG_EPROTO;
+    fx_start(f);
+    vg_batcher_flush(f->b, NULL); /* OK or EPROTO, depending on when the refusal came */
+    wait_gauge(f, SPOOL_RECORDS, KIND, 0);
+    assert_int_equal(f->st.nsent, 1);
+    assert_int_equal(f->st.seq[0], 102);
+    assert_true(metric(f, "vigil_agent_batches_replay_rejected_total", NULL) == 1);
+    fx_free(f);
+}
+
+static void test_seq_survives_restart(void **state)
+{
+    struct fixture *f = fx_alloc(1, 3600 * 1000);
+    f->o.seq_path = f->seq_path;
+    fx_start(f);
+    for (int i = 0; i < 3; i++) add(f, "up", "node", i, i);
+    assert_int_equal(vg_batcher_flush(f->b, NULL), VG_OK);
+    vg_batcher_free(f->b);
+    fx_start(f);
+    add(f, "up", "node", 9, 9);
+    assert_int_equal(vg_batcher_flush(f->b, NULL), VG_OK);
+    assert_int_equal(f->st.nsent, 4);
+    assert_int_equal(f->st.seq[3], 4);
+    fx_free(f);
+}
+
+static void test_cut_by_estimated_size(void **state)
+{
+    struct fixture *f = fx_alloc(0, 3600 * 1000);
+    f->o.max_bytes = 4096;
+    f->o.zstd_level = 1;
+    fx_start(f);
+    char job[32];
+    for (int i = 0; i < 2000; i++) {
+        snprintf(job, sizeof(job), "job-%d", i);
+        add(f, "some_metric_name", job, 1700000000000 + i, i);
+    }
+    assert_int_equal(vg_batcher_flush(f->b, NULL), VG_OK);
+    assert_true(f->st.nsent > 10);
+    size_t total = 0;
+    for (int i = 0; i < f->st.nsent; i++) {
+        vg_batch_t *b = decode(f, i);
+        size_t packed = vigil__v1__batch__get_packed_size(b);
+        total += batch_samples(b);
+        /* the estimate tracks the real size: cut close to the limit */
+        if (i < f->st.nsent - 1) assert_true(packed >= 4096 * 9 / 10 && packed <= 4096 * 5 / 4);
+        vg_envelope_batch_free(b);
+    }
+    assert_int_equal(total, 2000);
+    assert_true(metric(f, "vigil_agent_batch_bytes_total", "stage=\"uncompressed\"") >
+                metric(f, "vigil_agent_batch_bytes_total", "stage=\"compressed\""));
+    fx_free(f);
+}
+
 int main(void)
 {
+    vg_log_set_level(VG_LOG_ERROR); /* failures are provoked on purpose */
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_groups_by_series),
         cmocka_unit_test(test_many_series_grow_map),
@@ -357,6 +613,13 @@ int main(void)
         cmocka_unit_test(test_commit_cuts_half_full),
         cmocka_unit_test(test_queue_full_limits_then_recovers),
         cmocka_unit_test(test_bad_args),
+        cmocka_unit_test(test_spools_while_sink_down_then_replays_in_order),
+        cmocka_unit_test(test_open_breaker_skips_the_sink),
+        cmocka_unit_test(test_replay_strict_order),
+        cmocka_unit_test(test_replay_interleaves_with_live),
+        cmocka_unit_test(test_rejected_spooled_batch_is_not_stuck),
+        cmocka_unit_test(test_seq_survives_restart),
+        cmocka_unit_test(test_cut_by_estimated_size),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
