@@ -466,7 +466,7 @@ static void lex_statement(vg_lexer *l, vg_tok *t, size_t start)
     case '(': return l->paren_depth++, emit(l, t, VG_TOK_LPAREN, start);
     case ')':
         if (--l->paren_depth < 0)
-            return lex_error(l, t, start, "%s", "unexpected right parenthesis ')'");
+            return lex_error(l, t, l->pos, "%s", "unexpected right parenthesis ')'");
         return emit(l, t, VG_TOK_RPAREN, start);
     case '{': return l->brace_open = 1, emit(l, t, VG_TOK_LBRACE, start);
     case '[':

@@ -464,8 +464,8 @@ static vg_pq_node *parse_word(vg_pq_parser *p)
                   at_word(p, &p->tok, "end") || at_word(p, &p->tok, "step") ||
                   at_word(p, &p->tok, "range");
     if (p->tok.type == VG_TOK_AGGR) {
-        if (next.type == VG_TOK_LPAREN || at_word(p, &next, "by") || at_word(p, &next, "without") ||
-            next.type != VG_TOK_LBRACE)
+        /* "foo * sum" is a selector named sum; only '(', by or without start an aggregation */
+        if (next.type == VG_TOK_LPAREN || at_word(p, &next, "by") || at_word(p, &next, "without"))
             return parse_aggregate(p);
         return parse_selector(p, 1);
     }
@@ -636,11 +636,20 @@ static vg_pq_node *parse_at(vg_pq_parser *p, vg_pq_node *e)
     return e;
 }
 
+/* Count one more level of tree depth (chains build deep trees without recursing). */
+static int deeper(vg_pq_parser *p)
+{
+    if (++p->depth <= VG_PQ_MAX_DEPTH) return 0;
+    vg_pq_fail(p, p->tok.pos, "expression nested too deeply (over %d levels)", VG_PQ_MAX_DEPTH);
+    return -1;
+}
+
 static vg_pq_node *parse_postfix(vg_pq_parser *p, vg_pq_node *e)
 {
+    int saved = p->depth;
     while (e) {
         if (p->tok.type == VG_TOK_LBRACKET)
-            e = parse_brackets(p, e);
+            e = deeper(p) ? NULL : parse_brackets(p, e);
         else if (at_word(p, &p->tok, "offset"))
             e = parse_offset(p, e);
         else if (p->tok.type == VG_TOK_AT)
@@ -648,6 +657,7 @@ static vg_pq_node *parse_postfix(vg_pq_parser *p, vg_pq_node *e)
         else
             break;
     }
+    p->depth = saved;
     return e;
 }
 
@@ -721,15 +731,11 @@ static int parse_bin_modifiers(vg_pq_parser *p, vg_pq_binary *b)
 static vg_pq_node *parse_expr(vg_pq_parser *p, int min_prec)
 {
     vg_pq_op op;
-    int prec;
-    if (++p->depth > VG_PQ_MAX_DEPTH) {
-        vg_pq_fail(p, p->tok.pos, "expression nested too deeply (over %d levels)", VG_PQ_MAX_DEPTH);
-        p->depth--;
-        return NULL;
-    }
+    int prec, saved = p->depth;
+    if (deeper(p)) return p->depth = saved, NULL;
     vg_pq_node *lhs = parse_unary(p);
     while (lhs && binop_of(p, &op, &prec) && prec >= min_prec) {
-        vg_pq_node *n = new_node(p, VG_PQ_BINARY, lhs->pos);
+        vg_pq_node *n = deeper(p) ? NULL : new_node(p, VG_PQ_BINARY, lhs->pos);
         advance(p);
         if (!n || parse_bin_modifiers(p, &n->u.bin)) {
             lhs = NULL;
@@ -745,7 +751,7 @@ static vg_pq_node *parse_expr(vg_pq_parser *p, int min_prec)
         n->end = p->last_end;
         lhs = n;
     }
-    p->depth--;
+    p->depth = saved;
     return lhs;
 }
 

@@ -18,9 +18,10 @@
 #include "vigil/buf.h"
 #include "vigil/error.h"
 
-/* Longest query accepted, and deepest nesting (the parser recurses). */
+/* Longest query accepted, and deepest tree (the parser, checker, printer and
+ * evaluator all recurse; 1000 levels need well under 1 MiB of stack). */
 #define VG_PQ_MAX_QUERY (1024 * 1024)
-#define VG_PQ_MAX_DEPTH 200
+#define VG_PQ_MAX_DEPTH 1000
 /* Largest duration in ms: Go's time.Duration range, which Prometheus uses. */
 #define VG_PQ_MAX_DURATION_MS INT64_C(9223372036854)
 
