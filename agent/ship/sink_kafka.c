@@ -16,6 +16,12 @@
  * message, so the producer is rebuilt from a saved copy of its conf and the
  * batch is retried rather than dropped.
  *
+ * When librdkafka's local queue is full (RD_KAFKA_RESP_ERR__QUEUE_FULL),
+ * send() polls (serving delivery reports, which is what frees room) and
+ * tries again, a bounded number of times, then returns VG_ERETRY so the
+ * batcher backs off or spools: the ship thread pauses, it never spins and
+ * never drops. The queue depth (rd_kafka_outq_len) is a gauge.
+ *
  * The value is already a zstd frame, so Kafka-level compression is off.
  */
 #include <inttypes.h>
@@ -31,6 +37,8 @@
 
 #define DEFAULT_MSG_TIMEOUT_MS 30000
 #define WAIT_MARGIN_MS         2000
+#define QUEUE_FULL_TRIES       20 /* each one polls for 100 ms: about 2 s in all */
+#define QUEUE_FULL_POLL_MS     100
 
 struct kafka_sink {
     pthread_mutex_t mu;
@@ -38,7 +46,7 @@ struct kafka_sink {
     rd_kafka_conf_t *tmpl; /* copy of the final conf, to rebuild after a fatal error */
     char *topic[2];        /* by vg_sink_kind */
     int64_t wait_ms;
-    vg_metric_t *ok, *retry, *rejected;
+    vg_metric_t *ok, *retry, *rejected, *queue_full, *outq;
 };
 
 static void kafka_free(void *self)
@@ -110,14 +118,26 @@ static vg_err_t finish(struct kafka_sink *k, const vg_sink_msg *msg, rd_kafka_re
     return rc;
 }
 
+/* Produce and wait for the report; on a full local queue poll and retry, bounded. */
+static rd_kafka_resp_err_t produce(struct kafka_sink *k, const vg_sink_msg *msg)
+{
+    const char *tenant = msg->tenant && *msg->tenant ? msg->tenant : "default";
+    rd_kafka_resp_err_t e = RD_KAFKA_RESP_ERR_NO_ERROR;
+    for (int i = 0; i < QUEUE_FULL_TRIES; i++) {
+        e = vg_kafka_produce_wait(k->rk, k->topic[msg->kind == VG_SINK_AUDIT], tenant,
+                                  strlen(tenant), msg->data, msg->len, make_headers(msg),
+                                  k->wait_ms);
+        vg_metric_set(k->outq, (double)rd_kafka_outq_len(k->rk));
+        if (e != RD_KAFKA_RESP_ERR__QUEUE_FULL) break;
+        vg_metric_inc(k->queue_full); /* vg_kafka_produce_wait polled 100 ms before returning */
+    }
+    return e;
+}
+
 static vg_err_t kafka_send_locked(struct kafka_sink *k, const vg_sink_msg *msg, vg_error *err)
 {
     if (!k->rk && producer_open(k, err)) return VG_ERETRY;
-    const char *tenant = msg->tenant && *msg->tenant ? msg->tenant : "default";
-    rd_kafka_resp_err_t e =
-        vg_kafka_produce_wait(k->rk, k->topic[msg->kind == VG_SINK_AUDIT], tenant, strlen(tenant),
-                              msg->data, msg->len, make_headers(msg), k->wait_ms);
-    vg_err_t rc = finish(k, msg, e, err);
+    vg_err_t rc = finish(k, msg, produce(k, msg), err);
     producer_rebuild_if_fatal(k);
     return rc;
 }
@@ -179,6 +199,12 @@ static void kafka_metrics(struct kafka_sink *k, vg_metrics_t *m)
                                   "sink=\"kafka\",result=\"retry\"");
     k->rejected = vg_metrics_counter(m, "vigil_agent_sink_requests_total", help,
                                      "sink=\"kafka\",result=\"rejected\"");
+    k->queue_full =
+        vg_metrics_counter(m, "vigil_agent_kafka_queue_full_total",
+                           "Produce attempts that found librdkafka's queue full.", NULL);
+    k->outq =
+        vg_metrics_gauge(m, "vigil_agent_kafka_queue_depth",
+                         "Messages and requests waiting in librdkafka (rd_kafka_outq_len).", NULL);
 }
 
 vg_err_t vg_sink_kafka_new(const vg_sink_kafka_opts *o, vg_metrics_t *m, struct vg_sink **out,

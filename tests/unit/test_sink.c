@@ -200,6 +200,30 @@ static void test_from_config(void **state)
     assert_non_null(strstr(e.msg, "no.such.property"));
 }
 
+/* A message bigger than librdkafka's whole local queue always finds it full:
+ * send() must poll and retry a bounded number of times, then say "retry". */
+static void test_kafka_queue_full_is_bounded(void **state)
+{
+    vg_kafka_prop props[] = {{"queue.buffering.max.kbytes", "1"}, {"message.timeout.ms", "1000"}};
+    vg_sink_kafka_opts o = {.brokers = "127.0.0.1:1", .props = props, .nprops = 2};
+    vg_metrics_t *m = vg_metrics_new();
+    struct vg_sink *s = NULL;
+    vg_error e = {0};
+    assert_int_equal(vg_sink_kafka_new(&o, m, &s, &e), VG_OK);
+    static uint8_t big[8192];
+    vg_sink_msg msg = {.kind = VG_SINK_METRICS, .tenant = "t", .data = big, .len = sizeof(big)};
+    assert_int_equal(vg_sink_send(s, &msg, &e), VG_ERETRY);
+    assert_non_null(strstr(e.msg, "ueue"));
+    assert_true(vg_metric_value(
+                    vg_metrics_counter(m, "vigil_agent_kafka_queue_full_total", "", NULL)) == 20);
+    assert_true(vg_metric_value(vg_metrics_counter(m, "vigil_agent_sink_requests_total", "",
+                                                   "sink=\"kafka\",result=\"retry\"")) == 1);
+    assert_true(vg_metric_value(vg_metrics_gauge(m, "vigil_agent_kafka_queue_depth", "", NULL)) ==
+                0);
+    vg_sink_free(s);
+    vg_metrics_free(m);
+}
+
 static vg_err_t fail_send(void *self, const vg_sink_msg *msg, vg_error *err)
 {
     (*(int *)self)++;
@@ -236,6 +260,7 @@ int main(void)
         cmocka_unit_test(test_bad_urls),
         cmocka_unit_test(test_from_config),
         cmocka_unit_test(test_wrap),
+        cmocka_unit_test(test_kafka_queue_full_is_bounded),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
