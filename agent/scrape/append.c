@@ -9,8 +9,11 @@
  * partial scrape behind. vg_scrape_report then emits, in Prometheus's
  * order: the staged samples (success only), staleness markers for series
  * that vanished (all of them on failure), the five synthetic series, and
- * the commit call. Relabeling (metric_relabel_configs) will run between
- * merging and the limit checks, which is where Prometheus applies it.
+ * the commit call. metric_relabel_configs runs between merging and the
+ * limit checks, which is where Prometheus applies it, so sample_limit and
+ * label_limit count what is left and scrape_samples_post_metric_relabeling
+ * reports it. Relabeling edits the merged label array in place and takes
+ * its strings from the per-sample scratch arena: no malloc per sample.
  */
 #include <stdarg.h>
 #include <stdio.h>
@@ -28,6 +31,7 @@ static const char *const reason_names[VG_SCRAPE_REASON__COUNT] = {
     [VG_SCRAPE_ERR_PARSE] = "parse",
     [VG_SCRAPE_ERR_SAMPLES] = "sample_limit",
     [VG_SCRAPE_ERR_LABELS] = "label_limit",
+    [VG_SCRAPE_ERR_RELABEL] = "relabel",
     [VG_SCRAPE_ERR_NOMEM] = "nomem",
 };
 
@@ -59,8 +63,35 @@ static int lbuf_reserve(vg_scrape_sink *k, size_t n)
     return 1;
 }
 
-/* One parsed sample: merge, check label_limit and sample_limit, stage.
- * Returns 0 to stop parsing. After sample_limit is hit it only counts. */
+/* metric_relabel_configs on the merged set in k->lbuf: 1 keep, 0 dropped,
+ * -1 failed (the scrape fails, as Prometheus fails one that loses __name__). */
+static int metric_relabel(vg_scrape_target_t *t, vg_scrape_sink *k, const char *metric, size_t *n,
+                          vg_scrape_result *r)
+{
+    const vg_relabel_t *mr = t->sc->metric_relabel;
+    if (!mr) return 1;
+    size_t cap = vg_relabel_cap(mr, *n);
+    vg_relabel_result rr =
+        lbuf_reserve(k, cap) ? vg_relabel_apply(mr, k->lbuf, n, cap, k->scratch) : VG_RELABEL_ERROR;
+    if (rr == VG_RELABEL_DROP) {
+        r->dropped_relabel++;
+        return 0;
+    }
+    if (rr == VG_RELABEL_ERROR) {
+        set_failure(r, VG_SCRAPE_ERR_NOMEM, "metric relabeling of %.100s: out of memory", metric);
+        return -1;
+    }
+    const char *name = vg_labels_get(k->lbuf, *n, VG_METRIC_NAME);
+    if (!name || !vg_metric_name_valid(name, strlen(name))) {
+        set_failure(r, VG_SCRAPE_ERR_RELABEL,
+                    "metric relabeling of %.100s left no valid metric name", metric);
+        return -1;
+    }
+    return 1;
+}
+
+/* One parsed sample: merge, relabel, check label_limit and sample_limit,
+ * stage. Returns 0 to stop parsing. After sample_limit is hit it only counts. */
 static int on_sample(vg_scrape_target_t *t, vg_scrape_sink *k, const vg_expfmt_entry *e,
                      vg_scrape_result *r)
 {
@@ -76,6 +107,8 @@ static int on_sample(vg_scrape_target_t *t, vg_scrape_sink *k, const vg_expfmt_e
         set_failure(r, VG_SCRAPE_ERR_NOMEM, "out of memory merging labels");
         return 0;
     }
+    int keep = metric_relabel(t, k, e->name, &n, r);
+    if (keep <= 0) return keep == 0;
     if (sc->label_limit && n > sc->label_limit) {
         set_failure(r, VG_SCRAPE_ERR_LABELS,
                     "label_limit exceeded (metric: %.50s, number of labels: %zu, limit: %llu)",
@@ -174,5 +207,19 @@ void vg_scrape_report(vg_scrape_target_t *t, vg_scrape_sink *k, const vg_scrape_
     emit_report(t, k, "scrape_samples_scraped", (double)r->scraped);
     emit_report(t, k, "scrape_samples_post_metric_relabeling", (double)r->post_relabel);
     emit_report(t, k, "scrape_series_added", ok ? (double)r->added : 0);
+    if (k->commit) k->commit(k->ud);
+}
+
+void vg_scrape_retire(vg_scrape_target_t *t, vg_scrape_sink *k, int64_t now_ms)
+{
+    static const char *const report[] = {"up", "scrape_duration_seconds", "scrape_samples_scraped",
+                                         "scrape_samples_post_metric_relabeling",
+                                         "scrape_series_added"};
+    if (atomic_load(&t->health) < 0) return; /* never scraped: nothing was reported */
+    t->start_ms = now_ms > t->start_ms ? now_ms : t->start_ms + 1;
+    emit_ctx c = {t, k};
+    vg_scrape_cache_abort(&t->cache, emit_stale, &c);
+    for (size_t i = 0; i < sizeof report / sizeof *report; i++)
+        emit_report(t, k, report[i], vg_stale_nan());
     if (k->commit) k->commit(k->ud);
 }

@@ -15,31 +15,27 @@
  * due skips that slot, as Prometheus does. The loop sleeps in
  * curl_multi_poll until the earliest due time (curl shortens the wait for
  * its own timers) and vg_scraper_free wakes it with curl_multi_wakeup.
+ *
+ * Discovery shares the thread: the inotify fd of file_sd is polled beside
+ * curl's sockets, and when it fires (or a job's refresh_interval passes)
+ * the job's files are re-checked and its targets re-synced (sync.c), so
+ * targets only ever change on the thread that scrapes them.
  */
+#include <poll.h>
 #include <pthread.h>
 #include <stdio.h>
 #include <string.h>
+#include <sys/inotify.h>
 #include <time.h>
+#include <unistd.h>
 
+#include "scrape/file_sd.h"
 #include "scrape/scrape_int.h"
 #include "vigil/clock.h"
 #include "vigil/alloc.h"
 #include "vigil/log.h"
 
 #define MAX_POLL_MS 1000
-
-struct vg_scraper {
-    const vg_agent_config_t *cfg;
-    vg_scrape_target_t *targets;
-    size_t ntargets;
-    CURLM *multi;
-    vg_scrape_sink sink;
-    pthread_t thread;
-    int started;
-    atomic_int stop;
-    vg_metric_t *m_scrapes, *m_samples, *m_emit_errors, *m_dups;
-    vg_metric_t *m_failures[VG_SCRAPE_REASON__COUNT];
-};
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc = CURLE_FAILED_INIT;
@@ -51,7 +47,7 @@ static void curl_init(void)
 
 /* ---- per-target easy handle ---- */
 
-static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
+size_t vg_scrape_on_body(char *data, size_t size, size_t nmemb, void *ud)
 {
     vg_scrape_target_t *t = ud;
     size_t n = size * nmemb;
@@ -63,78 +59,7 @@ static size_t on_body(char *data, size_t size, size_t nmemb, void *ud)
     return rc ? 0 : n; /* a short count makes curl abort the transfer */
 }
 
-/* Seconds as Go's FormatFloat(s, 'f', -1, 64) prints them: "10", "0.5". */
-static void format_seconds(char *out, size_t n, int64_t ms)
-{
-    int len = snprintf(out, n, "%lld.%03lld", (long long)(ms / 1000), (long long)(ms % 1000));
-    while (len > 0 && out[len - 1] == '0') out[--len] = '\0';
-    if (len > 0 && out[len - 1] == '.') out[--len] = '\0';
-}
-
-static vg_err_t easy_setup(vg_scrape_target_t *t)
-{
-    char tmo[32], hdr[96];
-    format_seconds(tmo, sizeof tmo, t->timeout_ms);
-    snprintf(hdr, sizeof hdr, "X-Prometheus-Scrape-Timeout-Seconds: %s", tmo);
-    static const char *const fixed[] = {"Accept: " VG_SCRAPE_ACCEPT, "Expect:"};
-    for (size_t i = 0; i < 2; i++) {
-        struct curl_slist *l = curl_slist_append(t->headers, fixed[i]);
-        if (!l) return VG_ENOMEM;
-        t->headers = l;
-    }
-    struct curl_slist *l = curl_slist_append(t->headers, hdr);
-    if (!l) return VG_ENOMEM;
-    t->headers = l;
-    CURL *e = t->easy = curl_easy_init();
-    if (!e) return VG_ENOMEM;
-    int bad = curl_easy_setopt(e, CURLOPT_URL, t->url) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_HTTPHEADER, t->headers) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_ACCEPT_ENCODING, "gzip") != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_USERAGENT, "vigil-agent/" VIGIL_VERSION) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_TIMEOUT_MS, (long)t->timeout_ms) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_WRITEFUNCTION, on_body) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_WRITEDATA, t) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_PRIVATE, t) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_ERRORBUFFER, t->errbuf) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_NOSIGNAL, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_FOLLOWLOCATION, 1L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_MAXREDIRS, 10L) != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_PROTOCOLS_STR, "http,https") != CURLE_OK;
-    bad |= curl_easy_setopt(e, CURLOPT_REDIR_PROTOCOLS_STR, "http,https") != CURLE_OK;
-    return bad ? VG_EINTERNAL : VG_OK;
-}
-
 /* ---- construction ---- */
-
-static size_t count_targets(const vg_agent_config_t *cfg)
-{
-    size_t n = 0;
-    for (size_t i = 0; i < cfg->nscrape_configs; i++)
-        for (size_t j = 0; j < cfg->scrape_configs[i].nstatic; j++)
-            n += cfg->scrape_configs[i].static_configs[j].ntargets;
-    return n;
-}
-
-static vg_err_t build_targets(vg_scraper_t *s, const vg_agent_config_t *cfg, vg_error *err)
-{
-    size_t k = 0;
-    s->targets = vg_calloc(count_targets(cfg) + 1, sizeof *s->targets);
-    if (!s->targets) return vg_error_set(err, VG_ENOMEM, "out of memory");
-    for (size_t i = 0; i < cfg->nscrape_configs; i++) {
-        const vg_scrape_config_t *sc = &cfg->scrape_configs[i];
-        for (size_t j = 0; j < sc->nstatic; j++) {
-            const vg_static_group_t *g = &sc->static_configs[j];
-            for (size_t x = 0; x < g->ntargets; x++) {
-                vg_scrape_target_t *t = &s->targets[k++];
-                s->ntargets = k;
-                vg_err_t rc = vg_scrape_target_init(t, cfg, sc, g, g->targets[x], err);
-                if (!rc) rc = easy_setup(t);
-                if (rc) return err && err->code ? rc : vg_error_set(err, rc, "scrape setup failed");
-            }
-        }
-    }
-    return VG_OK;
-}
 
 static void register_metrics(vg_scraper_t *s, vg_metrics_t *m)
 {
@@ -152,6 +77,36 @@ static void register_metrics(vg_scraper_t *s, vg_metrics_t *m)
         s->m_failures[r] =
             vg_metrics_counter(m, "vigil_scrape_failures_total", "Failed scrapes by reason.", lab);
     }
+    s->m_relabel_dropped = vg_metrics_counter(m, "vigil_scrape_samples_dropped_total",
+                                              "Scraped samples dropped.", "reason=\"relabel\"");
+    s->m_sd_errors = vg_metrics_counter(m, "vigil_file_sd_read_errors_total",
+                                        "file_sd files that could not be read or parsed.", NULL);
+    s->m_target_errors = vg_metrics_counter(
+        m, "vigil_scrape_target_errors_total",
+        "Discovered targets skipped because they cannot be scraped (after relabeling).", NULL);
+    s->m_targets = vg_metrics_gauge(m, "vigil_scrape_targets", "Targets being scraped.", NULL);
+}
+
+/* Jobs, file_sd trackers (read once now), then every job's targets. */
+static vg_err_t build_jobs(vg_scraper_t *s, const vg_agent_config_t *cfg, vg_error *err)
+{
+    s->njobs = cfg->nscrape_configs;
+    if (s->njobs && !(s->jobs = vg_calloc(s->njobs, sizeof *s->jobs)))
+        return vg_error_set(err, VG_ENOMEM, "out of memory");
+    for (size_t j = 0; j < s->njobs; j++) {
+        vg_scrape_job *job = &s->jobs[j];
+        job->sc = &cfg->scrape_configs[j];
+        if (!job->sc->nfile_sd) continue;
+        if (s->inotify_fd < 0) s->inotify_fd = inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
+        vg_err_t rc = vg_file_sd_new(job->sc, s->inotify_fd, s->m_sd_errors, &job->sd, err);
+        if (rc) return rc;
+        vg_file_sd_refresh(job->sd);
+    }
+    for (size_t j = 0; j < s->njobs; j++) {
+        vg_err_t rc = vg_scrape_sync_job(s, j, 1, err);
+        if (rc) return rc;
+    }
+    return VG_OK;
 }
 
 vg_err_t vg_scraper_new(const vg_agent_config_t *cfg, vg_scrape_emit_fn emit,
@@ -164,31 +119,38 @@ vg_err_t vg_scraper_new(const vg_agent_config_t *cfg, vg_scrape_emit_fn emit,
     if (curl_init_rc != CURLE_OK) return vg_error_set(err, VG_EINTERNAL, "curl_global_init failed");
     vg_scraper_t *s = vg_calloc(1, sizeof *s);
     if (!s) return vg_error_set(err, VG_ENOMEM, "out of memory");
+    s->inotify_fd = -1;
+    pthread_mutex_init(&s->mu, NULL);
     s->cfg = cfg;
     s->sink = (vg_scrape_sink){.emit = emit, .commit = commit, .ud = ud};
     s->sink.scratch = vg_arena_new(16 * 1024);
     s->multi = curl_multi_init();
-    vg_err_t rc = s->sink.scratch && s->multi ? build_targets(s, cfg, err)
+    register_metrics(s, metrics);
+    vg_err_t rc = s->sink.scratch && s->multi ? build_jobs(s, cfg, err)
                                               : vg_error_set(err, VG_ENOMEM, "out of memory");
     if (rc) {
         vg_scraper_free(s);
         return rc;
     }
-    register_metrics(s, metrics);
     *out = s;
     return VG_OK;
 }
 
 /* ---- one scrape ---- */
 
-static vg_err_t start_scrape(vg_scraper_t *s, vg_scrape_target_t *t)
+static vg_err_t start_scrape(vg_scraper_t *s, vg_scrape_target_t *t, char *msg, size_t msgn)
 {
     vg_buf_reset(&t->body);
     t->too_large = t->nomem = 0;
     t->errbuf[0] = '\0';
     t->start_ms = vg_clock_wall_ms();
     t->start_mono_us = vg_clock_mono_us();
-    if (curl_multi_add_handle(s->multi, t->easy) != CURLM_OK) return VG_EINTERNAL;
+    vg_err_t rc = vg_scrape_http_refresh(t, msg, msgn);
+    if (rc) return rc;
+    if (curl_multi_add_handle(s->multi, t->easy) != CURLM_OK) {
+        snprintf(msg, msgn, "could not start the request");
+        return VG_EINTERNAL;
+    }
     t->busy = 1;
     vg_metric_inc(s->m_scrapes);
     return VG_OK;
@@ -246,6 +208,7 @@ static void finish_scrape(vg_scraper_t *s, vg_scrape_target_t *t, CURLcode cc)
     vg_scrape_report(t, &s->sink, &r, dur);
     vg_metric_add(s->m_samples, (double)r.scraped);
     vg_metric_add(s->m_dups, (double)r.dropped_dup);
+    vg_metric_add(s->m_relabel_dropped, (double)r.dropped_relabel);
     vg_metric_add(s->m_emit_errors, (double)(s->sink.emit_errors - emit_err));
     if (r.reason != VG_SCRAPE_OK) vg_metric_inc(s->m_failures[r.reason]);
     log_health(t, &r);
@@ -271,11 +234,10 @@ static void drive(vg_scraper_t *s)
 /* A scrape that could not even start counts as a transport failure. */
 static void start_or_fail(vg_scraper_t *s, vg_scrape_target_t *t)
 {
-    if (start_scrape(s, t) == VG_OK) return;
     vg_scrape_result r;
     memset(&r, 0, sizeof r);
+    if (start_scrape(s, t, r.msg, sizeof r.msg) == VG_OK) return;
     r.reason = VG_SCRAPE_ERR_HTTP;
-    snprintf(r.msg, sizeof r.msg, "could not start the request");
     vg_scrape_report(t, &s->sink, &r, 0);
     vg_metric_inc(s->m_failures[r.reason]);
     log_health(t, &r);
@@ -285,11 +247,11 @@ vg_err_t vg_scraper_run_once(vg_scraper_t *s, vg_error *err)
 {
     if (!s) return vg_error_set(err, VG_EINVAL, "scrape: NULL scraper");
     if (s->started) return vg_error_set(err, VG_EINVAL, "scrape: the scrape thread is running");
-    for (size_t i = 0; i < s->ntargets; i++) start_or_fail(s, &s->targets[i]);
+    for (size_t i = 0; i < s->ntargets; i++) start_or_fail(s, s->targets[i]);
     for (;;) {
         drive(s);
         int busy = 0;
-        for (size_t i = 0; i < s->ntargets; i++) busy |= s->targets[i].busy;
+        for (size_t i = 0; i < s->ntargets; i++) busy |= s->targets[i]->busy;
         if (!busy) break;
         curl_multi_poll(s->multi, NULL, 0, 100, NULL);
     }
@@ -303,7 +265,7 @@ static int64_t start_due(vg_scraper_t *s)
 {
     int64_t now = vg_clock_mono_ms(), wait = MAX_POLL_MS;
     for (size_t i = 0; i < s->ntargets; i++) {
-        vg_scrape_target_t *t = &s->targets[i];
+        vg_scrape_target_t *t = s->targets[i];
         if (now >= t->next_ms) {
             if (!t->busy) start_or_fail(s, t);
             int64_t late = now - t->next_ms;
@@ -314,18 +276,56 @@ static int64_t start_due(vg_scraper_t *s)
     return wait < 0 ? 0 : wait;
 }
 
+/* Drain inotify events; we only need to know that something happened. */
+static void drain_inotify(int fd)
+{
+    char buf[4096] __attribute__((aligned(__alignof__(struct inotify_event))));
+    while (read(fd, buf, sizeof buf) > 0) {
+    }
+}
+
+/* Re-check the files of jobs that are due (or all, after an inotify event);
+ * returns ms until the next refresh is due. */
+static int64_t discover(vg_scraper_t *s, int fired)
+{
+    int64_t now = vg_clock_mono_ms(), wait = MAX_POLL_MS;
+    for (size_t j = 0; j < s->njobs; j++) {
+        vg_scrape_job *job = &s->jobs[j];
+        if (!job->sd) continue;
+        if (fired || now >= job->next_refresh_ms) {
+            job->next_refresh_ms = now + vg_file_sd_interval(job->sd);
+            vg_error err = {0};
+            if (vg_file_sd_refresh(job->sd) && vg_scrape_sync_job(s, j, 0, &err)) {
+                char q[600];
+                vg_log_warn("scrape", "target update failed; keeping the running targets", "err=%s",
+                            vg_logq(q, sizeof q, err.msg));
+            }
+        }
+        if (job->next_refresh_ms - now < wait) wait = job->next_refresh_ms - now;
+    }
+    return wait < 0 ? 0 : wait;
+}
+
 static void *scrape_main(void *arg)
 {
     vg_scraper_t *s = arg;
     int64_t mono = vg_clock_mono_ms(), wall = vg_clock_wall_ms();
     for (size_t i = 0; i < s->ntargets; i++)
-        s->targets[i].next_ms = mono + vg_scrape_target_first_delay(&s->targets[i], wall);
+        s->targets[i]->next_ms = mono + vg_scrape_target_first_delay(s->targets[i], wall);
+    for (size_t j = 0; j < s->njobs; j++)
+        if (s->jobs[j].sd) s->jobs[j].next_refresh_ms = mono + vg_file_sd_interval(s->jobs[j].sd);
     vg_log_info("scrape", "scrape loop started", "targets=%zu", s->ntargets);
+    int fired = 0;
     while (!atomic_load(&s->stop)) {
-        int64_t wait = start_due(s);
+        int64_t sd_wait = discover(s, fired), wait = start_due(s);
+        if (sd_wait < wait) wait = sd_wait;
         drive(s);
         if (atomic_load(&s->stop)) break;
-        curl_multi_poll(s->multi, NULL, 0, (int)wait, NULL);
+        struct curl_waitfd wfd = {.fd = s->inotify_fd, .events = CURL_WAIT_POLLIN};
+        curl_multi_poll(s->multi, s->inotify_fd >= 0 ? &wfd : NULL, s->inotify_fd >= 0, (int)wait,
+                        NULL);
+        fired = s->inotify_fd >= 0 && (wfd.revents & CURL_WAIT_POLLIN);
+        if (fired) drain_inotify(s->inotify_fd);
         drive(s);
     }
     return NULL;
@@ -349,16 +349,13 @@ void vg_scraper_free(vg_scraper_t *s)
         curl_multi_wakeup(s->multi);
         pthread_join(s->thread, NULL);
     }
-    for (size_t i = 0; s->targets && i < s->ntargets; i++) {
-        vg_scrape_target_t *t = &s->targets[i];
-        if (t->easy) {
-            if (t->busy) curl_multi_remove_handle(s->multi, t->easy);
-            curl_easy_cleanup(t->easy);
-        }
-        curl_slist_free_all(t->headers);
-        vg_scrape_target_destroy(t);
-    }
+    for (size_t i = 0; s->targets && i < s->ntargets; i++)
+        vg_scrape_target_release(s, s->targets[i]);
     vg_free(s->targets);
+    for (size_t j = 0; j < s->njobs; j++) vg_file_sd_free(s->jobs[j].sd);
+    vg_free(s->jobs);
+    if (s->inotify_fd >= 0) close(s->inotify_fd);
+    pthread_mutex_destroy(&s->mu);
     if (s->multi) curl_multi_cleanup(s->multi);
     vg_arena_free(s->sink.scratch);
     vg_free(s->sink.lbuf);
@@ -367,17 +364,31 @@ void vg_scraper_free(vg_scraper_t *s)
 
 /* ---- introspection ---- */
 
+/* The introspection calls take the mutex: the scrape thread may be
+ * swapping the target array under them. */
 size_t vg_scraper_ntargets(const vg_scraper_t *s)
 {
-    return s ? s->ntargets : 0;
+    if (!s) return 0;
+    pthread_mutex_lock((pthread_mutex_t *)&s->mu);
+    size_t n = s->ntargets;
+    pthread_mutex_unlock((pthread_mutex_t *)&s->mu);
+    return n;
 }
 
 const char *vg_scraper_target_url(const vg_scraper_t *s, size_t i)
 {
-    return s && i < s->ntargets ? s->targets[i].url : NULL;
+    if (!s) return NULL;
+    pthread_mutex_lock((pthread_mutex_t *)&s->mu);
+    const char *u = i < s->ntargets ? s->targets[i]->url : NULL;
+    pthread_mutex_unlock((pthread_mutex_t *)&s->mu);
+    return u;
 }
 
 int vg_scraper_target_health(const vg_scraper_t *s, size_t i)
 {
-    return s && i < s->ntargets ? atomic_load(&s->targets[i].health) : -1;
+    if (!s) return -1;
+    pthread_mutex_lock((pthread_mutex_t *)&s->mu);
+    int h = i < s->ntargets ? atomic_load(&s->targets[i]->health) : -1;
+    pthread_mutex_unlock((pthread_mutex_t *)&s->mu);
+    return h;
 }

@@ -7,12 +7,17 @@
  *             all-or-nothing scrapes (samples are staged, then emitted)
  *   append.c  one finished scrape: parse, limits, emit, report series
  *   loop.c    the scraper object, the libcurl multi loop and its thread
+ *   sync.c    the target set: build from static and file_sd groups, keep
+ *             unchanged targets, retire vanished ones with stale markers
+ *   http.c    per-target curl easy handle: headers, auth, TLS
+ *   file_sd.c file-based discovery (file_sd.h)
  * Nothing here is public API; tests reach it by including the .c files.
  */
 #ifndef VIGIL_AGENT_SCRAPE_INT_H
 #define VIGIL_AGENT_SCRAPE_INT_H
 
 #include <curl/curl.h>
+#include <pthread.h>
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
@@ -73,16 +78,22 @@ typedef struct vg_scrape_target {
     const vg_scrape_config_t *sc; /* borrowed from the config */
     vg_arena_t *arena;            /* owns url, instance and labels */
     const char *url;
+    const char *scheme, *address; /* from the relabeled __scheme__ and __address__ */
     const char *instance;
-    vg_label_t *labels; /* target labels, sorted: job, instance, static labels */
+    vg_label_t *labels; /* target labels after relabeling, sorted, no "__" labels */
     size_t nlabels;
     int64_t interval_ms, timeout_ms;
     size_t body_cap;
     uint64_t offset_ms; /* phase within the interval, from a hash of job+url */
+    uint64_t key;       /* identity: url, labels, interval, timeout */
+    int dropped;        /* relabel_configs dropped it: not a target */
+    size_t job;         /* index of its scrape config */
+    int claimed;        /* sync.c bookkeeping */
 
-    /* request state (loop.c) */
+    /* request state (loop.c, http.c) */
     CURL *easy;
     struct curl_slist *headers;
+    struct curl_slist *connect_to; /* tls_config.server_name routing */
     char errbuf[CURL_ERROR_SIZE];
     vg_buf body;
     int too_large, busy, nomem;
@@ -94,7 +105,11 @@ typedef struct vg_scrape_target {
     atomic_int health; /* 1 up, 0 down, -1 never scraped */
 } vg_scrape_target_t;
 
-/* Fill t for target addr of scrape config sc. VG_ECONFIG for a bad address. */
+/* Fill t (zeroed) for target addr of group g (may be NULL) of scrape config
+ * sc, through relabel_configs. VG_OK with t->dropped set when relabeling
+ * drops it; VG_ECONFIG for a target that cannot be scraped (no address,
+ * bad host:port, bad interval). Destroy t with vg_scrape_target_destroy
+ * in every case. */
 vg_err_t vg_scrape_target_init(vg_scrape_target_t *t, const vg_agent_config_t *cfg,
                                const vg_scrape_config_t *sc, const vg_static_group_t *g,
                                const char *addr, vg_error *err);
@@ -111,6 +126,29 @@ size_t vg_scrape_merge_labels(const vg_scrape_target_t *t, int honor, const char
 /* Target labels plus __name__=name, sorted, into out (room for t->nlabels + 1). */
 size_t vg_scrape_report_labels(const vg_scrape_target_t *t, const char *name, vg_label_t *out);
 
+/* ---- the scraper (loop.c, sync.c) ---- */
+
+typedef struct vg_scrape_job {
+    const vg_scrape_config_t *sc;
+    struct vg_file_sd *sd;   /* NULL without file_sd_configs */
+    int64_t next_refresh_ms; /* monotonic */
+} vg_scrape_job;
+
+/* Body write callback of every easy handle (loop.c). */
+size_t vg_scrape_on_body(char *data, size_t size, size_t nmemb, void *ud);
+
+/* Rebuild job j's targets from its static and file_sd groups: targets
+ * whose identity is unchanged keep running (and their series cache), new
+ * ones get an easy handle, vanished ones get staleness markers and are
+ * freed. strict: a bad static target fails with VG_ECONFIG (start-up);
+ * otherwise bad targets are logged, counted and skipped. */
+vg_err_t vg_scrape_sync_job(struct vg_scraper *s, size_t j, int strict, vg_error *err);
+/* Free a target and its request state (removing it from the multi handle). */
+void vg_scrape_target_release(struct vg_scraper *s, vg_scrape_target_t *t);
+/* Re-check every file_sd now and sync the jobs whose groups changed
+ * (tests; the thread does this by itself). VG_EINVAL while the thread runs. */
+vg_err_t vg_scraper_refresh(struct vg_scraper *s, vg_error *err);
+
 /* ---- one finished scrape (append.c) ---- */
 
 typedef enum vg_scrape_reason {
@@ -122,6 +160,7 @@ typedef enum vg_scrape_reason {
     VG_SCRAPE_ERR_PARSE,     /* exposition did not parse */
     VG_SCRAPE_ERR_SAMPLES,   /* sample_limit exceeded */
     VG_SCRAPE_ERR_LABELS,    /* label_limit exceeded */
+    VG_SCRAPE_ERR_RELABEL,   /* metric relabeling failed or removed __name__ */
     VG_SCRAPE_ERR_NOMEM,     /* out of memory */
     VG_SCRAPE_REASON__COUNT
 } vg_scrape_reason;
@@ -132,10 +171,11 @@ const char *vg_scrape_reason_name(vg_scrape_reason r);
 typedef struct vg_scrape_result {
     vg_scrape_reason reason;
     char msg[320];
-    size_t scraped;      /* samples in the body (before limits) */
-    size_t post_relabel; /* samples after metric relabeling */
-    size_t added;        /* series not in the last good scrape */
-    size_t dropped_dup;  /* duplicate series in one body, dropped */
+    size_t scraped;         /* samples in the body (before limits) */
+    size_t post_relabel;    /* samples after metric relabeling */
+    size_t added;           /* series not in the last good scrape */
+    size_t dropped_dup;     /* duplicate series in one body, dropped */
+    size_t dropped_relabel; /* samples metric_relabel_configs dropped */
 } vg_scrape_result;
 
 /* What append.c needs from the scraper: callbacks and scratch. */
@@ -158,5 +198,41 @@ void vg_scrape_parse(vg_scrape_target_t *t, vg_scrape_sink *k, const char *body,
  * success), staleness markers, the report series, then commit. */
 void vg_scrape_report(vg_scrape_target_t *t, vg_scrape_sink *k, const vg_scrape_result *r,
                       double duration_s);
+/* A target went away: staleness markers at now_ms for every series of its
+ * last scrape and for its report series, then commit. Nothing for a target
+ * that was never scraped. */
+void vg_scrape_retire(vg_scrape_target_t *t, vg_scrape_sink *k, int64_t now_ms);
+
+/* ---- curl easy handle (http.c) ---- */
+
+/* Create t->easy with every option that stays fixed: URL, headers, auth,
+ * TLS, timeouts, callbacks (write_cb with t as its data). */
+vg_err_t vg_scrape_http_setup(vg_scrape_target_t *t, curl_write_callback write_cb);
+/* Before each scrape: re-read password_file / credentials_file when the job
+ * uses them. VG_EIO with a message (no secret in it) when unreadable. */
+vg_err_t vg_scrape_http_refresh(vg_scrape_target_t *t, char *msg, size_t msgn);
+/* Free the easy handle and header lists (not the target). */
+void vg_scrape_http_cleanup(vg_scrape_target_t *t);
+
+/* The scraper object, shared by loop.c and sync.c. The scrape thread is the
+ * only writer of targets; mu guards the array against the introspection
+ * calls from other threads (held only while swapping, never across I/O). */
+struct vg_scraper {
+    const vg_agent_config_t *cfg;
+    vg_scrape_job *jobs;
+    size_t njobs;
+    vg_scrape_target_t **targets;
+    size_t ntargets;
+    pthread_mutex_t mu;
+    CURLM *multi;
+    int inotify_fd; /* -1 without file_sd or inotify */
+    vg_scrape_sink sink;
+    pthread_t thread;
+    int started;
+    atomic_int stop;
+    vg_metric_t *m_scrapes, *m_samples, *m_emit_errors, *m_dups, *m_relabel_dropped;
+    vg_metric_t *m_failures[VG_SCRAPE_REASON__COUNT];
+    vg_metric_t *m_sd_errors, *m_target_errors, *m_targets;
+};
 
 #endif

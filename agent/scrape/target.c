@@ -1,13 +1,26 @@
 /*
- * target.c - what a scrape target is: its URL, its labels, its phase.
+ * target.c - what a scrape target is: its labels, its URL, its phase.
  *
- * Target labels are built the way Prometheus builds them for a static
- * target without relabeling: the group's labels, then job=<job_name> and
- * instance=<address> unless the group already set them. Labels starting
- * with "__" are meta labels: __scheme__ and __metrics_path__ change the URL
- * and all of them are dropped from the final set. Relabeling (next step)
- * will slot in between building this label set and deriving the URL, which
- * is why the URL is computed from the labels rather than from the config.
+ * Target labels are built the way Prometheus's PopulateLabels builds them,
+ * so a pasted relabel_configs sees exactly the labels it expects:
+ *   1. the group's labels (static_configs or a file_sd group, which carries
+ *      __meta_filepath) and __address__ = the target;
+ *   2. job, __scrape_interval__, __scrape_timeout__, __metrics_path__ and
+ *      __scheme__ unless the group set them, and __param_<name> = the first
+ *      value of each configured URL parameter;
+ *   3. relabel_configs; a dropped target is not an error, just absent;
+ *   4. a default port from the scheme, address, interval and timeout checks;
+ *   5. instance defaults to __address__, and every label starting with "__"
+ *      is dropped from the set that goes on the series.
+ * The URL is derived from the relabeled labels, never from the config, so
+ * relabeling __address__, __scheme__, __metrics_path__ or __param_x
+ * changes what is scraped. Relabeling runs in a scratch arena; the kept
+ * strings are copied into the target's own arena.
+ *
+ * Identity: a target is keyed by XXH3 over its URL, final labels, interval
+ * and timeout (Prometheus hashes labels and URL). When file_sd changes, a
+ * target whose key is unchanged keeps running with its series cache, so
+ * its staleness tracking is not reset.
  *
  * The phase spreads scrapes over the interval: XXH3 of job and URL modulo
  * the interval gives a stable offset, so restarts keep the same cadence and
@@ -15,13 +28,16 @@
  */
 #include <stdio.h>
 #include <string.h>
+#define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
 #include "scrape/scrape_int.h"
 #include "vigil/alloc.h"
+#include "vigil/duration.h"
 
 #define DEFAULT_INTERVAL_MS 30000
 #define DEFAULT_TIMEOUT_MS  10000
+#define PARAM_PREFIX        "__param_"
 
 static const char *find_label(const vg_label_t *l, size_t n, const char *name)
 {
@@ -30,62 +46,62 @@ static const char *find_label(const vg_label_t *l, size_t n, const char *name)
     return NULL;
 }
 
-/* job, instance and the group's labels; meta labels dropped. */
-static vg_err_t build_labels(vg_scrape_target_t *t, const vg_scrape_config_t *sc,
-                             const vg_static_group_t *g, const char *addr)
+/* Set name=value in l[0..*n) (replacing), or add it; no-op for "". */
+static void put(vg_label_t *l, size_t *n, const char *name, const char *value, int replace)
 {
-    size_t ng = g ? g->nlabels : 0, n = 0;
-    t->labels = vg_arena_alloc(t->arena, (ng + 2) * sizeof *t->labels);
-    if (!t->labels) return VG_ENOMEM;
-    for (size_t i = 0; i < ng; i++) {
-        const vg_label_t *l = &g->labels[i];
-        if (strncmp(l->name, "__", 2) == 0 || !l->value || !*l->value) continue;
-        t->labels[n++] = *l;
-    }
-    if (!find_label(t->labels, n, "job"))
-        t->labels[n++] = (vg_label_t){"job", sc->job_name ? sc->job_name : ""};
-    if (!find_label(t->labels, n, "instance")) t->labels[n++] = (vg_label_t){"instance", addr};
-    t->nlabels = n;
-    vg_labels_sort(t->labels, n);
-    t->instance = find_label(t->labels, n, "instance");
-    return VG_OK;
+    if (!value || !*value) return;
+    for (size_t i = 0; i < *n; i++)
+        if (!strcmp(l[i].name, name)) {
+            if (replace) l[i].value = value;
+            return;
+        }
+    l[(*n)++] = (vg_label_t){name, value};
 }
 
-/* Append ?k=v&... with URL escaping. */
-static vg_err_t append_params(vg_buf *u, const vg_scrape_config_t *sc)
+/* Steps 1 and 2: the labels relabel_configs sees, sorted, in a. */
+static vg_label_t *pre_relabel(const vg_scrape_target_t *t, const vg_static_group_t *g,
+                               const char *addr, vg_arena_t *a, size_t *n, size_t *cap)
 {
-    vg_err_t rc = VG_OK;
-    for (size_t i = 0; i < sc->nparams && !rc; i++) {
-        char *k = curl_easy_escape(NULL, sc->params[i].key, 0);
-        char *v = curl_easy_escape(NULL, sc->params[i].value ? sc->params[i].value : "", 0);
-        if (k && v)
-            rc = vg_buf_printf(u, "%c%s=%s", i ? '&' : '?', k, v);
-        else
-            rc = VG_ENOMEM;
-        curl_free(k);
-        curl_free(v);
+    const vg_scrape_config_t *sc = t->sc;
+    size_t ng = g ? g->nlabels : 0, k = 0;
+    char iv[VG_DURATION_STRMAX], to[VG_DURATION_STRMAX];
+    vg_label_t *l = vg_arena_alloc(a, (ng + sc->nparams + 8) * sizeof *l);
+    if (!l) return NULL;
+    for (size_t i = 0; i < ng; i++) put(l, &k, g->labels[i].name, g->labels[i].value, 1);
+    put(l, &k, "__address__", addr, 1);
+    const char *siv = vg_arena_strdup(a, vg_duration_format(t->interval_ms, iv, sizeof iv));
+    const char *sto = vg_arena_strdup(a, vg_duration_format(t->timeout_ms, to, sizeof to));
+    if (!siv || !sto) return NULL;
+    put(l, &k, "job", sc->job_name, 0);
+    put(l, &k, "__scrape_interval__", siv, 0);
+    put(l, &k, "__scrape_timeout__", sto, 0);
+    put(l, &k, "__metrics_path__", sc->metrics_path ? sc->metrics_path : "/metrics", 0);
+    put(l, &k, "__scheme__", sc->scheme ? sc->scheme : "http", 0);
+    for (size_t i = 0; i < sc->nparams; i++) {
+        const char *name = vg_arena_sprintf(a, PARAM_PREFIX "%s", sc->params[i].key);
+        if (!name) return NULL;
+        if (!find_label(l, k, name)) put(l, &k, name, sc->params[i].value, 1); /* first value */
     }
-    return rc;
+    vg_labels_sort(l, k);
+    *cap = vg_relabel_cap(sc->relabel, k);
+    vg_label_t *big = *cap > k ? vg_arena_alloc(a, *cap * sizeof *big) : l;
+    if (big && big != l) memcpy(big, l, k * sizeof *l);
+    *n = k;
+    return big;
 }
 
-static vg_err_t build_url(vg_scrape_target_t *t, const vg_scrape_config_t *sc,
-                          const vg_static_group_t *g, const char *addr)
+/* host:port without a port gets the scheme's default (Prometheus's addPort). */
+static const char *add_port(const char *addr, const char *scheme, vg_arena_t *a, vg_error *err)
 {
-    const vg_label_t *gl = g ? g->labels : NULL;
-    size_t ng = g ? g->nlabels : 0;
-    const char *scheme = find_label(gl, ng, "__scheme__");
-    const char *path = find_label(gl, ng, "__metrics_path__");
-    if (!scheme || !*scheme) scheme = sc->scheme && *sc->scheme ? sc->scheme : "http";
-    if (!path || !*path)
-        path = sc->metrics_path && *sc->metrics_path ? sc->metrics_path : "/metrics";
-    vg_buf u;
-    vg_buf_init(&u, 64 * 1024);
-    vg_err_t rc = vg_buf_printf(&u, "%s://%s%s%s", scheme, addr, path[0] == '/' ? "" : "/", path);
-    if (!rc) rc = append_params(&u, sc);
-    if (!rc) t->url = vg_arena_strndup(t->arena, u.data, u.len);
-    if (!rc && !t->url) rc = VG_ENOMEM;
-    vg_buf_free(&u);
-    return rc;
+    const char *colon = strrchr(addr, ':'), *rb = strrchr(addr, ']');
+    int bracketed = addr[0] == '[';
+    int has_port = bracketed ? (rb && rb[1] == ':') : colon != NULL;
+    if (has_port || (!bracketed && colon && colon != strchr(addr, ':'))) return addr;
+    if (strcmp(scheme, "http") && strcmp(scheme, "https")) {
+        vg_error_set(err, VG_EINVAL, "invalid scheme: \"%.50s\"", scheme);
+        return NULL;
+    }
+    return vg_arena_sprintf(a, "%s:%s", addr, strcmp(scheme, "https") ? "80" : "443");
 }
 
 static int addr_valid(const char *a)
@@ -96,37 +112,133 @@ static int addr_valid(const char *a)
     return 1;
 }
 
+static vg_err_t parse_times(vg_scrape_target_t *t, const vg_label_t *l, size_t n, vg_error *err)
+{
+    const char *iv = find_label(l, n, "__scrape_interval__");
+    const char *to = find_label(l, n, "__scrape_timeout__");
+    vg_error e = {0};
+    if (vg_duration_parse(iv ? iv : "", &t->interval_ms, &e))
+        return vg_error_set(err, VG_EINVAL, "error parsing scrape interval: %s", e.msg);
+    if (!t->interval_ms) return vg_error_set(err, VG_EINVAL, "scrape interval cannot be 0");
+    if (vg_duration_parse(to ? to : "", &t->timeout_ms, &e))
+        return vg_error_set(err, VG_EINVAL, "error parsing scrape timeout: %s", e.msg);
+    if (!t->timeout_ms) return vg_error_set(err, VG_EINVAL, "scrape timeout cannot be 0");
+    if (t->timeout_ms > t->interval_ms)
+        return vg_error_set(err, VG_EINVAL,
+                            "scrape timeout cannot be greater than scrape interval (\"%s\" > "
+                            "\"%s\")",
+                            to, iv);
+    return VG_OK;
+}
+
+static int cmp_kv(const void *a, const void *b)
+{
+    return strcmp(((const vg_kv_t *)a)->key, ((const vg_kv_t *)b)->key);
+}
+
+/* ?k=v&... from the configured params with __param_<k> overriding the first
+ * value of k, sorted by key like Go's url.Values.Encode. */
+static vg_err_t append_params(vg_buf *u, const vg_scrape_config_t *sc, const vg_label_t *l,
+                              size_t n, vg_arena_t *a)
+{
+    size_t np = 0, plen = strlen(PARAM_PREFIX);
+    vg_kv_t *p = vg_arena_alloc(a, (sc->nparams + n + 1) * sizeof *p);
+    if (!p) return VG_ENOMEM;
+    for (size_t i = 0; i < sc->nparams; i++) p[np++] = sc->params[i];
+    for (size_t i = 0; i < n; i++) {
+        if (strncmp(l[i].name, PARAM_PREFIX, plen)) continue;
+        size_t j = 0;
+        while (j < np && strcmp(p[j].key, l[i].name + plen)) j++;
+        if (j == np) np++;
+        p[j] = (vg_kv_t){l[i].name + plen, l[i].value};
+    }
+    for (size_t i = 1; i < np; i++) /* stable: repeated keys keep their order */
+        for (size_t j = i; j > 0 && cmp_kv(&p[j - 1], &p[j]) > 0; j--) {
+            vg_kv_t tmp = p[j];
+            p[j] = p[j - 1];
+            p[j - 1] = tmp;
+        }
+    vg_err_t rc = VG_OK;
+    for (size_t i = 0; i < np && !rc; i++) {
+        char *k = curl_easy_escape(NULL, p[i].key, 0);
+        char *v = curl_easy_escape(NULL, p[i].value ? p[i].value : "", 0);
+        rc = k && v ? vg_buf_printf(u, "%c%s=%s", i ? '&' : '?', k, v) : VG_ENOMEM;
+        curl_free(k);
+        curl_free(v);
+    }
+    return rc;
+}
+
+static vg_err_t build_url(vg_scrape_target_t *t, const vg_label_t *l, size_t n, const char *addr,
+                          vg_arena_t *a)
+{
+    const char *scheme = find_label(l, n, "__scheme__");
+    const char *path = find_label(l, n, "__metrics_path__");
+    if (!scheme) scheme = "http";
+    if (!path) path = "/metrics";
+    vg_buf u;
+    vg_buf_init(&u, 64 * 1024);
+    vg_err_t rc = vg_buf_printf(&u, "%s://%s%s%s", scheme, addr, path[0] == '/' ? "" : "/", path);
+    if (!rc) rc = append_params(&u, t->sc, l, n, a);
+    if (!rc && !(t->url = vg_arena_strndup(t->arena, u.data, u.len))) rc = VG_ENOMEM;
+    if (!rc && !(t->scheme = vg_arena_strdup(t->arena, scheme))) rc = VG_ENOMEM;
+    if (!rc && !(t->address = vg_arena_strdup(t->arena, addr))) rc = VG_ENOMEM;
+    vg_buf_free(&u);
+    return rc;
+}
+
+/* Step 5: labels without "__", instance defaulted, copied into t->arena. */
+static vg_err_t final_labels(vg_scrape_target_t *t, const vg_label_t *l, size_t n, const char *addr)
+{
+    t->labels = vg_arena_alloc(t->arena, (n + 1) * sizeof *t->labels);
+    if (!t->labels) return VG_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < n; i++) {
+        if (!strncmp(l[i].name, "__", 2)) continue;
+        t->labels[k].name = vg_arena_strdup(t->arena, l[i].name);
+        t->labels[k].value = vg_arena_strdup(t->arena, l[i].value);
+        if (!t->labels[k].name || !t->labels[k].value) return VG_ENOMEM;
+        k++;
+    }
+    if (!find_label(t->labels, k, "instance")) {
+        const char *v = vg_arena_strdup(t->arena, addr);
+        if (!v) return VG_ENOMEM;
+        t->labels[k++] = (vg_label_t){"instance", v};
+    }
+    t->nlabels = k;
+    vg_labels_sort(t->labels, k);
+    t->instance = find_label(t->labels, k, "instance");
+    return VG_OK;
+}
+
 /* XXH3 of "job\xffurl": stable across restarts and agents. */
 static uint64_t phase_hash(const char *job, const char *url)
 {
-    size_t nj = strlen(job), nu = strlen(url);
-    char stack[512], *b = nj + nu + 1 <= sizeof stack ? stack : vg_malloc(nj + nu + 1);
-    if (!b) return XXH3_64bits(url, nu);
-    memcpy(b, job, nj);
-    b[nj] = '\xff';
-    memcpy(b + nj + 1, url, nu);
-    uint64_t h = XXH3_64bits(b, nj + nu + 1);
-    if (b != stack) vg_free(b);
-    return h;
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    XXH3_64bits_update(&st, job, strlen(job));
+    XXH3_64bits_update(&st, "\xff", 1);
+    XXH3_64bits_update(&st, url, strlen(url));
+    return XXH3_64bits_digest(&st);
 }
 
-vg_err_t vg_scrape_target_init(vg_scrape_target_t *t, const vg_agent_config_t *cfg,
-                               const vg_scrape_config_t *sc, const vg_static_group_t *g,
-                               const char *addr, vg_error *err)
+static uint64_t identity(const vg_scrape_target_t *t)
 {
-    const char *job = sc->job_name ? sc->job_name : "";
-    if (!addr_valid(addr))
-        return vg_error_set(err, VG_ECONFIG, "job %s: target \"%s\" is not a valid host:port", job,
-                            addr ? addr : "");
-    t->sc = sc;
-    atomic_store(&t->health, -1);
-    vg_buf_init(&t->body, 0);
-    t->arena = vg_arena_new(4096);
-    if (!t->arena) return vg_error_set(err, VG_ENOMEM, "out of memory");
-    vg_err_t rc = build_labels(t, sc, g, addr);
-    if (!rc) rc = build_url(t, sc, g, addr);
-    if (!rc) rc = vg_scrape_cache_init(&t->cache);
-    if (rc) return vg_error_set(err, rc, "job %s target %s: %s", job, addr, vg_strerror(rc));
+    XXH3_state_t st;
+    XXH3_64bits_reset(&st);
+    XXH3_64bits_update(&st, t->url, strlen(t->url) + 1);
+    for (size_t i = 0; i < t->nlabels; i++) {
+        XXH3_64bits_update(&st, t->labels[i].name, strlen(t->labels[i].name) + 1);
+        XXH3_64bits_update(&st, t->labels[i].value, strlen(t->labels[i].value) + 1);
+    }
+    int64_t iv[2] = {t->interval_ms, t->timeout_ms};
+    XXH3_64bits_update(&st, iv, sizeof iv);
+    return XXH3_64bits_digest(&st);
+}
+
+static void job_defaults(vg_scrape_target_t *t, const vg_agent_config_t *cfg,
+                         const vg_scrape_config_t *sc)
+{
     t->interval_ms = sc->interval_ms > 0                  ? sc->interval_ms
                      : cfg && cfg->scrape_interval_ms > 0 ? cfg->scrape_interval_ms
                                                           : DEFAULT_INTERVAL_MS;
@@ -134,11 +246,58 @@ vg_err_t vg_scrape_target_init(vg_scrape_target_t *t, const vg_agent_config_t *c
                     : cfg && cfg->scrape_timeout_ms > 0 ? cfg->scrape_timeout_ms
                                                         : DEFAULT_TIMEOUT_MS;
     if (t->timeout_ms > t->interval_ms) t->timeout_ms = t->interval_ms;
+}
+
+/* Steps 3-5 on the pre-relabel set l (room for cap). */
+static vg_err_t relabel_and_build(vg_scrape_target_t *t, vg_label_t *l, size_t n, size_t cap,
+                                  vg_arena_t *a, vg_error *err)
+{
+    vg_relabel_result rr = vg_relabel_apply(t->sc->relabel, l, &n, cap, a);
+    if (rr == VG_RELABEL_ERROR) return vg_error_set(err, VG_ENOMEM, "relabeling: out of memory");
+    if (rr == VG_RELABEL_DROP) {
+        t->dropped = 1;
+        return VG_OK;
+    }
+    const char *addr = find_label(l, n, "__address__"), *scheme = find_label(l, n, "__scheme__");
+    if (!addr) return vg_error_set(err, VG_EINVAL, "no address");
+    if (!(addr = add_port(addr, scheme ? scheme : "http", a, err)))
+        return err && err->code ? err->code : VG_ENOMEM;
+    if (!addr_valid(addr))
+        return vg_error_set(err, VG_EINVAL, "\"%.200s\" is not a valid host:port", addr);
+    vg_err_t rc = parse_times(t, l, n, err);
+    if (rc) return rc;
+    if ((rc = final_labels(t, l, n, addr)) || (rc = build_url(t, l, n, addr, a)))
+        return vg_error_set(err, rc, "out of memory");
+    return VG_OK;
+}
+
+vg_err_t vg_scrape_target_init(vg_scrape_target_t *t, const vg_agent_config_t *cfg,
+                               const vg_scrape_config_t *sc, const vg_static_group_t *g,
+                               const char *addr, vg_error *err)
+{
+    const char *job = sc->job_name ? sc->job_name : "";
+    vg_error e = {0};
+    t->sc = sc;
+    atomic_store(&t->health, -1);
+    vg_buf_init(&t->body, 0);
+    job_defaults(t, cfg, sc);
+    vg_arena_t *scratch = vg_arena_new(4096);
+    t->arena = vg_arena_new(1024);
+    size_t n = 0, cap = 0;
+    vg_label_t *l = scratch && t->arena ? pre_relabel(t, g, addr, scratch, &n, &cap) : NULL;
+    vg_err_t rc = l ? relabel_and_build(t, l, n, cap, scratch, &e) : VG_ENOMEM;
+    vg_arena_free(scratch);
+    if (!rc && !t->dropped) rc = vg_scrape_cache_init(&t->cache);
+    if (rc)
+        return vg_error_set(err, rc == VG_EINVAL ? VG_ECONFIG : rc, "job %s target %s: %s", job,
+                            addr ? addr : "", vg_error_msg(&e, rc));
+    if (t->dropped) return VG_OK;
     t->body_cap = sc->body_size_limit && sc->body_size_limit < VG_SCRAPE_DEFAULT_BODY_CAP
                       ? (size_t)sc->body_size_limit
                       : VG_SCRAPE_DEFAULT_BODY_CAP;
     t->body.max = t->body_cap;
     t->offset_ms = phase_hash(job, t->url) % (uint64_t)t->interval_ms;
+    t->key = identity(t);
     return VG_OK;
 }
 
