@@ -194,3 +194,14 @@ const char *vg_pq_type_name(vg_pq_type t)
     default: return "none";
     }
 }
+
+const char *vg_pq_value_type_name(vg_pq_type t)
+{
+    switch (t) {
+    case VG_PQ_TYPE_SCALAR: return "scalar";
+    case VG_PQ_TYPE_VECTOR: return "vector";
+    case VG_PQ_TYPE_MATRIX: return "matrix";
+    case VG_PQ_TYPE_STRING: return "string";
+    default: return "none";
+    }
+}

@@ -142,5 +142,8 @@ const char *vg_pq_op_name(vg_pq_op op);
 /* Prometheus's name of a value type in messages ("scalar", "instant vector",
  * "range vector", "string"). */
 const char *vg_pq_type_name(vg_pq_type t);
+/* Go's ValueType String() ("scalar", "vector", "matrix", "string", "none"):
+ * the words of parse_query's JSON and of the subquery type error. */
+const char *vg_pq_value_type_name(vg_pq_type t);
 
 #endif

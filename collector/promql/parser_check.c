@@ -43,18 +43,6 @@ vg_pq_type vg_pq_node_type(const vg_pq_node *n)
     return VG_PQ_TYPE_NONE;
 }
 
-/* Go's ValueType String(), used by the subquery message. */
-static const char *type_word(vg_pq_type t)
-{
-    switch (t) {
-    case VG_PQ_TYPE_SCALAR: return "scalar";
-    case VG_PQ_TYPE_VECTOR: return "vector";
-    case VG_PQ_TYPE_MATRIX: return "matrix";
-    case VG_PQ_TYPE_STRING: return "string";
-    default: return "none";
-    }
-}
-
 static vg_pq_type check(vg_pq_parser *p, vg_pq_node *n, int bypass_empty);
 
 static void expect_type(vg_pq_parser *p, vg_pq_node *n, vg_pq_type want, const char *ctx)
@@ -220,7 +208,7 @@ static vg_pq_type check(vg_pq_parser *p, vg_pq_node *n, int bypass_empty)
         vg_pq_type it = check(p, n->u.sub.expr, 0);
         if (it != VG_PQ_TYPE_VECTOR)
             vg_pq_fail(p, n->pos, "subquery is only allowed on instant vector, got %s instead",
-                       type_word(it));
+                       vg_pq_value_type_name(it));
         break;
     }
     case VG_PQ_VECTOR_SEL:
