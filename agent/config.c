@@ -362,6 +362,27 @@ static const vg_cfg_field_t output_schema[] = {
      .sub = kafka_schema,
      .check = check_kafka,
      .doc = "ship through Kafka"},
+    {.key = "batch_max_bytes",
+     .type = VG_CFG_T_SIZE,
+     .offset = AC(batch_max_bytes),
+     .def = "1MiB",
+     .min = "1KiB",
+     .max = "64MiB",
+     .doc = "cut a batch when its estimated uncompressed protobuf size reaches this"},
+    {.key = "batch_max_delay",
+     .type = VG_CFG_T_DURATION,
+     .offset = AC(batch_max_delay_ms),
+     .def = "1s",
+     .min = "10ms",
+     .max = "5m",
+     .doc = "cut a batch when its first sample has waited this long"},
+    {.key = "zstd_level",
+     .type = VG_CFG_T_INT,
+     .offset = AC(zstd_level),
+     .def = "3",
+     .min = "1",
+     .max = "19",
+     .doc = "zstd level of batches (bench/RESULTS.md, \"zstd level\", has the trade-off)"},
     {0},
 };
 
@@ -372,8 +393,36 @@ static const vg_cfg_field_t spool_schema[] = {
      .def = "1GiB",
      .min = "1MiB",
      .doc = "disk spool cap; the oldest segments go first beyond it"},
+    {.key = "sync",
+     .type = VG_CFG_T_STRING,
+     .offset = AC(spool_sync),
+     .def = "always",
+     .doc = "`always`: fdatasync each spooled batch (nothing acknowledged is lost on power "
+            "loss); a duration such as `1s`: flush at most that often (a crash of the process "
+            "loses nothing, a power cut up to that much)"},
+    {.key = "replay",
+     .type = VG_CFG_T_STRING,
+     .offset = AC(spool_replay),
+     .def = "ordered",
+     .choices = "ordered|interleave",
+     .doc = "`ordered`: new batches queue behind spooled ones, so samples reach the store in time "
+            "order; `interleave`: alternate spooled and live batches (needs a store that accepts "
+            "out-of-order samples)"},
     {0},
 };
+
+static vg_err_t check_spool(vg_cfg_ctx_t *ctx, const vg_cfg_node_t *node, void *obj)
+{
+    vg_agent_config_t *c = obj;
+    c->spool_sync_ms = 0;
+    if (!strcmp(c->spool_sync, "always")) return VG_OK;
+    if (vg_duration_parse(c->spool_sync, &c->spool_sync_ms, NULL) == VG_OK && c->spool_sync_ms > 0)
+        return VG_OK;
+    const vg_cfg_node_t *at = vg_cfg_map_get(node, "sync");
+    return vg_cfg_errorf(ctx, at ? at : node,
+                         "spool.sync: \"%.100s\" must be \"always\" or a duration like 1s",
+                         c->spool_sync);
+}
 
 static const vg_cfg_field_t top_schema[] = {
     {.key = "agent", .type = VG_CFG_T_SECTION, .sub = agent_schema, .doc = "this agent"},
@@ -407,6 +456,7 @@ static const vg_cfg_field_t top_schema[] = {
     {.key = "spool",
      .type = VG_CFG_T_SECTION,
      .sub = spool_schema,
+     .check = check_spool,
      .doc = "disk spool used on failure or backpressure"},
     {0},
 };

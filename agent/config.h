@@ -122,7 +122,14 @@ typedef struct vg_agent_config {
     vg_kv_t *kafka_properties;       /* passed to rd_kafka_conf_set as is */
     size_t nkafka_properties;
 
+    uint64_t batch_max_bytes;   /* output.batch_max_bytes: cut a batch at this (uncompressed) */
+    int64_t batch_max_delay_ms; /* output.batch_max_delay: or when its first sample is this old */
+    int64_t zstd_level;         /* output.zstd_level, 1..19 */
+
     uint64_t spool_max_bytes; /* spool.max_bytes, default 1 GiB */
+    const char *spool_sync;   /* spool.sync: "always" or a duration */
+    int64_t spool_sync_ms;    /* from spool_sync: 0 = fdatasync every batch, else grouped */
+    const char *spool_replay; /* spool.replay: "ordered" (default) or "interleave" */
 } vg_agent_config_t;
 
 /* Load path, or the embedded default when path is NULL. Errors name file:line:col.

@@ -60,6 +60,11 @@ static void test_embedded_default(void **state)
     assert_string_equal(c->kafka_audit_topic, "vigil.audit");
     assert_int_equal(c->nkafka_properties, 0);
     assert_int_equal(c->spool_max_bytes, UINT64_C(1) << 30);
+    assert_int_equal(c->spool_sync_ms, 0); /* "always" */
+    assert_string_equal(c->spool_replay, "ordered");
+    assert_int_equal(c->batch_max_bytes, 1 << 20);
+    assert_int_equal(c->batch_max_delay_ms, 1000);
+    assert_int_equal(c->zstd_level, 3);
     vg_agent_config_free(c);
     vg_agent_config_free(NULL);
 }
@@ -122,7 +127,10 @@ static const char full_yaml[] =
     "    properties:\n"
     "      security.protocol: SASL_SSL\n"
     "      sasl.mechanisms: PLAIN\n"
-    "spool:   {max_bytes: 2GiB}\n";
+    "  batch_max_bytes: 256KiB\n"
+    "  batch_max_delay: 250ms\n"
+    "  zstd_level: 6\n"
+    "spool:   {max_bytes: 2GiB, sync: 500ms, replay: interleave}\n";
 
 static void test_full(void **state)
 {
@@ -181,6 +189,11 @@ static void test_full(void **state)
     assert_string_equal(c->kafka_properties[0].key, "security.protocol");
     assert_string_equal(c->kafka_properties[1].value, "PLAIN");
     assert_int_equal(c->spool_max_bytes, UINT64_C(2) << 30);
+    assert_int_equal(c->spool_sync_ms, 500);
+    assert_string_equal(c->spool_replay, "interleave");
+    assert_int_equal(c->batch_max_bytes, 256 << 10);
+    assert_int_equal(c->batch_max_delay_ms, 250);
+    assert_int_equal(c->zstd_level, 6);
     vg_agent_config_free(c);
 }
 
@@ -249,6 +262,10 @@ static void test_errors(void **state)
          "output.kafka.properties.a: expected a string, got a list"},
         {"output: {stdout: {}}\n", "unknown key \"stdout\" in output"},
         {"spool: {max_bytes: 1KiB}\n", "spool.max_bytes: must be at least 1MiB"},
+        {"spool: {sync: sometimes}\n", "spool.sync: \"sometimes\" must be \"always\""},
+        {"spool: {replay: random}\n", "spool.replay"},
+        {"output: {zstd_level: 22}\n", "output.zstd_level"},
+        {"output: {batch_max_bytes: 100}\n", "output.batch_max_bytes"},
         {"agent: {listen: [a]}\n", "agent.listen: expected a string, got a list"},
         {"- a\n", "agent.yml:1:1: the top level: expected a map"},
         {"agent: {listen: x}\nagent: {listen: y}\n", "agent.yml:2:1: duplicate key \"agent\""},
