@@ -162,6 +162,11 @@ static const vcase valid[] = {
     {"min_of(3, 5)", NULL},
     {"absent_over_time(nonexistent{job=\"a\"}[1m])", NULL},
     {"double_exponential_smoothing(x[5m], 0.1, 0.5)", NULL},
+    {"start", NULL},
+    {"end{start=\"foo\"}", NULL},
+    {"foo unless on(start) bar", "foo unless on (start) bar"},
+    {"info(x{namespace=\"zzz\"}, {foo=\"bar\", bar=\"baz\"})",
+     "info(x{namespace=\"zzz\"}, {bar=\"baz\",foo=\"bar\"})"},
     /* comments and whitespace */
     {"foo # comment\n + bar", "foo + bar"},
     {"\n\tsum(\n  x\n)\n", "sum(x)"},
@@ -313,6 +318,9 @@ static const icase invalid[] = {
     {"foo[1000000y]", "1:5: parse error: duration out of range"},
     {"1e400", "1:1: parse error: error parsing number: strconv.ParseFloat: parsing \"1e400\": "
               "value out of range"},
+    {"info(rate(x[5m]), target_info{foo=\"bar\"})",
+     "1:19: parse error: expected label selectors only, got vector selector instead"},
+    {"info(x, {foo=\"bar\"} == 1)", "1:9: parse error: expected label selectors only"},
     {"sum by", "1:7: parse error: unexpected end of input in grouping opts, expected \"(\""},
     {"sum by (a)", "1:11: parse error: unexpected end of input in aggregation"},
     {"x[5m:1m][5m:1m] + 1",
