@@ -15,7 +15,7 @@
 #include "host/host.h"
 #include "scrape/scrape.h"
 #include "ship/batcher.h"
-#include "ship/sink.h"
+#include "ship/ship.h"
 #include "vigil/alloc.h"
 #include "vigil/cli.h"
 #include "vigil/httpd.h"
@@ -26,8 +26,8 @@ typedef struct agent {
     vg_agent_config_t *cfg;
     vg_metrics_t *metrics;
     vg_httpd_t *httpd;
-    struct vg_sink *sink;
-    vg_batcher_t *batcher;
+    vg_ship_t *ship;       /* sink, spool and batcher */
+    vg_batcher_t *batcher; /* owned by ship */
     vg_scraper_t *scraper;
     vg_label_t *scratch; /* merged labels, used by the scrape thread only */
     size_t scratch_cap;
@@ -89,12 +89,9 @@ static void on_scrape_done(void *ud)
 
 static vg_err_t start_pipeline(agent *a, vg_error *err)
 {
-    vg_err_t rc = vg_sink_from_config(a->cfg, a->metrics, &a->sink, err);
+    vg_err_t rc = vg_ship_new(a->cfg, a->metrics, &a->ship, err);
     if (rc) return rc;
-    char id[300];
-    snprintf(id, sizeof(id), "%s/%d", a->cfg->node, (int)getpid());
-    vg_batcher_opts bo = {.agent_id = id, .node = a->cfg->node, .tenant = a->cfg->tenant};
-    rc = vg_batcher_new(&bo, a->sink, a->metrics, &a->batcher, err);
+    a->batcher = vg_ship_batcher(a->ship);
     if (!rc)
         rc = vg_scraper_new(a->cfg, on_sample, on_scrape_done, a, a->metrics, &a->scraper, err);
     if (!rc) rc = vg_scraper_start(a->scraper, err);
@@ -125,8 +122,7 @@ static void agent_stop(agent *a)
 {
     vg_scraper_free(a->scraper); /* no new samples */
     vg_host_free(a->host);
-    vg_batcher_free(a->batcher); /* flushes what is pending through the sink */
-    if (a->sink) vg_sink_free(a->sink);
+    vg_ship_free(a->ship); /* flushes what is pending through the sink, spools the rest */
     vg_httpd_free(a->httpd);
     vg_metrics_free(a->metrics);
     vg_free(a->scratch);
