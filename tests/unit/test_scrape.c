@@ -17,8 +17,10 @@
 #include <math.h>
 #include <pthread.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <unistd.h>
 
 #include "scrape/scrape.h"
 #include "scrape/scrape_int.h"
@@ -40,7 +42,8 @@ typedef struct fixture {
 
 static pthread_mutex_t srv_mu = PTHREAD_MUTEX_INITIALIZER;
 static fixture srv_fx[8];
-static char srv_accept[512], srv_ua[128], srv_tmo[32], srv_acc_enc[64];
+static char srv_accept[512], srv_ua[128], srv_tmo[32], srv_acc_enc[64], srv_auth[256],
+    srv_module[64];
 static int srv_hits;
 
 static void set_fixture(int i, fixture f)
@@ -64,6 +67,9 @@ static void serve(void *ud, const vg_http_req *req, vg_http_resp *resp)
     copy_hdr(srv_ua, sizeof srv_ua, req, "User-Agent");
     copy_hdr(srv_tmo, sizeof srv_tmo, req, "X-Prometheus-Scrape-Timeout-Seconds");
     copy_hdr(srv_acc_enc, sizeof srv_acc_enc, req, "Accept-Encoding");
+    copy_hdr(srv_auth, sizeof srv_auth, req, "Authorization");
+    const char *mod = vg_http_req_arg(req, "module");
+    snprintf(srv_module, sizeof srv_module, "%s", mod ? mod : "");
     const fixture *f = NULL;
     for (size_t i = 0; i < 8; i++)
         if (srv_fx[i].path && strcmp(srv_fx[i].path, vg_http_req_path(req)) == 0) f = &srv_fx[i];
@@ -695,6 +701,177 @@ static void test_thread(void **state)
     capture_free(&c);
 }
 
+/* ------------------------------------------------------------ relabeling */
+
+static vg_relabel_t *compile(const vg_relabel_rule_t *rules, size_t n)
+{
+    vg_relabel_t *r = NULL;
+    vg_error err = {0};
+    if (vg_relabel_new(rules, n, &r, NULL, &err)) fail_msg("relabel: %s", err.msg);
+    return r;
+}
+
+#define SRC(...)                                                                                   \
+    .source_labels = (const char *[]){__VA_ARGS__},                                                \
+    .nsource_labels = sizeof((const char *[]){__VA_ARGS__}) / sizeof(const char *)
+
+/* Target relabeling: keep by a group label, drop another, set a label from
+ * __address__, route through __param_module and __metrics_path__. */
+static void test_target_relabel(void **state)
+{
+    set_fixture(0, (fixture){.path = "/m/probe", .body = "probe_success 1\n"});
+    test_cfg t;
+    cfg_init(&t, "/m/ignored");
+    static const char *extra[] = {"keep.example:1", "drop.example:2"};
+    t.targets[0][0] = addr;
+    vg_label_t keep_l[] = {{"__meta_role", "web"}, {"team", "a"}};
+    vg_label_t drop_l[] = {{"__meta_role", "db"}};
+    t.grp[0].labels = keep_l;
+    t.grp[0].nlabels = 2;
+    t.grp[1] = (vg_static_group_t){.targets = extra, .ntargets = 2, .labels = drop_l, .nlabels = 1};
+    t.sc[0].nstatic = 2;
+    vg_relabel_rule_t rules[] = {
+        {SRC("__meta_role"), .regex = "web", .action = "keep"},
+        {SRC("__address__"), .regex = "([^:]+):(\\d+)", .target_label = "port",
+         .replacement = "p$2"},
+        {.target_label = "__param_module", .replacement = "http_2xx"},
+        {.target_label = "__metrics_path__", .replacement = "/m/probe"},
+        {.regex = "__meta_(.*)", .replacement = "meta_$1", .action = "labelmap"},
+    };
+    t.sc[0].relabel = compile(rules, 5);
+    capture c;
+    capture_init(&c);
+    vg_scraper_t *s = new_scraper(&t, &c, NULL);
+    assert_int_equal(vg_scraper_ntargets(s), 1);
+    char url[160];
+    snprintf(url, sizeof url, "http://%s/m/probe?module=http_2xx", addr);
+    assert_string_equal(vg_scraper_target_url(s, 0), url);
+    const char *got = scrape(s, &c);
+    const char *port = strrchr(addr, ':') + 1;
+    char line[256];
+    snprintf(line, sizeof line,
+             "probe_success{instance=\"%s\",job=\"node\",meta_role=\"web\",port=\"p%s\","
+             "team=\"a\"} 1 @now\n",
+             addr, port);
+    if (!strstr(got, line)) fail_msg("missing %s in\n%s", line, got);
+    assert_string_equal(srv_module, "http_2xx");
+    assert_null(strstr(got, "__"));
+    vg_scraper_free(s);
+    vg_relabel_free(t.sc[0].relabel);
+    capture_free(&c);
+}
+
+/* metric_relabel_configs: drop by name, rename, drop a label; the limits
+ * and scrape_samples_post_metric_relabeling see what is left. */
+static void test_metric_relabel(void **state)
+{
+    set_fixture(0, (fixture){.path = "/m/mr",
+                             .body = "go_goroutines 5\n"
+                                     "go_threads 7\n"
+                                     "old_requests_total{path=\"/a\",secret=\"x\"} 3\n"
+                                     "keep_me 1\n"});
+    test_cfg t;
+    cfg_init(&t, "/m/mr");
+    vg_relabel_rule_t rules[] = {
+        {SRC("__name__"), .regex = "go_.*", .action = "drop"},
+        {SRC("__name__"), .regex = "old_(.*)", .target_label = "__name__", .replacement = "new_$1"},
+        {.regex = "secret", .action = "labeldrop"},
+    };
+    t.sc[0].metric_relabel = compile(rules, 3);
+    t.sc[0].sample_limit = 2; /* 4 scraped, 2 left: within the limit */
+    capture c;
+    capture_init(&c);
+    vg_scraper_t *s = new_scraper(&t, &c, NULL);
+    expect(scrape(s, &c),
+           "new_requests_total{instance=\"ADDR\",job=\"node\",path=\"/a\"} 3 @now\n"
+           "keep_me{instance=\"ADDR\",job=\"node\"} 1 @now\n" REPORT(1, 4, 2, 2, ""));
+    vg_scraper_free(s);
+    vg_relabel_free(t.sc[0].metric_relabel);
+    capture_free(&c);
+}
+
+/* Relabeling that removes __name__ fails the scrape, as in Prometheus. */
+static void test_metric_relabel_no_name(void **state)
+{
+    set_fixture(0, (fixture){.path = "/m/nn", .body = "a 1\n"});
+    test_cfg t;
+    cfg_init(&t, "/m/nn");
+    vg_relabel_rule_t rules[] = {{.regex = "__name__", .action = "labeldrop"}};
+    t.sc[0].metric_relabel = compile(rules, 1);
+    capture c;
+    capture_init(&c);
+    vg_scraper_t *s = new_scraper(&t, &c, NULL);
+    expect(scrape(s, &c), REPORT(0, 1, 0, 0, ""));
+    vg_scraper_free(s);
+    vg_relabel_free(t.sc[0].metric_relabel);
+    capture_free(&c);
+}
+
+/* A dropped target is simply absent; a rewritten __address__ that is not a
+ * host:port is an error at start-up for a static target. */
+static void test_target_relabel_drop_all(void **state)
+{
+    test_cfg t;
+    cfg_init(&t, "/m/x");
+    vg_relabel_rule_t drop[] = {{SRC("job"), .regex = "node", .action = "drop"}};
+    t.sc[0].relabel = compile(drop, 1);
+    capture c;
+    capture_init(&c);
+    vg_scraper_t *s = new_scraper(&t, &c, NULL);
+    assert_int_equal(vg_scraper_ntargets(s), 0);
+    vg_scraper_free(s);
+    vg_relabel_free(t.sc[0].relabel);
+    vg_relabel_rule_t bad[] = {{.target_label = "__address__", .replacement = "a/b"}};
+    t.sc[0].relabel = compile(bad, 1);
+    vg_error err = {0};
+    assert_int_equal(vg_scraper_new(&t.cfg, on_emit, on_commit, &c, NULL, &s, &err), VG_ECONFIG);
+    assert_non_null(strstr(err.msg, "\"a/b:80\" is not a valid host:port"));
+    vg_relabel_free(t.sc[0].relabel);
+    capture_free(&c);
+}
+
+/* basic_auth and authorization reach the server; credentials_file is re-read. */
+static void test_auth(void **state)
+{
+    set_fixture(0, (fixture){.path = "/m/auth", .body = "a 1\n"});
+    test_cfg t;
+    cfg_init(&t, "/m/auth");
+    t.sc[0].auth = (vg_scrape_auth_t){.basic = 1, .username = "user", .password = "pa:ss"};
+    capture c;
+    capture_init(&c);
+    vg_scraper_t *s = new_scraper(&t, &c, NULL);
+    scrape(s, &c);
+    assert_string_equal(srv_auth, "Basic dXNlcjpwYTpzcw=="); /* base64("user:pa:ss") */
+    vg_scraper_free(s);
+
+    t.sc[0].auth = (vg_scrape_auth_t){.auth_type = "Bearer", .credentials = "tok"};
+    s = new_scraper(&t, &c, NULL);
+    scrape(s, &c);
+    assert_string_equal(srv_auth, "Bearer tok");
+    vg_scraper_free(s);
+
+    char path[] = "/tmp/vigil-cred-XXXXXX";
+    int fd = mkstemp(path);
+    assert_true(fd >= 0);
+    assert_int_equal(write(fd, "  first\n", 8), 8);
+    close(fd);
+    t.sc[0].auth = (vg_scrape_auth_t){.auth_type = "Custom", .credentials_file = path};
+    s = new_scraper(&t, &c, NULL);
+    scrape(s, &c);
+    assert_string_equal(srv_auth, "Custom first");
+    FILE *f = fopen(path, "w");
+    fputs("second", f);
+    fclose(f);
+    scrape(s, &c);
+    assert_string_equal(srv_auth, "Custom second");
+    unlink(path);
+    const char *got = scrape(s, &c); /* unreadable: the scrape fails, the secret is not logged */
+    assert_non_null(strstr(got, "up{instance=\""));
+    assert_non_null(strstr(got, "job=\"node\"} 0 @now"));
+    vg_scraper_free(s);
+    capture_free(&c);
+}
+
 /* ------------------------------------------------------------ internals */
 
 static void test_merge_labels(void **state)
@@ -764,6 +941,11 @@ int main(void)
         cmocka_unit_test_setup(test_many_targets, reset_fixtures),
         cmocka_unit_test_setup(test_bad_target, reset_fixtures),
         cmocka_unit_test_setup(test_thread, reset_fixtures),
+        cmocka_unit_test_setup(test_target_relabel, reset_fixtures),
+        cmocka_unit_test_setup(test_metric_relabel, reset_fixtures),
+        cmocka_unit_test_setup(test_metric_relabel_no_name, reset_fixtures),
+        cmocka_unit_test_setup(test_target_relabel_drop_all, reset_fixtures),
+        cmocka_unit_test_setup(test_auth, reset_fixtures),
         cmocka_unit_test(test_merge_labels),
         cmocka_unit_test(test_phase),
     };
