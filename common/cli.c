@@ -13,7 +13,10 @@
 
 #include "vigil/log.h"
 
-static void usage(FILE *f, const char *prog, const char *summary)
+#define MAX_EXTRA 16
+
+static void usage(FILE *f, const char *prog, const char *summary, const vg_cli_extra *extra,
+                  int nextra)
 {
     fprintf(f,
             "usage: %s [flags]\n\n%s\n\n"
@@ -26,11 +29,22 @@ static void usage(FILE *f, const char *prog, const char *summary)
             "  --version            print the version and exit\n"
             "  --help               print this help and exit\n",
             prog, summary);
+    for (int i = 0; i < nextra; i++) {
+        char flag[64];
+        snprintf(flag, sizeof flag, "%s %s", extra[i].name, extra[i].arg);
+        fprintf(f, "  --%-19s%s\n", flag, extra[i].help);
+    }
 }
 
 int vg_cli_parse(int argc, char **argv, const char *prog, const char *summary, vg_cli *out)
 {
-    static const struct option opts[] = {
+    return vg_cli_parse_extra(argc, argv, prog, summary, NULL, 0, out);
+}
+
+int vg_cli_parse_extra(int argc, char **argv, const char *prog, const char *summary,
+                       const vg_cli_extra *extra, int nextra, vg_cli *out)
+{
+    struct option opts[8 + MAX_EXTRA] = {
         {"config", required_argument, 0, 'c'},
         {"listen", required_argument, 0, 'l'},
         {"data-dir", required_argument, 0, 'd'},
@@ -38,12 +52,18 @@ int vg_cli_parse(int argc, char **argv, const char *prog, const char *summary, v
         {"check-config", required_argument, 0, 'k'},
         {"version", no_argument, 0, 'V'},
         {"help", no_argument, 0, 'h'},
-        {0, 0, 0, 0},
     };
+    if (nextra > MAX_EXTRA) nextra = MAX_EXTRA;
+    for (int i = 0; i < nextra; i++)
+        opts[7 + i] = (struct option){extra[i].name, required_argument, 0, 1000 + i};
     memset(out, 0, sizeof(*out));
     optind = 1;
     int c;
     while ((c = getopt_long(argc, argv, "c:l:d:L:k:Vh", opts, NULL)) != -1) {
+        if (c >= 1000 && c < 1000 + nextra) {
+            *extra[c - 1000].value = optarg;
+            continue;
+        }
         switch (c) {
         case 'c': out->config = optarg; break;
         case 'l': out->listen = optarg; break;
@@ -51,8 +71,8 @@ int vg_cli_parse(int argc, char **argv, const char *prog, const char *summary, v
         case 'L': out->log_level = optarg; break;
         case 'k': out->check_config = optarg; break;
         case 'V': printf("%s %s\n", prog, VIGIL_VERSION); return -1;
-        case 'h': usage(stdout, prog, summary); return -1;
-        default: usage(stderr, prog, summary); return 2;
+        case 'h': usage(stdout, prog, summary, extra, nextra); return -1;
+        default: usage(stderr, prog, summary, extra, nextra); return 2;
         }
     }
     if (optind < argc) {

@@ -25,6 +25,20 @@ typedef struct vg_cli {
  * (after --help or --version), or 2 on a usage error (message on stderr). */
 int vg_cli_parse(int argc, char **argv, const char *prog, const char *summary, vg_cli *out);
 
+/* A flag one program adds to the shared set: --NAME VALUE, stored as text
+ * in *value (the program parses and checks it). Shown in --help after the
+ * shared flags. */
+typedef struct vg_cli_extra {
+    const char *name;   /* without dashes: "query.max-samples" */
+    const char *arg;    /* placeholder in --help: "N" */
+    const char *help;   /* one line */
+    const char **value; /* set when the flag is given */
+} vg_cli_extra;
+
+/* vg_cli_parse with up to 16 program-specific flags. Same return values. */
+int vg_cli_parse_extra(int argc, char **argv, const char *prog, const char *summary,
+                       const vg_cli_extra *extra, int nextra, vg_cli *out);
+
 /* Block SIGINT, SIGTERM, SIGHUP, SIGPIPE in the calling thread (call before
  * starting any thread so they inherit the mask). */
 void vg_cli_block_signals(void);
