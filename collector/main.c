@@ -16,6 +16,7 @@
 #include "ingest/kafka_consumer.h"
 #include "tsdb/tsdb.h"
 #include "vigil/cli.h"
+#include "vigil/duration.h"
 #include "vigil/httpd.h"
 #include "vigil/log.h"
 #include "vigil/metrics.h"
@@ -27,6 +28,8 @@ typedef struct collector {
     vg_httpd_t *httpd;
     vg_ingest_t *ingest;
     vg_kafka_consumer_t *kafka;
+    vg_api_t *api;
+    vg_promql_opts query; /* --query.max-samples, --query.timeout */
 } collector;
 
 static vg_err_t on_kafka_batch(void *ud, const char *topic, const char *tenant_key,
@@ -64,7 +67,9 @@ static vg_err_t start_http(collector *c, vg_error *err)
     if (!c->httpd) return vg_error_set(err, VG_ENOMEM, "cannot allocate the HTTP server");
     vg_err_t rc = vg_metrics_serve(c->metrics, c->httpd);
     if (!rc) rc = vg_ingest_register_http(c->ingest, c->httpd);
-    if (!rc) rc = vg_api_register(c->httpd, c->db, c->metrics);
+    c->api = rc ? NULL : vg_api_new(c->db, &c->query);
+    if (!rc && !c->api) rc = vg_error_set(err, VG_ENOMEM, "cannot allocate the query engine");
+    if (!rc) rc = vg_api_register(c->httpd, c->api, c->metrics);
     if (!rc) rc = vg_httpd_start(c->httpd, err);
     if (!rc) vg_log_info("collector", "listening", "addr=%s", c->cfg->listen);
     return rc;
@@ -89,6 +94,7 @@ static void collector_stop(collector *c)
 {
     vg_kafka_consumer_free(c->kafka);
     vg_httpd_free(c->httpd);
+    vg_api_free(c->api);
     vg_ingest_free(c->ingest);
     vg_tsdb_free(c->db);
     vg_metrics_free(c->metrics);
@@ -109,15 +115,41 @@ static int load_config(const vg_cli *cli, collector *c)
     return 0;
 }
 
+/* --query.max-samples N and --query.timeout DURATION (Prometheus's flags). */
+static int query_flags(const char *max_samples, const char *timeout, vg_promql_opts *q)
+{
+    char *end;
+    if (max_samples) {
+        unsigned long long n = strtoull(max_samples, &end, 10);
+        if (!*max_samples || *end || *max_samples == '-' || n == 0) {
+            fprintf(stderr, "vigil-collector: --query.max-samples wants a positive integer\n");
+            return 2;
+        }
+        q->max_samples = n;
+    }
+    if (timeout && (vg_duration_parse(timeout, &q->timeout_ms, NULL) || q->timeout_ms <= 0)) {
+        fprintf(stderr, "vigil-collector: --query.timeout wants a duration such as 2m\n");
+        return 2;
+    }
+    return 0;
+}
+
 int main(int argc, char **argv)
 {
     vg_cli cli;
-    int st = vg_cli_parse(argc, argv, "vigil-collector",
-                          "Stores metrics from Vigil agents, Kafka and remote-write, and serves "
-                          "the Prometheus HTTP API.",
-                          &cli);
+    const char *max_samples = NULL, *timeout = NULL;
+    const vg_cli_extra extra[] = {
+        {"query.max-samples", "N", "most samples one query may load (default 50000000)",
+         &max_samples},
+        {"query.timeout", "DURATION", "longest one query may run (default 2m)", &timeout},
+    };
+    int st = vg_cli_parse_extra(argc, argv, "vigil-collector",
+                                "Stores metrics from Vigil agents, Kafka and remote-write, and "
+                                "serves the Prometheus HTTP API.",
+                                extra, 2, &cli);
     if (st) return st < 0 ? 0 : st;
     collector c = {0};
+    if ((st = query_flags(max_samples, timeout, &c.query))) return st;
     if (load_config(&cli, &c)) return 1;
     if (cli.check_config) {
         printf("%s: OK\n", cli.check_config);
