@@ -11,6 +11,7 @@
 
 #include "agent/config.h"
 #include "collector/config.h"
+#include "promqltest.h"
 #include "vigil/buf.h"
 #include "vigil/httpc.h"
 
@@ -142,6 +143,8 @@ static const struct {
     {"check", "check config agent|collector FILE...: validate config files", cmd_check},
     {"query", "query EXPR: run an instant query on the collector", cmd_query},
     {"series", "series SELECTOR: list matching series", cmd_series},
+    {"promql-test", "promql-test [-v] FILE...: run promqltest scripts in-process",
+     vg_promqltest_main},
 };
 
 static void usage(FILE *f)
