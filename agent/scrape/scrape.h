@@ -1,13 +1,15 @@
 /*
  * scrape.h - the agent's scrape loop: Prometheus scrape semantics, one thread.
  *
- * A vg_scraper_t owns one target per static_configs target per scrape
- * config, and one scrape thread that drives every target's HTTP request
+ * A vg_scraper_t owns the targets of every scrape config (static_configs
+ * and file_sd_configs, through relabel_configs; file_sd changes are picked
+ * up while running), and one scrape thread that drives every target's HTTP request
  * through a single libcurl multi handle, sleeping in curl_multi_poll until
  * the next scrape is due. Each finished scrape is parsed (text 0.0.4 or
  * OpenMetrics, chosen by the response Content-Type), checked against the
  * job's limits, merged with the target labels and emitted sample by sample
- * through a callback, followed by staleness markers, the synthetic series
+ * through a callback (after metric_relabel_configs), followed by staleness
+ * markers, the synthetic series
  * (up, scrape_duration_seconds, ...) and one commit call. The callbacks run
  * on the scrape thread; their signature matches vg_batcher_add and
  * vg_batcher_commit so the agent can wire them straight through.
@@ -50,7 +52,9 @@ vg_err_t vg_scraper_run_once(vg_scraper_t *s, vg_error *err);
 /* Stop the thread promptly (in-flight requests are abandoned) and free. NULL is a no-op. */
 void vg_scraper_free(vg_scraper_t *s);
 
-/* Number of targets, and target i's URL / health (1 up, 0 down, -1 not yet scraped). */
+/* Number of targets, and target i's URL / health (1 up, 0 down, -1 not yet
+ * scraped). With file_sd the set changes while the thread runs: the URL is
+ * valid until the next change, so read these from tests or after a stop. */
 size_t vg_scraper_ntargets(const vg_scraper_t *s);
 const char *vg_scraper_target_url(const vg_scraper_t *s, size_t i);
 int vg_scraper_target_health(const vg_scraper_t *s, size_t i);
