@@ -5,12 +5,15 @@
  * Kafka key, passed by the caller), the batch, or "default". A batch that
  * cannot be decoded is refused as a whole with the reason; samples inside a
  * good batch that the store refuses are counted, not fatal, so one bad
- * series never blocks the rest.
+ * series never blocks the rest. Each stored batch's (agent id, seq) goes to
+ * the seq tracker (seqtrack.c), which turns lost and duplicated batches
+ * into self-metrics.
  */
 #include "ingest/ingest.h"
 
 #include <string.h>
 
+#include "ingest/seqtrack.h"
 #include "vigil/alloc.h"
 #include "vigil/envelope.h"
 #include "vigil/log.h"
@@ -20,6 +23,7 @@ struct vg_ingest {
     vg_envelope_limits limits;
     vg_metric_t *batches_ok, *batches_bad, *batches_unsupported;
     vg_metric_t *samples_in, *samples_appended, *samples_dup, *samples_rejected;
+    vg_seqtrack_t *seq; /* per-agent batch seqs: gaps and duplicates */
 };
 
 vg_ingest_t *vg_ingest_new(vg_tsdb_t *db, vg_metrics_t *m)
@@ -37,11 +41,16 @@ vg_ingest_t *vg_ingest_new(vg_tsdb_t *db, vg_metrics_t *m)
     in->samples_appended = vg_metrics_counter(m, sn, sh, "outcome=\"appended\"");
     in->samples_dup = vg_metrics_counter(m, sn, sh, "outcome=\"duplicate\"");
     in->samples_rejected = vg_metrics_counter(m, sn, sh, "outcome=\"rejected\"");
+    if (!(in->seq = vg_seqtrack_new(NULL, m))) {
+        vg_free(in);
+        return NULL;
+    }
     return in;
 }
 
 void vg_ingest_free(vg_ingest_t *in)
 {
+    if (in) vg_seqtrack_free(in->seq);
     vg_free(in);
 }
 
@@ -95,6 +104,7 @@ vg_err_t vg_ingest_batch(vg_ingest_t *in, const char *tenant, const uint8_t *dat
     if (b->payload_case == VIGIL__V1__BATCH__PAYLOAD_METRICS) {
         rc = store_metrics(in, t, b, res, err);
         if (!rc) vg_metric_inc(in->batches_ok);
+        if (!rc) vg_seqtrack_observe(in->seq, b->agent_id, b->seq); /* after it is stored */
     } else {
         rc = vg_error_set(err, VG_EUNSUPPORTED,
                           "audit batches are not stored by this build of the collector");
