@@ -38,12 +38,17 @@ vg_err_t pq_fail(pq_ctx *c, vg_err_t code, const char *fmt, ...)
     return code;
 }
 
-vg_err_t pq_tick(pq_ctx *c)
+vg_err_t pq_deadline(pq_ctx *c)
 {
-    if ((++c->ticks & 63) != 1) return VG_OK;
     if (c->deadline_ms > 0 && vg_clock_mono_ms() > c->deadline_ms)
         return pq_fail(c, VG_ERETRY, "query timed out in expression evaluation");
     return VG_OK;
+}
+
+vg_err_t pq_tick(pq_ctx *c)
+{
+    if ((++c->ticks & 15) != 1) return VG_OK;
+    return pq_deadline(c);
 }
 
 vg_err_t pq_samples_add(pq_ctx *c, size_t n)
@@ -650,7 +655,7 @@ vg_err_t pq_eval_subquery(pq_ev *ev, vg_pq_node *n, pq_matrix *out)
 
 vg_err_t pq_eval(pq_ev *ev, vg_pq_node *n, pq_value *out)
 {
-    vg_err_t rc = pq_tick(ev->c);
+    vg_err_t rc = pq_deadline(ev->c);
     if (rc) return rc;
     memset(out, 0, sizeof(*out));
     out->type = pq_node_type(n);

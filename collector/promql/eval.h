@@ -110,7 +110,8 @@ size_t pq_nsteps(const pq_ev *ev);
 
 vg_err_t pq_fail(pq_ctx *c, vg_err_t code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-vg_err_t pq_tick(pq_ctx *c); /* deadline check, VG_ERETRY past it */
+vg_err_t pq_tick(pq_ctx *c);     /* throttled deadline check, VG_ERETRY past it */
+vg_err_t pq_deadline(pq_ctx *c); /* unthrottled */
 vg_err_t pq_samples_add(pq_ctx *c, size_t n);
 void pq_samples_sub(pq_ctx *c, size_t n);
 /* Annotations: kind 0 warning, 1 info; node may be NULL (no position). */

@@ -202,6 +202,11 @@ static vg_err_t result_metric(pq_ctx *c, binctx *bc, const pq_sample *ls, const 
 static vg_err_t dup_right(pq_ctx *c, binctx *bc, const pq_sample *rs, const pq_sample *prev)
 {
     const char *side = bc->m.card == VG_PQ_CARD_ONE_TO_MANY ? "left" : "right";
+    if (vg_labels_cmp(rs->lbl, rs->nlbl, prev->lbl, prev->nlbl) > 0) {
+        const pq_sample *t = rs; /* reported in a stable, sorted order */
+        rs = prev;
+        prev = t;
+    }
     return pq_fail(c, VG_EINVAL,
                    "found duplicate series for the match group %s on the %s hand-side of the "
                    "operation: [%s, %s];many-to-many matching not allowed: matching labels must "

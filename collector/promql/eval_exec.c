@@ -355,7 +355,7 @@ vg_err_t pq_exec(vg_promql_engine_t *e, vg_queryable q, vg_promql_expr_t *expr, 
     if (!rc) rc = preprocess(expr);
     if (!rc) rc = pq_eval(&ev, expr->root, &v);
     if (!rc && v.type != VG_PQ_TYPE_STRING) rc = cleanup(&c, &v.m);
-    if (!rc) rc = pq_tick(&c);
+    if (!rc) rc = pq_deadline(&c);
     if (!rc) rc = build_result(&c, expr->root, &v, start, range, out);
     if (rc == VG_ENOMEM && c.err->code == VG_OK) pq_fail(&c, VG_ENOMEM, "out of memory");
     pq_value_free(&c, &v);

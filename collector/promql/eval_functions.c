@@ -184,6 +184,8 @@ static int holt(const rwin *w, double *out)
 
 static double mad_over(const rwin *w)
 {
+    for (size_t i = 0; i < w->n; i++)
+        if (isnan(w->v[i])) return NAN; /* a NaN sample makes the result NaN */
     double *a = vg_malloc(w->n * sizeof(double));
     if (!a) return NAN;
     memcpy(a, w->v, w->n * sizeof(double));
@@ -870,7 +872,7 @@ static vg_err_t hist_step(pq_ev *ev, icall *ic, pq_vector *in, int64_t ts, pq_ve
                 if (!qv->n) return VG_OK;
                 int forced;
                 s.v = pq_bucket_quantile(qv->s[0].v, hg->b, hg->nb, &forced);
-                if (forced) rc = forced_info(c, args[1]);
+                if (forced) rc = forced_info(c, args[ic->vidx]);
                 if (!rc && ic->id == VG_PQ_FN_HISTOGRAM_QUANTILES) {
                     lset *ls = NULL;
                     rc = quantile_labels(c, ic, h, qi, qv->s[0].v, &ls);
@@ -1141,19 +1143,20 @@ vg_err_t pq_merge_same_labels(pq_ctx *c, pq_matrix *m)
     pq_map seen = {0};
     vg_err_t rc = VG_OK;
     size_t k = 0;
-    for (size_t i = 0; i < m->n && !rc; i++) {
+    for (size_t i = 0; i < m->n; i++) {
         size_t j;
-        if (pq_map_get(&seen, m->s[i].hash, &j)) {
+        if (!rc && pq_map_get(&seen, m->s[i].hash, &j)) {
             rc = merge_into(c, &m->s[j], &m->s[i]);
+            pq_samples_sub(c, m->s[i].n);
             vg_free(m->s[i].t);
             vg_free(m->s[i].v);
             continue;
         }
         m->s[k] = m->s[i];
-        rc = pq_map_put(&seen, m->s[k].hash, k);
+        if (!rc) rc = pq_map_put(&seen, m->s[k].hash, k);
         k++;
     }
-    if (!rc) m->n = k;
+    m->n = k;
     pq_map_free(&seen);
     return rc;
 }
