@@ -33,17 +33,6 @@ static vg_err_t strings(vg_buf *b, const char *const *v, size_t n)
     return rc ? rc : vg_buf_putc(b, ']');
 }
 
-static const char *value_type(vg_pq_type t)
-{
-    switch (t) {
-    case VG_PQ_TYPE_SCALAR: return "scalar";
-    case VG_PQ_TYPE_VECTOR: return "vector";
-    case VG_PQ_TYPE_MATRIX: return "matrix";
-    case VG_PQ_TYPE_STRING: return "string";
-    default: return "none";
-    }
-}
-
 static const char *match_op(vg_match_op op)
 {
     static const char *const ops[] = {"=", "!=", "=~", "!~"};
@@ -138,17 +127,25 @@ static vg_err_t binary(vg_buf *b, const vg_pq_binary *x)
     return rc ? rc : vg_buf_puts(b, ",\"type\":\"binaryExpr\"}");
 }
 
+/* Prometheus's Function.Variadic: 0 exact, -1 unlimited, n > 0 up to n
+ * optional. Our table swaps the first two (-1 exact, 0 unlimited). */
+static int prom_variadic(const vg_pq_func *f)
+{
+    if (!f) return 0;
+    return f->variadic == -1 ? 0 : f->variadic == 0 ? -1 : f->variadic;
+}
+
 static vg_err_t func(vg_buf *b, const vg_pq_call *c)
 {
     const vg_pq_func *f = c->func ? c->func : vg_pq_func_lookup(c->name);
     vg_err_t rc = vg_buf_puts(b, "{\"argTypes\":[");
     for (int i = 0; f && i < f->nargs && !rc; i++)
-        rc = vg_buf_printf(b, "%s\"%s\"", i ? "," : "", value_type(f->arg_types[i]));
+        rc = vg_buf_printf(b, "%s\"%s\"", i ? "," : "", vg_pq_value_type_name(f->arg_types[i]));
     if (!rc) rc = vg_buf_puts(b, "],\"name\":");
     if (!rc) rc = str(b, c->name);
     if (!rc)
         rc = vg_buf_printf(b, ",\"returnType\":\"%s\",\"variadic\":%d}",
-                           value_type(f ? f->ret : VG_PQ_TYPE_NONE), f ? f->variadic : 0);
+                           vg_pq_value_type_name(f ? f->ret : VG_PQ_TYPE_NONE), prom_variadic(f));
     return rc;
 }
 
