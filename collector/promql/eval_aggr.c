@@ -296,6 +296,7 @@ static vg_err_t k_emit(aggctx *ac, size_t si, double v, int64_t ts, pq_map *idx,
     return rc;
 }
 
+
 static vg_err_t push_idx(grp *g, size_t i)
 {
     if (g->nidx == g->capidx) {
@@ -307,6 +308,44 @@ static vg_err_t push_idx(grp *g, size_t i)
     }
     g->idx[g->nidx++] = i;
     return VG_OK;
+}
+
+/* Heaps of the k best so far, the worst on top (topk: smallest, NaN
+ * worst; bottomk: largest, NaN worst), as Prometheus keeps them. */
+static int worse(int top, double a, double b)
+{
+    if (isnan(a)) return !isnan(b);
+    if (isnan(b)) return 0;
+    return top ? a < b : a > b;
+}
+
+static void sift_down(grp *g, const double *vals, int top)
+{
+    size_t i = 0, n = g->nidx;
+    for (;;) {
+        size_t l = 2 * i + 1, r = l + 1, w = i;
+        if (l < n && worse(top, vals[g->idx[l]], vals[g->idx[w]])) w = l;
+        if (r < n && worse(top, vals[g->idx[r]], vals[g->idx[w]])) w = r;
+        if (w == i) return;
+        size_t t = g->idx[i];
+        g->idx[i] = g->idx[w];
+        g->idx[w] = t;
+        i = w;
+    }
+}
+
+static vg_err_t heap_push(grp *g, size_t si, const double *vals, int top)
+{
+    vg_err_t rc = push_idx(g, si);
+    for (size_t i = g->nidx - 1; !rc && i > 0;) {
+        size_t p = (i - 1) / 2;
+        if (!worse(top, vals[g->idx[i]], vals[g->idx[p]])) break;
+        size_t t = g->idx[i];
+        g->idx[i] = g->idx[p];
+        g->idx[p] = t;
+        i = p;
+    }
+    return rc;
 }
 
 static vg_err_t k_group_out(aggctx *ac, grp *g, int64_t k, double *vals, int64_t ts, pq_map *idx,
@@ -347,7 +386,16 @@ static vg_err_t k_step(aggctx *ac, int64_t ts, double param, double *vals, pq_ma
     for (size_t i = 0; i < ac->in->n; i++) {
         if (!value_at(&ac->in->s[i], ts, &vals[i])) continue;
         if (op == VG_PQ_AGG_LIMIT_RATIO && !ratio_keep(r, ac->ratio[i])) continue;
-        vg_err_t rc = push_idx(&ac->g[ac->gid[i]], i);
+        grp *g = &ac->g[ac->gid[i]];
+        vg_err_t rc = VG_OK;
+        if (op != VG_PQ_AGG_TOPK && op != VG_PQ_AGG_BOTTOMK)
+            rc = push_idx(g, i);
+        else if ((int64_t)g->nidx < k)
+            rc = heap_push(g, i, vals, op == VG_PQ_AGG_TOPK);
+        else if (worse(op == VG_PQ_AGG_TOPK, vals[g->idx[0]], vals[i])) {
+            g->idx[0] = i;
+            sift_down(g, vals, op == VG_PQ_AGG_TOPK);
+        }
         if (rc) return rc;
     }
     for (size_t i = 0; i < ac->ng; i++) {
