@@ -11,6 +11,7 @@
 
 #include "agent/config.h"
 #include "collector/config.h"
+#include "backfill.h"
 #include "promqltest.h"
 #include "vigil/buf.h"
 #include "vigil/httpc.h"
@@ -145,6 +146,8 @@ static const struct {
     {"series", "series SELECTOR: list matching series", cmd_series},
     {"promql-test", "promql-test [-v] FILE...: run promqltest scripts in-process",
      vg_promqltest_main},
+    {"backfill", "backfill [--tenant T] FILE: import timestamped samples (text/OpenMetrics)",
+     vg_backfill_main},
 };
 
 static void usage(FILE *f)
