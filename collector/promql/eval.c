@@ -536,10 +536,10 @@ vg_err_t pq_range_eval(pq_ev *ev, pq_value *args, size_t nargs, pq_step_fn fn, v
 {
     pq_ctx *c = ev->c;
     vg_err_t rc = VG_OK;
-    pq_vector in[8] = {{0}};
+    pq_vector in[16] = {{0}};
     pq_vector res = {0};
     pq_map idx = {0};
-    if (nargs > 8) return pq_fail(c, VG_EINVAL, "too many arguments");
+    if (nargs > 16) return pq_fail(c, VG_EINVAL, "too many arguments");
     for (size_t a = 0; a < nargs; a++)
         for (size_t i = 0; i < args[a].m.n; i++) args[a].m.s[i].cur = 0;
     for (int64_t ts = ev->start; ts <= ev->end; ts += ev->interval) {

@@ -1030,22 +1030,25 @@ static vg_err_t prepare_icall(pq_ev *ev, icall *ic)
 static vg_err_t eval_instant_call(pq_ev *ev, vg_pq_node *n, vg_pq_fn_id id, pq_matrix *out)
 {
     vg_pq_call *call = &n->u.call;
-    pq_value args[8] = {{0}};
+    pq_value args[16] = {{0}};
     icall ic = {0};
     vg_err_t rc = VG_OK;
-    if (call->nargs > 8) return pq_fail(ev->c, VG_EINVAL, "too many arguments to %s", call->name);
+    size_t na = call->nargs < 16 ? call->nargs : 16; /* later ones can only be strings */
+    for (size_t i = 16; i < call->nargs; i++)
+        if (pq_node_type(call->args[i]) != VG_PQ_TYPE_STRING)
+            return pq_fail(ev->c, VG_EINVAL, "too many arguments to %s", call->name);
     ic.n = n;
     ic.id = id;
     ic.args = args;
-    for (size_t i = 0; i < call->nargs && !rc; i++) {
+    for (size_t i = 0; i < na && !rc; i++) {
         if (pq_node_type(call->args[i]) == VG_PQ_TYPE_STRING)
             args[i].type = VG_PQ_TYPE_STRING;
         else
             rc = pq_eval(ev, call->args[i], &args[i]);
     }
     if (!rc) rc = prepare_icall(ev, &ic);
-    if (!rc) rc = pq_range_eval(ev, args, call->nargs, inst_step, &ic, out);
-    for (size_t i = 0; i < call->nargs; i++) pq_value_free(ev->c, &args[i]);
+    if (!rc) rc = pq_range_eval(ev, args, na, inst_step, &ic, out);
+    for (size_t i = 0; i < na; i++) pq_value_free(ev->c, &args[i]);
     icall_free(&ic);
     return rc;
 }
