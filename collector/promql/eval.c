@@ -21,6 +21,7 @@
 #include <xxhash.h>
 
 #include "promql/lex.h"
+#include "promql/parser_int.h"
 #include "vigil/alloc.h"
 #include "vigil/clock.h"
 
@@ -572,30 +573,10 @@ vg_pq_fn_id pq_call_id(const vg_pq_node *n)
     return f ? f->id : VG_PQ_FN__COUNT;
 }
 
+/* One definition of the typing rules: the parser's. */
 vg_pq_type pq_node_type(const vg_pq_node *n)
 {
-    switch (n->kind) {
-    case VG_PQ_NUMBER: return VG_PQ_TYPE_SCALAR;
-    case VG_PQ_STRING: return VG_PQ_TYPE_STRING;
-    case VG_PQ_VECTOR_SEL: return VG_PQ_TYPE_VECTOR;
-    case VG_PQ_MATRIX_SEL:
-    case VG_PQ_SUBQUERY: return VG_PQ_TYPE_MATRIX;
-    case VG_PQ_PAREN:
-    case VG_PQ_UNARY:
-    case VG_PQ_STEP_INVARIANT: return pq_node_type(n->u.unary.expr);
-    case VG_PQ_BINARY:
-        if (pq_node_type(n->u.bin.lhs) == VG_PQ_TYPE_SCALAR &&
-            pq_node_type(n->u.bin.rhs) == VG_PQ_TYPE_SCALAR)
-            return VG_PQ_TYPE_SCALAR;
-        return VG_PQ_TYPE_VECTOR;
-    case VG_PQ_AGGREGATE: return VG_PQ_TYPE_VECTOR;
-    case VG_PQ_CALL: {
-        const vg_pq_func *f = n->u.call.func;
-        if (!f && n->u.call.name) f = vg_pq_func_lookup(n->u.call.name);
-        return f ? f->ret : VG_PQ_TYPE_VECTOR;
-    }
-    }
-    return VG_PQ_TYPE_NONE;
+    return vg_pq_node_type(n);
 }
 
 /* ---------------------------------------------------------------- nodes */

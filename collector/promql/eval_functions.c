@@ -898,6 +898,21 @@ static vg_err_t push_value(pq_ctx *c, pq_vector *out, int64_t ts, double v)
     return pq_vec_push(c, out, &s);
 }
 
+static int is_date_fn(vg_pq_fn_id id)
+{
+    switch (id) {
+    case VG_PQ_FN_DAY_OF_MONTH:
+    case VG_PQ_FN_DAY_OF_WEEK:
+    case VG_PQ_FN_DAY_OF_YEAR:
+    case VG_PQ_FN_DAYS_IN_MONTH:
+    case VG_PQ_FN_HOUR:
+    case VG_PQ_FN_MINUTE:
+    case VG_PQ_FN_MONTH:
+    case VG_PQ_FN_YEAR: return 1;
+    default: return 0;
+    }
+}
+
 /* Apply a float function to every sample of in[0], marking drop_name. */
 static vg_err_t map_samples(pq_ctx *c, icall *ic, pq_vector *in, pq_vector *out)
 {
@@ -918,36 +933,13 @@ static vg_err_t map_samples(pq_ctx *c, icall *ic, pq_vector *in, pq_vector *out)
         case VG_PQ_FN_CLAMP_MAX: s.v = go_max(lo, go_min(hi, f)); break;
         case VG_PQ_FN_ROUND: s.v = floor(f * inv + 0.5) / inv; break;
         case VG_PQ_FN_TIMESTAMP: s.v = (double)s.t / 1000; break;
-        case VG_PQ_FN_DAY_OF_MONTH:
-        case VG_PQ_FN_DAY_OF_WEEK:
-        case VG_PQ_FN_DAY_OF_YEAR:
-        case VG_PQ_FN_DAYS_IN_MONTH:
-        case VG_PQ_FN_HOUR:
-        case VG_PQ_FN_MINUTE:
-        case VG_PQ_FN_MONTH:
-        case VG_PQ_FN_YEAR: s.v = date_fn(id, f); break;
-        default: s.v = math_fn(id, f); break;
+        default: s.v = is_date_fn(id) ? date_fn(id, f) : math_fn(id, f); break;
         }
         s.drop_name = 1;
         vg_err_t rc = pq_vec_push(c, out, &s);
         if (rc) return rc;
     }
     return VG_OK;
-}
-
-static int is_date_fn(vg_pq_fn_id id)
-{
-    switch (id) {
-    case VG_PQ_FN_DAY_OF_MONTH:
-    case VG_PQ_FN_DAY_OF_WEEK:
-    case VG_PQ_FN_DAY_OF_YEAR:
-    case VG_PQ_FN_DAYS_IN_MONTH:
-    case VG_PQ_FN_HOUR:
-    case VG_PQ_FN_MINUTE:
-    case VG_PQ_FN_MONTH:
-    case VG_PQ_FN_YEAR: return 1;
-    default: return 0;
-    }
 }
 
 static vg_err_t inst_step(pq_ev *ev, pq_vector *in, int64_t ts, pq_vector *out, void *ud)
