@@ -624,6 +624,10 @@ vg_err_t pq_eval_subquery(pq_ev *ev, vg_pq_node *n, pq_matrix *out)
     sub.start = step * (s0 / step);
     if (sub.start <= s0) sub.start += step;
     if (sub.end < sub.start) return VG_OK;
+    /* Per-step arrays of the inner evaluation scale with its steps: a step
+     * count no result could hold is refused before anything is allocated. */
+    if ((uint64_t)((sub.end - sub.start) / step) >= ev->c->max_samples)
+        return pq_samples_add(ev->c, ev->c->max_samples + 1);
     pq_value v = {0};
     vg_err_t rc = pq_eval(&sub, sq->expr, &v);
     if (rc) {
