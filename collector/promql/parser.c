@@ -770,8 +770,7 @@ static vg_err_t parse_all(vg_pq_parser *p, vg_pq_node **root)
     *root = parse_expr(p, 0);
     if (*root && p->tok.type != VG_TOK_EOF) unexpected(p, NULL, NULL);
     if (p->rc) return p->rc;
-    if (vg_pq_check(p, *root)) return p->rc;
-    *root = vg_pq_mark_step_invariant(p, *root);
+    vg_pq_check(p, *root);
     return p->rc;
 }
 

@@ -1,6 +1,6 @@
 /*
  * parser_check.c - the checks Prometheus runs on a parsed PromQL tree
- * (checkAST), and the step-invariant marking of PreprocessExpr.
+ * (checkAST).
  *
  * Kept apart from the syntax because Prometheus reports these only when the
  * whole query parsed: a type error is never shown ahead of a later syntax
@@ -8,12 +8,8 @@
  * expression's operands before its own checks, an aggregation's body
  * before its parameter) so the first message is the one promtool prints.
  *
- * Step invariance: a subtree whose value is the same at every step of a
- * range query (literals, selectors and subqueries with '@', and
- * expressions built only from those, except calls to time-dependent
- * functions such as time() or hour()) is wrapped in VG_PQ_STEP_INVARIANT so
- * the evaluator computes it once. '@ start()' and '@ end()' count as fixed
- * times; the evaluator resolves them from the query range.
+ * Step invariance (Prometheus's PreprocessExpr) is not marked here: the
+ * evaluator's pre-pass (eval_exec.c) owns it, so there is one rule set.
  */
 #include <string.h>
 
@@ -222,92 +218,4 @@ vg_err_t vg_pq_check(vg_pq_parser *p, vg_pq_node *root)
 {
     check(p, root, 0);
     return p->rc;
-}
-
-/* ---- step invariance (Prometheus's preprocessExprHelper) ---- */
-
-/* Functions whose value depends on the evaluation time even with constant arguments. */
-static int at_unsafe(const vg_pq_func *f)
-{
-    switch (f->id) {
-    case VG_PQ_FN_DAYS_IN_MONTH:
-    case VG_PQ_FN_DAY_OF_MONTH:
-    case VG_PQ_FN_DAY_OF_WEEK:
-    case VG_PQ_FN_DAY_OF_YEAR:
-    case VG_PQ_FN_HOUR:
-    case VG_PQ_FN_MINUTE:
-    case VG_PQ_FN_MONTH:
-    case VG_PQ_FN_YEAR:
-    case VG_PQ_FN_PREDICT_LINEAR:
-    case VG_PQ_FN_TIME: return 1;
-    default: return 0;
-    }
-}
-
-static vg_pq_node *wrap(vg_pq_parser *p, vg_pq_node *n)
-{
-    vg_pq_node *w = vg_arena_calloc(p->arena, sizeof(*w));
-    if (!w) {
-        if (!p->rc) p->rc = vg_error_set(p->err, VG_ENOMEM, "out of memory");
-        return n;
-    }
-    w->kind = VG_PQ_STEP_INVARIANT;
-    w->type = n->type;
-    w->pos = n->pos;
-    w->end = n->end;
-    w->u.unary.expr = n;
-    return w;
-}
-
-static int invariant(vg_pq_parser *p, vg_pq_node *n);
-
-static int invariant_binary(vg_pq_parser *p, vg_pq_node *n)
-{
-    int l = invariant(p, n->u.bin.lhs), r = invariant(p, n->u.bin.rhs);
-    if (l && r) return 1;
-    if (l) n->u.bin.lhs = wrap(p, n->u.bin.lhs);
-    if (r) n->u.bin.rhs = wrap(p, n->u.bin.rhs);
-    return 0;
-}
-
-static int invariant_call(vg_pq_parser *p, vg_pq_node *n)
-{
-    size_t na = n->u.call.nargs;
-    int all = !at_unsafe(n->u.call.func);
-    unsigned char small[16], *inv = na <= sizeof small ? small : vg_arena_alloc(p->arena, na);
-    if (!inv) return 0;
-    for (size_t i = 0; i < na; i++) {
-        inv[i] = (unsigned char)invariant(p, n->u.call.args[i]);
-        all = all && inv[i];
-    }
-    if (all) return 1;
-    for (size_t i = 0; i < na; i++)
-        if (inv[i]) n->u.call.args[i] = wrap(p, n->u.call.args[i]);
-    return 0;
-}
-
-static int invariant(vg_pq_parser *p, vg_pq_node *n)
-{
-    switch (n->kind) {
-    case VG_PQ_NUMBER:
-    case VG_PQ_STRING: return 1;
-    case VG_PQ_VECTOR_SEL:
-    case VG_PQ_MATRIX_SEL: return n->u.sel.at != VG_PQ_AT_NONE;
-    case VG_PQ_AGGREGATE: return invariant(p, n->u.agg.expr);
-    case VG_PQ_BINARY: return invariant_binary(p, n);
-    case VG_PQ_CALL: return invariant_call(p, n);
-    case VG_PQ_PAREN:
-    case VG_PQ_UNARY: return invariant(p, n->u.unary.expr);
-    case VG_PQ_STEP_INVARIANT: return 1;
-    case VG_PQ_SUBQUERY:
-        if (invariant(p, n->u.sub.expr)) n->u.sub.expr = wrap(p, n->u.sub.expr);
-        return n->u.sub.at != VG_PQ_AT_NONE;
-    }
-    return 0;
-}
-
-vg_pq_node *vg_pq_mark_step_invariant(vg_pq_parser *p, vg_pq_node *root)
-{
-    if (root->kind == VG_PQ_STEP_INVARIANT) return root;
-    return invariant(p, root) ? wrap(p, root) : root;
 }

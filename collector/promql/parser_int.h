@@ -45,8 +45,6 @@ vg_err_t vg_pq_fail(vg_pq_parser *p, size_t pos, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
 /* Type-check the tree like Prometheus's checkAST, then wrap step-invariant subtrees. */
 vg_err_t vg_pq_check(vg_pq_parser *p, vg_pq_node *root);
-/* Wrap the step-invariant parts of the tree in VG_PQ_STEP_INVARIANT nodes. */
-vg_pq_node *vg_pq_mark_step_invariant(vg_pq_parser *p, vg_pq_node *root);
 /* The result type of a node. */
 vg_pq_type vg_pq_node_type(const vg_pq_node *n);
 
