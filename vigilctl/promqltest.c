@@ -477,7 +477,7 @@ static void report(runner *r, const evalcmd *ev, const char *verdict)
 static void fail_load(runner *r, int line, const char *msg)
 {
     r->c->failed++;
-    if (r->verbose) printf("%s:%d: FAIL: load: %s\n", r->name, line, msg);
+    if (r->verbose) printf("%s:%d: FAIL: %s\n", r->name, line, msg);
 }
 
 /* ---- load ---- */
