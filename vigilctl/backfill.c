@@ -14,6 +14,8 @@
  */
 #include "backfill.h"
 
+#include "file.h"
+
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -200,23 +202,6 @@ static vg_err_t send_all(bf_state *st, const char *url, const char *tenant, size
     return rc;
 }
 
-static char *slurp(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    vg_buf b;
-    char chunk[1 << 16];
-    size_t n;
-    if (!f) return NULL;
-    vg_buf_init(&b, BF_MAX_FILE);
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (vg_buf_append(&b, chunk, n)) break;
-    int bad = ferror(f) || !feof(f);
-    fclose(f);
-    if (bad) return vg_buf_free(&b), NULL;
-    if (!b.data) vg_buf_puts(&b, "");
-    return vg_buf_steal(&b, len);
-}
-
 static int usage(void)
 {
     fprintf(stderr, "usage: vigilctl backfill [--tenant T] FILE   (collector from $VIGIL_URL)\n");
@@ -240,7 +225,7 @@ int vg_backfill_main(int argc, char **argv)
     bf_state st = {.arena = vg_arena_new(0)};
     vg_error err = {0};
     size_t len, sent = 0;
-    char *text = slurp(path, &len);
+    char *text = vg_ctl_read_file(path, BF_MAX_FILE, &len);
     vg_err_t rc = !text       ? vg_error_set(&err, VG_EIO, "cannot read %s", path)
                   : !st.arena ? VG_ENOMEM
                               : parse_file(&st, text, len, &err);

@@ -23,6 +23,8 @@
  */
 #include "promqltest.h"
 
+#include "file.h"
+
 #include <ctype.h>
 #include <errno.h>
 #include <math.h>
@@ -1309,23 +1311,6 @@ out:
 
 /* ---- the command ---- */
 
-static char *read_file(const char *path, size_t *len)
-{
-    FILE *f = fopen(path, "rb");
-    vg_buf b;
-    char chunk[65536];
-    size_t n;
-    if (!f) return NULL;
-    vg_buf_init(&b, PQT_MAX_FILE);
-    while ((n = fread(chunk, 1, sizeof chunk, f)) > 0)
-        if (vg_buf_append(&b, chunk, n)) break;
-    int bad = ferror(f) || !feof(f);
-    fclose(f);
-    if (bad) return vg_buf_free(&b), NULL;
-    if (!b.data) vg_buf_puts(&b, "");
-    return vg_buf_steal(&b, len);
-}
-
 /* Recorded pass rate (percent) of a file's basename; 100 when not listed. */
 static double threshold_for(const char *thresholds, const char *path)
 {
@@ -1351,7 +1336,7 @@ static int run_file(const char *path, int verbose, const char *thresholds, vg_pq
 {
     vg_pqt_counts c = {0};
     size_t len;
-    char *text = read_file(path, &len);
+    char *text = vg_ctl_read_file(path, PQT_MAX_FILE, &len);
     if (!text) {
         fprintf(stderr, "vigilctl: promql-test: cannot read %s\n", path);
         return 1;

@@ -96,17 +96,23 @@ static int parse_float_time(const char *s, int64_t *ms)
     return 1;
 }
 
+/* VG_EINVAL with fmt's %s replaced by Go's %q of s, as Prometheus words it. */
+static vg_err_t quoted_error(vg_error *err, const char *fmt, const char *s)
+{
+    vg_buf b;
+    vg_buf_init(&b, 1024);
+    vg_lex_goquote(&b, s, strlen(s), 0);
+    vg_error_set(err, VG_EINVAL, fmt, b.data ? b.data : "");
+    vg_buf_free(&b);
+    return VG_EINVAL;
+}
+
 vg_err_t vg_api_parse_time(const char *s, int64_t *ms, vg_error *err)
 {
     if (parse_float_time(s, ms) || parse_rfc3339(s, ms)) return VG_OK;
     if (strcmp(s, "-292273086-05-16T16:47:06Z") == 0) return *ms = VG_API_MIN_TIME, VG_OK;
     if (strcmp(s, "292277025-08-18T07:12:54.999999999Z") == 0) return *ms = VG_API_MAX_TIME, VG_OK;
-    vg_buf b;
-    vg_buf_init(&b, 1024);
-    vg_lex_goquote(&b, s, strlen(s), 0);
-    vg_error_set(err, VG_EINVAL, "cannot parse %s to a valid timestamp", b.data ? b.data : "");
-    vg_buf_free(&b);
-    return VG_EINVAL;
+    return quoted_error(err, "cannot parse %s to a valid timestamp", s);
 }
 
 /* Go's time.ParseDuration-free parseDuration: float seconds, else a
@@ -117,16 +123,9 @@ vg_err_t vg_api_parse_duration(const char *s, int64_t *ms, vg_error *err)
     if (*s && !strchr(" \t\n\r\v\f", *s)) {
         double d = strtod(s, &end);
         if (!*end && !isnan(d)) {
-            if (fabs(d) * 1e9 > 9.2233720368547758e18) {
-                vg_buf b;
-                vg_buf_init(&b, 1024);
-                vg_lex_goquote(&b, s, strlen(s), 0);
-                vg_error_set(err, VG_EINVAL,
-                             "cannot parse %s to a valid duration. It overflows int64",
-                             b.data ? b.data : "");
-                vg_buf_free(&b);
-                return VG_EINVAL;
-            }
+            if (fabs(d) * 1e9 > 9.2233720368547758e18)
+                return quoted_error(err, "cannot parse %s to a valid duration. It overflows int64",
+                                    s);
             double m = d * 1000;
             *ms = (int64_t)m;
             if (*ms == 0 && d > 0) *ms = 1;
@@ -134,12 +133,7 @@ vg_err_t vg_api_parse_duration(const char *s, int64_t *ms, vg_error *err)
         }
     }
     if (vg_duration_parse(s, ms, NULL) == VG_OK) return VG_OK;
-    vg_buf b;
-    vg_buf_init(&b, 1024);
-    vg_lex_goquote(&b, s, strlen(s), 0);
-    vg_error_set(err, VG_EINVAL, "cannot parse %s to a valid duration", b.data ? b.data : "");
-    vg_buf_free(&b);
-    return VG_EINVAL;
+    return quoted_error(err, "cannot parse %s to a valid duration", s);
 }
 
 static int hexval(char c)

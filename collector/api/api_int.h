@@ -19,6 +19,7 @@ struct vg_api {
 #define VG_API_MAX_TIME   (INT64_C(9223309901257974) * 1000 + 999)
 #define VG_API_STALE_BITS UINT64_C(0x7ff0000000000002)
 #define VG_API_TRUNCATED  "results truncated due to limit"
+#define VG_API_MAX_LABELS 1024 /* the store refuses series with more */
 
 /* Replace out by an error envelope with a printf message; returns status. */
 int vg_api__fail(vg_buf *out, int status, const char *type, const char *fmt, ...)

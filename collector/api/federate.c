@@ -44,37 +44,23 @@ static int newest(vg_seriesset_t *ss, int64_t *t, double *v)
     return have && bits != VG_API_STALE_BITS;
 }
 
-static vg_err_t put_escaped(vg_buf *b, const char *s)
+/* One sample line: the series' labels without empty values, instance=""
+ * appended when missing (Prometheus's external-label rule), the value and
+ * the timestamp. */
+static vg_err_t write_sample(vg_buf *b, const fed_sample *s)
 {
-    vg_err_t rc = VG_OK;
-    for (; *s && !rc; s++) {
-        if (*s == '\\')
-            rc = vg_buf_puts(b, "\\\\");
-        else if (*s == '"')
-            rc = vg_buf_puts(b, "\\\"");
-        else if (*s == '\n')
-            rc = vg_buf_puts(b, "\\n");
-        else
-            rc = vg_buf_putc(b, *s);
-    }
-    return rc;
-}
-
-static vg_err_t write_sample(vg_buf *b, const fed_sample *s, const char *name)
-{
+    vg_label_t l[VG_API_MAX_LABELS + 1];
+    size_t n = 0;
+    int instance = 0;
     char num[32];
-    int first = 1, instance = 0;
-    vg_err_t rc = vg_buf_puts(b, name);
-    for (size_t i = 0; i < s->nl && !rc; i++) {
-        if (!strcmp(s->l[i].name, VG_METRIC_NAME) || !s->l[i].value[0]) continue;
+    for (size_t i = 0; i < s->nl && n < VG_API_MAX_LABELS; i++) {
+        if (!s->l[i].value[0]) continue;
         instance |= !strcmp(s->l[i].name, "instance");
-        rc = vg_buf_printf(b, "%c%s=\"", first ? '{' : ',', s->l[i].name);
-        if (!rc) rc = put_escaped(b, s->l[i].value);
-        if (!rc) rc = vg_buf_putc(b, '"');
-        first = 0;
+        l[n++] = s->l[i];
     }
-    if (!rc && !instance) rc = vg_buf_puts(b, first ? "{instance=\"\"" : ",instance=\"\"");
-    if (!rc) rc = vg_buf_printf(b, "} %s %lld\n", vg_fmt_float(s->v, num), (long long)s->t);
+    if (!instance) l[n++] = (vg_label_t){"instance", ""};
+    vg_err_t rc = vg_labels_format(l, n, b);
+    if (!rc) rc = vg_buf_printf(b, " %s %lld\n", vg_fmt_float(s->v, num), (long long)s->t);
     return rc;
 }
 
@@ -87,7 +73,7 @@ static vg_err_t write_families(vg_buf *b, const fed_sample *s, size_t n)
         if (!name || !name[0]) continue; /* nameless series are ignored */
         if (!last || strcmp(last, name) != 0) rc = vg_buf_printf(b, "# TYPE %s untyped\n", name);
         last = name;
-        if (!rc) rc = write_sample(b, &s[i], name);
+        if (!rc) rc = write_sample(b, &s[i]);
     }
     return rc;
 }

@@ -11,6 +11,7 @@
 #include <cmocka.h>
 #include <unistd.h>
 
+#include "../../vigilctl/file.c"
 #include "../../vigilctl/promqltest.c"
 
 static void expand(const char *item, const double *want, const int *omitted, size_t n)
