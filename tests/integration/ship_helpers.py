@@ -59,6 +59,28 @@ def stop(procs, name, sig=signal.SIGTERM, timeout=60):
     raise AssertionError("no process named %s" % name)
 
 
+def write_configs(d, **texts):
+    """Write each text to <d>/<name>.yml; return {name: path}."""
+    paths = {}
+    for name, text in texts.items():
+        paths[name] = os.path.join(d, name + ".yml")
+        with open(paths[name], "w") as f:
+            f.write(text)
+    return paths
+
+
+def agent_yaml(listen_port, node, data_dir, fixture_ports, output, extra=""):
+    """An agent config scraping the fixture targets every second, host metrics off."""
+    targets = ", ".join("'127.0.0.1:%d'" % p for p in fixture_ports)
+    return ("agent: {listen: '127.0.0.1:%d', node: %s, tenant: default, data_dir: '%s'}\n"
+            "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
+            "scrape_configs:\n"
+            "  - job_name: fixture\n"
+            "    static_configs: [{targets: [%s]}]\n"
+            "host_metrics: {enabled: false}\n"
+            "output:\n%s%s" % (listen_port, node, data_dir, targets, output, extra))
+
+
 def read_seq_file(data_dir):
     """The agent's persisted batch seq (highest delivered or spooled)."""
     with open(os.path.join(data_dir, "spool", "metrics", "batch_seq")) as f:

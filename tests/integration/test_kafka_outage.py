@@ -26,8 +26,9 @@ import time
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, ROOT, SHARED, FixtureServer, Procs, api, free_port, http_get, wait_until  # noqa: E402
-from ship_helpers import FIXTURE_NAME, agent_seqs, metric, read_seq_file, stop  # noqa: E402
+from harness import BUILD, ROOT, SHARED, FixtureServer, Procs, api, free_port, wait_until  # noqa: E402
+from ship_helpers import (FIXTURE_NAME, agent_seqs, agent_yaml, metric, read_seq_file, stop,  # noqa: E402
+                          write_configs)
 
 FIXTURE = os.path.join(SHARED, "testdata", "exposition", FIXTURE_NAME)
 OUTAGE_S = 30
@@ -57,33 +58,20 @@ class Broker:
         return False
 
 
-def write_configs(d, broker, aport, cport, fixture_ports):
+def configs(d, broker, aport, cport, fixture_ports):
     run = uuid.uuid4().hex[:8]
     mt, at = "vigil.metrics.outage-%s" % run, "vigil.audit.outage-%s" % run
-    targets = ", ".join("'127.0.0.1:%d'" % p for p in fixture_ports)
-    agent = ("agent: {listen: '127.0.0.1:%d', node: outage-node, tenant: default, data_dir: '%s'}\n"
-             "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
-             "scrape_configs:\n"
-             "  - job_name: fixture\n"
-             "    static_configs: [{targets: [%s]}]\n"
-             "host_metrics: {enabled: false}\n"
-             "output:\n"
-             "  kafka:\n"
-             "    brokers: '%s'\n"
-             "    metrics_topic: %s\n"
-             "    audit_topic: %s\n"
-             # a delivery report within 3 s, so an outage is noticed in seconds, not minutes
-             "    properties: {message.timeout.ms: '3000'}\n"
-             % (aport, os.path.join(d, "agent-data"), targets, broker, mt, at))
+    output = ("  kafka:\n"
+              "    brokers: '%s'\n"
+              "    metrics_topic: %s\n"
+              "    audit_topic: %s\n"
+              # a delivery report within 3 s, so an outage is noticed in seconds, not minutes
+              "    properties: {message.timeout.ms: '3000'}\n" % (broker, mt, at))
+    agent = agent_yaml(aport, "outage-node", os.path.join(d, "agent-data"), fixture_ports, output)
     collector = ("collector: {listen: '127.0.0.1:%d', data_dir: '%s/collector'}\n"
                  "input:\n  kafka: {brokers: '%s', group_id: outage-%s, metrics_topic: %s, "
                  "audit_topic: %s}\n" % (cport, d, broker, run, mt, at))
-    paths = {}
-    for name, text in (("agent", agent), ("collector", collector)):
-        paths[name] = os.path.join(d, name + ".yml")
-        with open(paths[name], "w") as f:
-            f.write(text)
-    return paths
+    return write_configs(d, agent=agent, collector=collector)
 
 
 def the_agent(cbase):
@@ -119,7 +107,7 @@ def main():
             FixtureServer(FIXTURE) as f2:
         aport, cport = free_port(), free_port()
         abase, cbase = "http://127.0.0.1:%d" % aport, "http://127.0.0.1:%d" % cport
-        cfg = write_configs(procs.dir, broker.addr, aport, cport, [f1.port, f2.port])
+        cfg = configs(procs.dir, broker.addr, aport, cport, [f1.port, f2.port])
         data_dir = os.path.join(procs.dir, "agent-data")
         procs.start("collector", [os.path.join(BUILD, "vigil-collector"), "--config", cfg["collector"]])
         procs.start("agent", [os.path.join(BUILD, "vigil-agent"), "--config", cfg["agent"]])

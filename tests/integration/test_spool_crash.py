@@ -18,32 +18,23 @@ the collector must have every batch seq of the agent with no gap.
 import os
 import signal
 import sys
-import time
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import BUILD, SHARED, FixtureServer, Procs, free_port, http_get, wait_until  # noqa: E402
-from ship_helpers import FIXTURE_NAME, agent_seqs, metric, read_seq_file, stop  # noqa: E402
+from ship_helpers import (FIXTURE_NAME, agent_seqs, agent_yaml, metric, read_seq_file, stop,  # noqa: E402
+                          write_configs)
 
 FIXTURE = os.path.join(SHARED, "testdata", "exposition", FIXTURE_NAME)
 K = 600  # spooled batches before the restart: replay takes long enough to interrupt
 
 
 def write_agent_config(d, aport, cport, fixture_ports):
-    targets = ", ".join("'127.0.0.1:%d'" % p for p in fixture_ports)
-    path = os.path.join(d, "agent.yml")
-    with open(path, "w") as f:
-        f.write("agent: {listen: '127.0.0.1:%d', node: it-node, tenant: default, data_dir: '%s'}\n"
-                "global: {scrape_interval: 1s, scrape_timeout: 1s}\n"
-                "scrape_configs:\n"
-                "  - job_name: fixture\n"
-                "    static_configs: [{targets: [%s]}]\n"
-                "host_metrics: {enabled: false}\n"
-                "output:\n"
-                "  http: {url: 'http://127.0.0.1:%d'}\n"
-                "  batch_max_bytes: 4KiB\n"  # many small batches: a replay with many steps
-                "spool: {max_bytes: 512MiB}\n"
-                % (aport, os.path.join(d, "agent-data"), targets, cport))
-    return path
+    output = ("  http: {url: 'http://127.0.0.1:%d'}\n"
+              "  batch_max_bytes: 4KiB\n"  # many small batches: a replay with many steps
+              % cport)
+    text = agent_yaml(aport, "it-node", os.path.join(d, "agent-data"), fixture_ports, output,
+                      "spool: {max_bytes: 512MiB}\n")
+    return write_configs(d, agent=text)["agent"]
 
 
 def the_agent(seqs):

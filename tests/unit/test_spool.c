@@ -135,6 +135,23 @@ static void patch(const char *p, off_t off, const void *bytes, size_t n)
 /* Size of a frame holding n data bytes and tenant "t<seq>" (seq < 10). */
 #define FRAME(n) (12 + 20 + 2 + (n))
 
+/* A closed spool holding records 1..n of size bytes each; *path = its segment. */
+static void written(int n, size_t size, char *path, size_t plen)
+{
+    vg_spool_opts o = opts(0, 0);
+    vg_spool_t *s = open_ok(&o, NULL);
+    for (int i = 1; i <= n; i++) put(s, (uint64_t)i, size);
+    vg_spool_free(s);
+    seg_file(0, path, plen);
+}
+
+static vg_spool_stats stats_of(const vg_spool_t *s)
+{
+    vg_spool_stats st;
+    vg_spool_get_stats(s, &st);
+    return st;
+}
+
 static void test_fifo_roundtrip(void **state)
 {
     vg_spool_opts o = opts(0, 0);
@@ -245,16 +262,12 @@ static void test_torn_tail_truncated(void **state)
 {
     vg_metrics_t *m = vg_metrics_new();
     vg_spool_opts o = opts(0, 0);
-    vg_spool_t *s = open_ok(&o, NULL);
-    for (int i = 1; i <= 3; i++) put(s, (uint64_t)i, 500);
-    vg_spool_free(s);
     char p[600];
-    seg_file(0, p, sizeof(p));
+    written(3, 500, p, sizeof(p));
     assert_int_equal(file_size(p), 3 * FRAME(500));
     assert_int_equal(truncate(p, 2 * FRAME(500) + 100), 0); /* the 3rd record cut short */
-    s = open_ok(&o, m);
-    vg_spool_stats st;
-    vg_spool_get_stats(s, &st);
+    vg_spool_t *s = open_ok(&o, m);
+    vg_spool_stats st = stats_of(s);
     assert_int_equal(st.records, 2);
     assert_int_equal(st.torn, 1);
     assert_int_equal(st.corrupt, 0);
@@ -274,15 +287,12 @@ static void test_torn_tail_truncated(void **state)
 static void test_torn_header_truncated(void **state)
 {
     vg_spool_opts o = opts(0, 0);
-    vg_spool_t *s = open_ok(&o, NULL);
-    put(s, 1, 50);
-    vg_spool_free(s);
     char p[600];
-    seg_file(0, p, sizeof(p));
+    written(1, 50, p, sizeof(p));
     int fd = open(p, O_WRONLY | O_APPEND);
     assert_int_equal(write(fd, "VSPL\x01", 5), 5); /* 5 bytes of a next header */
     close(fd);
-    s = open_ok(&o, NULL);
+    vg_spool_t *s = open_ok(&o, NULL);
     assert_int_equal(file_size(p), FRAME(50));
     take(s, 1, 50);
     vg_spool_free(s);
@@ -291,16 +301,12 @@ static void test_torn_header_truncated(void **state)
 static void test_zero_tail_truncated(void **state)
 {
     vg_spool_opts o = opts(0, 0);
-    vg_spool_t *s = open_ok(&o, NULL);
-    put(s, 1, 50);
-    vg_spool_free(s);
     char p[600];
-    seg_file(0, p, sizeof(p));
+    written(1, 50, p, sizeof(p));
     uint8_t zeros[4096] = {0};
     patch(p, FRAME(50), zeros, sizeof(zeros)); /* a power cut left zeroed blocks */
-    s = open_ok(&o, NULL);
-    vg_spool_stats st;
-    vg_spool_get_stats(s, &st);
+    vg_spool_t *s = open_ok(&o, NULL);
+    vg_spool_stats st = stats_of(s);
     assert_int_equal(st.corrupt, 1);
     assert_int_equal(file_size(p), FRAME(50));
     take(s, 1, 50);
@@ -311,15 +317,11 @@ static void test_corrupt_payload_skipped(void **state)
 {
     vg_metrics_t *m = vg_metrics_new();
     vg_spool_opts o = opts(0, 0);
-    vg_spool_t *s = open_ok(&o, NULL);
-    for (int i = 1; i <= 3; i++) put(s, (uint64_t)i, 300);
-    vg_spool_free(s);
     char p[600];
-    seg_file(0, p, sizeof(p));
+    written(3, 300, p, sizeof(p));
     patch(p, FRAME(300) + 200, "\xff", 1); /* one flipped byte in record 2 */
-    s = open_ok(&o, m);
-    vg_spool_stats st;
-    vg_spool_get_stats(s, &st);
+    vg_spool_t *s = open_ok(&o, m);
+    vg_spool_stats st = stats_of(s);
     assert_int_equal(st.corrupt, 1);
     assert_int_equal(st.records, 2);
     assert_true(vg_metric_value(vg_metrics_counter(m, "vigil_agent_spool_corrupt_records_total", "",
@@ -337,13 +339,10 @@ static void test_corrupt_payload_skipped(void **state)
 static void test_corrupt_length_resyncs(void **state)
 {
     vg_spool_opts o = opts(0, 0);
-    vg_spool_t *s = open_ok(&o, NULL);
-    for (int i = 1; i <= 3; i++) put(s, (uint64_t)i, 300);
-    vg_spool_free(s);
     char p[600];
-    seg_file(0, p, sizeof(p));
+    written(3, 300, p, sizeof(p));
     patch(p, FRAME(300) + 4, "\xff\xff\xff\x00", 4); /* record 2 claims 16 MiB */
-    s = open_ok(&o, NULL);
+    vg_spool_t *s = open_ok(&o, NULL);
     take(s, 1, 300);
     take(s, 3, 300);
     vg_spool_free(s);
