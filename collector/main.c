@@ -14,6 +14,7 @@
 #include "config.h"
 #include "ingest/ingest.h"
 #include "ingest/kafka_consumer.h"
+#include "remotewrite/receiver.h"
 #include "tsdb/tsdb.h"
 #include "vigil/cli.h"
 #include "vigil/duration.h"
@@ -28,6 +29,7 @@ typedef struct collector {
     vg_httpd_t *httpd;
     vg_ingest_t *ingest;
     vg_kafka_consumer_t *kafka;
+    vg_rw_receiver_t *rw; /* POST /api/v1/write */
     vg_api_t *api;
     vg_promql_opts query; /* --query.max-samples, --query.timeout */
 } collector;
@@ -67,6 +69,7 @@ static vg_err_t start_http(collector *c, vg_error *err)
     if (!c->httpd) return vg_error_set(err, VG_ENOMEM, "cannot allocate the HTTP server");
     vg_err_t rc = vg_metrics_serve(c->metrics, c->httpd);
     if (!rc) rc = vg_ingest_register_http(c->ingest, c->httpd);
+    if (!rc) rc = vg_rw_receiver_register(c->rw, c->httpd);
     c->api = rc ? NULL : vg_api_new(c->db, &c->query);
     if (!rc && !c->api) rc = vg_error_set(err, VG_ENOMEM, "cannot allocate the query engine");
     if (!rc) rc = vg_api_register(c->httpd, c->api, c->metrics);
@@ -80,7 +83,8 @@ static vg_err_t collector_start(collector *c, vg_error *err)
     c->metrics = vg_metrics_new();
     c->db = c->metrics ? vg_tsdb_new(c->metrics) : NULL;
     c->ingest = c->db ? vg_ingest_new(c->db, c->metrics) : NULL;
-    if (!c->ingest) return vg_error_set(err, VG_ENOMEM, "out of memory at start-up");
+    c->rw = c->ingest ? vg_rw_receiver_new(c->db, c->metrics, NULL) : NULL;
+    if (!c->rw) return vg_error_set(err, VG_ENOMEM, "out of memory at start-up");
     vg_metric_set(vg_metrics_gauge(c->metrics, "vigil_build_info", "Build information.",
                                    "version=\"" VIGIL_VERSION "\",program=\"vigil-collector\""),
                   1);
@@ -95,6 +99,7 @@ static void collector_stop(collector *c)
     vg_kafka_consumer_free(c->kafka);
     vg_httpd_free(c->httpd);
     vg_api_free(c->api);
+    vg_rw_receiver_free(c->rw);
     vg_ingest_free(c->ingest);
     vg_tsdb_free(c->db);
     vg_metrics_free(c->metrics);
