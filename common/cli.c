@@ -32,7 +32,10 @@ static void usage(FILE *f, const char *prog, const char *summary, const vg_cli_e
     for (int i = 0; i < nextra; i++) {
         char flag[64];
         snprintf(flag, sizeof flag, "%s %s", extra[i].name, extra[i].arg);
-        fprintf(f, "  --%-19s%s\n", flag, extra[i].help);
+        if (strlen(flag) < 19)
+            fprintf(f, "  --%-19s%s\n", flag, extra[i].help);
+        else
+            fprintf(f, "  --%s\n%23s%s\n", flag, "", extra[i].help);
     }
 }
 
