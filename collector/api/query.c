@@ -96,13 +96,27 @@ static int query_error(vg_buf *out, vg_err_t rc, const vg_error *err)
     return vg_api__exec_error(out, rc, err);
 }
 
-static int timeout_param(const vg_api_params *p, vg_buf *out)
+/* ?timeout=: 0 (and *ms = 0 when absent), or a written 400. */
+static int timeout_param(const vg_api_params *p, int64_t *ms, vg_buf *out)
 {
-    int64_t ms;
     vg_error err = {0};
-    if (!p->timeout || !p->timeout[0] || vg_api_parse_duration(p->timeout, &ms, &err) == VG_OK)
+    *ms = 0;
+    if (!p->timeout || !p->timeout[0] || vg_api_parse_duration(p->timeout, ms, &err) == VG_OK)
         return 0;
     return vg_api__fail(out, 400, "bad_data", "invalid parameter \"timeout\": %s", err.msg);
+}
+
+/* The engine for a request. Prometheus applies ?timeout= as a deadline on
+ * top of the engine's own, so a shorter one gets a request-scoped engine
+ * (an engine is only its options); *tmp is what the caller frees. */
+static vg_promql_engine_t *engine_for(vg_api_t *api, int64_t timeout_ms, vg_promql_engine_t **tmp)
+{
+    *tmp = NULL;
+    if (timeout_ms <= 0 || timeout_ms >= api->opts.timeout_ms) return api->eng;
+    vg_promql_opts o = api->opts;
+    o.timeout_ms = timeout_ms;
+    *tmp = vg_promql_engine_new(&o);
+    return *tmp ? *tmp : api->eng;
 }
 
 static int finish_query(vg_buf *out, vg_err_t rc, const vg_error *err, vg_promql_result *res,
@@ -116,24 +130,26 @@ static int finish_query(vg_buf *out, vg_err_t rc, const vg_error *err, vg_promql
 int vg_api_query(vg_api_t *api, const vg_api_params *p, vg_buf *out)
 {
     vg_promql_result *res = NULL;
+    vg_promql_engine_t *tmp;
     vg_tsdb_queryable tq;
     vg_error err = {0};
-    int64_t t;
+    int64_t t, timeout;
     size_t limit;
     int status;
     vg_buf_reset(out);
     if ((status = vg_api__tenant_ok(p, out))) return status;
     if ((status = vg_api__limit_param(p->limit, &limit, out))) return status;
     if ((status = vg_api__time_param("time", p->time, p->now_ms, &t, out))) return status;
-    if ((status = timeout_param(p, out))) return status;
-    vg_err_t rc = vg_promql_instant(api->eng, vg_api__queryable(api, p, &tq),
+    if ((status = timeout_param(p, &timeout, out))) return status;
+    vg_err_t rc = vg_promql_instant(engine_for(api, timeout, &tmp), vg_api__queryable(api, p, &tq),
                                     p->query ? p->query : "", t, &res, &err);
+    vg_promql_engine_free(tmp);
     return finish_query(out, rc, &err, res, limit);
 }
 
 /* start, end and step of a range query, checked as Prometheus does. */
 static int range_params(const vg_api_params *p, int64_t *start, int64_t *end, int64_t *step,
-                        vg_buf *out)
+                        int64_t *timeout, vg_buf *out)
 {
     vg_error err = {0};
     if (vg_api_parse_time(p->start ? p->start : "", start, &err))
@@ -152,23 +168,25 @@ static int range_params(const vg_api_params *p, int64_t *start, int64_t *end, in
         return vg_api__fail(out, 400, "bad_data",
                             "exceeded maximum resolution of 11,000 points per timeseries. Try "
                             "decreasing the query resolution (?step=XX)");
-    return timeout_param(p, out);
+    return timeout_param(p, timeout, out);
 }
 
 int vg_api_query_range(vg_api_t *api, const vg_api_params *p, vg_buf *out)
 {
     vg_promql_result *res = NULL;
+    vg_promql_engine_t *tmp;
     vg_tsdb_queryable tq;
     vg_error err = {0};
-    int64_t start, end, step;
+    int64_t start, end, step, timeout;
     size_t limit;
     int status;
     vg_buf_reset(out);
     if ((status = vg_api__tenant_ok(p, out))) return status;
     if ((status = vg_api__limit_param(p->limit, &limit, out))) return status;
-    if ((status = range_params(p, &start, &end, &step, out))) return status;
-    vg_err_t rc = vg_promql_range(api->eng, vg_api__queryable(api, p, &tq),
+    if ((status = range_params(p, &start, &end, &step, &timeout, out))) return status;
+    vg_err_t rc = vg_promql_range(engine_for(api, timeout, &tmp), vg_api__queryable(api, p, &tq),
                                   p->query ? p->query : "", start, end, step, &res, &err);
+    vg_promql_engine_free(tmp);
     return finish_query(out, rc, &err, res, limit);
 }
 
