@@ -537,7 +537,10 @@ static vg_err_t cv_labels(pq_ctx *c, cvctx *cv, const pq_sample *s, size_t *slot
     char num[400];
     const vg_label_t *l;
     size_t n;
-    vg_err_t rc = pq_lbl_set(c, s->lbl, s->nlbl, cv->label, pq_fmt_float_f(s->v, num), &l, &n);
+    /* pq_lbl_set keeps the value pointer: the formatted number must live in the arena. */
+    const char *val = vg_arena_strdup(c->arena, pq_fmt_float_f(s->v, num));
+    if (!val) return VG_ENOMEM;
+    vg_err_t rc = pq_lbl_set(c, s->lbl, s->nlbl, cv->label, val, &l, &n);
     if (rc) return rc;
     uint64_t key = group_key(cv->ac, l, n);
     if (pq_map_get(&cv->cache, key, slot)) return VG_OK;
