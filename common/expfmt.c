@@ -41,10 +41,15 @@ struct vg_expfmt_parser {
 
     char *scratch; /* decoded strings of the current line */
     size_t scap, sused;
-    vg_label_t *labels; /* labels of the current line */
+    vg_label_t *labels;  /* labels of the current line */
+    vg_expfmt_len *lens; /* their lengths, same index */
     size_t lcap, nlabels;
+    int skip_text;      /* HELP and comment text not decoded */
     const char **sortv; /* scratch for the duplicate check of big label sets */
     size_t sortcap;
+
+    const char *prev; /* the last sample's metric name, in buf (lines repeat it) */
+    size_t prev_len;
 
     char *fam; /* OpenMetrics: family named by the last TYPE line */
     size_t fam_len, fam_cap;
@@ -95,6 +100,7 @@ void vg_expfmt_free(vg_expfmt_parser_t *p)
     if (!p) return;
     vg_free(p->scratch);
     vg_free(p->labels);
+    vg_free(p->lens);
     vg_free(p->sortv);
     vg_free(p->fam);
     vg_free(p);
@@ -103,6 +109,11 @@ void vg_expfmt_free(vg_expfmt_parser_t *p)
 void vg_expfmt_set_max_line(vg_expfmt_parser_t *p, size_t max_line)
 {
     if (p) p->max_line = max_line ? max_line : VG_EXPFMT_DEFAULT_MAX_LINE;
+}
+
+void vg_expfmt_set_skip_text(vg_expfmt_parser_t *p, int skip)
+{
+    if (p) p->skip_text = skip != 0;
 }
 
 unsigned vg_expfmt_line(const vg_expfmt_parser_t *p)
@@ -143,17 +154,21 @@ static const char *scratch_copy(vg_expfmt_parser_t *p, const char *s, size_t n)
     return d;
 }
 
-static vg_err_t labels_push(vg_expfmt_parser_t *p, const char *name, const char *value)
+static vg_err_t labels_push(vg_expfmt_parser_t *p, const char *name, size_t nlen, const char *value,
+                            size_t vlen)
 {
     if (p->nlabels == p->lcap) {
         size_t cap = p->lcap ? p->lcap * 2 : 16;
         vg_label_t *l = vg_realloc(p->labels, cap * sizeof *l);
         if (!l) return VG_ENOMEM;
         p->labels = l;
+        vg_expfmt_len *n = vg_realloc(p->lens, cap * sizeof *n);
+        if (!n) return VG_ENOMEM;
+        p->lens = n;
         p->lcap = cap;
     }
-    p->labels[p->nlabels].name = name;
-    p->labels[p->nlabels].value = value;
+    p->labels[p->nlabels] = (vg_label_t){name, value};
+    p->lens[p->nlabels] = (vg_expfmt_len){nlen, vlen};
     p->nlabels++;
     return VG_OK;
 }
@@ -175,14 +190,58 @@ static int at_end(const line_t *l)
     return l->i >= l->n;
 }
 
+/* Character classes, one table lookup per byte in the hot scanners. */
+enum { C_START = 1, C_DIGIT = 2, C_COLON = 4, C_VALSTOP = 8 };
+
+static const unsigned char cclass[256] = {
+    ['\0'] = C_VALSTOP,
+    ['"'] = C_VALSTOP,
+    ['\\'] = C_VALSTOP,
+    ['0'] = C_DIGIT,
+    ['1'] = C_DIGIT,
+    ['2'] = C_DIGIT,
+    ['3'] = C_DIGIT,
+    ['4'] = C_DIGIT,
+    ['5'] = C_DIGIT,
+    ['6'] = C_DIGIT,
+    ['7'] = C_DIGIT,
+    ['8'] = C_DIGIT,
+    ['9'] = C_DIGIT,
+    [':'] = C_COLON,
+    ['_'] = C_START,
+#define L(c) [c] = C_START, [c - 'a' + 'A'] = C_START
+    L('a'),
+    L('b'),
+    L('c'),
+    L('d'),
+    L('e'),
+    L('f'),
+    L('g'),
+    L('h'),
+    L('i'),
+    L('j'),
+    L('k'),
+    L('l'),
+    L('m'),
+    L('n'),
+    L('o'),
+    L('p'),
+    L('q'),
+    L('r'),
+    L('s'),
+    L('t'),
+    L('u'),
+    L('v'),
+    L('w'),
+    L('x'),
+    L('y'),
+    L('z'),
+#undef L
+};
+
 static int name_start(char c, int colon)
 {
-    return (c >= 'a' && c <= 'z') || (c >= 'A' && c <= 'Z') || c == '_' || (colon && c == ':');
-}
-
-static int name_char(char c, int colon)
-{
-    return name_start(c, colon) || (c >= '0' && c <= '9');
+    return cclass[(unsigned char)c] & (colon ? C_START | C_COLON : C_START);
 }
 
 /* Scan [a-zA-Z_:][a-zA-Z0-9_:]* (colon only for metric names); returns length. */
@@ -190,8 +249,12 @@ static size_t scan_name(line_t *l, int colon)
 {
     size_t start = l->i;
     if (at_end(l) || !name_start(l->s[l->i], colon)) return 0;
-    while (l->i < l->n && name_char(l->s[l->i], colon)) l->i++;
-    return l->i - start;
+    unsigned ok = C_START | C_DIGIT | (colon ? C_COLON : 0);
+    const unsigned char *s = (const unsigned char *)l->s;
+    size_t i = l->i + 1, n = l->n;
+    while (i < n && (cclass[s[i]] & ok)) i++;
+    l->i = i;
+    return i - start;
 }
 
 /* Length of the token at the cursor (up to whitespace or end). */
@@ -291,9 +354,68 @@ static int finite_syntax_ok(const char *s, size_t n)
     return e && i + e == n;
 }
 
+/* Exact powers of ten that a double holds (10^22 is the last). */
+static const double pow10_exact[] = {1e0,  1e1,  1e2,  1e3,  1e4,  1e5,  1e6,  1e7,
+                                     1e8,  1e9,  1e10, 1e11, 1e12, 1e13, 1e14, 1e15,
+                                     1e16, 1e17, 1e18, 1e19, 1e20, 1e21, 1e22};
+
+/* Decimal exponent after 'e'/'E' at s[0..n): sign and 1-4 digits; 0 if not that. */
+static int fast_exponent(const char *s, size_t n, int *e)
+{
+    size_t i = 0;
+    int neg = 0, v = 0;
+    if (i < n && (s[i] == '+' || s[i] == '-')) neg = s[i++] == '-';
+    if (i == n || n - i > 4) return 0;
+    for (; i < n; i++) {
+        if (!is_digit(s[i])) return 0;
+        v = v * 10 + (s[i] - '0');
+    }
+    *e = neg ? -v : v;
+    return 1;
+}
+
+/* Clinger's fast path: a plain decimal whose digits fit in 2^53 and whose
+ * scale is within 10^22 converts with one exact multiply or divide, which
+ * IEEE rounds correctly, so the result equals strtod's. 1 if it applied. */
+static int fast_decimal(const char *s, size_t n, double *out)
+{
+    size_t i = 0;
+    int neg = 0, dot = 0, sig = 0, any = 0, scale = 0;
+    uint64_t m = 0;
+    if (s[0] == '-' || s[0] == '+') neg = s[i++] == '-';
+    for (; i < n; i++) {
+        char c = s[i];
+        if (is_digit(c)) {
+            any = 1;
+            if (m == 0 && c == '0') {
+                scale -= dot;
+                continue;
+            }
+            if (++sig > 16) return 0;
+            m = m * 10 + (uint64_t)(c - '0');
+            scale -= dot;
+        } else if (c == '.' && !dot) {
+            dot = 1;
+        } else if ((c == 'e' || c == 'E') && any) {
+            int e;
+            if (!fast_exponent(s + i + 1, n - i - 1, &e)) return 0;
+            scale += e;
+            break;
+        } else {
+            return 0;
+        }
+    }
+    if (!any || m > ((uint64_t)1 << 53) || scale < -22 || scale > 22) return 0;
+    double v = (double)m;
+    v = scale < 0 ? v / pow10_exact[-scale] : v * pow10_exact[scale];
+    *out = neg ? -v : v;
+    return 1;
+}
+
 vg_err_t vg_expfmt_parse_float(const char *s, size_t n, double *out)
 {
     if (!s || n == 0) return VG_EPARSE;
+    if (fast_decimal(s, n, out)) return VG_OK;
     int neg = s[0] == '-', sign = s[0] == '-' || s[0] == '+';
     const char *r = s + sign;
     size_t m = n - (size_t)sign;
@@ -376,22 +498,41 @@ static const char *unescape(vg_expfmt_parser_t *p, const char *s, size_t n, int 
     return d;
 }
 
-/* Quoted label value at the cursor (on the opening quote). */
-static vg_err_t scan_label_value(vg_expfmt_parser_t *p, line_t *l, const char **out, vg_error *err)
+/* Quoted label value at the cursor (on the opening quote). One pass finds
+ * the closing quote and notes escapes, NULs and non-ASCII bytes, so the
+ * common value (plain ASCII) is checked and copied without a second look. */
+static vg_err_t scan_label_value(vg_expfmt_parser_t *p, line_t *l, const char **out, size_t *len,
+                                 vg_error *err)
 {
-    size_t start = ++l->i;
-    while (l->i < l->n && l->s[l->i] != '"') {
-        if (l->s[l->i] == '\\' && l->i + 1 < l->n) l->i++;
-        l->i++;
+    const unsigned char *s = (const unsigned char *)l->s;
+    size_t start = ++l->i, i = start, n = l->n;
+    unsigned seen = 0; /* 1: escape, 2: NUL, 4: non-ASCII */
+    for (; i < n; i++) {
+        unsigned char c = s[i];
+        if (c >= 0x80) {
+            seen |= 4;
+        } else if (cclass[c] & C_VALSTOP) {
+            if (c == '"') break;
+            if (c == '\\') {
+                seen |= 1;
+                if (i + 1 < n) { /* the escaped byte is still checked */
+                    c = s[++i];
+                    seen |= c == 0 ? 2 : c >= 0x80 ? 4 : 0;
+                }
+            } else {
+                seen |= 2;
+            }
+        }
     }
+    l->i = i;
     if (at_end(l)) return fail(p, err, VG_EPARSE, start - 1, "unterminated label value");
-    size_t n = l->i - start;
-    if (memchr(l->s + start, '\0', n))
-        return fail(p, err, VG_EPARSE, start, "NUL byte in label value");
-    if (!utf8_valid((const unsigned char *)l->s + start, n))
+    size_t vn = i - start;
+    if (seen & 2) return fail(p, err, VG_EPARSE, start, "NUL byte in label value");
+    if ((seen & 4) && !utf8_valid(s + start, vn))
         return fail(p, err, VG_EPARSE, start, "invalid UTF-8 label value");
     l->i++; /* closing quote */
-    *out = unescape(p, l->s + start, n, 1, NULL);
+    *len = vn;
+    *out = seen & 1 ? unescape(p, l->s + start, vn, 1, len) : scratch_copy(p, l->s + start, vn);
     return *out ? VG_OK : fail(p, err, VG_EINTERNAL, start, "scratch overflow");
 }
 
@@ -408,9 +549,11 @@ static const char *find_duplicate(vg_expfmt_parser_t *p, size_t from)
     size_t n = p->nlabels - from;
     const vg_label_t *l = p->labels + from;
     if (n <= 32) {
+        const vg_expfmt_len *len = p->lens + from;
         for (size_t i = 1; i < n; i++)
             for (size_t j = 0; j < i; j++)
-                if (strcmp(l[i].name, l[j].name) == 0) return l[i].name;
+                if (len[i].name == len[j].name && memcmp(l[i].name, l[j].name, len[i].name) == 0)
+                    return l[i].name;
         return NULL;
     }
     if (n > p->sortcap) {
@@ -434,7 +577,7 @@ static vg_err_t scan_label(vg_expfmt_parser_t *p, line_t *l, vg_error *err)
     if (!nlen) return fail(p, err, VG_EPARSE, col, "invalid label name");
     const char *name = scratch_copy(p, l->s + col, nlen);
     if (!name) return fail(p, err, VG_EINTERNAL, col, "scratch overflow");
-    if (strcmp(name, VG_METRIC_NAME) == 0)
+    if (nlen == sizeof VG_METRIC_NAME - 1 && memcmp(name, VG_METRIC_NAME, nlen) == 0)
         return fail(p, err, VG_EPARSE, col, "label name \"__name__\" is not unique");
     skip_ws(l);
     if (at_end(l) || l->s[l->i] != '=')
@@ -444,9 +587,11 @@ static vg_err_t scan_label(vg_expfmt_parser_t *p, line_t *l, vg_error *err)
     if (at_end(l) || l->s[l->i] != '"')
         return fail(p, err, VG_EPARSE, l->i, "expected '\"' to open label value");
     const char *value;
-    vg_err_t rc = scan_label_value(p, l, &value, err);
+    size_t vlen = 0;
+    vg_err_t rc = scan_label_value(p, l, &value, &vlen, err);
     if (rc) return rc;
-    if (labels_push(p, name, value)) return fail(p, err, VG_ENOMEM, col, "out of memory");
+    if (labels_push(p, name, nlen, value, vlen))
+        return fail(p, err, VG_ENOMEM, col, "out of memory");
     return VG_OK;
 }
 
@@ -542,9 +687,27 @@ static int om_is_created(const vg_expfmt_parser_t *p, const char *name, size_t n
            memcmp(name + p->fam_len, sfx, sizeof sfx - 1) == 0;
 }
 
+/* A metric name: most sample lines repeat the previous line's name (series
+ * of one family), so try that first; bytes equal to a name already checked
+ * need no second look, only the byte after them must end the name. */
+static size_t scan_metric_name(vg_expfmt_parser_t *p, line_t *l)
+{
+    size_t k = p->prev_len;
+    const char *at = l->s + l->i;
+    if (k && l->n - l->i > k && memcmp(at, p->prev, k) == 0 &&
+        !(cclass[(unsigned char)at[k]] & (C_START | C_DIGIT | C_COLON))) {
+        l->i += k;
+        return k;
+    }
+    size_t n = scan_name(l, 1);
+    p->prev = at;
+    p->prev_len = n;
+    return n;
+}
+
 static vg_err_t parse_sample(vg_expfmt_parser_t *p, line_t *l, vg_expfmt_entry *e, vg_error *err)
 {
-    size_t col = l->i, nlen = scan_name(l, 1);
+    size_t col = l->i, nlen = scan_metric_name(p, l);
     if (!nlen) return fail(p, err, VG_EPARSE, col, "invalid metric name");
     e->kind = VG_EXPFMT_SAMPLE;
     e->name = scratch_copy(p, l->s + col, nlen);
@@ -570,6 +733,7 @@ static vg_err_t parse_sample(vg_expfmt_parser_t *p, line_t *l, vg_expfmt_entry *
                     l->s + vcol);
     vg_err_t rc = scan_sample_tail(p, l, e, err);
     e->labels = p->labels; /* after the tail: an exemplar may have grown the array */
+    e->label_lens = p->lens;
     e->nlabels = p->nlabels;
     e->created = om_is_created(p, e->name, nlen);
     return rc;
@@ -646,6 +810,7 @@ static vg_err_t parse_meta(vg_expfmt_parser_t *p, line_t *l, vg_expfmt_entry *e,
             return fail(p, err, VG_ENOMEM, col, "out of memory");
         return VG_OK;
     }
+    if (e->kind == VG_EXPFMT_HELP && p->skip_text) return VG_OK; /* text stays "" */
     if (e->kind == VG_EXPFMT_HELP)
         e->text = unescape(p, rest, rlen, IS_OM(p), &e->text_len);
     else
@@ -683,6 +848,7 @@ static vg_err_t parse_hash_line(vg_expfmt_parser_t *p, line_t *l, vg_expfmt_entr
         return fail(p, err, VG_EPARSE, hash, "comments are not allowed in OpenMetrics");
     } else {
         e->kind = VG_EXPFMT_COMMENT;
+        if (p->skip_text) return VG_OK;
         e->text = scratch_copy(p, l->s + l->i, e->text_len = l->n - l->i);
         return e->text ? VG_OK : fail(p, err, VG_EINTERNAL, l->i, "scratch overflow");
     }

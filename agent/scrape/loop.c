@@ -123,11 +123,10 @@ vg_err_t vg_scraper_new(const vg_agent_config_t *cfg, vg_scrape_emit_fn emit,
     pthread_mutex_init(&s->mu, NULL);
     s->cfg = cfg;
     s->sink = (vg_scrape_sink){.emit = emit, .commit = commit, .ud = ud};
-    s->sink.scratch = vg_arena_new(16 * 1024);
+    vg_err_t rc = vg_scrape_sink_init(&s->sink);
     s->multi = curl_multi_init();
     register_metrics(s, metrics);
-    vg_err_t rc = s->sink.scratch && s->multi ? build_jobs(s, cfg, err)
-                                              : vg_error_set(err, VG_ENOMEM, "out of memory");
+    rc = !rc && s->multi ? build_jobs(s, cfg, err) : vg_error_set(err, VG_ENOMEM, "out of memory");
     if (rc) {
         vg_scraper_free(s);
         return rc;
@@ -138,9 +137,32 @@ vg_err_t vg_scraper_new(const vg_agent_config_t *cfg, vg_scrape_emit_fn emit,
 
 /* ---- one scrape ---- */
 
+/* Body buffers are lent to targets only while a request is in flight:
+ * a few concurrent scrapes need a few buffers, not one per target. */
+static void body_take(vg_scraper_t *s, vg_scrape_target_t *t)
+{
+    if (!t->body.data && s->npool) {
+        t->body = s->pool[--s->npool];
+        t->body.max = t->body_cap;
+    }
+    vg_buf_reset(&t->body);
+    if (t->body_hint && t->body_hint <= t->body_cap) /* grow once, not by doubling */
+        (void)vg_buf_reserve(&t->body, t->body_hint);
+}
+
+static void body_give(vg_scraper_t *s, vg_scrape_target_t *t)
+{
+    t->body_hint = t->body.len ? t->body.len + t->body.len / 8 + 1024 : t->body_hint;
+    if (t->body.data && t->body.cap <= VG_SCRAPE_POOL_BUF_MAX && s->npool < VG_SCRAPE_POOL)
+        s->pool[s->npool++] = t->body;
+    else
+        vg_buf_free(&t->body);
+    vg_buf_init(&t->body, t->body_cap);
+}
+
 static vg_err_t start_scrape(vg_scraper_t *s, vg_scrape_target_t *t, char *msg, size_t msgn)
 {
-    vg_buf_reset(&t->body);
+    body_take(s, t);
     t->too_large = t->nomem = 0;
     t->errbuf[0] = '\0';
     t->start_ms = vg_clock_wall_ms();
@@ -212,7 +234,7 @@ static void finish_scrape(vg_scraper_t *s, vg_scrape_target_t *t, CURLcode cc)
     vg_metric_add(s->m_emit_errors, (double)(s->sink.emit_errors - emit_err));
     if (r.reason != VG_SCRAPE_OK) vg_metric_inc(s->m_failures[r.reason]);
     log_health(t, &r);
-    if (t->body.cap > (size_t)4 << 20) vg_buf_free(&t->body); /* do not pin a huge body */
+    body_give(s, t);
 }
 
 /* Run curl and hand every finished transfer to finish_scrape. */
@@ -237,6 +259,7 @@ static void start_or_fail(vg_scraper_t *s, vg_scrape_target_t *t)
     vg_scrape_result r;
     memset(&r, 0, sizeof r);
     if (start_scrape(s, t, r.msg, sizeof r.msg) == VG_OK) return;
+    body_give(s, t);
     r.reason = VG_SCRAPE_ERR_HTTP;
     vg_scrape_report(t, &s->sink, &r, 0);
     vg_metric_inc(s->m_failures[r.reason]);
@@ -357,8 +380,8 @@ void vg_scraper_free(vg_scraper_t *s)
     if (s->inotify_fd >= 0) close(s->inotify_fd);
     pthread_mutex_destroy(&s->mu);
     if (s->multi) curl_multi_cleanup(s->multi);
-    vg_arena_free(s->sink.scratch);
-    vg_free(s->sink.lbuf);
+    vg_scrape_sink_destroy(&s->sink);
+    for (size_t i = 0; i < s->npool; i++) vg_buf_free(&s->pool[i]);
     vg_free(s);
 }
 

@@ -3,8 +3,10 @@
  *
  * The scrape module is split by concern, fluent-bit in_tail style:
  *   target.c  what a target is: URL, target labels, phase, label merging
- *   series.c  the per-target series cache behind staleness markers and
- *             all-or-nothing scrapes (samples are staged, then emitted)
+ *   stage.c   one scrape's samples staged compactly in a buffer shared by
+ *             all targets (all-or-nothing: staged, then emitted)
+ *   series.c  per target, the series hashes of the last scrape and a
+ *             compressed body to recover vanished series for staleness
  *   append.c  one finished scrape: parse, limits, emit, report series
  *   loop.c    the scraper object, the libcurl multi loop and its thread
  *   sync.c    the target set: build from static and file_sd groups, keep
@@ -29,48 +31,119 @@
 
 /* Hard cap on a scrape body when the job sets no body_size_limit. */
 #define VG_SCRAPE_DEFAULT_BODY_CAP ((size_t)128 << 20)
+/* Body buffers kept for reuse between scrapes, and the largest one kept. */
+#define VG_SCRAPE_POOL         4
+#define VG_SCRAPE_POOL_BUF_MAX ((size_t)4 << 20)
 
-/* ---- series cache (series.c) ---- */
+/* ---- one scrape, staged (stage.c) ---- */
 
-typedef struct vg_scrape_item {
-    const vg_label_t *labels; /* sorted, owned by the generation's arena */
-    size_t n;
-    uint64_t hash;
+/* A label with its lengths, so the hot path never calls strlen. */
+typedef struct vg_scrape_label {
+    const char *name, *value;
+    size_t nlen, vlen;
+} vg_scrape_label;
+
+/* Record flags. */
+#define VG_STAGE_TRACK 1u /* takes part in staleness (no explicit timestamp) */
+#define VG_STAGE_DUP   2u /* same series earlier in the body: not emitted */
+
+/* One staged sample, followed in the stage buffer by uint32_t off[2 * n]
+ * (offsets of each name and value from the record start) and the series key
+ * "name\0value\0..." (sorted labels) that both the strings and the hash use. */
+typedef struct vg_stage_rec {
+    uint64_t hash; /* series hash of the key */
     int64_t ts_ms;
     double v;
-    int track; /* take part in staleness (not for honored explicit timestamps) */
-} vg_scrape_item;
+    uint32_t size; /* whole record in bytes, a multiple of 8 */
+    uint32_t n;    /* labels */
+    uint32_t keylen;
+    uint32_t flags;
+} vg_stage_rec;
 
-typedef struct vg_scrape_gen {
-    vg_arena_t *arena;
-    vg_scrape_item *items;
+/* Sort entry: a record's hash and where it is. */
+typedef struct vg_stage_ref {
+    uint64_t hash;
+    uint32_t rec; /* offset of the record in the stage buffer */
+    uint32_t flags;
+} vg_stage_ref;
+
+/* The samples of the scrape being processed, back to back in one buffer
+ * shared by every target (one scrape is processed at a time), so nothing
+ * per target grows with the body. */
+typedef struct vg_scrape_stage {
+    vg_buf buf;        /* records, in body order */
+    vg_stage_ref *ref; /* one per record */
     size_t n, cap;
-    uint32_t *slots; /* open addressing: item index + 1, 0 = empty */
-    size_t nslots;   /* power of two */
-} vg_scrape_gen;
+    vg_stage_ref *tmp; /* sort scratch, cap entries */
+    uint32_t *count;   /* sort buckets */
+    size_t ncount;
+    uint64_t seed; /* per-process hash seed: a body cannot aim for one bucket */
+} vg_scrape_stage;
 
-typedef struct vg_scrape_cache {
-    vg_scrape_gen gen[2];
-    int cur; /* gen[cur] is being filled, gen[!cur] is the last good scrape */
-} vg_scrape_cache;
+vg_err_t vg_scrape_stage_init(vg_scrape_stage *st);
+void vg_scrape_stage_destroy(vg_scrape_stage *st);
+/* Forget the staged records (memory kept; very large buffers released). */
+void vg_scrape_stage_reset(vg_scrape_stage *st);
+/* Append a record for the sorted labels l[0..n): returns its offset, or
+ * UINT32_MAX on ENOMEM / a stage over 4 GiB. */
+uint32_t vg_scrape_stage_add(vg_scrape_stage *st, const vg_scrape_label *l, size_t n, int64_t ts_ms,
+                             double v, uint32_t flags);
+/* Drop the last record again (it was at offset rec). */
+void vg_scrape_stage_undo(vg_scrape_stage *st, uint32_t rec);
+static inline vg_stage_rec *vg_scrape_stage_rec(const vg_scrape_stage *st, uint32_t off)
+{
+    return (vg_stage_rec *)(void *)(st->buf.data + off);
+}
+/* Labels of a record into out (room for rec->n), as C strings. */
+void vg_scrape_stage_labels(const vg_stage_rec *r, vg_label_t *out);
+/* Sort v[0..n) by hash, stably (equal hashes keep their order): buckets by
+ * the top bits, then insertion sort inside each (qsort for a crowded one). */
+vg_err_t vg_scrape_sort_refs(vg_scrape_stage *st, vg_stage_ref *v, size_t n);
+/* Sort the staged refs and flag repeats of a series (same key bytes) DUP,
+ * on the ref and its record; returns how many. */
+size_t vg_scrape_stage_dedup(vg_scrape_stage *st, vg_err_t *rc);
 
-typedef void (*vg_scrape_stale_fn)(void *ud, const vg_scrape_item *it);
+/* ---- per-target series state (series.c) ---- */
 
-vg_err_t vg_scrape_cache_init(vg_scrape_cache *c);
-void vg_scrape_cache_destroy(vg_scrape_cache *c);
-/* Start filling a new generation (drops what was staged before). */
-void vg_scrape_cache_begin(vg_scrape_cache *c);
-/* Stage a sample with sorted labels (copied). *dup=1 if the series is already
- * staged (nothing added); *added=1 if it was not in the last good scrape. */
-vg_err_t vg_scrape_cache_add(vg_scrape_cache *c, const vg_label_t *l, size_t n, int64_t ts_ms,
-                             double v, int track, int *dup, int *added);
-/* Staged items of the generation being filled. */
-const vg_scrape_item *vg_scrape_cache_staged(const vg_scrape_cache *c, size_t *n);
-/* Success: call stale() for tracked series of the last scrape missing now, then
- * make the staged generation the last good one. */
-void vg_scrape_cache_commit(vg_scrape_cache *c, vg_scrape_stale_fn stale, void *ud);
-/* Failure: call stale() for every tracked series of the last scrape; forget all. */
-void vg_scrape_cache_abort(vg_scrape_cache *c, vg_scrape_stale_fn stale, void *ud);
+/* Series flags. */
+#define VG_SERIES_LAST  1u  /* in the last good scrape */
+#define VG_SERIES_TRACK 2u  /* ... and tracked for staleness there */
+#define VG_SERIES_STALE 4u  /* vanished now: needs a staleness marker */
+#define VG_SERIES_NEXT  16u /* shift of the pending LAST|TRACK of this scrape */
+
+/* What a target remembers between scrapes: the sorted hashes of the series
+ * a kept body yields (with flags saying which were in the last good scrape)
+ * and that body, zstd-compressed, to recover the labels of vanished series.
+ * The body is replaced only when a scrape brings a series it does not
+ * cover, so a target with a stable series set compresses once. */
+typedef struct vg_scrape_series {
+    uint64_t *hash;
+    uint8_t *flags;
+    size_t n;
+    void *body; /* zstd frame; NULL when no tracked series needs it */
+    size_t body_len, raw_len;
+    int fmt; /* vg_expfmt_format of the body */
+} vg_scrape_series;
+
+/* Release everything; the state is empty (no last scrape) afterwards. */
+void vg_scrape_series_reset(vg_scrape_series *s);
+/* Index of h, or -1. */
+long vg_scrape_series_find(const vg_scrape_series *s, uint64_t h);
+/* Compare the sorted, deduplicated staged refs with the last scrape: flag
+ * vanished tracked series STALE (*nstale of them) and record this scrape's
+ * flags as pending. Returns the series not in the last scrape; *covered = 0
+ * when a series is missing from s (the body must be stored again). */
+size_t vg_scrape_series_diff(vg_scrape_series *s, const vg_stage_ref *cur, size_t n, int *covered,
+                             size_t *nstale);
+/* Flag every tracked series of the last scrape STALE (failed scrape, retire);
+ * returns how many. */
+size_t vg_scrape_series_stale_all(vg_scrape_series *s);
+/* Make the pending flags current (the body covers this scrape). */
+void vg_scrape_series_apply(vg_scrape_series *s);
+/* Replace the state with this scrape: hashes from cur (sorted, DUP refs
+ * skipped), body compressed with zc when a series is tracked. */
+vg_err_t vg_scrape_series_store(vg_scrape_series *s, const vg_stage_ref *cur, size_t n,
+                                const char *body, size_t len, int fmt, void *zc);
 
 /* ---- targets (target.c) ---- */
 
@@ -95,13 +168,15 @@ typedef struct vg_scrape_target {
     struct curl_slist *headers;
     struct curl_slist *connect_to; /* tls_config.server_name routing */
     char errbuf[CURL_ERROR_SIZE];
-    vg_buf body;
+    vg_buf body;      /* lent from the scraper's pool while a request runs */
+    size_t body_hint; /* room to reserve up front: the last body plus a margin */
     int too_large, busy, nomem;
     int64_t next_ms;       /* monotonic time of the next scrape */
     int64_t start_ms;      /* wall-clock start of the scrape in flight, ms */
     int64_t start_mono_us; /* monotonic start, for scrape_duration_seconds */
 
-    vg_scrape_cache cache;
+    vg_scrape_label *slabels; /* labels with lengths, same order (arena) */
+    vg_scrape_series series;
     atomic_int health; /* 1 up, 0 down, -1 never scraped */
 } vg_scrape_target_t;
 
@@ -123,6 +198,13 @@ int64_t vg_scrape_target_first_delay(const vg_scrape_target_t *t, int64_t now_ms
  * Returns the count, or 0 on ENOMEM. */
 size_t vg_scrape_merge_labels(const vg_scrape_target_t *t, int honor, const char *metric,
                               const vg_label_t *sl, size_t ns, vg_arena_t *a, vg_label_t *out);
+/* The same for the scrape path: sample labels (with lengths) merged with the
+ * target's, sorted, into out (room for 1 + ns + 2 * t->nlabels); tmp has
+ * room for 1 + ns. Returns the count, 0 on ENOMEM. */
+size_t vg_scrape_merge(const vg_scrape_target_t *t, int honor, const vg_expfmt_entry *e,
+                       vg_arena_t *a, vg_scrape_label *tmp, vg_scrape_label *out);
+/* Sort l[0..n) by name (insertion sort: sets are small and mostly sorted). */
+void vg_scrape_labels_sort(vg_scrape_label *l, size_t n);
 /* Target labels plus __name__=name, sorted, into out (room for t->nlabels + 1). */
 size_t vg_scrape_report_labels(const vg_scrape_target_t *t, const char *name, vg_label_t *out);
 
@@ -178,7 +260,8 @@ typedef struct vg_scrape_result {
     size_t dropped_relabel; /* samples metric_relabel_configs dropped */
 } vg_scrape_result;
 
-/* What append.c needs from the scraper: callbacks and scratch. */
+/* What append.c needs from the scraper: callbacks and scratch, shared by
+ * every target because one scrape is processed at a time. */
 typedef struct vg_scrape_sink {
     vg_scrape_emit_fn emit;
     vg_scrape_commit_fn commit;
@@ -186,12 +269,22 @@ typedef struct vg_scrape_sink {
     vg_arena_t *scratch; /* per-sample merge scratch, reset per sample */
     vg_label_t *lbuf;    /* label array scratch */
     size_t lcap;
-    size_t emitted; /* samples emitted (for vigil_scrape_samples_total) */
+    vg_scrape_label *mbuf, *mtmp; /* merge scratch, mcap each */
+    size_t mcap;
+    vg_scrape_stage stage; /* the scrape being processed */
+    vg_buf raw;            /* a kept body, decompressed to recover stale series */
+    void *zc, *zd;         /* ZSTD_CCtx, ZSTD_DCtx */
+    size_t emitted;        /* samples emitted (for vigil_scrape_samples_total) */
     size_t emit_errors;
 } vg_scrape_sink;
 
-/* Parse body (Content-Type ctype) into the target's cache; on any failure
- * r->reason says why and nothing is staged. Does not emit. */
+vg_err_t vg_scrape_sink_init(vg_scrape_sink *k);
+void vg_scrape_sink_destroy(vg_scrape_sink *k);
+
+/* Parse body (Content-Type ctype) into k's stage, compare its series with
+ * the target's last scrape (stale markers are staged after the samples) and
+ * remember this scrape's series; on any failure r->reason says why and the
+ * target's state is untouched. Does not emit. */
 void vg_scrape_parse(vg_scrape_target_t *t, vg_scrape_sink *k, const char *body, size_t len,
                      const char *ctype, vg_scrape_result *r);
 /* Emit the outcome of a scrape that started at t->start_ms: samples (on
@@ -227,6 +320,8 @@ struct vg_scraper {
     CURLM *multi;
     int inotify_fd; /* -1 without file_sd or inotify */
     vg_scrape_sink sink;
+    vg_buf pool[VG_SCRAPE_POOL]; /* idle body buffers (loop.c) */
+    size_t npool;
     pthread_t thread;
     int started;
     atomic_int stop;

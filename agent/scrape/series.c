@@ -1,162 +1,158 @@
 /*
- * series.c - per-target series cache: staging and staleness.
+ * series.c - what a target remembers between scrapes, for staleness.
  *
- * Two generations of (labels, hash) per target: the last good scrape and
- * the one being parsed. A scrape is staged completely before anything is
- * emitted, because Prometheus semantics are all-or-nothing (a body that
- * breaks sample_limit on its last line drops every sample), and the emit
- * callback cannot be rolled back. The staged generation is then exactly
- * the "series seen in this scrape" set that staleness needs, so the two
- * jobs share one structure. Each generation owns an arena holding copies
- * of its label sets; swapping generations is a pointer flip, and the older
- * arena is reset (not freed) for the next scrape. Lookups are by XXH3 series
- * id (vg_labels_hash) in an open-addressing table, confirmed with a full
- * label comparison so a hash collision can never merge two series.
+ * Staleness needs two things from the last good scrape: which series it
+ * had (to see one vanish) and, for the few that vanish, their labels (to
+ * emit the marker). Keeping full label sets for every series of every
+ * target costs more memory than everything else in the agent, so a target
+ * keeps only:
+ *   - the sorted 64-bit hashes of the series one body yields, with a byte
+ *     of flags each (in the last scrape, tracked for staleness);
+ *   - that body, compressed with zstd level 1.
+ * Labels of a vanished series are recovered by re-parsing the kept body
+ * through the same merge and relabel steps and picking the hashes flagged
+ * stale (append.c). The kept body is replaced only when a scrape has a
+ * series it does not cover, so a target whose series set is stable
+ * compresses its body once; a series that vanishes and comes back costs
+ * nothing. Identity is by hash: two different series with the same 64-bit
+ * seeded hash would share staleness state (odds ~n^2/2^65 per target).
  */
 #include <string.h>
+#include <zstd.h>
 
 #include "scrape/scrape_int.h"
 #include "vigil/alloc.h"
 
-static vg_err_t gen_init(vg_scrape_gen *g)
+#define ZSTD_KEEP_LEVEL 1
+
+void vg_scrape_series_reset(vg_scrape_series *s)
 {
-    memset(g, 0, sizeof *g);
-    g->arena = vg_arena_new(64 * 1024);
-    return g->arena ? VG_OK : VG_ENOMEM;
+    vg_free(s->hash);
+    vg_free(s->flags);
+    vg_free(s->body);
+    memset(s, 0, sizeof *s);
 }
 
-static void gen_destroy(vg_scrape_gen *g)
+long vg_scrape_series_find(const vg_scrape_series *s, uint64_t h)
 {
-    vg_arena_free(g->arena);
-    vg_free(g->items);
-    vg_free(g->slots);
-    memset(g, 0, sizeof *g);
-}
-
-static void gen_reset(vg_scrape_gen *g)
-{
-    if (g->arena) vg_arena_reset(g->arena);
-    g->n = 0;
-    if (g->slots) memset(g->slots, 0, g->nslots * sizeof *g->slots);
-}
-
-vg_err_t vg_scrape_cache_init(vg_scrape_cache *c)
-{
-    memset(c, 0, sizeof *c);
-    if (gen_init(&c->gen[0]) || gen_init(&c->gen[1])) {
-        vg_scrape_cache_destroy(c);
-        return VG_ENOMEM;
+    size_t lo = 0, hi = s->n;
+    while (lo < hi) {
+        size_t mid = lo + (hi - lo) / 2;
+        if (s->hash[mid] < h)
+            lo = mid + 1;
+        else
+            hi = mid;
     }
+    return lo < s->n && s->hash[lo] == h ? (long)lo : -1;
+}
+
+/* Next ref at or after *j that is not a repeat (DUP, or a collision of the previous hash). */
+static int next_cur(const vg_stage_ref *cur, size_t n, size_t *j)
+{
+    while (*j < n && ((cur[*j].flags & VG_STAGE_DUP) || (*j && cur[*j].hash == cur[*j - 1].hash)))
+        (*j)++;
+    return *j < n;
+}
+
+static uint8_t pending(const vg_stage_ref *r)
+{
+    unsigned f = VG_SERIES_LAST | (r->flags & VG_STAGE_TRACK ? VG_SERIES_TRACK : 0);
+    return (uint8_t)(f * VG_SERIES_NEXT);
+}
+
+size_t vg_scrape_series_diff(vg_scrape_series *s, const vg_stage_ref *cur, size_t n, int *covered,
+                             size_t *nstale)
+{
+    size_t i = 0, j = 0, added = 0;
+    *covered = 1;
+    *nstale = 0;
+    int more = next_cur(cur, n, &j);
+    while (i < s->n || more) {
+        uint8_t *f = i < s->n ? &s->flags[i] : NULL;
+        if (!more || (f && s->hash[i] < cur[j].hash)) { /* only in the kept set */
+            *f &= VG_SERIES_LAST | VG_SERIES_TRACK;
+            if ((*f & VG_SERIES_LAST) && (*f & VG_SERIES_TRACK)) {
+                *f |= VG_SERIES_STALE;
+                (*nstale)++;
+            }
+            i++;
+            continue;
+        }
+        if (!f || s->hash[i] > cur[j].hash) { /* new to the kept set */
+            added++;
+            *covered = 0;
+        } else {
+            if (!(*f & VG_SERIES_LAST)) added++;
+            *f = (uint8_t)((*f & (VG_SERIES_LAST | VG_SERIES_TRACK)) | pending(&cur[j]));
+            i++;
+        }
+        j++;
+        more = next_cur(cur, n, &j);
+    }
+    return added;
+}
+
+size_t vg_scrape_series_stale_all(vg_scrape_series *s)
+{
+    size_t k = 0;
+    for (size_t i = 0; i < s->n; i++) {
+        s->flags[i] &= VG_SERIES_LAST | VG_SERIES_TRACK;
+        if (s->flags[i] == (VG_SERIES_LAST | VG_SERIES_TRACK)) {
+            s->flags[i] |= VG_SERIES_STALE;
+            k++;
+        }
+    }
+    return k;
+}
+
+void vg_scrape_series_apply(vg_scrape_series *s)
+{
+    for (size_t i = 0; i < s->n; i++) s->flags[i] = (uint8_t)(s->flags[i] / VG_SERIES_NEXT);
+}
+
+/* Compress body[0..len) into a new exact-size allocation. */
+static vg_err_t compress_body(const char *body, size_t len, ZSTD_CCtx *zc, void **out,
+                              size_t *outlen)
+{
+    size_t bound = ZSTD_compressBound(len);
+    char *dst = vg_malloc(bound);
+    if (!dst) return VG_ENOMEM;
+    size_t z = ZSTD_compressCCtx(zc, dst, bound, body, len, ZSTD_KEEP_LEVEL);
+    if (ZSTD_isError(z)) {
+        vg_free(dst);
+        return VG_EINTERNAL;
+    }
+    char *fit = vg_realloc(dst, z ? z : 1);
+    *out = fit ? fit : dst;
+    *outlen = z;
     return VG_OK;
 }
 
-void vg_scrape_cache_destroy(vg_scrape_cache *c)
+vg_err_t vg_scrape_series_store(vg_scrape_series *s, const vg_stage_ref *cur, size_t n,
+                                const char *body, size_t len, int fmt, void *zc)
 {
-    if (!c) return;
-    gen_destroy(&c->gen[0]);
-    gen_destroy(&c->gen[1]);
-}
-
-/* Index of the item equal to l in g, or -1. */
-static long gen_find(const vg_scrape_gen *g, const vg_label_t *l, size_t n, uint64_t h)
-{
-    if (!g->nslots) return -1;
-    size_t mask = g->nslots - 1;
-    for (size_t i = (size_t)h & mask;; i = (i + 1) & mask) {
-        uint32_t s = g->slots[i];
-        if (!s) return -1;
-        const vg_scrape_item *it = &g->items[s - 1];
-        if (it->hash == h && vg_labels_cmp(it->labels, it->n, l, n) == 0) return (long)(s - 1);
+    vg_scrape_series ns = {.fmt = fmt, .raw_len = len};
+    int tracked = 0;
+    size_t m = 0;
+    for (size_t j = 0; next_cur(cur, n, &j); j++) m++;
+    if (m && (!(ns.hash = vg_malloc(m * sizeof *ns.hash)) || !(ns.flags = vg_malloc(m))))
+        goto nomem;
+    for (size_t j = 0; next_cur(cur, n, &j); j++) {
+        ns.hash[ns.n] = cur[j].hash;
+        ns.flags[ns.n++] = (uint8_t)(pending(&cur[j]) / VG_SERIES_NEXT);
+        tracked |= (cur[j].flags & VG_STAGE_TRACK) != 0;
     }
-}
-
-static void slot_put(vg_scrape_gen *g, size_t idx)
-{
-    size_t mask = g->nslots - 1, i = (size_t)g->items[idx].hash & mask;
-    while (g->slots[i]) i = (i + 1) & mask;
-    g->slots[i] = (uint32_t)(idx + 1);
-}
-
-/* Keep the table at most half full and the item array roomy. */
-static vg_err_t gen_grow(vg_scrape_gen *g)
-{
-    if (g->n == g->cap) {
-        size_t cap = g->cap ? g->cap * 2 : 256;
-        vg_scrape_item *it = vg_realloc(g->items, cap * sizeof *it);
-        if (!it) return VG_ENOMEM;
-        g->items = it;
-        g->cap = cap;
+    if (tracked && zc) {
+        vg_err_t rc = compress_body(body, len, zc, &ns.body, &ns.body_len);
+        if (rc) {
+            vg_scrape_series_reset(&ns);
+            return rc;
+        }
     }
-    if (2 * (g->n + 1) <= g->nslots) return VG_OK;
-    if (g->n >= UINT32_MAX / 4) return VG_ETOOLARGE;
-    size_t ns = g->nslots ? g->nslots * 2 : 512;
-    uint32_t *s = vg_calloc(ns, sizeof *s);
-    if (!s) return VG_ENOMEM;
-    vg_free(g->slots);
-    g->slots = s;
-    g->nslots = ns;
-    for (size_t i = 0; i < g->n; i++) slot_put(g, i);
+    vg_scrape_series_reset(s);
+    *s = ns;
     return VG_OK;
-}
-
-/* Deep copy of a label set into the arena. */
-static vg_label_t *copy_labels(vg_arena_t *a, const vg_label_t *l, size_t n)
-{
-    vg_label_t *d = vg_arena_alloc(a, (n ? n : 1) * sizeof *d);
-    if (!d) return NULL;
-    for (size_t i = 0; i < n; i++) {
-        d[i].name = vg_arena_strdup(a, l[i].name);
-        d[i].value = vg_arena_strdup(a, l[i].value);
-        if (!d[i].name || !d[i].value) return NULL;
-    }
-    return d;
-}
-
-void vg_scrape_cache_begin(vg_scrape_cache *c)
-{
-    gen_reset(&c->gen[c->cur]);
-}
-
-vg_err_t vg_scrape_cache_add(vg_scrape_cache *c, const vg_label_t *l, size_t n, int64_t ts_ms,
-                             double v, int track, int *dup, int *added)
-{
-    vg_scrape_gen *g = &c->gen[c->cur];
-    uint64_t h = vg_labels_hash(l, n);
-    *dup = gen_find(g, l, n, h) >= 0;
-    *added = 0;
-    if (*dup) return VG_OK;
-    vg_err_t rc = gen_grow(g);
-    if (rc) return rc;
-    vg_label_t *copy = copy_labels(g->arena, l, n);
-    if (!copy) return VG_ENOMEM;
-    g->items[g->n] = (vg_scrape_item){copy, n, h, ts_ms, v, track};
-    slot_put(g, g->n);
-    g->n++;
-    *added = gen_find(&c->gen[!c->cur], l, n, h) < 0;
-    return VG_OK;
-}
-
-const vg_scrape_item *vg_scrape_cache_staged(const vg_scrape_cache *c, size_t *n)
-{
-    *n = c->gen[c->cur].n;
-    return c->gen[c->cur].items;
-}
-
-void vg_scrape_cache_commit(vg_scrape_cache *c, vg_scrape_stale_fn stale, void *ud)
-{
-    const vg_scrape_gen *prev = &c->gen[!c->cur], *cur = &c->gen[c->cur];
-    for (size_t i = 0; i < prev->n; i++) {
-        const vg_scrape_item *it = &prev->items[i];
-        if (it->track && gen_find(cur, it->labels, it->n, it->hash) < 0) stale(ud, it);
-    }
-    c->cur = !c->cur; /* the staged generation becomes the last good one */
-}
-
-void vg_scrape_cache_abort(vg_scrape_cache *c, vg_scrape_stale_fn stale, void *ud)
-{
-    const vg_scrape_gen *prev = &c->gen[!c->cur];
-    for (size_t i = 0; i < prev->n; i++)
-        if (prev->items[i].track) stale(ud, &prev->items[i]);
-    gen_reset(&c->gen[0]);
-    gen_reset(&c->gen[1]);
+nomem:
+    vg_scrape_series_reset(&ns);
+    return VG_ENOMEM;
 }

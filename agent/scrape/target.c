@@ -208,6 +208,11 @@ static vg_err_t final_labels(vg_scrape_target_t *t, const vg_label_t *l, size_t 
     t->nlabels = k;
     vg_labels_sort(t->labels, k);
     t->instance = find_label(t->labels, k, "instance");
+    t->slabels = vg_arena_alloc(t->arena, (k ? k : 1) * sizeof *t->slabels);
+    if (!t->slabels) return VG_ENOMEM;
+    for (size_t i = 0; i < k; i++)
+        t->slabels[i] = (vg_scrape_label){t->labels[i].name, t->labels[i].value,
+                                          strlen(t->labels[i].name), strlen(t->labels[i].value)};
     return VG_OK;
 }
 
@@ -287,7 +292,6 @@ vg_err_t vg_scrape_target_init(vg_scrape_target_t *t, const vg_agent_config_t *c
     vg_label_t *l = scratch && t->arena ? pre_relabel(t, g, addr, scratch, &n, &cap) : NULL;
     vg_err_t rc = l ? relabel_and_build(t, l, n, cap, scratch, &e) : VG_ENOMEM;
     vg_arena_free(scratch);
-    if (!rc && !t->dropped) rc = vg_scrape_cache_init(&t->cache);
     if (rc)
         return vg_error_set(err, rc == VG_EINVAL ? VG_ECONFIG : rc, "job %s target %s: %s", job,
                             addr ? addr : "", vg_error_msg(&e, rc));
@@ -304,7 +308,7 @@ vg_err_t vg_scrape_target_init(vg_scrape_target_t *t, const vg_agent_config_t *c
 void vg_scrape_target_destroy(vg_scrape_target_t *t)
 {
     if (!t) return;
-    vg_scrape_cache_destroy(&t->cache);
+    vg_scrape_series_reset(&t->series);
     vg_buf_free(&t->body);
     vg_arena_free(t->arena);
     t->arena = NULL;
@@ -379,4 +383,62 @@ size_t vg_scrape_report_labels(const vg_scrape_target_t *t, const char *name, vg
     memcpy(out + 1, t->labels, t->nlabels * sizeof *out);
     vg_labels_sort(out, t->nlabels + 1);
     return t->nlabels + 1;
+}
+
+/* ---- the scrape path's merge: lengths carried, no qsort ---- */
+
+static int name_cmp(const vg_scrape_label *a, const vg_scrape_label *b)
+{
+    if (a->nlen && b->nlen && a->name[0] != b->name[0]) /* usually decides */
+        return (unsigned char)a->name[0] - (unsigned char)b->name[0];
+    size_t m = a->nlen < b->nlen ? a->nlen : b->nlen;
+    int c = memcmp(a->name, b->name, m);
+    return c ? c : (a->nlen > b->nlen) - (a->nlen < b->nlen);
+}
+
+void vg_scrape_labels_sort(vg_scrape_label *l, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        vg_scrape_label x = l[i];
+        size_t j = i;
+        for (; j > 0 && name_cmp(&l[j - 1], &x) > 0; j--) l[j] = l[j - 1];
+        l[j] = x;
+    }
+}
+
+/* honor_labels=false with a clash: the rare path, through the general merge. */
+static size_t merge_conflict(const vg_scrape_target_t *t, const vg_expfmt_entry *e, vg_arena_t *a,
+                             vg_scrape_label *out)
+{
+    vg_label_t *in = vg_arena_alloc(a, (1 + e->nlabels + 2 * t->nlabels) * sizeof *in);
+    if (!in) return 0;
+    size_t n = vg_scrape_merge_labels(t, 0, e->name, e->labels, e->nlabels, a, in);
+    for (size_t i = 0; i < n; i++)
+        out[i] =
+            (vg_scrape_label){in[i].name, in[i].value, strlen(in[i].name), strlen(in[i].value)};
+    return n;
+}
+
+size_t vg_scrape_merge(const vg_scrape_target_t *t, int honor, const vg_expfmt_entry *e,
+                       vg_arena_t *a, vg_scrape_label *tmp, vg_scrape_label *out)
+{
+    size_t ns = 0, n = 0, i = 0, j = 0;
+    tmp[ns++] = (vg_scrape_label){VG_METRIC_NAME, e->name, sizeof VG_METRIC_NAME - 1, e->name_len};
+    for (size_t k = 0; k < e->nlabels; k++)
+        if (e->label_lens[k].value)
+            tmp[ns++] = (vg_scrape_label){e->labels[k].name, e->labels[k].value,
+                                          e->label_lens[k].name, e->label_lens[k].value};
+    vg_scrape_labels_sort(tmp, ns);
+    const vg_scrape_label *tl = t->slabels;
+    while (i < ns || j < t->nlabels) {
+        int c = i == ns ? 1 : j == t->nlabels ? -1 : name_cmp(&tmp[i], &tl[j]);
+        if (c == 0 && !honor) return merge_conflict(t, e, a, out);
+        if (c <= 0) {
+            out[n++] = tmp[i++];
+            j += c == 0; /* honor_labels: the scraped value wins */
+        } else {
+            out[n++] = tl[j++];
+        }
+    }
+    return n;
 }

@@ -79,6 +79,11 @@ typedef enum vg_expfmt_mtype {
     VG_EXPFMT_INFO,
 } vg_expfmt_mtype;
 
+/* Byte lengths of one label's name and value (as strlen would give). */
+typedef struct vg_expfmt_len {
+    size_t name, value;
+} vg_expfmt_len;
+
 typedef struct vg_expfmt_entry {
     vg_expfmt_kind kind;
     unsigned line; /* 1-based line number of this entry */
@@ -91,6 +96,7 @@ typedef struct vg_expfmt_entry {
     vg_expfmt_mtype type; /* TYPE: the declared type */
     /* SAMPLE: labels in input order, without __name__; empty values kept. */
     const vg_label_t *labels;
+    const vg_expfmt_len *label_lens; /* SAMPLE: lengths of labels[i], same index */
     size_t nlabels;
     double value;
     int has_ts; /* the sample carried a timestamp */
@@ -111,6 +117,9 @@ void vg_expfmt_set_max_line(vg_expfmt_parser_t *p, size_t max_line);
 /* Parse the next entry into *e (valid until the next call or free). VG_OK and
  * kind EOF at the end; VG_EPARSE / VG_ETOOLARGE / VG_ENOMEM with "line:col: why". */
 vg_err_t vg_expfmt_next(vg_expfmt_parser_t *p, vg_expfmt_entry *e, vg_error *err);
+/* Skip decoding HELP and comment text (entry.text stays ""): for callers
+ * that only want samples. The lines are still checked as before. */
+void vg_expfmt_set_skip_text(vg_expfmt_parser_t *p, int skip);
 /* Line number of the entry last returned, or of the error (1-based; 0 before any). */
 unsigned vg_expfmt_line(const vg_expfmt_parser_t *p);
 
