@@ -203,21 +203,41 @@ void vg_chunk_iter_init(vg_chunk_iter *it, const uint8_t *data, size_t len)
     it->total = ((uint32_t)data[0] << 8) | data[1];
 }
 
-/* Read n (<= 64) bits into *out; 0 when the stream is too short. */
-static int get_bits(vg_chunk_iter *it, unsigned n, uint64_t *out)
+/* The next 64 bits of the stream, left-aligned, zero past the end. The fast
+ * path is one unaligned big-endian load (plus one byte when the position is
+ * not byte-aligned); only the last 9 bytes of a chunk take the byte loop.
+ * Callers check the remaining length themselves, so padding is never used
+ * as data. */
+static inline uint64_t peek64(const vg_chunk_iter *it)
 {
-    if (n > it->len * 8 - it->bitpos) return 0;
-    uint64_t v = 0;
-    while (n > 0) {
-        size_t byte = it->bitpos / 8;
-        unsigned used = (unsigned)(it->bitpos % 8), room = 8 - used;
-        unsigned take = n < room ? n : room;
-        unsigned b = (unsigned)(it->data[byte] >> (room - take)) & ((1u << take) - 1);
-        v = (v << take) | b;
-        it->bitpos += take;
-        n -= take;
+    size_t byte = it->bitpos >> 3;
+    unsigned sh = (unsigned)(it->bitpos & 7);
+    uint64_t w = 0;
+    if (byte + 9 <= it->len) {
+        memcpy(&w, it->data + byte, 8);
+        w = __builtin_bswap64(w);
+        if (sh) w = (w << sh) | (uint64_t)(it->data[byte + 8] >> (8 - sh));
+        return w;
     }
-    *out = v;
+    for (unsigned i = 0; i < 9 && byte + i < it->len; i++) {
+        uint64_t b = it->data[byte + i];
+        int at = 56 - 8 * (int)i + (int)sh; /* where this byte's top bit lands */
+        w |= at >= 0 ? b << at : b >> -at;
+    }
+    return w;
+}
+
+static inline size_t bits_left(const vg_chunk_iter *it)
+{
+    return it->len * 8 - it->bitpos;
+}
+
+/* Read n (<= 64) bits into *out; 0 when the stream is too short. */
+static inline int get_bits(vg_chunk_iter *it, unsigned n, uint64_t *out)
+{
+    if (n > bits_left(it)) return 0;
+    *out = n ? peek64(it) >> (64 - n) : 0;
+    it->bitpos += n;
     return 1;
 }
 
@@ -236,18 +256,21 @@ static int get_uvarint(vg_chunk_iter *it, uint64_t *out)
     return 0;
 }
 
-/* Count the leading '1' bits of a bucket prefix, at most max. */
-static int get_prefix(vg_chunk_iter *it, unsigned max, unsigned *ones)
+/* Count the leading '1' bits of a bucket prefix, at most max, and consume
+ * them with the terminating '0' (none after max ones). */
+static inline int get_prefix(vg_chunk_iter *it, unsigned max, unsigned *ones)
 {
-    uint64_t b;
-    for (*ones = 0; *ones < max; (*ones)++) {
-        if (!get_bits(it, 1, &b)) return 0;
-        if (b == 0) break;
-    }
+    uint64_t w = peek64(it);
+    unsigned n = ~w ? (unsigned)__builtin_clzll(~w) : 64;
+    if (n > max) n = max;
+    unsigned used = n < max ? n + 1 : n;
+    if (used > bits_left(it)) return 0;
+    it->bitpos += used;
+    *ones = n;
     return 1;
 }
 
-static int get_dod(vg_chunk_iter *it, int64_t *dod)
+static inline int get_dod(vg_chunk_iter *it, int64_t *dod)
 {
     static const unsigned widths[] = {0, 14, 17, 20, 64};
     unsigned ones;
@@ -264,7 +287,7 @@ static int get_dod(vg_chunk_iter *it, int64_t *dod)
     return 1;
 }
 
-static int get_xor(vg_chunk_iter *it)
+static inline int get_xor(vg_chunk_iter *it)
 {
     unsigned ones;
     uint64_t lead, sig, bits;
@@ -285,7 +308,7 @@ static int get_xor(vg_chunk_iter *it)
     return 1;
 }
 
-static int decode_one(vg_chunk_iter *it)
+static inline int decode_one(vg_chunk_iter *it)
 {
     uint64_t u;
     int64_t dod;
