@@ -253,6 +253,17 @@ static void drive(vg_scraper_t *s)
     }
 }
 
+/* Keep one idle connection per target. libcurl's default cache holds four
+ * per handle in flight, and with scrapes spread over the interval only a
+ * few are, so every scrape would reconnect (and the target see a new TCP
+ * connection each time, unlike with Prometheus). */
+static void size_conn_cache(vg_scraper_t *s)
+{
+    if (s->maxconn == s->ntargets + 4) return;
+    s->maxconn = s->ntargets + 4;
+    curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, (long)s->maxconn);
+}
+
 /* A scrape that could not even start counts as a transport failure. */
 static void start_or_fail(vg_scraper_t *s, vg_scrape_target_t *t)
 {
@@ -270,6 +281,7 @@ vg_err_t vg_scraper_run_once(vg_scraper_t *s, vg_error *err)
 {
     if (!s) return vg_error_set(err, VG_EINVAL, "scrape: NULL scraper");
     if (s->started) return vg_error_set(err, VG_EINVAL, "scrape: the scrape thread is running");
+    size_conn_cache(s);
     for (size_t i = 0; i < s->ntargets; i++) start_or_fail(s, s->targets[i]);
     for (;;) {
         drive(s);
@@ -287,6 +299,7 @@ vg_err_t vg_scraper_run_once(vg_scraper_t *s, vg_error *err)
 static int64_t start_due(vg_scraper_t *s)
 {
     int64_t now = vg_clock_mono_ms(), wait = MAX_POLL_MS;
+    size_conn_cache(s);
     for (size_t i = 0; i < s->ntargets; i++) {
         vg_scrape_target_t *t = s->targets[i];
         if (now >= t->next_ms) {

@@ -322,6 +322,7 @@ struct vg_scraper {
     vg_scrape_sink sink;
     vg_buf pool[VG_SCRAPE_POOL]; /* idle body buffers (loop.c) */
     size_t npool;
+    size_t maxconn; /* CURLMOPT_MAXCONNECTS as last set */
     pthread_t thread;
     int started;
     atomic_int stop;

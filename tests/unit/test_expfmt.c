@@ -322,6 +322,110 @@ static void test_float_syntax(void **state)
     assert_true(v > 0 && v < 1e-290);
 }
 
+static vg_err_t one(const char *line, vg_expfmt_format fmt, vg_expfmt_entry *e, vg_error *err);
+
+/* The exact fast path must give strtod's double, bit for bit, on every
+ * plain decimal; odd ones fall back to strtod. */
+static void test_float_fast_path(void **state)
+{
+    uint64_t x = 0x9e3779b97f4a7c15ULL;
+    char s[64];
+    for (int iter = 0; iter < 200000; iter++) {
+        x ^= x << 13, x ^= x >> 7, x ^= x << 17;
+        size_t n = 0, digits = 1 + x % 20, dot = (x >> 8) % (digits + 2);
+        if ((x >> 16) & 1) s[n++] = (x >> 17) & 1 ? '-' : '+';
+        for (size_t i = 0; i < digits; i++) {
+            if (i == dot) s[n++] = '.';
+            s[n++] = (char)('0' + (x >> (20 + 2 * (i % 20))) % 10);
+        }
+        if ((x >> 60) & 1) n += (size_t)snprintf(s + n, 16, "e%d", (int)((x >> 24) % 61) - 30);
+        s[n] = '\0';
+        double got = -1, want = strtod(s, NULL);
+        if (vg_expfmt_parse_float(s, n, &got) != VG_OK) fail_msg("'%s' did not parse", s);
+        if (memcmp(&got, &want, sizeof got) != 0)
+            fail_msg("'%s': got %.17g want %.17g", s, got, want);
+    }
+    double v;
+    assert_int_equal(vg_expfmt_parse_float("-0", 2, &v), VG_OK);
+    assert_true(v == 0 && signbit(v));
+    assert_int_equal(vg_expfmt_parse_float("9007199254740993", 16, &v), VG_OK);
+    assert_true(v == 9007199254740992.0); /* past 2^53: strtod rounds */
+    assert_int_equal(vg_expfmt_parse_float("1e22", 4, &v), VG_OK);
+    assert_true(v == 1e22);
+    assert_int_equal(vg_expfmt_parse_float("1e23", 4, &v), VG_OK);
+    assert_true(v == 1e23);
+    assert_int_equal(vg_expfmt_parse_float("1.e5", 4, &v), VG_OK);
+    assert_true(v == 1e5);
+    assert_int_equal(vg_expfmt_parse_float("1e+05", 5, &v), VG_OK);
+    assert_true(v == 1e5);
+    assert_int_equal(vg_expfmt_parse_float(".e5", 3, &v), VG_EPARSE);
+    assert_int_equal(vg_expfmt_parse_float("1e5.", 4, &v), VG_EPARSE);
+}
+
+/* Label lengths match the decoded strings; skip_text leaves HELP and
+ * comment text empty but still returns those entries. */
+static void test_lengths_skip_text(void **state)
+{
+    const char in[] = "# HELP m Some \\\\ help.\n# free comment\n"
+                      "m{a=\"x\\\\y\\n\",b=\"\xc3\xa9\",c=\"\",dd=\"plain\"} 1\n";
+    vg_expfmt_parser_t *p = vg_expfmt_new(in, sizeof in - 1, VG_EXPFMT_TEXT);
+    vg_expfmt_set_skip_text(p, 1);
+    vg_expfmt_entry e;
+    vg_error err = {0};
+    assert_int_equal(vg_expfmt_next(p, &e, &err), VG_OK);
+    assert_int_equal(e.kind, VG_EXPFMT_HELP);
+    assert_string_equal(e.name, "m");
+    assert_string_equal(e.text, "");
+    assert_int_equal(vg_expfmt_next(p, &e, &err), VG_OK);
+    assert_int_equal(e.kind, VG_EXPFMT_COMMENT);
+    assert_string_equal(e.text, "");
+    assert_int_equal(vg_expfmt_next(p, &e, &err), VG_OK);
+    assert_int_equal(e.kind, VG_EXPFMT_SAMPLE);
+    assert_int_equal(e.nlabels, 4);
+    assert_string_equal(e.labels[0].value, "x\\y\n");
+    for (size_t i = 0; i < e.nlabels; i++) {
+        assert_int_equal(e.label_lens[i].name, strlen(e.labels[i].name));
+        assert_int_equal(e.label_lens[i].value, strlen(e.labels[i].value));
+    }
+    vg_expfmt_free(p);
+}
+
+/* The byte after a backslash is checked like any other. */
+static void test_escaped_bytes(void **state)
+{
+    vg_expfmt_entry e;
+    vg_error err = {0};
+    static const char nul[] = "m{a=\"\\\0\"} 1\n";
+    vg_expfmt_parser_t *p = vg_expfmt_new(nul, sizeof nul - 1, VG_EXPFMT_TEXT);
+    assert_int_equal(vg_expfmt_next(p, &e, &err), VG_EPARSE);
+    assert_non_null(strstr(err.msg, "NUL byte in label value"));
+    vg_expfmt_free(p);
+    assert_int_equal(one("m{a=\"\\\xff\"} 1\n", VG_EXPFMT_TEXT, &e, &err), VG_EPARSE);
+    assert_non_null(strstr(err.msg, "invalid UTF-8 label value"));
+    assert_int_equal(one("m{a=\"\\\"\\\\\"} 1\n", VG_EXPFMT_TEXT, &e, &err), VG_OK);
+    assert_string_equal(e.labels[0].value, "\"\\");
+    one(NULL, VG_EXPFMT_TEXT, &e, &err);
+}
+
+/* Metric names that extend or shorten the previous line's name. */
+static void test_repeated_names(void **state)
+{
+    const char *in = "abc 1\nabcd 2\nabc{x=\"1\"} 3\nab 4\nabc:x 5\nabc 6\nabc9 7\nabc-d 8\n";
+    static const char *const want[] = {"abc", "abcd", "abc", "ab", "abc:x", "abc", "abc9"};
+    vg_expfmt_parser_t *p = vg_expfmt_new(in, strlen(in), VG_EXPFMT_TEXT);
+    vg_expfmt_entry e;
+    vg_error err = {0};
+    for (size_t i = 0; i < sizeof want / sizeof *want; i++) {
+        assert_int_equal(vg_expfmt_next(p, &e, &err), VG_OK);
+        assert_string_equal(e.name, want[i]);
+        assert_int_equal(e.name_len, strlen(want[i]));
+        assert_true(e.value == (double)(i + 1));
+    }
+    assert_int_equal(vg_expfmt_next(p, &e, &err), VG_EPARSE);
+    assert_string_equal(err.msg, "line 8 col 4: invalid character in metric name");
+    vg_expfmt_free(p);
+}
+
 /* Parse the first entry of line and return rc; fills *e. line NULL frees. */
 static vg_err_t one(const char *line, vg_expfmt_format fmt, vg_expfmt_entry *e, vg_error *err)
 {
@@ -430,11 +534,13 @@ static void test_content_type(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_data_cases),   cmocka_unit_test(test_alltypes_text),
-        cmocka_unit_test(test_alltypes_om),  cmocka_unit_test(test_float_syntax),
-        cmocka_unit_test(test_timestamps),   cmocka_unit_test(test_max_line),
-        cmocka_unit_test(test_many_labels),  cmocka_unit_test(test_alloc_failure),
-        cmocka_unit_test(test_content_type),
+        cmocka_unit_test(test_data_cases),        cmocka_unit_test(test_alltypes_text),
+        cmocka_unit_test(test_alltypes_om),       cmocka_unit_test(test_float_syntax),
+        cmocka_unit_test(test_timestamps),        cmocka_unit_test(test_max_line),
+        cmocka_unit_test(test_many_labels),       cmocka_unit_test(test_alloc_failure),
+        cmocka_unit_test(test_content_type),      cmocka_unit_test(test_float_fast_path),
+        cmocka_unit_test(test_lengths_skip_text), cmocka_unit_test(test_escaped_bytes),
+        cmocka_unit_test(test_repeated_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

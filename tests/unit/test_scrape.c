@@ -872,6 +872,165 @@ static void test_auth(void **state)
     capture_free(&c);
 }
 
+/* ------------------------------------------------------------ staleness by hash + reparse */
+
+static const vg_scrape_series *series_of(vg_scraper_t *s)
+{
+    return &s->targets[0]->series;
+}
+
+/* The kept body is replaced only when a scrape brings a series it does not
+ * cover; vanished series are recovered from whichever body is kept. */
+static void test_stale_reparse(void **state)
+{
+    set_fixture(0, (fixture){.path = "/m/rp", .body = "a 1\nb{x=\"q\\\"uote\"} 2\nc 3\n"});
+    test_cfg t;
+    cfg_init(&t, "/m/rp");
+    capture c;
+    capture_init(&c);
+    vg_scraper_t *s = new_scraper(&t, &c, NULL);
+    scrape(s, &c);
+    const void *kept = series_of(s)->body;
+    assert_non_null(kept);
+    assert_int_equal(series_of(s)->n, 3);
+    /* b and c vanish: both recovered from the first body, escapes intact */
+    set_fixture(0, (fixture){.path = "/m/rp", .body = "a 1\n"});
+    expect(scrape(s, &c), "a{instance=\"ADDR\",job=\"node\"} 1 @now\n"
+                          "b{instance=\"ADDR\",job=\"node\",x=\"q\\\"uote\"} STALE @now\n"
+                          "c{instance=\"ADDR\",job=\"node\"} STALE @now\n" REPORT(1, 1, 1, 0, ""));
+    assert_ptr_equal(series_of(s)->body, kept); /* covered: not stored again */
+    /* b comes back: added, still covered, nothing stale */
+    set_fixture(0, (fixture){.path = "/m/rp", .body = "b{x=\"q\\\"uote\"} 5\na 1\n"});
+    expect(scrape(s, &c), "b{instance=\"ADDR\",job=\"node\",x=\"q\\\"uote\"} 5 @now\n"
+                          "a{instance=\"ADDR\",job=\"node\"} 1 @now\n" REPORT(1, 2, 2, 1, ""));
+    assert_ptr_equal(series_of(s)->body, kept);
+    /* d is new: the body is stored again; b goes stale from the old one */
+    set_fixture(0, (fixture){.path = "/m/rp", .body = "a 1\nd 4\n"});
+    expect(scrape(s, &c),
+           "a{instance=\"ADDR\",job=\"node\"} 1 @now\n"
+           "d{instance=\"ADDR\",job=\"node\"} 4 @now\n"
+           "b{instance=\"ADDR\",job=\"node\",x=\"q\\\"uote\"} STALE @now\n" REPORT(1, 2, 2, 1, ""));
+    assert_int_equal(series_of(s)->n, 2);
+    /* everything goes: a and d come from the new body */
+    set_fixture(0, (fixture){.path = "/m/rp", .body = "e 5\n"});
+    expect(scrape(s, &c), "e{instance=\"ADDR\",job=\"node\"} 5 @now\n"
+                          "a{instance=\"ADDR\",job=\"node\"} STALE @now\n"
+                          "d{instance=\"ADDR\",job=\"node\"} STALE @now\n" REPORT(1, 1, 1, 1, ""));
+    vg_scraper_free(s);
+    capture_free(&c);
+}
+
+/* A previous scrape that failed to parse leaves nothing to mark stale, and
+ * the series it had are added again. */
+static void test_stale_after_parse_error(void **state)
+{
+    set_fixture(0, (fixture){.path = "/m/pe", .body = "a 1\nb 2\n"});
+    test_cfg t;
+    cfg_init(&t, "/m/pe");
+    capture c;
+    capture_init(&c);
+    vg_scraper_t *s = new_scraper(&t, &c, NULL);
+    scrape(s, &c);
+    set_fixture(0, (fixture){.path = "/m/pe", .body = "a 1\nb{ 2\n"});
+    expect(scrape(s, &c), "a{instance=\"ADDR\",job=\"node\"} STALE @now\n"
+                          "b{instance=\"ADDR\",job=\"node\"} STALE @now\n" REPORT(0, 1, 1, 0, ""));
+    assert_null(series_of(s)->body);
+    assert_int_equal(series_of(s)->n, 0);
+    set_fixture(0, (fixture){.path = "/m/pe", .body = "a 1\n"});
+    expect(scrape(s, &c), "a{instance=\"ADDR\",job=\"node\"} 1 @now\n" REPORT(1, 1, 1, 1, ""));
+    /* a first scrape that fails has nothing to mark either */
+    vg_scraper_free(s);
+    set_fixture(0, (fixture){.path = "/m/pe", .body = "a{\n"});
+    s = new_scraper(&t, &c, NULL);
+    expect(scrape(s, &c), REPORT(0, 0, 0, 0, ""));
+    vg_scraper_free(s);
+    capture_free(&c);
+}
+
+/* Recovered series go through the same merge and metric relabeling: the
+ * markers carry exported_ names and relabeled labels; a series that
+ * relabeling drops is never tracked. OpenMetrics bodies re-parse as such. */
+static void test_stale_relabeled(void **state)
+{
+    set_fixture(0, (fixture){.path = "/m/sr",
+                             .body = "# TYPE m counter\n"
+                                     "m_total{job=\"app\",k=\"1\"} 1\n"
+                                     "m_total{job=\"app\",k=\"2\"} 2\n"
+                                     "drop_me 3\n"
+                                     "# EOF\n",
+                             .ctype = "application/openmetrics-text; version=1.0.0"});
+    test_cfg t;
+    cfg_init(&t, "/m/sr");
+    vg_relabel_rule_t rules[] = {
+        {SRC("__name__"), .regex = "drop_me", .action = "drop"},
+        {SRC("k"), .target_label = "kk", .replacement = "v$1"},
+    };
+    t.sc[0].metric_relabel = compile(rules, 2);
+    capture c;
+    capture_init(&c);
+    vg_scraper_t *s = new_scraper(&t, &c, NULL);
+    scrape(s, &c);
+    assert_int_equal(series_of(s)->n, 2);
+    set_fixture(0, (fixture){.path = "/m/sr",
+                             .body = "# TYPE m counter\nm_total{job=\"app\",k=\"1\"} 1\n# EOF\n",
+                             .ctype = "application/openmetrics-text; version=1.0.0"});
+    expect(scrape(s, &c),
+           "m_total{exported_job=\"app\",instance=\"ADDR\",job=\"node\",k=\"1\",kk=\"v1\"} 1 @now\n"
+           "m_total{exported_job=\"app\",instance=\"ADDR\",job=\"node\",k=\"2\",kk=\"v2\"} STALE "
+           "@now\n" REPORT(1, 1, 1, 0, ""));
+    vg_scraper_free(s);
+    vg_relabel_free(t.sc[0].metric_relabel);
+    capture_free(&c);
+}
+
+/* Retiring a target marks every tracked series of its last scrape (not the
+ * ones with their own timestamps) and its report series. */
+static void test_retire(void **state)
+{
+    set_fixture(0, (fixture){.path = "/m/rt", .body = "a 1\nb 2 1000\n"});
+    test_cfg t;
+    cfg_init(&t, "/m/rt");
+    capture c;
+    capture_init(&c);
+    vg_scraper_t *s = new_scraper(&t, &c, NULL);
+    scrape(s, &c);
+    vg_buf_reset(&c.out);
+    c.now_lo = wall_ms();
+    c.now_hi = c.now_lo + 60000;
+    vg_scrape_retire(s->targets[0], &s->sink, wall_ms());
+    expect(c.out.data, "a{instance=\"ADDR\",job=\"node\"} STALE @now\n"
+                       "up{instance=\"ADDR\",job=\"node\"} STALE @now\n"
+                       "scrape_duration_seconds{instance=\"ADDR\",job=\"node\"} STALE @now\n"
+                       "scrape_samples_scraped{instance=\"ADDR\",job=\"node\"} STALE @now\n"
+                       "scrape_samples_post_metric_relabeling{instance=\"ADDR\",job=\"node\"} "
+                       "STALE @now\n"
+                       "scrape_series_added{instance=\"ADDR\",job=\"node\"} STALE @now\n");
+    assert_int_equal(series_of(s)->n, 0);
+    vg_scraper_free(s);
+    capture_free(&c);
+}
+
+/* A series repeated in one body is emitted once, and the repeat does not
+ * count as added or make the kept set ambiguous. */
+static void test_duplicates_staleness(void **state)
+{
+    set_fixture(0, (fixture){.path = "/m/dd", .body = "a 1\nb 2\na 3\nb 4\nc 5\n"});
+    test_cfg t;
+    cfg_init(&t, "/m/dd");
+    capture c;
+    capture_init(&c);
+    vg_scraper_t *s = new_scraper(&t, &c, NULL);
+    expect(scrape(s, &c), "a{instance=\"ADDR\",job=\"node\"} 1 @now\n"
+                          "b{instance=\"ADDR\",job=\"node\"} 2 @now\n"
+                          "c{instance=\"ADDR\",job=\"node\"} 5 @now\n" REPORT(1, 5, 5, 3, ""));
+    set_fixture(0, (fixture){.path = "/m/dd", .body = "c 1\n"});
+    expect(scrape(s, &c), "c{instance=\"ADDR\",job=\"node\"} 1 @now\n"
+                          "a{instance=\"ADDR\",job=\"node\"} STALE @now\n"
+                          "b{instance=\"ADDR\",job=\"node\"} STALE @now\n" REPORT(1, 1, 1, 0, ""));
+    vg_scraper_free(s);
+    capture_free(&c);
+}
+
 /* ------------------------------------------------------------ internals */
 
 static void test_merge_labels(void **state)
@@ -946,6 +1105,11 @@ int main(void)
         cmocka_unit_test_setup(test_metric_relabel_no_name, reset_fixtures),
         cmocka_unit_test_setup(test_target_relabel_drop_all, reset_fixtures),
         cmocka_unit_test_setup(test_auth, reset_fixtures),
+        cmocka_unit_test_setup(test_stale_reparse, reset_fixtures),
+        cmocka_unit_test_setup(test_stale_after_parse_error, reset_fixtures),
+        cmocka_unit_test_setup(test_stale_relabeled, reset_fixtures),
+        cmocka_unit_test_setup(test_retire, reset_fixtures),
+        cmocka_unit_test_setup(test_duplicates_staleness, reset_fixtures),
         cmocka_unit_test(test_merge_labels),
         cmocka_unit_test(test_phase),
     };
