@@ -100,7 +100,11 @@ def main():
     args = ap.parse_args()
     with open(FIXTURE, "rb") as f:
         body = f.read()
-    ports = [free_port() for _ in range(args.targets)]
+    ports = []
+    while len(ports) < args.targets:  # free_port() can hand out the same port twice
+        p = free_port()
+        if p not in ports:
+            ports.append(p)
     servers = serve_fixture(ports, body)
     counts = {"vm": {"bytes": 0, "requests": 0}, "vigil": {"bytes": 0, "requests": 0}}
     vm_sink, vigil_sink = free_port(), free_port()
