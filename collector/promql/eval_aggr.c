@@ -296,7 +296,6 @@ static vg_err_t k_emit(aggctx *ac, size_t si, double v, int64_t ts, pq_map *idx,
     return rc;
 }
 
-
 static vg_err_t push_idx(grp *g, size_t i)
 {
     if (g->nidx == g->capidx) {
@@ -640,11 +639,63 @@ static void aggctx_free(aggctx *ac)
     vg_free(ac->ratio);
 }
 
+/* Largest group x step state the series-major path allocates (~27 MB). */
+#define SERIES_MAJOR_MAX_CELLS (1u << 18)
+
+/* Plain ops other than quantile, series by series: each input series is
+ * streamed once into per-(group, step) state, instead of every step visiting
+ * every series through a cursor (thousands of interleaved streams that defeat
+ * the cache). Within a step the series are still folded in input order, so
+ * the results are bit-identical to plain_step's. Points off the step grid
+ * are ignored, as value_at ignores them. Returns VG_EAGAIN when the state
+ * would be too large, for the caller to fall back to step order. */
+static vg_err_t plain_series_major(aggctx *ac, pq_matrix *out)
+{
+    pq_ev *ev = ac->ev;
+    vg_pq_aggop op = ac->a->op;
+    size_t ns = pq_nsteps(ev);
+    if (op == VG_PQ_AGG_QUANTILE || ac->ng == 0 || ns > SERIES_MAJOR_MAX_CELLS / ac->ng)
+        return VG_EAGAIN;
+    grp *st = vg_calloc(ac->ng * ns, sizeof(grp));
+    if (!st) return VG_ENOMEM;
+    vg_err_t rc = VG_OK;
+    for (size_t i = 0; i < ac->in->n && !rc; i++) {
+        const pq_series *s = &ac->in->s[i];
+        grp *row = &st[ac->gid[i] * ns];
+        if ((rc = pq_tick(ev->c))) break;
+        for (size_t j = 0; j < s->n; j++) {
+            int64_t off = s->t[j] - ev->start;
+            if (off < 0 || s->t[j] > ev->end || (ev->interval && off % ev->interval)) continue;
+            grp *g = &row[ev->interval ? (size_t)(off / ev->interval) : 0];
+            if (!g->seen)
+                group_first(g, op, s->v[j], s->drop_name);
+            else {
+                g->drop |= s->drop_name;
+                group_add(g, op, s->v[j]);
+            }
+        }
+    }
+    for (size_t gi = 0; gi < ac->ng && !rc; gi++) {
+        pq_series *o = &out->s[ac->g[gi].out];
+        for (size_t j = 0; j < ns && !rc; j++) {
+            grp *g = &st[gi * ns + j];
+            if (!g->seen) continue;
+            o->drop_name |= g->drop;
+            rc = pq_series_push(ev->c, o, ev->start + (int64_t)j * ev->interval,
+                                group_result(g, op, ac->params[j]));
+        }
+    }
+    vg_free(st);
+    return rc;
+}
+
 static vg_err_t run_steps(aggctx *ac, pq_matrix *out)
 {
     pq_ev *ev = ac->ev;
     vg_err_t rc = VG_OK;
     int k = is_kop(ac->a->op);
+    if (!k && (rc = plain_series_major(ac, out)) != VG_EAGAIN) return rc;
+    rc = VG_OK;
     double *vals = k ? vg_malloc((ac->in->n ? ac->in->n : 1) * sizeof(double)) : NULL;
     pq_map idx = {0};
     if (k && !vals) return VG_ENOMEM;
