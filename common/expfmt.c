@@ -547,6 +547,7 @@ static int cmp_str(const void *a, const void *b)
 static const char *find_duplicate(vg_expfmt_parser_t *p, size_t from)
 {
     size_t n = p->nlabels - from;
+    if (n < 2) return NULL; /* also: no array yet for an empty set */
     const vg_label_t *l = p->labels + from;
     if (n <= 32) {
         const vg_expfmt_len *len = p->lens + from;
