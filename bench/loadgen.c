@@ -642,7 +642,7 @@ static int parse_args(int argc, char **argv, opts *o)
 {
     *o = (opts){.series = 10000, .hours = 24, .step_s = 30, .steps_per_req = 10, .seed = 42};
     o->end_ms = (int64_t)time(NULL) * 1000;
-    for (int i = 1; i < argc; i++) {
+    for (int i = 1; i < argc; i += 2) { /* every option takes one value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
         if (!v) return usage(), -1;
         if (!strcmp(a, "--series"))
@@ -665,7 +665,6 @@ static int parse_args(int argc, char **argv, opts *o)
             o->urls[o->nurls++] = v;
         else
             return usage(), -1;
-        i++;
     }
     if (o->series <= 0 || o->hours <= 0 || o->step_s <= 0 || o->steps_per_req <= 0 ||
         (!o->nurls && !o->om_path))
