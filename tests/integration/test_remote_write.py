@@ -14,17 +14,17 @@ the collector must have refused nothing. A real sender is the compliance test
 that matters: it checks our headers, status codes and snappy framing the way
 the sender reads them.
 """
-import math
 import os
 import re
 import sys
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BUILD, SHARED, FixtureServer, Procs, api, free_port,  # noqa: E402
-                     http_get, parse_exposition, wait_until)
-
-FIXTURE = os.path.join(SHARED, "testdata", "exposition", "alltypes.237mfs.prom.txt")
+from harness import FixtureServer, Procs, api, free_port, wait_until  # noqa: E402
+# The same fixture, expected series (job="fixture", env="it") and value
+# comparison as the agent's end-to-end test, and the same collector start.
+from test_e2e_scrape import FIXTURE, expected_series, same_value  # noqa: E402
+from test_promtool import start_collector  # noqa: E402
 
 
 def scrape_config(fixture_port):
@@ -32,23 +32,6 @@ def scrape_config(fixture_port):
             "scrape_configs:\n"
             "  - job_name: fixture\n"
             "    static_configs: [{targets: ['127.0.0.1:%d'], labels: {env: it}}]\n" % fixture_port)
-
-
-def expected_series(fixture_port):
-    with open(FIXTURE) as f:
-        samples = parse_exposition(f.read())
-    exp = {}
-    for labels, value in samples:
-        labels = dict(labels, job="fixture", instance="127.0.0.1:%d" % fixture_port, env="it")
-        exp[tuple(sorted(labels.items()))] = value
-    return exp
-
-
-def same_value(got, want):
-    g, w = float(got), float(want)
-    if math.isnan(w):
-        return math.isnan(g)
-    return g == w or abs(g - w) <= 1e-12 * max(abs(g), abs(w))
 
 
 def metric_values(url):
@@ -66,15 +49,6 @@ def metric_values(url):
 def total(values, name):
     """Sum of every series of metric name (any labels)."""
     return sum(v for k, v in values.items() if k == name or k.startswith(name + "{"))
-
-
-def start_collector(p):
-    port = free_port()
-    p.start("collector", [os.path.join(BUILD, "vigil-collector"), "--listen", "127.0.0.1:%d" % port,
-                          "--data-dir", os.path.join(p.dir, "c")])
-    base = "http://127.0.0.1:%d" % port
-    wait_until("collector ready", lambda: http_get(base + "/-/ready")[0] == 200)
-    return base
 
 
 def start_prometheus(p, fixture_port, write_url):
