@@ -282,14 +282,41 @@ struct decimal {
     int dp;     /* decimal point position: value = 0.d * 10^dp */
 };
 
-/* Shortest digits that strtod reads back as v (v finite, > 0). */
+/* Digits of an integral v < 2^53: exact, no libc round trip needed. */
+static void integer_digits(double v, struct decimal *g)
+{
+    char tmp[24];
+    uint64_t u = (uint64_t)v;
+    int n = 0;
+    do tmp[n++] = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    g->dp = n;
+    g->nd = 0;
+    while (n > 0) g->d[g->nd++] = tmp[--n];
+    while (g->nd > 1 && g->d[g->nd - 1] == '0') g->nd--;
+    g->d[g->nd] = '\0';
+}
+
+/* Shortest digits that strtod reads back as v (v finite, > 0). Counters and
+ * most gauges are integers, so those skip libc; the rest binary-search the
+ * precision (round-tripping is monotonic in it), 4-5 tries instead of 17. */
 static void shortest_digits(double v, struct decimal *g)
 {
-    char tmp[48];
-    for (int p = 1; p <= 17; p++) {
-        snprintf(tmp, sizeof(tmp), "%.*e", p - 1, v);
-        if (strtod(tmp, NULL) == v) break;
+    if (v < 9007199254740992.0 && v == floor(v)) {
+        integer_digits(v, g);
+        return;
     }
+    char tmp[48];
+    int lo = 1, hi = 17; /* 17 digits always round-trip */
+    while (lo < hi) {
+        int mid = (lo + hi) / 2;
+        snprintf(tmp, sizeof(tmp), "%.*e", mid - 1, v);
+        if (strtod(tmp, NULL) == v)
+            hi = mid;
+        else
+            lo = mid + 1;
+    }
+    snprintf(tmp, sizeof(tmp), "%.*e", lo - 1, v);
     const char *s = tmp;
     g->nd = 0;
     for (; *s && *s != 'e'; s++)

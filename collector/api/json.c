@@ -13,23 +13,26 @@
 
 vg_err_t vg_api_json_time(vg_buf *b, int64_t ms)
 {
-    /* Same digits as jsonutil.MarshalTimestamp: sign, seconds, '.', 3-digit ms. */
+    /* Same digits as jsonutil.MarshalTimestamp: sign, seconds, '.', 3-digit ms.
+     * Written by hand: a matrix answer prints one per point, printf is slow. */
+    char tmp[32], *o = tmp + sizeof(tmp);
     uint64_t u = ms < 0 ? 0 - (uint64_t)ms : (uint64_t)ms;
     unsigned frac = (unsigned)(u % 1000);
-    if (frac == 0)
-        return vg_buf_printf(b, "%s%llu", ms < 0 ? "-" : "", (unsigned long long)(u / 1000));
-    return vg_buf_printf(b, "%s%llu.%03u", ms < 0 ? "-" : "", (unsigned long long)(u / 1000), frac);
+    if (frac) {
+        for (int i = 0; i < 3; i++, frac /= 10) *--o = (char)('0' + frac % 10);
+        *--o = '.';
+    }
+    u /= 1000;
+    do *--o = (char)('0' + u % 10);
+    while ((u /= 10) != 0);
+    if (ms < 0) *--o = '-';
+    return vg_buf_append(b, o, (size_t)(tmp + sizeof(tmp) - o));
 }
 
 vg_err_t vg_api_json_value(vg_buf *b, double v)
 {
     char buf[VG_FMT_FLOAT_JSON_SIZE];
-    double a = fabs(v);
-    /* In the 'e' range Go's 'g' shortest form equals its 'e' form. */
-    if (a != 0 && (a < 1e-6 || a >= 1e21) && !isinf(a))
-        vg_fmt_float(v, buf);
-    else
-        vg_fmt_float_json(v, buf);
+    vg_fmt_float_json(v, buf);
     vg_err_t rc = vg_buf_putc(b, '"');
     if (!rc) rc = vg_buf_puts(b, buf);
     return rc ? rc : vg_buf_putc(b, '"');
