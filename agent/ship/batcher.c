@@ -11,9 +11,18 @@
  *    no per-field frees. The protobuf size is estimated while adding (label
  *    and sample sizes plus field overhead), so the cut by size needs no
  *    trial encode.
+ *  - The scrape path hands over a whole scrape already encoded as
+ *    MetricBatch TimeSeries fields (vg_batcher_add_encoded): appended to one
+ *    byte buffer under one lock, no grouping (each target is scraped once
+ *    per batch window, so grouping merged almost nothing and cost a hash and
+ *    a label copy per sample).
  *  - A batch is cut at max_bytes (estimate), max_samples, after
- *    max_delay_ms, on flush and on free. Cutting encodes (protobuf-c + zstd:
- *    CPU, not I/O, so done under the lock) and pushes the bytes into a
+ *    max_delay_ms, on flush and on free; an encoded scrape is never split.
+ *    Cutting packs the grouped series after the encoded bytes, writes the
+ *    Batch fields and the MetricBatch length by hand (no protobuf-c sizing
+ *    pass over the whole batch) and streams header and body through one
+ *    reused zstd context with the size pledged, so the frame declares it
+ *    (CPU, not I/O, so done under the lock), then pushes the bytes into a
  *    bounded in-memory queue.
  *  - One ship thread owns all I/O: the sink, the spool, the seq file. Each
  *    turn it picks one action: send the oldest spooled batch, send the
@@ -29,11 +38,15 @@
  *    batch being built keeps growing up to a hard cap, then samples are
  *    refused with VG_ELIMIT and counted (reason="queue_full"): never a spin,
  *    never a silent drop.
- *  - The seq of each batch that was delivered or spooled is written to
- *    seq_path, and a restart continues after it (and after any seq still in
- *    the spool). Seqs of batches lost in memory by a crash are reused, so
- *    the collector's gap detector sees a contiguous sequence whenever
- *    nothing that was handed over durably was lost.
+ *  - The highest seq that was delivered or spooled is written to seq_path
+ *    at most once a second (and after a spool append, and at shutdown), and
+ *    a restart continues after it (and after any seq still in the spool).
+ *    Seqs of batches lost in memory by a crash, and of up to a second of
+ *    batches sent before it, are reused: the collector counts those as
+ *    duplicates (it stores the samples either way), and its gap detector
+ *    sees a contiguous sequence whenever nothing handed over durably was
+ *    lost. A reservation written ahead would avoid the reuse but leave a
+ *    gap after every crash, which would read as loss.
  */
 #include "batcher.h"
 
@@ -43,6 +56,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <time.h>
+#include <zstd.h>
 
 #include "sink.h"
 #include "vigil/alloc.h"
@@ -59,7 +73,8 @@
 #define FLUSH_WAIT_MS   60000
 #define MAP_INITIAL     1024
 #define IDLE_WAIT_MS    1000
-#define SAMPLE_EST      20 /* Sample{double, int64} with tags and its length prefix */
+#define SEQ_PERSIST_MS  1000 /* write the seq file at most this often */
+#define SAMPLE_EST      20   /* Sample{double, int64} with tags and its length prefix */
 
 struct series {
     Prometheus__TimeSeries ts;
@@ -112,11 +127,16 @@ struct vg_batcher {
     size_t map_cap;
     size_t nsamples, est_bytes;
     int64_t first_ms; /* monotonic time of the batch's first sample */
+    vg_buf enc;       /* MetricBatch body: encoded TimeSeries fields */
+    vg_buf hdr;       /* Batch fields before the body, rebuilt at each cut */
+    ZSTD_CCtx *zc;    /* reused for every cut */
 
     /* encoded batches waiting for the sink, oldest at head */
     struct item q[QUEUE_CAP];
     size_t qhead, qlen;
     uint64_t next_seq, handled_seq, persisted_seq, drops;
+    int64_t seq_written_ms; /* monotonic time of the last seq file write */
+    int seq_dirty_spool;    /* a batch was spooled: persist at the next chance */
 
     /* ship thread only (read by others under mu) */
     vg_breaker_t breaker;
@@ -157,6 +177,8 @@ static void batch_reset(struct vg_batcher *b)
     b->nseries = b->cap_series = 0;
     b->nsamples = 0;
     b->est_bytes = 0;
+    if (b->enc.cap > b->max_bytes * HARD_CAP_FACTOR * 2) vg_buf_free(&b->enc);
+    vg_buf_reset(&b->enc);
 }
 
 static int same_labels(const Prometheus__TimeSeries *ts, const vg_label_t *l, size_t n)
@@ -266,28 +288,91 @@ static void set_queue_gauge(struct vg_batcher *b)
     vg_metric_set(b->m.queue_len, (double)b->qlen);
 }
 
+/* ---- cutting: the Batch envelope written by hand around the series bytes ---- */
+
+static void put_varint(vg_buf *o, uint64_t v)
+{
+    while (v >= 0x80) o->data[o->len++] = (char)(uint8_t)(v | 0x80), v >>= 7;
+    o->data[o->len++] = (char)(uint8_t)v;
+}
+
+/* A length-delimited field; room reserved by the caller. */
+static void put_bytes(vg_buf *o, uint8_t tag, const char *p, size_t n)
+{
+    if (!n) return; /* proto3: an empty string is not written */
+    o->data[o->len++] = (char)tag;
+    put_varint(o, n);
+    memcpy(o->data + o->len, p, n);
+    o->len += n;
+}
+
+/* Append the series grouped by vg_batcher_add to b->enc as MetricBatch
+ * field 1, after the bytes vg_batcher_add_encoded put there. */
+static vg_err_t pack_grouped(struct vg_batcher *b)
+{
+    for (size_t i = 0; i < b->nseries; i++) {
+        const Prometheus__TimeSeries *ts = &b->series[i]->ts;
+        size_t n = prometheus__time_series__get_packed_size(ts);
+        if (vg_buf_reserve(&b->enc, 11 + n)) return VG_ENOMEM;
+        b->enc.data[b->enc.len++] = 0x0a;
+        put_varint(&b->enc, n);
+        b->enc.len += prometheus__time_series__pack(ts, (uint8_t *)b->enc.data + b->enc.len);
+    }
+    return VG_OK;
+}
+
+/* Batch fields 1..5 and the tag and length of field 10 (metrics) into b->hdr. */
+static vg_err_t write_header(struct vg_batcher *b, uint64_t seq)
+{
+    size_t a = strlen(b->agent_id), n = strlen(b->node), t = strlen(b->tenant);
+    vg_buf_reset(&b->hdr);
+    if (vg_buf_reserve(&b->hdr, a + n + t + 3 * 11 + 3 * 11)) return VG_ENOMEM;
+    put_bytes(&b->hdr, 0x0a, b->agent_id, a);
+    put_bytes(&b->hdr, 0x12, b->node, n);
+    put_bytes(&b->hdr, 0x1a, b->tenant, t);
+    if (seq) b->hdr.data[b->hdr.len++] = 0x20, put_varint(&b->hdr, seq);
+    uint64_t created = (uint64_t)vg_clock_wall_ms();
+    if (created) b->hdr.data[b->hdr.len++] = 0x28, put_varint(&b->hdr, created);
+    b->hdr.data[b->hdr.len++] = 0x52;
+    put_varint(&b->hdr, b->enc.len);
+    return VG_OK;
+}
+
+/* Compress hdr + enc as one zstd frame that declares its content size. */
+static vg_err_t compress_frame(struct vg_batcher *b, uint8_t **out, size_t *len, vg_error *err)
+{
+    size_t raw = b->hdr.len + b->enc.len, cap = ZSTD_compressBound(raw);
+    uint8_t *dst = vg_malloc(cap ? cap : 1);
+    if (!dst) return vg_error_set(err, VG_ENOMEM, "batcher: out of memory compressing batch");
+    ZSTD_CCtx_reset(b->zc, ZSTD_reset_session_only);
+    size_t z = ZSTD_CCtx_setPledgedSrcSize(b->zc, raw);
+    ZSTD_outBuffer o = {dst, cap, 0};
+    ZSTD_inBuffer h = {b->hdr.data, b->hdr.len, 0}, m = {b->enc.data, b->enc.len, 0};
+    while (!ZSTD_isError(z) && h.pos < h.size)
+        z = ZSTD_compressStream2(b->zc, &o, &h, ZSTD_e_continue);
+    do {
+        if (!ZSTD_isError(z)) z = ZSTD_compressStream2(b->zc, &o, &m, ZSTD_e_end);
+    } while (!ZSTD_isError(z) && z != 0 && o.pos < o.size);
+    if (ZSTD_isError(z) || z != 0) {
+        vg_free(dst);
+        return vg_error_set(err, VG_EINTERNAL, "batcher: zstd: %s",
+                            ZSTD_isError(z) ? ZSTD_getErrorName(z) : "output full");
+    }
+    *out = dst;
+    *len = o.pos;
+    return VG_OK;
+}
+
 static vg_err_t encode_current(struct vg_batcher *b, uint64_t seq, uint8_t **out, size_t *len,
                                vg_error *err)
 {
-    Prometheus__TimeSeries **ts = vg_arena_alloc(b->arena, b->nseries * sizeof(*ts));
-    if (!ts) return vg_error_set(err, VG_ENOMEM, "batcher: out of memory encoding batch");
-    for (size_t i = 0; i < b->nseries; i++) ts[i] = &b->series[i]->ts;
-    Vigil__V1__MetricBatch mb = VIGIL__V1__METRIC_BATCH__INIT;
-    mb.timeseries = ts;
-    mb.n_timeseries = b->nseries;
-    vg_batch_t batch = VIGIL__V1__BATCH__INIT;
-    batch.agent_id = b->agent_id;
-    batch.node = b->node;
-    batch.tenant = b->tenant;
-    batch.seq = seq;
-    batch.created_ms = vg_clock_wall_ms();
-    batch.payload_case = VIGIL__V1__BATCH__PAYLOAD_METRICS;
-    batch.metrics = &mb;
     int64_t t0 = vg_clock_mono_us();
-    vg_err_t rc = vg_envelope_encode(&batch, b->level, out, len, err);
+    if (pack_grouped(b) || write_header(b, seq))
+        return vg_error_set(err, VG_ENOMEM, "batcher: out of memory encoding batch");
+    vg_err_t rc = compress_frame(b, out, len, err);
     if (rc) return rc;
     vg_metric_inc(b->m.batches_cut);
-    vg_metric_add(b->m.bytes_raw, (double)vigil__v1__batch__get_packed_size(&batch));
+    vg_metric_add(b->m.bytes_raw, (double)(b->hdr.len + b->enc.len));
     vg_metric_add(b->m.bytes_zstd, (double)*len);
     vg_metric_add(b->m.encode_us, (double)(vg_clock_mono_us() - t0) / 1e6);
     return VG_OK;
@@ -352,15 +437,22 @@ static void seq_handled(struct vg_batcher *b, uint64_t seq)
 }
 
 /* Ship thread, with mu held: write the handled seq to seq_path when it moved
- * (mu is released for the I/O). Not fsync'ed: after a power cut the value
- * may step back and a few seqs be reused, which the collector counts as
- * duplicates while storing their samples normally. */
-static void seq_persist(struct vg_batcher *b)
+ * and force is set or SEQ_PERSIST_MS passed since the last write (mu is
+ * released for the I/O). Not fsync'ed. Between writes, and after a power
+ * cut, the file may be behind the seqs sent: a crash then reuses up to a
+ * second of seqs, which the collector counts as duplicates while storing
+ * their samples normally (a reservation ahead would instead leave a gap
+ * after every crash, which the collector reports as loss). */
+static void seq_persist(struct vg_batcher *b, int force)
 {
     char buf[32];
     vg_error e = {0};
     uint64_t seq = b->handled_seq;
+    int64_t now = vg_clock_mono_ms();
     if (!b->seq_path || seq == b->persisted_seq) return;
+    if (!force && !b->seq_dirty_spool && now - b->seq_written_ms < SEQ_PERSIST_MS) return;
+    b->seq_written_ms = now;
+    b->seq_dirty_spool = 0;
     int n = snprintf(buf, sizeof(buf), "%" PRIu64 "\n", seq);
     pthread_mutex_unlock(&b->mu);
     vg_err_t rc = vg_spool_write_file(b->seq_path, buf, (size_t)n, 0, &e);
@@ -447,6 +539,7 @@ static void spool_head(struct vg_batcher *b)
         vg_metric_inc(b->m.spooled);
         b->spool_backoff_ms = 0;
         seq_handled(b, it.seq);
+        b->seq_dirty_spool = 1;
         pop_head(b);
         return;
     }
@@ -561,6 +654,8 @@ static int64_t next_wake(struct vg_batcher *b, int64_t now)
     if (work && vg_breaker_state_at(&b->breaker, now) == VG_BREAKER_OPEN)
         t = min64(t, vg_breaker_reopen_at(&b->breaker));
     if (b->qlen && b->spool && b->spool_retry_ms > now) t = min64(t, b->spool_retry_ms);
+    if (b->seq_path && b->handled_seq != b->persisted_seq)
+        t = min64(t, b->seq_written_ms + SEQ_PERSIST_MS);
     /* A due batch that cannot be cut (queue full) waits for the queue instead. */
     if (b->nsamples && b->qlen < QUEUE_CAP) t = min64(t, b->first_ms + b->max_delay_ms);
     return t;
@@ -589,7 +684,7 @@ static void *ship_main(void *arg)
             send_head(b);
         else if (a == ACT_SPOOL_LIVE)
             spool_head(b);
-        seq_persist(b);
+        seq_persist(b, 0);
         if (a != ACT_WAIT) continue;
         int64_t wake = next_wake(b, now);
         if (wake > now) wait_until(&b->wake, &b->mu, wake);
@@ -676,6 +771,11 @@ static vg_err_t init_fields(struct vg_batcher *b, const vg_batcher_opts *o)
     b->arena = vg_arena_new(64 * 1024);
     b->map_cap = MAP_INITIAL;
     b->map = vg_calloc(b->map_cap, sizeof(*b->map));
+    vg_buf_init(&b->enc, 0);
+    vg_buf_init(&b->hdr, 0);
+    b->zc = ZSTD_createCCtx();
+    if (!b->zc || ZSTD_isError(ZSTD_CCtx_setParameter(b->zc, ZSTD_c_compressionLevel, b->level)))
+        return VG_ENOMEM;
     if (!b->agent_id || !b->node || !b->tenant || !b->arena || !b->map ||
         (o->seq_path && !b->seq_path))
         return VG_ENOMEM;
@@ -688,6 +788,9 @@ static void destroy(struct vg_batcher *b)
     for (size_t i = 0; i < b->qlen; i++) vg_free(b->q[(b->qhead + i) % QUEUE_CAP].data);
     vg_arena_free(b->arena);
     vg_free(b->map);
+    vg_buf_free(&b->enc);
+    vg_buf_free(&b->hdr);
+    ZSTD_freeCCtx(b->zc);
     vg_free(b->agent_id);
     vg_free(b->node);
     vg_free(b->tenant);
@@ -755,6 +858,34 @@ out:
     return rc;
 }
 
+vg_err_t vg_batcher_add_encoded(vg_batcher_t *b, const void *ts, size_t len, size_t nsamples)
+{
+    vg_err_t rc = VG_OK;
+    if (!b || (!ts && len)) return VG_EINVAL;
+    if (!len) return VG_OK;
+    pthread_mutex_lock(&b->mu);
+    if (b->closing) {
+        rc = VG_ECLOSED;
+        goto out;
+    }
+    if (over_hard_cap(b) && cut_locked(b, NULL) == VG_ELIMIT) {
+        vg_metric_add(b->m.sdrop_full, (double)nsamples);
+        rc = VG_ELIMIT;
+        goto out;
+    }
+    if ((rc = vg_buf_append(&b->enc, ts, len))) goto out;
+    b->est_bytes += len;
+    if (b->nsamples == 0) {
+        b->first_ms = vg_clock_mono_ms();
+        pthread_cond_signal(&b->wake);
+    }
+    b->nsamples += nsamples ? nsamples : 1; /* never an empty-looking batch with bytes */
+    if (batch_full(b)) cut_locked(b, NULL);
+out:
+    pthread_mutex_unlock(&b->mu);
+    return rc;
+}
+
 void vg_batcher_commit(vg_batcher_t *b)
 {
     if (!b) return;
@@ -811,7 +942,7 @@ static void save_leftovers(struct vg_batcher *b)
     }
     for (size_t i = 0; i < b->qlen; i++) samples += b->q[(b->qhead + i) % QUEUE_CAP].nsamples;
     batches = b->qlen + (b->nsamples ? 1 : 0);
-    seq_persist(b);
+    seq_persist(b, 1);
     if (!batches) return;
     vg_log_warn("ship", "stopping with undelivered batches", "batches=%zu samples=%zu", batches,
                 samples);

@@ -1,9 +1,10 @@
 /*
  * batcher.h - collects samples from the scrape loop into Batch envelopes.
  *
- * Producers (scrape, host metrics) add samples; the batcher groups them by
- * series into a MetricBatch, and when the batch is big enough (estimated
- * protobuf size) or old enough it encodes (protobuf-c + zstd) and hands it
+ * Producers add samples one by one (host metrics; grouped by series) or a
+ * whole scrape already encoded as TimeSeries fields (the scrape loop), and
+ * when the batch is big enough (estimated protobuf size) or old enough the
+ * batcher wraps it in the Batch envelope, compresses it (zstd) and hands it
  * to the ship thread, which sends it through the configured sink. Adding
  * never blocks on the network: the hand-off is a bounded queue, and the
  * ship thread owns all I/O.
@@ -70,6 +71,13 @@ void vg_batcher_free(vg_batcher_t *b);
  * built reached its hard cap; VG_ECLOSED after free started. */
 vg_err_t vg_batcher_add(vg_batcher_t *b, const vg_label_t *labels, size_t nlabels, int64_t ts_ms,
                         double value);
+/* Add one scrape already encoded: ts holds len bytes of consecutive
+ * MetricBatch field-1 entries (tag 0x0a, varint length, a TimeSeries
+ * message), nsamples samples in all; appended as-is under one lock, so a
+ * batch is cut only between calls. Same errors as vg_batcher_add; VG_ELIMIT
+ * counts all nsamples dropped. The bytes are not validated: producers are
+ * in-process code (agent/scrape), never the network. */
+vg_err_t vg_batcher_add_encoded(vg_batcher_t *b, const void *ts, size_t len, size_t nsamples);
 /* Mark the end of a scrape: a hint that a flush now would not split it. */
 void vg_batcher_commit(vg_batcher_t *b);
 /* Force out what is pending and wait (bounded) until the sink has it and the

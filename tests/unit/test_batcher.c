@@ -267,6 +267,104 @@ static void test_groups_by_series(void **state)
     fx_free(f);
 }
 
+/* ---- vg_batcher_add_encoded: the same samples both ways decode the same ---- */
+
+/* One TimeSeries as MetricBatch field 1, encoded by protobuf-c. */
+static size_t encode_series(uint8_t *out, const char *name, const char *job, int64_t ts, double v)
+{
+    Prometheus__Label l0 = PROMETHEUS__LABEL__INIT, l1 = PROMETHEUS__LABEL__INIT;
+    l0.name = "__name__", l0.value = (char *)name, l1.name = "job", l1.value = (char *)job;
+    Prometheus__Label *lp[] = {&l0, &l1};
+    Prometheus__Sample s = PROMETHEUS__SAMPLE__INIT;
+    s.timestamp = ts, s.value = v;
+    Prometheus__Sample *sp[] = {&s};
+    Prometheus__TimeSeries t = PROMETHEUS__TIME_SERIES__INIT;
+    t.labels = lp, t.n_labels = 2, t.samples = sp, t.n_samples = 1;
+    size_t n = prometheus__time_series__get_packed_size(&t);
+    assert_true(n < 128);
+    out[0] = 0x0a, out[1] = (uint8_t)n;
+    return 2 + prometheus__time_series__pack(&t, out + 2);
+}
+
+static const struct {
+    const char *name, *job;
+    int64_t ts;
+    double v;
+} both_ways[] = {{"up", "node", 1000, 1}, {"up", "api", 1000, 0}, {"load", "node", -5, 0.5}};
+
+static void assert_same_batch(const vg_batch_t *x, const vg_batch_t *y)
+{
+    assert_string_equal(x->agent_id, y->agent_id);
+    assert_string_equal(x->node, y->node);
+    assert_string_equal(x->tenant, y->tenant);
+    assert_true(x->created_ms > 0 && y->created_ms > 0);
+    assert_int_equal(x->metrics->n_timeseries, y->metrics->n_timeseries);
+    for (size_t i = 0; i < x->metrics->n_timeseries; i++) {
+        const Prometheus__TimeSeries *a = x->metrics->timeseries[i], *b = y->metrics->timeseries[i];
+        assert_int_equal(a->n_labels, b->n_labels);
+        for (size_t j = 0; j < a->n_labels; j++) {
+            assert_string_equal(a->labels[j]->name, b->labels[j]->name);
+            assert_string_equal(a->labels[j]->value, b->labels[j]->value);
+        }
+        assert_int_equal(a->n_samples, b->n_samples);
+        for (size_t j = 0; j < a->n_samples; j++) {
+            assert_int_equal(a->samples[j]->timestamp, b->samples[j]->timestamp);
+            assert_memory_equal(&a->samples[j]->value, &b->samples[j]->value, sizeof(double));
+        }
+    }
+}
+
+static void test_add_encoded_same_as_add(void **state)
+{
+    struct fixture *f = fx_alloc(100, 3600 * 1000);
+    f->o.agent_id = ""; /* an empty string field is left out, as protobuf-c does */
+    fx_start(f);
+    size_t n = sizeof both_ways / sizeof *both_ways, len = 0;
+    uint8_t buf[512];
+    for (size_t i = 0; i < n; i++)
+        add(f, both_ways[i].name, both_ways[i].job, both_ways[i].ts, both_ways[i].v);
+    assert_int_equal(vg_batcher_flush(f->b, NULL), VG_OK);
+    for (size_t i = 0; i < n; i++)
+        len += encode_series(buf + len, both_ways[i].name, both_ways[i].job, both_ways[i].ts,
+                             both_ways[i].v);
+    assert_int_equal(vg_batcher_add_encoded(f->b, buf, len, n), VG_OK);
+    assert_int_equal(vg_batcher_flush(f->b, NULL), VG_OK);
+    assert_int_equal(f->st.nsent, 2);
+    vg_batch_t *x = decode(f, 0), *y = decode(f, 1);
+    assert_int_equal(x->seq, 1);
+    assert_int_equal(y->seq, 2);
+    assert_string_equal(y->agent_id, "");
+    assert_int_equal(y->metrics->n_timeseries, 3);
+    assert_same_batch(x, y);
+    vg_envelope_batch_free(x);
+    vg_envelope_batch_free(y);
+    assert_true(metric(f, "vigil_agent_samples_sent_total", NULL) == 6);
+    fx_free(f);
+}
+
+/* Both entry points into one batch; an encoded scrape is never split. */
+static void test_add_encoded_mixed(void **state)
+{
+    struct fixture *f = fx_new(4, 3600 * 1000);
+    uint8_t buf[512];
+    size_t len = 0;
+    for (int i = 0; i < 6; i++) len += encode_series(buf + len, "m", "scrape", 1000 + i, i);
+    add(f, "host", "node", 1000, 1);
+    assert_int_equal(vg_batcher_add_encoded(f->b, buf, len, 6), VG_OK);
+    assert_int_equal(vg_batcher_add_encoded(f->b, buf, 0, 0), VG_OK);
+    assert_int_equal(vg_batcher_add_encoded(NULL, buf, len, 6), VG_EINVAL);
+    assert_int_equal(vg_batcher_flush(f->b, NULL), VG_OK);
+    assert_int_equal(f->st.nsent, 1); /* cut after the call, not inside it */
+    vg_batch_t *b = decode(f, 0);
+    assert_int_equal(batch_samples(b), 7);
+    assert_int_equal(b->metrics->n_timeseries, 7);
+    assert_string_equal(b->metrics->timeseries[0]->labels[1]->value, "scrape");
+    assert_string_equal(b->metrics->timeseries[6]->labels[1]->value, "node");
+    assert_int_equal(b->metrics->timeseries[5]->samples[0]->timestamp, 1005);
+    vg_envelope_batch_free(b);
+    fx_free(f);
+}
+
 static void test_many_series_grow_map(void **state)
 {
     struct fixture *f = fx_new(100000, 3600 * 1000);
@@ -605,6 +703,8 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_groups_by_series),
         cmocka_unit_test(test_many_series_grow_map),
+        cmocka_unit_test(test_add_encoded_same_as_add),
+        cmocka_unit_test(test_add_encoded_mixed),
         cmocka_unit_test(test_seq_increases),
         cmocka_unit_test(test_max_samples_cut),
         cmocka_unit_test(test_retry_keeps_order),
