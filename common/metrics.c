@@ -297,26 +297,38 @@ static void integer_digits(double v, struct decimal *g)
     g->d[g->nd] = '\0';
 }
 
+static int round_trips(double v, int digits, char *out, size_t n)
+{
+    snprintf(out, n, "%.*e", digits - 1, v);
+    return strtod(out, NULL) == v;
+}
+
 /* Shortest digits that strtod reads back as v (v finite, > 0). Counters and
- * most gauges are integers, so those skip libc; the rest binary-search the
- * precision (round-tripping is monotonic in it), 4-5 tries instead of 17. */
+ * most gauges are integers, so those skip libc. Computed values (rates,
+ * averages) mostly need 16 or 17 digits, so those are tried first; short
+ * decimals then binary-search the precision (round-tripping is monotonic). */
 static void shortest_digits(double v, struct decimal *g)
 {
     if (v < 9007199254740992.0 && v == floor(v)) {
         integer_digits(v, g);
         return;
     }
-    char tmp[48];
-    int lo = 1, hi = 17; /* 17 digits always round-trip */
-    while (lo < hi) {
-        int mid = (lo + hi) / 2;
-        snprintf(tmp, sizeof(tmp), "%.*e", mid - 1, v);
-        if (strtod(tmp, NULL) == v)
-            hi = mid;
-        else
-            lo = mid + 1;
+    char tmp[48], probe[48];
+    if (!round_trips(v, 16, tmp, sizeof(tmp))) {
+        snprintf(tmp, sizeof(tmp), "%.16e", v); /* 17 digits always round-trip */
+    } else if (round_trips(v, 15, probe, sizeof(probe))) {
+        memcpy(tmp, probe, sizeof(tmp));
+        int lo = 1, hi = 15; /* hi round-trips and tmp holds it */
+        while (lo < hi) {
+            int mid = (lo + hi) / 2;
+            if (round_trips(v, mid, probe, sizeof(probe))) {
+                hi = mid;
+                memcpy(tmp, probe, sizeof(tmp));
+            } else {
+                lo = mid + 1;
+            }
+        }
     }
-    snprintf(tmp, sizeof(tmp), "%.*e", lo - 1, v);
     const char *s = tmp;
     g->nd = 0;
     for (; *s && *s != 'e'; s++)
