@@ -3,8 +3,9 @@
  *
  * Data flows scrape → batcher → sink. The scrape thread never touches the
  * network on the sending side: vg_batcher_add only queues, and the batcher's
- * ship thread owns the sink. External labels are merged here, at the one
- * place every sample passes, so no producer has to know about them.
+ * ship thread owns the sink. The scraper hands over each scrape encoded, with
+ * the external labels already merged (vg_scraper_set_emit_encoded); host
+ * metrics come sample by sample and get the external labels merged here.
  */
 #include <signal.h>
 #include <stdio.h>
@@ -81,6 +82,13 @@ static vg_err_t on_host_sample(void *ud, const vg_label_t *labels, size_t n, int
     return add_sample(a, &a->host_scratch, &a->host_scratch_cap, labels, n, ts_ms, v);
 }
 
+/* The scrape path: one whole scrape, encoded, external labels merged by the scraper. */
+static vg_err_t on_scrape_encoded(void *ud, const void *ts, size_t len, size_t nsamples)
+{
+    agent *a = ud;
+    return vg_batcher_add_encoded(a->batcher, ts, len, nsamples);
+}
+
 static void on_scrape_done(void *ud)
 {
     agent *a = ud;
@@ -94,6 +102,8 @@ static vg_err_t start_pipeline(agent *a, vg_error *err)
     a->batcher = vg_ship_batcher(a->ship);
     if (!rc)
         rc = vg_scraper_new(a->cfg, on_sample, on_scrape_done, a, a->metrics, &a->scraper, err);
+    if (!rc && vg_scraper_set_emit_encoded(a->scraper, on_scrape_encoded))
+        rc = vg_error_set(err, VG_ENOMEM, "out of memory at start-up");
     if (!rc) rc = vg_scraper_start(a->scraper, err);
     if (!rc && a->cfg->host_metrics_enabled)
         rc = vg_host_new(a->cfg, on_host_sample, on_scrape_done, a, a->metrics, &a->host, err);

@@ -106,6 +106,7 @@ void vg_scrape_sink_destroy(vg_scrape_sink *k)
     vg_buf_free(&k->raw);
     ZSTD_freeCCtx(k->zc);
     ZSTD_freeDCtx(k->zd);
+    vg_scrape_encode_destroy(k);
     k->scratch = NULL;
     k->lbuf = NULL;
     k->mbuf = k->mtmp = NULL;
@@ -299,6 +300,10 @@ void vg_scrape_parse(vg_scrape_target_t *t, vg_scrape_sink *k, const char *body,
 
 static void emit(vg_scrape_sink *k, const vg_label_t *l, size_t n, int64_t ts, double v)
 {
+    if (k->emit_enc) {
+        if (vg_scrape_encode(k, l, n, ts, v)) k->emit_errors++;
+        return;
+    }
     if (k->emit(k->ud, l, n, ts, v) == VG_OK)
         k->emitted++;
     else
@@ -356,6 +361,7 @@ void vg_scrape_report(vg_scrape_target_t *t, vg_scrape_sink *k, const vg_scrape_
     emit_report(t, k, "scrape_samples_scraped", (double)r->scraped);
     emit_report(t, k, "scrape_samples_post_metric_relabeling", (double)r->post_relabel);
     emit_report(t, k, "scrape_series_added", ok ? (double)r->added : 0);
+    if (k->emit_enc) vg_scrape_encode_flush(k);
     if (k->commit) k->commit(k->ud);
 }
 
@@ -370,5 +376,6 @@ void vg_scrape_retire(vg_scrape_target_t *t, vg_scrape_sink *k, int64_t now_ms)
     vg_scrape_stage_reset(&k->stage);
     for (size_t i = 0; i < sizeof report / sizeof *report; i++)
         emit_report(t, k, report[i], vg_stale_nan());
+    if (k->emit_enc) vg_scrape_encode_flush(k);
     if (k->commit) k->commit(k->ud);
 }

@@ -135,6 +135,14 @@ vg_err_t vg_scraper_new(const vg_agent_config_t *cfg, vg_scrape_emit_fn emit,
     return VG_OK;
 }
 
+vg_err_t vg_scraper_set_emit_encoded(vg_scraper_t *s, vg_scrape_emit_encoded_fn fn)
+{
+    if (!s || s->started) return VG_EINVAL;
+    s->sink.emit_enc = fn;
+    return vg_scrape_encode_set_external(&s->sink, fn ? s->cfg->external_labels : NULL,
+                                         fn ? s->cfg->nexternal_labels : 0);
+}
+
 /* ---- one scrape ---- */
 
 /* Body buffers are lent to targets only while a request is in flight:

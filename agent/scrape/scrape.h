@@ -35,6 +35,11 @@ typedef struct vg_scraper vg_scraper_t;
 /* One sample: labels sorted by name, __name__ included, valid during the call. */
 typedef vg_err_t (*vg_scrape_emit_fn)(void *ud, const vg_label_t *labels, size_t n, int64_t ts_ms,
                                       double v);
+/* One whole scrape (its samples, stale markers and report series) as ts[0..len):
+ * consecutive MetricBatch field-1 entries, each a prometheus.TimeSeries with
+ * one sample, nsamples in all; matches vg_batcher_add_encoded. */
+typedef vg_err_t (*vg_scrape_emit_encoded_fn)(void *ud, const void *ts, size_t len,
+                                              size_t nsamples);
 /* End of one target's scrape (after its samples, stale markers and up/...). */
 typedef void (*vg_scrape_commit_fn)(void *ud);
 
@@ -44,6 +49,10 @@ typedef void (*vg_scrape_commit_fn)(void *ud);
 vg_err_t vg_scraper_new(const vg_agent_config_t *cfg, vg_scrape_emit_fn emit,
                         vg_scrape_commit_fn commit, void *ud, vg_metrics_t *metrics,
                         vg_scraper_t **out, vg_error *err);
+/* Emit each scrape encoded, in one call to fn (ud as given to new), instead
+ * of sample by sample, with the config's external labels merged in as the
+ * lowest-priority labels. Call before vg_scraper_start. VG_ENOMEM. */
+vg_err_t vg_scraper_set_emit_encoded(vg_scraper_t *s, vg_scrape_emit_encoded_fn fn);
 /* Start the scrape thread; each target's first scrape is spread over its interval. */
 vg_err_t vg_scraper_start(vg_scraper_t *s, vg_error *err);
 /* Scrape every target once now and wait for all of them (tests, --once).

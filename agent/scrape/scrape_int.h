@@ -8,6 +8,7 @@
  *   series.c  per target, the series hashes of the last scrape and a
  *             compressed body to recover vanished series for staleness
  *   append.c  one finished scrape: parse, limits, emit, report series
+ *   encode.c  encoded emission: each scrape as protobuf TimeSeries bytes
  *   loop.c    the scraper object, the libcurl multi loop and its thread
  *   sync.c    the target set: build from static and file_sd groups, keep
  *             unchanged targets, retire vanished ones with stale markers
@@ -276,7 +277,27 @@ typedef struct vg_scrape_sink {
     void *zc, *zd;         /* ZSTD_CCtx, ZSTD_DCtx */
     size_t emitted;        /* samples emitted (for vigil_scrape_samples_total) */
     size_t emit_errors;
+    /* encoded emission (encode.c); emit_enc NULL = sample by sample */
+    vg_scrape_emit_encoded_fn emit_enc;
+    vg_buf enc;           /* this scrape's TimeSeries fields */
+    size_t enc_n;         /* samples in enc */
+    vg_scrape_label *ext; /* external labels, sorted (strings borrowed from the config) */
+    size_t next;
+    vg_scrape_label *ebuf; /* merged labels of one sample */
+    size_t ecap;
 } vg_scrape_sink;
+
+/* ---- encoded emission (encode.c) ---- */
+
+/* Set up k->enc, and copy and sort the external labels merged into every
+ * encoded sample. Call before vg_scrape_encode. */
+vg_err_t vg_scrape_encode_set_external(vg_scrape_sink *k, const vg_label_t *l, size_t n);
+/* Append one sample (sorted labels, external labels merged) to k->enc. */
+vg_err_t vg_scrape_encode(vg_scrape_sink *k, const vg_label_t *l, size_t n, int64_t ts, double v);
+/* Hand k->enc to emit_enc in one call (nothing when empty) and count it. */
+void vg_scrape_encode_flush(vg_scrape_sink *k);
+/* Release the encoding buffers. */
+void vg_scrape_encode_destroy(vg_scrape_sink *k);
 
 vg_err_t vg_scrape_sink_init(vg_scrape_sink *k);
 void vg_scrape_sink_destroy(vg_scrape_sink *k);
