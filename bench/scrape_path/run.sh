@@ -23,6 +23,6 @@ python3 "$here/serve.py" --targets "$targets" --out "$out/cfg" >"$out/serve.log"
 srv=$!
 for _ in $(seq 100); do grep -q ready "$out/serve.log" 2>/dev/null && break; sleep 0.1; done
 echo "machine: $(nproc) cores, $(grep -m1 'model name' /proc/cpuinfo | cut -d: -f2 | sed 's/^ //'); $(date -u +%F)"
-for mode in null proto ship; do
+for mode in null proto add ship; do
     "$out/scrape_path" "$out/cfg/vigil.yml" "$rounds" "$mode" 2>/dev/null | tail -1
 done

@@ -6,7 +6,9 @@
  * and per million samples, VmHWM and the heap in use (mallinfo2). The emit
  * callback decides what is measured:
  *   null    count only: the scrape path alone (curl, parse, stage, staleness)
- *   ship    the real batcher and HTTP sink, as vigil-agent wires them
+ *   ship    the real batcher and HTTP sink, as vigil-agent wires them (each
+ *           scrape encoded by the scraper, vg_batcher_add_encoded)
+ *   add     the same batcher fed sample by sample (vg_batcher_add)
  *   proto   a prototype of the proposed batcher path: each sample's
  *           TimeSeries protobuf bytes appended to one buffer, zstd level 3
  *           at a 512 KiB cut (no grouping, no per-label copies)
@@ -24,7 +26,7 @@
 #include "ship/batcher.h"
 #include "ship/ship.h"
 
-enum mode { NULL_EMIT, SHIP, PROTO };
+enum mode { NULL_EMIT, SHIP, PROTO, ADD };
 
 static enum mode mode;
 static size_t nsamples;
@@ -118,14 +120,20 @@ static void proto_cut(void)
 static vg_err_t on_emit(void *ud, const vg_label_t *l, size_t n, int64_t ts, double v)
 {
     nsamples++;
-    if (mode == SHIP) return vg_batcher_add(batcher, l, n, ts, v);
+    if (mode == ADD) return vg_batcher_add(batcher, l, n, ts, v);
     if (mode == PROTO) return proto_add(l, n, ts, v);
     return VG_OK;
 }
 
+static vg_err_t on_encoded(void *ud, const void *ts, size_t len, size_t n)
+{
+    nsamples += n;
+    return vg_batcher_add_encoded(batcher, ts, len, n);
+}
+
 static void on_commit(void *ud)
 {
-    if (mode == SHIP) vg_batcher_commit(batcher);
+    if (mode == SHIP || mode == ADD) vg_batcher_commit(batcher);
     if (mode == PROTO) proto_cut();
 }
 
@@ -150,11 +158,14 @@ static long vm_hwm_kib(void)
 int main(int argc, char **argv)
 {
     if (argc < 3) {
-        fprintf(stderr, "usage: %s CONFIG ROUNDS [null|ship|proto]\n", argv[0]);
+        fprintf(stderr, "usage: %s CONFIG ROUNDS [null|ship|add|proto]\n", argv[0]);
         return 2;
     }
     const char *m = argc > 3 ? argv[3] : "null";
-    mode = !strcmp(m, "ship") ? SHIP : !strcmp(m, "proto") ? PROTO : NULL_EMIT;
+    mode = !strcmp(m, "ship")    ? SHIP
+           : !strcmp(m, "add")   ? ADD
+           : !strcmp(m, "proto") ? PROTO
+                                 : NULL_EMIT;
     vg_agent_config_t *cfg = NULL;
     vg_error err = {0};
     if (vg_agent_config_load(argv[1], &cfg, &err)) {
@@ -164,10 +175,11 @@ int main(int argc, char **argv)
     vg_metrics_t *metrics = vg_metrics_new();
     vg_ship_t *ship = NULL;
     vg_scraper_t *s = NULL;
-    if (mode == SHIP && vg_ship_new(cfg, metrics, &ship, &err)) goto fail;
+    if ((mode == SHIP || mode == ADD) && vg_ship_new(cfg, metrics, &ship, &err)) goto fail;
     if (ship) batcher = vg_ship_batcher(ship);
     if (mode == PROTO) zc = ZSTD_createCCtx();
     if (vg_scraper_new(cfg, on_emit, on_commit, NULL, metrics, &s, &err)) goto fail;
+    if (mode == SHIP && vg_scraper_set_emit_encoded(s, on_encoded)) goto fail;
     int rounds = atoi(argv[2]);
     double c0 = cpu_now();
     for (int r = 0; r < rounds; r++) {
