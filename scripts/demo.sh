@@ -2,9 +2,11 @@
 # demo.sh - build Vigil and run the main job in the foreground.
 #
 # The collector and one agent on the embedded default: HTTP transport, no
-# Kafka. The agent scrapes its own /metrics and, where prometheus-node-exporter
-# is installed, a local node_exporter (started here on 127.0.0.1:9100 unless
-# one already answers there). Ctrl-C stops everything this script started.
+# Kafka. The agent scrapes its own /metrics (job vigil-agent), collects the
+# node's host metrics (job vigil-host) and, where prometheus-node-exporter is
+# installed, scrapes a local node_exporter (job node; started here on
+# 127.0.0.1:9100 unless one already answers there). Ctrl-C stops everything
+# this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -28,21 +30,26 @@ trap cleanup INT TERM EXIT
 
 answers() { curl -fsS -o /dev/null --max-time 2 "$1" 2>/dev/null; }
 
-targets="'$APORT'"
+node_job=""
 if answers http://127.0.0.1:9100/metrics; then
-    targets="$targets, '127.0.0.1:9100'"
+    node_job="  - job_name: node
+    static_configs: [{targets: ['127.0.0.1:9100']}]"
 elif command -v prometheus-node-exporter >/dev/null; then
     prometheus-node-exporter --web.listen-address=127.0.0.1:9100 >"$DIR/node_exporter.log" 2>&1 &
     pids+=($!)
-    targets="$targets, '127.0.0.1:9100'"
+    node_job="  - job_name: node
+    static_configs: [{targets: ['127.0.0.1:9100']}]"
 fi
 
+# The agent's own host metrics carry job="vigil-host"; node_exporter, if any, job="node".
 cat > "$DIR/agent.yml" <<YAML
 agent: {listen: '$APORT', tenant: default, data_dir: '$DIR/agent'}
 global: {scrape_interval: 5s, scrape_timeout: 4s}
+host_metrics: {enabled: true, job: vigil-host}
 scrape_configs:
-  - job_name: node
-    static_configs: [{targets: [$targets]}]
+  - job_name: vigil-agent
+    static_configs: [{targets: ['$APORT']}]
+$node_job
 output:
   http: {url: 'http://$CPORT'}
 YAML
@@ -53,14 +60,14 @@ build/vigil-agent --config "$DIR/agent.yml" &
 pids+=($!)
 
 deadline=$((SECONDS + 60))
-until curl -fsS "http://$CPORT/api/v1/query?query=up" 2>/dev/null | grep -q '"1"\]'; do
+until curl -fsS "http://$CPORT/api/v1/query?query=up%7Bjob%3D%22vigil-agent%22%7D" 2>/dev/null | grep -q '"1"\]'; do
     [ $SECONDS -lt $deadline ] || { echo "demo.sh: no data after 60s; see the logs above" >&2; exit 1; }
     sleep 1
 done
 
 cat <<MSG
 
-Vigil is running: collector on http://$CPORT, agent on http://$APORT (targets: $targets).
+Vigil is running: collector on http://$CPORT, agent on http://$APORT.
   Grafana:  add a Prometheus data source with URL http://$CPORT
   Query:    curl -s 'http://$CPORT/api/v1/query?query=up'
             VIGIL_URL=http://$CPORT build/vigilctl query 'up'
