@@ -37,16 +37,16 @@ typedef struct vg_file_sd_config {
 /* HTTP client settings of a job (Prometheus's HTTPClientConfig subset).
  * Secrets are never logged; *_file values are read at each scrape. */
 typedef struct vg_scrape_auth {
-    int basic;                   /* basic_auth present */
-    const char *username;        /* basic_auth */
-    const char *password;        /* at most one of password, password_file */
+    int basic;            /* basic_auth present */
+    const char *username; /* basic_auth */
+    const char *password; /* at most one of password, password_file */
     const char *password_file;
-    const char *auth_type;       /* authorization.type, default "Bearer" */
-    const char *credentials;     /* at most one of credentials, credentials_file */
+    const char *auth_type;   /* authorization.type, default "Bearer" */
+    const char *credentials; /* at most one of credentials, credentials_file */
     const char *credentials_file;
-    const char *bearer_token;    /* legacy scrape-level keys, folded into credentials */
+    const char *bearer_token; /* legacy scrape-level keys, folded into credentials */
     const char *bearer_token_file;
-    const char *ca_file;         /* tls_config */
+    const char *ca_file; /* tls_config */
     const char *cert_file;
     const char *key_file;
     const char *server_name;
@@ -107,7 +107,7 @@ typedef struct vg_agent_config {
     vg_relabel_t **compiled; /* every compiled relabel list, freed with the config */
     size_t ncompiled;
 
-    int host_metrics_enabled; /* host_metrics.enabled, default 1 */
+    int host_metrics_enabled;          /* host_metrics.enabled, default 1 */
     int64_t host_metrics_interval_ms;  /* host_metrics.interval; 0 = global.scrape_interval */
     const char *host_metrics_job;      /* host_metrics.job, default "node" */
     const char *host_metrics_instance; /* host_metrics.instance; NULL = agent.node */

@@ -27,9 +27,7 @@ static vg_err_t count_send(void *self, const vg_sink_msg *msg, vg_error *err)
     return VG_OK;
 }
 
-static void nop_free(void *self)
-{
-}
+static void nop_free(void *self) {}
 
 static const struct vg_sink_ops ops = {.name = "count", .send = count_send, .free = nop_free};
 
@@ -88,12 +86,15 @@ int main(int argc, char **argv)
     }
     vg_log_set_level(VG_LOG_ERROR);
     int levels[] = {1, 3, 6, 9};
-    printf("| level | batches | uncompressed/batch | compressed/batch | ratio | encode ms/batch |\n");
+    printf(
+        "| level | batches | uncompressed/batch | compressed/batch | ratio | encode ms/batch |\n");
     printf("| --- | --- | --- | --- | --- | --- |\n");
     for (size_t li = 0; li < sizeof(levels) / sizeof(levels[0]); li++) {
         struct vg_sink sink = {.ops = &ops, .self = NULL};
         vg_metrics_t *m = vg_metrics_new();
-        vg_batcher_opts o = {.agent_id = "bench", .node = "bench", .zstd_level = levels[li],
+        vg_batcher_opts o = {.agent_id = "bench",
+                             .node = "bench",
+                             .zstd_level = levels[li],
                              .max_delay_ms = 3600 * 1000};
         vg_batcher_t *b = NULL;
         if (vg_batcher_new(&o, &sink, m, &b, NULL)) return 1;

@@ -50,7 +50,7 @@ typedef enum vg_promql_result_type {
 typedef struct vg_promql_series {
     vg_label_t *labels; /* sorted */
     size_t nlabels;
-    int64_t *ts;        /* ms; for a vector: one point at the evaluation time */
+    int64_t *ts; /* ms; for a vector: one point at the evaluation time */
     double *v;
     size_t n;
 } vg_promql_series;
@@ -59,14 +59,14 @@ typedef struct vg_promql_result {
     vg_promql_result_type type;
     vg_promql_series *series; /* vector or matrix, in Prometheus's order */
     size_t nseries;
-    int64_t t_ms;            /* scalar/string: the evaluation time */
+    int64_t t_ms; /* scalar/string: the evaluation time */
     double scalar;
     const char *string;
-    const char **warnings;   /* annotations Prometheus returns as warnings */
+    const char **warnings; /* annotations Prometheus returns as warnings */
     size_t nwarnings;
-    const char **infos;      /* and as infos */
+    const char **infos; /* and as infos */
     size_t ninfos;
-    vg_arena_t *arena;       /* owns everything above */
+    vg_arena_t *arena; /* owns everything above */
 } vg_promql_result;
 
 typedef struct vg_promql_engine vg_promql_engine_t;
@@ -90,9 +90,8 @@ vg_err_t vg_promql_instant(vg_promql_engine_t *e, vg_queryable q, const char *qu
                            vg_promql_result **out, vg_error *err);
 /* Evaluate over [start, end] every step; the result is a matrix (or a
  * scalar/string turned into a matrix, as Prometheus does). */
-vg_err_t vg_promql_range(vg_promql_engine_t *e, vg_queryable q, const char *query,
-                         int64_t start_ms, int64_t end_ms, int64_t step_ms,
-                         vg_promql_result **out, vg_error *err);
+vg_err_t vg_promql_range(vg_promql_engine_t *e, vg_queryable q, const char *query, int64_t start_ms,
+                         int64_t end_ms, int64_t step_ms, vg_promql_result **out, vg_error *err);
 void vg_promql_result_free(vg_promql_result *r);
 
 #endif
