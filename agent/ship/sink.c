@@ -13,6 +13,8 @@
 #include "../config.h"
 #include "vigil/alloc.h"
 
+#include <stdio.h>
+
 const char *vg_sink_kind_name(vg_sink_kind k)
 {
     return k == VG_SINK_AUDIT ? "audit" : "metrics";
@@ -68,4 +70,17 @@ vg_err_t vg_sink_from_config(const struct vg_agent_config *cfg, vg_metrics_t *m,
         .timeout_ms = 0,
     };
     return vg_sink_http_new(&o, m, out, err);
+}
+
+void vg_sink_counters_init(vg_sink_counters *c, vg_metrics_t *m, const char *sink)
+{
+    static const char name[] = "vigil_agent_sink_requests_total";
+    static const char help[] = "Batches sent by the agent's sink, by result.";
+    static const char *const results[] = {"ok", "retry", "rejected"};
+    vg_metric_t **slots[] = {&c->ok, &c->retry, &c->rejected};
+    for (size_t i = 0; i < 3; i++) {
+        char labels[128];
+        snprintf(labels, sizeof(labels), "sink=\"%s\",result=\"%s\"", sink, results[i]);
+        *slots[i] = m ? vg_metrics_counter(m, name, help, labels) : NULL;
+    }
 }

@@ -63,6 +63,14 @@ vg_err_t vg_sink_send(struct vg_sink *s, const vg_sink_msg *msg, vg_error *err);
 /* ops->free(self) then the wrapper. NULL is a no-op. Only for sinks from the constructors here. */
 void vg_sink_free(struct vg_sink *s);
 
+/* vigil_agent_sink_requests_total{sink,result} for one sink; every sink counts
+ * its sends the same way, so the triple is registered in one place. */
+typedef struct vg_sink_counters {
+    vg_metric_t *ok, *retry, *rejected;
+} vg_sink_counters;
+/* Register the three counters for sink (e.g. "http"); m may be NULL (no-op). */
+void vg_sink_counters_init(vg_sink_counters *c, vg_metrics_t *m, const char *sink);
+
 /* ---- HTTP: POST <url>/ingest/v1/batch ---- */
 typedef struct vg_sink_http_opts {
     const char *url; /* collector base URL, e.g. http://127.0.0.1:9400 */

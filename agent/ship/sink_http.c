@@ -28,7 +28,7 @@ struct http_sink {
     vg_httpc_t *client;
     char *url; /* <base>/ingest/v1/batch */
     long timeout_ms;
-    vg_metric_t *ok, *retry, *rejected;
+    vg_sink_counters cnt;
 };
 
 static void http_free(void *self)
@@ -88,18 +88,18 @@ static vg_err_t http_send(void *self, const vg_sink_msg *msg, vg_error *err)
     pthread_mutex_unlock(&h->mu);
     if (rc) {
         if (rc != VG_ERETRY) rc = VG_ERETRY; /* transport trouble: the bytes may still go */
-        vg_metric_inc(h->retry);
+        vg_metric_inc(h->cnt.retry);
         vg_error_prefix(err, "http sink: POST %s", h->url);
         goto out;
     }
     rc = map_status(status);
     if (rc == VG_OK) {
-        vg_metric_inc(h->ok);
+        vg_metric_inc(h->cnt.ok);
     } else if (rc == VG_ERETRY) {
-        vg_metric_inc(h->retry);
+        vg_metric_inc(h->cnt.retry);
         vg_error_set(err, rc, "http sink: POST %s: status %d, will retry", h->url, status);
     } else {
-        vg_metric_inc(h->rejected);
+        vg_metric_inc(h->cnt.rejected);
         vg_log_warn("ship", "collector rejected batch",
                     "sink=http seq=%" PRIu64 " status=%d body=%s", msg->seq, status,
                     vg_logq(q, sizeof(q), resp.data ? resp.data : ""));
@@ -119,14 +119,7 @@ static const struct vg_sink_ops http_ops = {
 
 static void http_metrics(struct http_sink *h, vg_metrics_t *m)
 {
-    static const char help[] = "Batches sent by the agent's sink, by result.";
-    if (!m) return;
-    h->ok = vg_metrics_counter(m, "vigil_agent_sink_requests_total", help,
-                               "sink=\"http\",result=\"ok\"");
-    h->retry = vg_metrics_counter(m, "vigil_agent_sink_requests_total", help,
-                                  "sink=\"http\",result=\"retry\"");
-    h->rejected = vg_metrics_counter(m, "vigil_agent_sink_requests_total", help,
-                                     "sink=\"http\",result=\"rejected\"");
+    vg_sink_counters_init(&h->cnt, m, "http");
 }
 
 static char *ingest_url(const char *base)

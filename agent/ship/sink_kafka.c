@@ -46,7 +46,8 @@ struct kafka_sink {
     rd_kafka_conf_t *tmpl; /* copy of the final conf, to rebuild after a fatal error */
     char *topic[2];        /* by vg_sink_kind */
     int64_t wait_ms;
-    vg_metric_t *ok, *retry, *rejected, *queue_full, *outq;
+    vg_sink_counters cnt;
+    vg_metric_t *queue_full, *outq;
 };
 
 static void kafka_free(void *self)
@@ -106,10 +107,10 @@ static vg_err_t finish(struct kafka_sink *k, const vg_sink_msg *msg, rd_kafka_re
     vg_err_t rc = vg_kafka_err_map(e);
     if (e == RD_KAFKA_RESP_ERR__FATAL) rc = VG_ERETRY; /* the producer, not the batch */
     if (rc == VG_OK) {
-        vg_metric_inc(k->ok);
+        vg_metric_inc(k->cnt.ok);
         return VG_OK;
     }
-    vg_metric_inc(rc == VG_ERETRY ? k->retry : k->rejected);
+    vg_metric_inc(rc == VG_ERETRY ? k->cnt.retry : k->cnt.rejected);
     vg_error_set(err, rc, "kafka sink: topic %s seq %" PRIu64 ": %s",
                  k->topic[msg->kind == VG_SINK_AUDIT], msg->seq, rd_kafka_err2str(e));
     if (rc != VG_ERETRY)
@@ -191,14 +192,8 @@ static int64_t conf_timeout_ms(rd_kafka_conf_t *conf)
 
 static void kafka_metrics(struct kafka_sink *k, vg_metrics_t *m)
 {
-    static const char help[] = "Batches sent by the agent's sink, by result.";
+    vg_sink_counters_init(&k->cnt, m, "kafka");
     if (!m) return;
-    k->ok = vg_metrics_counter(m, "vigil_agent_sink_requests_total", help,
-                               "sink=\"kafka\",result=\"ok\"");
-    k->retry = vg_metrics_counter(m, "vigil_agent_sink_requests_total", help,
-                                  "sink=\"kafka\",result=\"retry\"");
-    k->rejected = vg_metrics_counter(m, "vigil_agent_sink_requests_total", help,
-                                     "sink=\"kafka\",result=\"rejected\"");
     k->queue_full =
         vg_metrics_counter(m, "vigil_agent_kafka_queue_full_total",
                            "Produce attempts that found librdkafka's queue full.", NULL);
