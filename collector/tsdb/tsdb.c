@@ -53,6 +53,13 @@ vg_tsdb_t *vg_tsdb_new(vg_metrics_t *metrics)
     return db;
 }
 
+vg_err_t vg_tsdb_open(const vg_tsdb_opts *o, vg_metrics_t *metrics, vg_tsdb_t **out, vg_error *err)
+{
+    (void)o; /* memory only until the WAL and blocks land */
+    *out = vg_tsdb_new(metrics);
+    return *out ? VG_OK : vg_error_set(err, VG_ENOMEM, "out of memory opening the store");
+}
+
 void vg_tsdb_free(vg_tsdb_t *db)
 {
     if (!db) return;

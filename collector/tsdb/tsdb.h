@@ -37,8 +37,29 @@ typedef struct vg_append_stats {
     uint64_t series_rejected; /* invalid labels: all its samples dropped */
 } vg_append_stats;
 
-/* New empty store. metrics may be NULL; otherwise the vigil_tsdb_* self-metrics
- * are registered there (it must outlive the store). NULL on ENOMEM. */
+struct vg_tenant_limits; /* collector/config.h */
+
+/* How the store is opened. Zero values mean the documented defaults. */
+typedef struct vg_tsdb_opts {
+    const char *dir;            /* NULL: memory only (unit tests); else WAL and blocks live here */
+    int64_t ooo_window_ms;      /* accept samples this much older than a series' newest sample */
+    int64_t block_range_ms;     /* the head is cut into blocks of this span; 2h */
+    int64_t wal_sync_ms;        /* the longest an acknowledged append waits for a group fsync */
+    uint64_t wal_segment_bytes; /* WAL segment size; 128 MiB */
+    int64_t retention_raw_ms, retention_5m_ms, retention_1h_ms; /* tiers; 90d, 1y, 7y */
+    uint64_t max_bytes;                                         /* 0 = no cap on disk use */
+    const struct vg_tenant_limits *default_limits;              /* NULL = unlimited */
+    const struct vg_tenant_limits *tenant_limits;               /* per-tenant overrides */
+    size_t ntenant_limits;
+} vg_tsdb_opts;
+
+/* Open (or create) the store described by o: replay the WAL, load blocks.
+ * metrics as for vg_tsdb_new. VG_EIO / VG_ECORRUPT with a message. */
+vg_err_t vg_tsdb_open(const vg_tsdb_opts *o, vg_metrics_t *metrics, vg_tsdb_t **out, vg_error *err);
+
+/* New empty in-memory store (vg_tsdb_open with every option zero). metrics may be NULL; otherwise
+ * the vigil_tsdb_* self-metrics are registered there (it must outlive the store). NULL on ENOMEM.
+ */
 vg_tsdb_t *vg_tsdb_new(vg_metrics_t *metrics);
 /* Free everything; NULL is a no-op. No other call may be in flight. */
 void vg_tsdb_free(vg_tsdb_t *db);
