@@ -7,11 +7,15 @@
  */
 #include "tsdb/tsdb_int.h"
 
+#include <errno.h>
 #include <pthread.h>
+#include <stdio.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "tsdb/chunk.h"
 #include "tsdb/head.h"
+#include "tsdb/wal.h"
 #include "vigil/alloc.h"
 #include "vigil/arena.h"
 #include "vigil/buf.h"
@@ -53,16 +57,73 @@ vg_tsdb_t *vg_tsdb_new(vg_metrics_t *metrics)
     return db;
 }
 
+/* ---- the WAL: replay into the heads, then log every append ---- */
+
+/* Replayed series: handle = tenant index << 32 | head ref. */
+static vg_err_t replay_series(void *ud, const char *tenant, const vg_label_t *l, size_t n,
+                              uint64_t *handle)
+{
+    vg_tsdb_t *db = ud;
+    vg_head_t *h;
+    uint32_t ref;
+    int created;
+    vg_err_t rc = vg_tsdb_tenant_get(db, tenant, &h, NULL);
+    if (!rc) rc = vg_labels_validate(l, n, NULL);
+    if (!rc) rc = vg_head_series(h, l, n, &ref, &created);
+    if (!rc) *handle = (uint64_t)vg_tsdb_tenant_index(db, h) << 32 | ref;
+    return rc;
+}
+
+static void replay_sample(void *ud, uint64_t handle, int64_t ts, double v)
+{
+    vg_tsdb_t *db = ud;
+    vg_append_res res;
+    size_t i = (size_t)(handle >> 32);
+    if (i >= db->ntenants) return;
+    (void)vg_head_append(db->tenants[i].head, (uint32_t)handle, ts, v, &res);
+}
+
+static vg_err_t open_wal(vg_tsdb_t *db, const vg_tsdb_opts *o, vg_metrics_t *m, vg_error *err)
+{
+    char path[4096];
+    if (mkdir(o->dir, 0755) && errno != EEXIST)
+        return vg_error_set(err, VG_EIO, "cannot create data directory %s: %s", o->dir,
+                            strerror(errno));
+    if ((size_t)snprintf(path, sizeof(path), "%s/wal", o->dir) >= sizeof(path))
+        return vg_error_set(err, VG_EINVAL, "data directory path too long");
+    vg_wal_replay_cb cb = {.on_series = replay_series, .on_sample = replay_sample, .ud = db};
+    return vg_wal_open(path, o->wal_segment_bytes, o->wal_sync_ms, &cb, m, NULL, &db->wal, err);
+}
+
 vg_err_t vg_tsdb_open(const vg_tsdb_opts *o, vg_metrics_t *metrics, vg_tsdb_t **out, vg_error *err)
 {
-    (void)o; /* memory only until the WAL and blocks land */
-    *out = vg_tsdb_new(metrics);
-    return *out ? VG_OK : vg_error_set(err, VG_ENOMEM, "out of memory opening the store");
+    vg_tsdb_t *db = vg_tsdb_new(metrics);
+    *out = NULL;
+    if (!db) return vg_error_set(err, VG_ENOMEM, "out of memory opening the store");
+    vg_err_t rc = o && o->dir ? open_wal(db, o, metrics, err) : VG_OK;
+    if (rc) {
+        vg_tsdb_free(db);
+        return rc;
+    }
+    *out = db;
+    return VG_OK;
+}
+
+vg_err_t vg_tsdb_sync(vg_tsdb_t *db, uint64_t pos, vg_error *err)
+{
+    if (!db->wal || pos == 0) return VG_OK;
+    return vg_wal_sync(db->wal, pos == VG_TSDB_SYNC_ALL ? VG_WAL_SYNC_ALL : pos, err);
+}
+
+struct vg_wal *vg_tsdb_wal(vg_tsdb_t *db)
+{
+    return db->wal;
 }
 
 void vg_tsdb_free(vg_tsdb_t *db)
 {
     if (!db) return;
+    vg_wal_close(db->wal);
     for (size_t i = 0; i < db->ntenants; i++) vg_head_free(db->tenants[i].head);
     vg_free(db->tenants);
     if (db->lock_ok) pthread_rwlock_destroy(&db->lock);
@@ -129,6 +190,16 @@ vg_err_t vg_tsdb_tenant_get(vg_tsdb_t *db, const char *name, vg_head_t **out, vg
     pthread_rwlock_unlock(&db->lock);
     if (rc) vg_error_set(err, rc, "tenant %s: out of memory creating its head", name);
     return rc;
+}
+
+uint32_t vg_tsdb_tenant_index(vg_tsdb_t *db, const vg_head_t *h)
+{
+    uint32_t idx = 0;
+    pthread_rwlock_rdlock(&db->lock);
+    for (size_t i = 0; i < db->ntenants; i++)
+        if (db->tenants[i].head == h) idx = (uint32_t)i;
+    pthread_rwlock_unlock(&db->lock);
+    return idx;
 }
 
 size_t vg_tsdb_num_series(vg_tsdb_t *db)

@@ -35,6 +35,7 @@ typedef struct vg_append_stats {
     uint64_t samples_conflicting;  /* a stored sample has this timestamp, another value */
     uint64_t series_created;
     uint64_t series_rejected; /* invalid labels: all its samples dropped */
+    uint64_t wal_pos; /* WAL position covering this call's samples (max over calls); 0 = none */
 } vg_append_stats;
 
 struct vg_tenant_limits; /* collector/config.h */
@@ -113,6 +114,19 @@ vg_err_t vg_tsdb_label_names(vg_tsdb_t *db, const char *tenant, vg_matcher_t *co
 vg_err_t vg_tsdb_label_values(vg_tsdb_t *db, const char *tenant, const char *name,
                               vg_matcher_t *const *m, size_t nm, int64_t mint, int64_t maxt,
                               char ***out, size_t *n, vg_error *err);
+
+/* Durability. Appends write the WAL but do not wait for it; whoever
+ * acknowledges data waits here: HTTP handlers with the wal_pos of their own
+ * call, the Kafka consumer once for many batches (VG_TSDB_SYNC_ALL) before
+ * committing offsets. Returns once an fsync covers pos; VG_OK at once for a
+ * memory-only store or pos 0; VG_EIO when the WAL cannot be made durable.
+ * Thread-safe. */
+#define VG_TSDB_SYNC_ALL UINT64_MAX
+vg_err_t vg_tsdb_sync(vg_tsdb_t *db, uint64_t pos, vg_error *err);
+
+/* The store's WAL (NULL when memory only), for the block writer to call
+ * vg_wal_truncate (tsdb/wal.h) after persisting a block. */
+struct vg_wal *vg_tsdb_wal(vg_tsdb_t *db);
 
 /* Series held across all tenants. */
 size_t vg_tsdb_num_series(vg_tsdb_t *db);

@@ -11,6 +11,7 @@
 
 #include "tsdb/chunk.h"
 #include "tsdb/head.h"
+#include "tsdb/wal.h"
 #include "vigil/alloc.h"
 #include "vigil/arena.h"
 #include "vigil/buf.h"
@@ -24,6 +25,7 @@ static void stats_publish(vg_tsdb_t *db, const vg_append_stats *l, vg_append_sta
         st->samples_conflicting += l->samples_conflicting;
         st->series_created += l->series_created;
         st->series_rejected += l->series_rejected;
+        if (l->wal_pos > st->wal_pos) st->wal_pos = l->wal_pos;
     }
     if (l->samples_appended) vg_metric_add(db->m_appended, (double)l->samples_appended);
     if (l->samples_deduplicated) vg_metric_add(db->m_dedup, (double)l->samples_deduplicated);
@@ -78,6 +80,49 @@ static vg_err_t check_labels(const vg_label_t *l, size_t n, vg_error *err)
     return VG_OK;
 }
 
+/* ---- the WAL side of an append: log what the head added ---- */
+
+typedef struct wal_ctx {
+    vg_wal_batch b;
+    uint64_t hi; /* tenant index << 32 */
+    const char *tenant;
+    int on;
+} wal_ctx;
+
+static void wal_ctx_init(vg_tsdb_t *db, vg_head_t *h, const char *tenant, wal_ctx *w)
+{
+    w->on = db->wal != NULL;
+    if (!w->on) return;
+    vg_wal_batch_init(&w->b);
+    w->hi = (uint64_t)vg_tsdb_tenant_index(db, h) << 32;
+    w->tenant = tenant;
+}
+
+/* Write the batch (if it holds samples) and note the position in l. */
+static vg_err_t wal_ctx_flush(vg_tsdb_t *db, wal_ctx *w, vg_append_stats *l, vg_error *err)
+{
+    vg_err_t rc = VG_OK;
+    if (!w->on) return VG_OK;
+    if (vg_wal_batch_has_samples(&w->b)) rc = vg_wal_write(db->wal, &w->b, &l->wal_pos, err);
+    vg_wal_batch_free(&w->b);
+    return rc;
+}
+
+static vg_err_t wal_log_one(vg_tsdb_t *db, vg_head_t *h, uint32_t ref, const char *tenant,
+                            const vg_label_t *labels, size_t n, int64_t ts, double v,
+                            vg_append_stats *l, vg_error *err)
+{
+    wal_ctx w;
+    wal_ctx_init(db, h, tenant, &w);
+    vg_err_t rc = vg_wal_batch_series(&w.b, w.hi | ref, tenant, labels, n);
+    if (!rc) rc = vg_wal_batch_sample(&w.b, w.hi | ref, ts, v);
+    if (rc) {
+        vg_wal_batch_free(&w.b);
+        return vg_error_set(err, rc, "logging sample: %s", vg_strerror(rc));
+    }
+    return wal_ctx_flush(db, &w, l, err);
+}
+
 vg_err_t vg_tsdb_append(vg_tsdb_t *db, const char *tenant, const vg_label_t *labels, size_t nlabels,
                         int64_t ts_ms, double v, vg_append_stats *st, vg_error *err)
 {
@@ -102,6 +147,8 @@ vg_err_t vg_tsdb_append(vg_tsdb_t *db, const char *tenant, const vg_label_t *lab
     l.series_created += (uint64_t)created;
     rc = vg_head_append(h, ref, ts_ms, v, &res);
     if (!rc) rc = count_result(res, &l);
+    if (!rc && res == VG_APPEND_ADDED && db->wal)
+        rc = wal_log_one(db, h, ref, tenant, labels, nlabels, ts_ms, v, &l, err);
     if (rc == VG_EINVAL)
         sample_error(err, &have, res, labels, nlabels, ts_ms);
     else if (rc)
@@ -127,12 +174,24 @@ static vg_err_t scratch_labels(const Prometheus__TimeSeries *ts, vg_label_t *scr
     return VG_OK;
 }
 
+/* Add sample i of the series to the WAL batch, declaring the series first. */
+static vg_err_t wal_add(wal_ctx *w, uint32_t ref, const vg_label_t *l, size_t n, int *declared,
+                        const Prometheus__Sample *s)
+{
+    vg_err_t rc = VG_OK;
+    if (!w->on) return VG_OK;
+    if (!*declared) rc = vg_wal_batch_series(&w->b, w->hi | ref, w->tenant, l, n);
+    *declared = 1;
+    if (!rc) rc = vg_wal_batch_sample(&w->b, w->hi | ref, s->timestamp, s->value);
+    return rc;
+}
+
 static vg_err_t append_one_series(vg_head_t *h, const Prometheus__TimeSeries *ts,
                                   const vg_label_t *l, size_t n, vg_append_stats *st, vg_error *err,
-                                  int *have)
+                                  int *have, wal_ctx *w)
 {
     uint32_t ref;
-    int created;
+    int created, declared = 0;
     vg_err_t rc = vg_head_series(h, l, n, &ref, &created);
     if (rc) return vg_error_set(err, rc, "creating series: %s", vg_strerror(rc));
     st->series_created += (uint64_t)created;
@@ -141,6 +200,7 @@ static vg_err_t append_one_series(vg_head_t *h, const Prometheus__TimeSeries *ts
         if (!s) continue;
         vg_append_res res;
         rc = vg_head_append(h, ref, s->timestamp, s->value, &res);
+        if (!rc && res == VG_APPEND_ADDED) rc = wal_add(w, ref, l, n, &declared, s);
         if (rc) return vg_error_set(err, rc, "appending sample: %s", vg_strerror(rc));
         if (count_result(res, st)) sample_error(err, have, res, l, n, s->timestamp);
     }
@@ -156,8 +216,10 @@ vg_err_t vg_tsdb_append_timeseries(vg_tsdb_t *db, const char *tenant,
     vg_head_t *h;
     int have = 0; /* err already holds the first problem */
     vg_error e1;
+    wal_ctx w;
     vg_err_t rc = vg_tsdb_tenant_get(db, tenant, &h, err);
     if (rc) return rc;
+    wal_ctx_init(db, h, tenant, &w);
     for (size_t i = 0; i < n && !rc; i++) {
         size_t nl;
         if (!ts[i]) continue;
@@ -174,8 +236,10 @@ vg_err_t vg_tsdb_append_timeseries(vg_tsdb_t *db, const char *tenant,
             have = 1;
             continue;
         }
-        rc = append_one_series(h, ts[i], scratch, nl, &l, err, &have);
+        rc = append_one_series(h, ts[i], scratch, nl, &l, err, &have, &w);
     }
+    vg_err_t wrc = wal_ctx_flush(db, &w, &l, err); /* also what was appended before an error */
+    if (!rc) rc = wrc;
     stats_publish(db, &l, st);
     if (rc) return rc;
     return have ? VG_EINVAL : VG_OK;

@@ -26,11 +26,15 @@ struct vg_tsdb {
     tenant *tenants;
     size_t ntenants, cap;
     vg_metric_t *m_appended, *m_dedup, *m_ooo, *m_conflict, *m_invalid, *m_created;
+    struct vg_wal *wal; /* NULL: memory only */
 };
 
 /* The head of an existing tenant, or NULL. Thread-safe. */
 vg_head_t *vg_tsdb_tenant_find(vg_tsdb_t *db, const char *name);
 /* The head of tenant name, created on first use; VG_EINVAL for an invalid name. */
 vg_err_t vg_tsdb_tenant_get(vg_tsdb_t *db, const char *name, vg_head_t **out, vg_error *err);
+
+/* Index of tenant head h in db->tenants (stable: tenants are never removed). */
+uint32_t vg_tsdb_tenant_index(vg_tsdb_t *db, const vg_head_t *h);
 
 #endif

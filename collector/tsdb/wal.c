@@ -1,0 +1,852 @@
+/*
+ * wal.c - write-ahead log segments, group commit and replay (see wal.h).
+ *
+ * Why this shape:
+ *  - Appenders encode and CRC their records outside any lock (vg_wal_batch)
+ *    and take the mutex only to pick the series the segment has not declared
+ *    yet and issue one write(2). The mutex order is the log order.
+ *  - Durability is separate from writing: a position is "written" when in
+ *    the page cache and "synced" once an fdatasync covered it. One syncer
+ *    thread runs the fsyncs; it starts as soon as someone waits but no
+ *    sooner than sync_ms after the previous one, so a busy store does at
+ *    most 1000/sync_ms fsyncs a second whatever the number of writers, and
+ *    an idle one answers after one fsync.
+ *  - Every open starts a new segment, so old segments are never appended
+ *    to again and series refs (which change between runs) are consistent
+ *    inside a segment; replay maps them per segment.
+ *  - Corruption is contained: a bad CRC skips one record, a length that
+ *    cannot be right ends that segment, a record cut by the end of the last
+ *    segment (a crash mid-write) is cut off. All counted and logged.
+ */
+#include "tsdb/wal.h"
+
+#include <dirent.h>
+#include <errno.h>
+#include <fcntl.h>
+#include <inttypes.h>
+#include <pthread.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/mman.h>
+#include <sys/stat.h>
+#include <time.h>
+#include <unistd.h>
+
+#include "vigil/alloc.h"
+#include "vigil/clock.h"
+#include "vigil/crc32c.h"
+#include "vigil/log.h"
+
+#define COMP         "wal"
+#define MAGIC        "VGWAL\0\0\1"
+#define MAGIC_LEN    8
+#define HDR_LEN      8 /* u32 length, u32 crc */
+#define REC_MAX      (64u << 20)
+#define REC_SERIES   1
+#define REC_SAMPLES  2
+#define SAMPLE_LEN   24
+#define SAMPLES_PER  8192 /* per samples record */
+#define SEG_NAME_FMT "%08" PRIu32
+
+/* ---- a u64 -> u64 open-addressing map (keys stored + 1, 0 = empty) ---- */
+
+typedef struct refmap {
+    uint64_t *keys, *vals;
+    size_t cap, n;
+} refmap;
+
+static size_t rm_slot(const refmap *m, uint64_t k)
+{
+    return (size_t)((k * 0x9E3779B97F4A7C15ull) >> 17) & (m->cap - 1);
+}
+
+static void rm_clear(refmap *m)
+{
+    if (m->keys) memset(m->keys, 0, m->cap * sizeof(*m->keys));
+    m->n = 0;
+}
+
+static void rm_free(refmap *m)
+{
+    vg_free(m->keys);
+    vg_free(m->vals);
+    memset(m, 0, sizeof(*m));
+}
+
+static uint64_t *rm_find(const refmap *m, uint64_t k)
+{
+    if (!m->cap) return NULL;
+    for (size_t i = rm_slot(m, k);; i = (i + 1) & (m->cap - 1)) {
+        if (!m->keys[i]) return NULL;
+        if (m->keys[i] == k + 1) return &m->vals[i];
+    }
+}
+
+static vg_err_t rm_put(refmap *m, uint64_t k, uint64_t v);
+
+static vg_err_t rm_grow(refmap *m)
+{
+    refmap n = {.cap = m->cap ? m->cap * 2 : 1024};
+    n.keys = vg_calloc(n.cap, sizeof(*n.keys));
+    n.vals = vg_calloc(n.cap, sizeof(*n.vals));
+    if (!n.keys || !n.vals) {
+        rm_free(&n);
+        return VG_ENOMEM;
+    }
+    for (size_t i = 0; i < m->cap; i++)
+        if (m->keys[i]) rm_put(&n, m->keys[i] - 1, m->vals[i]);
+    rm_free(m);
+    *m = n;
+    return VG_OK;
+}
+
+static vg_err_t rm_put(refmap *m, uint64_t k, uint64_t v)
+{
+    if ((m->n + 1) * 2 > m->cap && rm_grow(m)) return VG_ENOMEM;
+    size_t i = rm_slot(m, k);
+    while (m->keys[i] && m->keys[i] != k + 1) i = (i + 1) & (m->cap - 1);
+    if (!m->keys[i]) m->n++;
+    m->keys[i] = k + 1;
+    m->vals[i] = v;
+    return VG_OK;
+}
+
+/* ---- little-endian helpers ---- */
+
+static void put32(uint8_t *p, uint32_t v)
+{
+    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static void put64(uint8_t *p, uint64_t v)
+{
+    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+static uint32_t get32(const uint8_t *p)
+{
+    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
+}
+
+static uint64_t get64(const uint8_t *p)
+{
+    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
+}
+
+static uint16_t get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
+}
+
+/* ---- batches ---- */
+
+void vg_wal_batch_init(vg_wal_batch *b)
+{
+    memset(b, 0, sizeof(*b));
+    vg_buf_init(&b->series, 0);
+    vg_buf_init(&b->samples, 0);
+    b->maxt = INT64_MIN;
+}
+
+void vg_wal_batch_free(vg_wal_batch *b)
+{
+    vg_buf_free(&b->series);
+    vg_buf_free(&b->samples);
+    vg_free(b->refs);
+    vg_free(b->lens);
+    vg_wal_batch_init(b);
+}
+
+void vg_wal_batch_reset(vg_wal_batch *b)
+{
+    vg_buf_reset(&b->series);
+    vg_buf_reset(&b->samples);
+    b->nseries = b->rec_start = b->rec_n = 0;
+    b->maxt = INT64_MIN;
+}
+
+int vg_wal_batch_has_samples(const vg_wal_batch *b)
+{
+    return b->samples.len > 0;
+}
+
+/* Fill in length and CRC of the record that starts at buf->data + start. */
+static void frame_close(vg_buf *buf, size_t start)
+{
+    uint8_t *r = (uint8_t *)buf->data + start;
+    uint32_t len = (uint32_t)(buf->len - start - HDR_LEN);
+    put32(r, len);
+    put32(r + 4, vg_crc32c(0, r + HDR_LEN, len));
+}
+
+static vg_err_t frame_open(vg_buf *buf, uint8_t type)
+{
+    uint8_t h[HDR_LEN + 1] = {0};
+    h[HDR_LEN] = type;
+    return vg_buf_append(buf, h, sizeof(h));
+}
+
+static vg_err_t put_str(vg_buf *b, const char *s, int wide)
+{
+    size_t n = strlen(s);
+    uint8_t h[4];
+    if (n > (wide ? REC_MAX / 2 : 0xffffu)) return VG_ETOOLARGE;
+    put32(h, (uint32_t)n);
+    vg_err_t rc = vg_buf_append(b, h, wide ? 4 : 2);
+    return rc ? rc : vg_buf_append(b, s, n);
+}
+
+static vg_err_t grow_series(vg_wal_batch *b)
+{
+    if (b->nseries < b->capseries) return VG_OK;
+    size_t cap = b->capseries ? b->capseries * 2 : 64;
+    uint64_t *r = vg_realloc(b->refs, cap * sizeof(*r));
+    if (!r) return VG_ENOMEM;
+    b->refs = r;
+    uint32_t *l = vg_realloc(b->lens, cap * sizeof(*l));
+    if (!l) return VG_ENOMEM;
+    b->lens = l;
+    b->capseries = cap;
+    return VG_OK;
+}
+
+vg_err_t vg_wal_batch_series(vg_wal_batch *b, uint64_t ref, const char *tenant, const vg_label_t *l,
+                             size_t n)
+{
+    size_t start = b->series.len, tl = strlen(tenant);
+    uint8_t h[11];
+    if (tl > 255 || n > 0xffff) return VG_ETOOLARGE;
+    vg_err_t rc = grow_series(b);
+    if (!rc) rc = frame_open(&b->series, REC_SERIES);
+    put64(h, ref);
+    h[8] = (uint8_t)tl;
+    if (!rc) rc = vg_buf_append(&b->series, h, 9);
+    if (!rc) rc = vg_buf_append(&b->series, tenant, tl);
+    put32(h, (uint32_t)n);
+    if (!rc) rc = vg_buf_append(&b->series, h, 2);
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = put_str(&b->series, l[i].name, 0);
+        if (!rc) rc = put_str(&b->series, l[i].value, 1);
+    }
+    if (rc) {
+        b->series.len = start;
+        return rc;
+    }
+    frame_close(&b->series, start);
+    b->refs[b->nseries] = ref;
+    b->lens[b->nseries++] = (uint32_t)(b->series.len - start);
+    return VG_OK;
+}
+
+vg_err_t vg_wal_batch_sample(vg_wal_batch *b, uint64_t ref, int64_t ts, double v)
+{
+    uint8_t s[SAMPLE_LEN];
+    uint64_t bits;
+    if (b->rec_n == 0) {
+        b->rec_start = b->samples.len;
+        vg_err_t rc = frame_open(&b->samples, REC_SAMPLES);
+        if (rc) return rc;
+    }
+    memcpy(&bits, &v, sizeof(bits));
+    put64(s, ref);
+    put64(s + 8, (uint64_t)ts);
+    put64(s + 16, bits);
+    vg_err_t rc = vg_buf_append(&b->samples, s, sizeof(s));
+    if (rc) return rc;
+    if (ts > b->maxt) b->maxt = ts;
+    frame_close(&b->samples, b->rec_start); /* keep the record valid after every sample */
+    if (++b->rec_n == SAMPLES_PER) b->rec_n = 0;
+    return VG_OK;
+}
+
+/* ---- the log ---- */
+
+typedef struct seg {
+    uint32_t no;
+    int64_t maxt; /* newest sample; INT64_MIN when none */
+} seg;
+
+struct vg_wal {
+    char *dir;
+    int fd;
+    uint32_t cur_no;
+    uint64_t cur_size, seg_bytes;
+    int64_t cur_maxt, sync_ms;
+    seg *segs; /* closed segments, oldest first */
+    size_t nsegs, capsegs;
+    uint64_t written, synced, want;
+    pthread_mutex_t mu;
+    pthread_cond_t kick, done;
+    pthread_t syncer;
+    int started, stop, syncing;
+    vg_err_t failed;
+    int64_t last_sync_us;
+    refmap declared; /* refs declared in the current segment */
+    vg_buf wbuf;
+    vg_metric_t *m_fsyncs, *m_bytes, *m_corrupt, *m_replay_s, *m_segments, *m_replayed;
+};
+
+static void seg_path(const vg_wal_t *w, uint32_t no, char *out, size_t n)
+{
+    snprintf(out, n, "%s/" SEG_NAME_FMT, w->dir, no);
+}
+
+static vg_err_t segs_push(vg_wal_t *w, uint32_t no, int64_t maxt)
+{
+    if (w->nsegs == w->capsegs) {
+        size_t cap = w->capsegs ? w->capsegs * 2 : 16;
+        seg *s = vg_realloc(w->segs, cap * sizeof(*s));
+        if (!s) return VG_ENOMEM;
+        w->segs = s;
+        w->capsegs = cap;
+    }
+    w->segs[w->nsegs++] = (seg){no, maxt};
+    return VG_OK;
+}
+
+static void sync_dir(const char *dir)
+{
+    int fd = open(dir, O_RDONLY | O_DIRECTORY);
+    if (fd < 0) return;
+    (void)fsync(fd);
+    close(fd);
+}
+
+static void set_segments_gauge(vg_wal_t *w)
+{
+    vg_metric_set(w->m_segments, (double)(w->nsegs + (w->fd >= 0)));
+}
+
+static vg_err_t write_all(int fd, const void *p, size_t n)
+{
+    const char *c = p;
+    while (n) {
+        ssize_t k = write(fd, c, n);
+        if (k < 0 && errno == EINTR) continue;
+        if (k <= 0) return VG_EIO;
+        c += k;
+        n -= (size_t)k;
+    }
+    return VG_OK;
+}
+
+/* Create segment no and make it current. Caller holds mu (or is alone). */
+static vg_err_t seg_create(vg_wal_t *w, uint32_t no, vg_error *err)
+{
+    char path[4200];
+    seg_path(w, no, path, sizeof(path));
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0)
+        return vg_error_set(err, VG_EIO, "wal: cannot create %s: %s", path, strerror(errno));
+    if (write_all(fd, MAGIC, MAGIC_LEN) || fdatasync(fd)) {
+        close(fd);
+        return vg_error_set(err, VG_EIO, "wal: cannot write %s: %s", path, strerror(errno));
+    }
+    sync_dir(w->dir);
+    w->fd = fd;
+    w->cur_no = no;
+    w->cur_size = MAGIC_LEN;
+    w->cur_maxt = INT64_MIN;
+    rm_clear(&w->declared);
+    set_segments_gauge(w);
+    return VG_OK;
+}
+
+/* Close the current segment durably and start the next. Caller holds mu. */
+static vg_err_t rollover(vg_wal_t *w, vg_error *err)
+{
+    while (w->syncing) pthread_cond_wait(&w->done, &w->mu);
+    if (fdatasync(w->fd)) {
+        w->failed = VG_EIO;
+        return vg_error_set(err, VG_EIO, "wal: fsync segment %" PRIu32 ": %s", w->cur_no,
+                            strerror(errno));
+    }
+    vg_metric_inc(w->m_fsyncs);
+    close(w->fd);
+    w->fd = -1;
+    w->synced = w->written;
+    pthread_cond_broadcast(&w->done);
+    if (segs_push(w, w->cur_no, w->cur_maxt))
+        return vg_error_set(err, VG_ENOMEM, "wal: out of memory");
+    return seg_create(w, w->cur_no + 1, err);
+}
+
+/* Copy the series records this segment has not declared, then the samples, into wbuf. */
+static vg_err_t assemble(vg_wal_t *w, const vg_wal_batch *b)
+{
+    vg_err_t rc = VG_OK;
+    size_t off = 0;
+    vg_buf_reset(&w->wbuf);
+    for (size_t i = 0; i < b->nseries && !rc; i++) {
+        if (!rm_find(&w->declared, b->refs[i])) {
+            rc = vg_buf_append(&w->wbuf, b->series.data + off, b->lens[i]);
+            if (!rc) rc = rm_put(&w->declared, b->refs[i], 1);
+        }
+        off += b->lens[i];
+    }
+    if (!rc && b->samples.len) rc = vg_buf_append(&w->wbuf, b->samples.data, b->samples.len);
+    return rc;
+}
+
+static vg_err_t write_locked(vg_wal_t *w, const vg_wal_batch *b, uint64_t *pos, vg_error *err)
+{
+    if (w->failed) return vg_error_set(err, w->failed, "wal: an earlier write or fsync failed");
+    if (w->cur_size > MAGIC_LEN && w->cur_size + b->series.len + b->samples.len > w->seg_bytes) {
+        vg_err_t rc = rollover(w, err);
+        if (rc) return rc;
+    }
+    if (assemble(w, b)) {
+        rm_clear(&w->declared);
+        return vg_error_set(err, VG_ENOMEM, "wal: out of memory");
+    }
+    if (write_all(w->fd, w->wbuf.data, w->wbuf.len)) {
+        int e = errno;
+        rm_clear(&w->declared); /* re-declare everything: harmless */
+        if (ftruncate(w->fd, (off_t)w->cur_size) || lseek(w->fd, 0, SEEK_END) < 0)
+            w->failed = VG_EIO;
+        return vg_error_set(err, VG_EIO, "wal: write segment %" PRIu32 ": %s", w->cur_no,
+                            strerror(e));
+    }
+    w->cur_size += w->wbuf.len;
+    w->written += w->wbuf.len;
+    if (b->maxt > w->cur_maxt) w->cur_maxt = b->maxt;
+    vg_metric_add(w->m_bytes, (double)w->wbuf.len);
+    *pos = w->written;
+    return VG_OK;
+}
+
+vg_err_t vg_wal_write(vg_wal_t *w, const vg_wal_batch *b, uint64_t *pos, vg_error *err)
+{
+    pthread_mutex_lock(&w->mu);
+    vg_err_t rc = write_locked(w, b, pos, err);
+    pthread_mutex_unlock(&w->mu);
+    return rc;
+}
+
+vg_err_t vg_wal_sync(vg_wal_t *w, uint64_t pos, vg_error *err)
+{
+    pthread_mutex_lock(&w->mu);
+    if (pos == VG_WAL_SYNC_ALL) pos = w->written;
+    while (w->synced < pos && !w->failed && !w->stop) {
+        if (w->want < pos) w->want = pos;
+        pthread_cond_signal(&w->kick);
+        pthread_cond_wait(&w->done, &w->mu);
+    }
+    vg_err_t rc = w->synced >= pos ? VG_OK : VG_EIO;
+    pthread_mutex_unlock(&w->mu);
+    if (rc) vg_error_set(err, rc, "wal: fsync failed or the log is closing; not durable");
+    return rc;
+}
+
+static void sleep_us(int64_t us)
+{
+    struct timespec ts = {.tv_sec = us / 1000000, .tv_nsec = (us % 1000000) * 1000};
+    while (nanosleep(&ts, &ts) && errno == EINTR) {
+    }
+}
+
+/* One fsync of everything written so far. Called with mu held; drops it around the fsync. */
+static void sync_once(vg_wal_t *w)
+{
+    uint64_t target = w->written;
+    int fd = w->fd;
+    w->syncing = 1;
+    pthread_mutex_unlock(&w->mu);
+    int r = fdatasync(fd);
+    int e = errno;
+    int64_t now = vg_clock_mono_us();
+    pthread_mutex_lock(&w->mu);
+    w->syncing = 0;
+    w->last_sync_us = now;
+    if (r) {
+        w->failed = VG_EIO;
+        vg_log_error(COMP, "fsync failed; the store refuses writes from now on",
+                     "segment=%" PRIu32 " err=%s", w->cur_no, strerror(e));
+    } else if (target > w->synced) {
+        w->synced = target;
+    }
+    vg_metric_inc(w->m_fsyncs);
+    pthread_cond_broadcast(&w->done);
+}
+
+static void *syncer_main(void *arg)
+{
+    vg_wal_t *w = arg;
+    pthread_mutex_lock(&w->mu);
+    while (!w->stop) {
+        if (w->want <= w->synced || w->failed) {
+            pthread_cond_wait(&w->kick, &w->mu);
+            continue;
+        }
+        int64_t wait = w->last_sync_us + w->sync_ms * 1000 - vg_clock_mono_us();
+        if (wait > 0) {
+            pthread_mutex_unlock(&w->mu);
+            sleep_us(wait);
+            pthread_mutex_lock(&w->mu);
+            continue;
+        }
+        sync_once(w);
+    }
+    pthread_mutex_unlock(&w->mu);
+    return NULL;
+}
+
+size_t vg_wal_truncate(vg_wal_t *w, int64_t mint)
+{
+    size_t n = 0, k = 0;
+    char path[4200];
+    pthread_mutex_lock(&w->mu);
+    for (size_t i = 0; i < w->nsegs; i++) {
+        if (w->segs[i].maxt < mint) {
+            seg_path(w, w->segs[i].no, path, sizeof(path));
+            if (unlink(path) == 0 || errno == ENOENT) {
+                n++;
+                continue;
+            }
+            vg_log_warn(COMP, "cannot delete segment", "file=%s err=%s", path, strerror(errno));
+        }
+        w->segs[k++] = w->segs[i];
+    }
+    w->nsegs = k;
+    set_segments_gauge(w);
+    pthread_mutex_unlock(&w->mu);
+    if (n) sync_dir(w->dir);
+    return n;
+}
+
+size_t vg_wal_num_segments(vg_wal_t *w)
+{
+    pthread_mutex_lock(&w->mu);
+    size_t n = w->nsegs + (w->fd >= 0);
+    pthread_mutex_unlock(&w->mu);
+    return n;
+}
+
+void vg_wal_close(vg_wal_t *w)
+{
+    if (!w) return;
+    if (w->started) {
+        pthread_mutex_lock(&w->mu);
+        w->stop = 1;
+        pthread_cond_broadcast(&w->kick);
+        pthread_mutex_unlock(&w->mu);
+        pthread_join(w->syncer, NULL);
+    }
+    if (w->fd >= 0) {
+        if (fdatasync(w->fd) == 0) w->synced = w->written;
+        close(w->fd);
+    }
+    if (w->started) {
+        pthread_cond_broadcast(&w->done);
+        pthread_cond_destroy(&w->kick);
+        pthread_cond_destroy(&w->done);
+        pthread_mutex_destroy(&w->mu);
+    }
+    rm_free(&w->declared);
+    vg_buf_free(&w->wbuf);
+    vg_free(w->segs);
+    vg_free(w->dir);
+    vg_free(w);
+}
+
+/* ---- replay ---- */
+
+typedef struct replay {
+    vg_wal_t *w;
+    const vg_wal_replay_cb *cb;
+    vg_wal_stats *st;
+    refmap map; /* ref in this segment -> handle from on_series */
+    const char *file;
+    int64_t maxt;
+} replay;
+
+static void corrupt(replay *r, uint64_t off, const char *why)
+{
+    r->st->corrupt_records++;
+    vg_metric_inc(r->w->m_corrupt);
+    vg_log_error(COMP, "corrupt WAL record", "file=%s offset=%" PRIu64 " reason=\"%s\"", r->file,
+                 off, why);
+}
+
+/* Parse one series record payload. 0 when well formed. */
+static int replay_series(replay *r, const uint8_t *p, size_t n)
+{
+    vg_label_t l[1024];
+    size_t at = 9, used = 0;
+    if (n < 11) return -1;
+    uint64_t ref = get64(p);
+    size_t tl = p[8];
+    if (at + tl + 2 > n) return -1;
+    char tenant[256];
+    memcpy(tenant, p + at, tl);
+    tenant[tl] = '\0';
+    at += tl;
+    size_t nl = get16(p + at);
+    at += 2;
+    if (nl > 1024) return -1;
+    char *heap = vg_malloc(n + 2 * nl + 1); /* names and values, NUL-terminated */
+    if (!heap) return -1;
+    int bad = 0;
+    for (size_t i = 0; i < nl && !bad; i++) {
+        for (int k = 0; k < 2 && !bad; k++) {
+            size_t w = k ? 4 : 2;
+            if (at + w > n) {
+                bad = 1;
+                break;
+            }
+            size_t sl = k ? get32(p + at) : get16(p + at);
+            at += w;
+            if (sl > n - at) {
+                bad = 1;
+                break;
+            }
+            memcpy(heap + used, p + at, sl);
+            heap[used + sl] = '\0';
+            if (k)
+                l[i].value = heap + used;
+            else
+                l[i].name = heap + used;
+            used += sl + 1;
+            at += sl;
+        }
+    }
+    if (!bad && at == n) {
+        uint64_t h;
+        r->st->series++;
+        if (!r->cb || !r->cb->on_series || r->cb->on_series(r->cb->ud, tenant, l, nl, &h) == VG_OK)
+            if (r->cb && r->cb->on_series) rm_put(&r->map, ref, h);
+    }
+    vg_free(heap);
+    return bad || at != n ? -1 : 0;
+}
+
+static int replay_samples(replay *r, const uint8_t *p, size_t n)
+{
+    if (n % SAMPLE_LEN) return -1;
+    for (size_t at = 0; at < n; at += SAMPLE_LEN) {
+        uint64_t ref = get64(p + at), bits = get64(p + at + 16);
+        int64_t ts = (int64_t)get64(p + at + 8);
+        double v;
+        memcpy(&v, &bits, sizeof(v));
+        if (ts > r->maxt) r->maxt = ts;
+        r->st->samples++;
+        uint64_t *h = rm_find(&r->map, ref);
+        if (!h) {
+            r->st->unknown_refs++;
+            continue;
+        }
+        if (r->cb && r->cb->on_sample) r->cb->on_sample(r->cb->ud, *h, ts, v);
+    }
+    return 0;
+}
+
+static void replay_record(replay *r, const uint8_t *rec, size_t len, uint64_t off)
+{
+    int bad = -1;
+    r->st->records++;
+    if (rec[0] == REC_SERIES)
+        bad = replay_series(r, rec + 1, len - 1);
+    else if (rec[0] == REC_SAMPLES)
+        bad = replay_samples(r, rec + 1, len - 1);
+    if (bad) corrupt(r, off, "malformed payload or unknown record type");
+}
+
+/* Walk the records of one mapped segment. Returns the length of the valid
+ * prefix when the tail is torn, else size. */
+static size_t replay_records(replay *r, const uint8_t *p, size_t size, int last)
+{
+    size_t off = MAGIC_LEN;
+    while (off < size) {
+        size_t left = size - off;
+        uint32_t len = left >= HDR_LEN ? get32(p + off) : 0;
+        if (left < HDR_LEN || (len && len <= REC_MAX && len > left - HDR_LEN)) {
+            if (last) return off; /* a write cut short by a crash */
+            corrupt(r, off, "record runs past the end of the segment");
+            return size;
+        }
+        if (len == 0 || len > REC_MAX) {
+            corrupt(r, off, "garbage record length; rest of the segment skipped");
+            return size;
+        }
+        if (vg_crc32c(0, p + off + HDR_LEN, len) != get32(p + off + 4))
+            corrupt(r, off, "CRC mismatch; record skipped");
+        else
+            replay_record(r, p + off + HDR_LEN, len, off);
+        off += HDR_LEN + len;
+    }
+    return size;
+}
+
+static vg_err_t replay_segment(replay *r, uint32_t no, int last, vg_error *err)
+{
+    char path[4200];
+    seg_path(r->w, no, path, sizeof(path));
+    r->file = path;
+    r->maxt = INT64_MIN;
+    rm_clear(&r->map);
+    int fd = open(path, O_RDWR | O_CLOEXEC);
+    struct stat sb;
+    if (fd < 0 || fstat(fd, &sb)) {
+        if (fd >= 0) close(fd);
+        return vg_error_set(err, VG_EIO, "wal: cannot open %s: %s", path, strerror(errno));
+    }
+    size_t size = (size_t)sb.st_size, keep = size;
+    const uint8_t *p = size ? mmap(NULL, size, PROT_READ, MAP_PRIVATE, fd, 0) : NULL;
+    if (size && p == MAP_FAILED) {
+        close(fd);
+        return vg_error_set(err, VG_EIO, "wal: cannot map %s: %s", path, strerror(errno));
+    }
+    if (size < MAGIC_LEN || memcmp(p, MAGIC, MAGIC_LEN) != 0) {
+        if (size >= MAGIC_LEN || !last) corrupt(r, 0, "not a WAL segment (bad magic)");
+        keep = last && size < MAGIC_LEN ? 0 : size;
+    } else {
+        keep = replay_records(r, p, size, last);
+    }
+    if (size) munmap((void *)p, size);
+    if (keep < size) {
+        vg_log_warn(COMP, "torn WAL tail cut off", "file=%s offset=%zu bytes=%zu", path, keep,
+                    size - keep);
+        r->st->torn_bytes += size - keep;
+        if (ftruncate(fd, (off_t)keep) || fdatasync(fd))
+            vg_log_warn(COMP, "cannot truncate torn tail", "file=%s err=%s", path, strerror(errno));
+    }
+    close(fd);
+    r->st->segments++;
+    return segs_push(r->w, no, r->maxt) ? vg_error_set(err, VG_ENOMEM, "wal: out of memory")
+                                        : VG_OK;
+}
+
+static int cmp_u32(const void *a, const void *b)
+{
+    uint32_t x = *(const uint32_t *)a, y = *(const uint32_t *)b;
+    return x < y ? -1 : x > y;
+}
+
+/* Segment numbers in dir, sorted. */
+static vg_err_t list_segments(const char *dir, uint32_t **out, size_t *n, vg_error *err)
+{
+    DIR *d = opendir(dir);
+    if (!d) return vg_error_set(err, VG_EIO, "wal: cannot read %s: %s", dir, strerror(errno));
+    size_t cap = 0;
+    *out = NULL;
+    *n = 0;
+    struct dirent *e;
+    vg_err_t rc = VG_OK;
+    while ((e = readdir(d)) && !rc) {
+        char *end;
+        if (strlen(e->d_name) != 8 || e->d_name[0] < '0' || e->d_name[0] > '9') continue;
+        unsigned long no = strtoul(e->d_name, &end, 10);
+        if (*end || no > UINT32_MAX - 1) continue;
+        if (*n == cap) {
+            cap = cap ? cap * 2 : 16;
+            uint32_t *g = vg_realloc(*out, cap * sizeof(*g));
+            if (!g)
+                rc = vg_error_set(err, VG_ENOMEM, "wal: out of memory");
+            else
+                *out = g;
+        }
+        if (!rc) (*out)[(*n)++] = (uint32_t)no;
+    }
+    closedir(d);
+    if (*n) qsort(*out, *n, sizeof(**out), cmp_u32);
+    return rc;
+}
+
+static vg_err_t replay_all(vg_wal_t *w, const vg_wal_replay_cb *cb, vg_wal_stats *st,
+                           uint32_t *next, vg_error *err)
+{
+    uint32_t *nos = NULL;
+    size_t n = 0;
+    replay r = {.w = w, .cb = cb, .st = st};
+    vg_err_t rc = list_segments(w->dir, &nos, &n, err);
+    for (size_t i = 0; i < n && !rc; i++) rc = replay_segment(&r, nos[i], i + 1 == n, err);
+    *next = n ? nos[n - 1] + 1 : 1;
+    rm_free(&r.map);
+    vg_free(nos);
+    return rc;
+}
+
+static void register_metrics(vg_wal_t *w, vg_metrics_t *m)
+{
+    if (!m) return;
+    w->m_fsyncs = vg_metrics_counter(m, "vigil_tsdb_wal_fsyncs_total",
+                                     "Group fsyncs of the write-ahead log.", NULL);
+    w->m_bytes = vg_metrics_counter(m, "vigil_tsdb_wal_bytes_written_total",
+                                    "Bytes written to the write-ahead log.", NULL);
+    w->m_corrupt = vg_metrics_counter(m, "vigil_tsdb_wal_corrupt_records_total",
+                                      "WAL records skipped at replay (bad CRC, bad length).", NULL);
+    w->m_replay_s = vg_metrics_gauge(m, "vigil_tsdb_wal_replay_duration_seconds",
+                                     "How long the last WAL replay took.", NULL);
+    w->m_segments = vg_metrics_gauge(m, "vigil_tsdb_wal_segments", "WAL segment files.", NULL);
+    w->m_replayed = vg_metrics_counter(m, "vigil_tsdb_wal_replayed_samples_total",
+                                       "Samples read back from the WAL at start-up.", NULL);
+}
+
+static vg_wal_t *wal_alloc(const char *dir, uint64_t segment_bytes, int64_t sync_ms)
+{
+    vg_wal_t *w = vg_calloc(1, sizeof(*w));
+    if (!w) return NULL;
+    w->fd = -1;
+    w->dir = vg_strdup(dir);
+    w->seg_bytes = segment_bytes ? segment_bytes : VG_WAL_SEGMENT_DEFAULT;
+    w->sync_ms = sync_ms > 0 ? sync_ms : VG_WAL_SYNC_MS_DEFAULT;
+    vg_buf_init(&w->wbuf, 0);
+    if (!w->dir) {
+        vg_free(w);
+        return NULL;
+    }
+    return w;
+}
+
+static vg_err_t start_syncer(vg_wal_t *w, vg_error *err)
+{
+    if (pthread_mutex_init(&w->mu, NULL)) goto fail;
+    if (pthread_cond_init(&w->kick, NULL)) goto fail_mu;
+    if (pthread_cond_init(&w->done, NULL)) goto fail_kick;
+    if (pthread_create(&w->syncer, NULL, syncer_main, w)) goto fail_done;
+    w->started = 1;
+    return VG_OK;
+fail_done:
+    pthread_cond_destroy(&w->done);
+fail_kick:
+    pthread_cond_destroy(&w->kick);
+fail_mu:
+    pthread_mutex_destroy(&w->mu);
+fail:
+    return vg_error_set(err, VG_EINTERNAL, "wal: cannot start the syncer thread");
+}
+
+vg_err_t vg_wal_open(const char *dir, uint64_t segment_bytes, int64_t sync_ms,
+                     const vg_wal_replay_cb *cb, vg_metrics_t *m, vg_wal_stats *st, vg_wal_t **out,
+                     vg_error *err)
+{
+    vg_wal_stats local;
+    if (!st) st = &local;
+    memset(st, 0, sizeof(*st));
+    *out = NULL;
+    if (mkdir(dir, 0755) && errno != EEXIST)
+        return vg_error_set(err, VG_EIO, "wal: cannot create %s: %s", dir, strerror(errno));
+    vg_wal_t *w = wal_alloc(dir, segment_bytes, sync_ms);
+    if (!w) return vg_error_set(err, VG_ENOMEM, "wal: out of memory");
+    register_metrics(w, m);
+    int64_t t0 = vg_clock_mono_ms();
+    uint32_t next;
+    vg_err_t rc = replay_all(w, cb, st, &next, err);
+    st->duration_ms = vg_clock_mono_ms() - t0;
+    vg_metric_set(w->m_replay_s, (double)st->duration_ms / 1000.0);
+    vg_metric_add(w->m_replayed, (double)st->samples);
+    if (!rc) rc = seg_create(w, next, err);
+    if (!rc) rc = start_syncer(w, err);
+    if (rc) {
+        vg_wal_close(w);
+        return rc;
+    }
+    vg_log_info(COMP, "WAL replayed",
+                "dir=%s segments=%" PRIu64 " series=%" PRIu64 " samples=%" PRIu64
+                " corrupt_records=%" PRIu64 " torn_bytes=%" PRIu64 " duration_ms=%" PRId64,
+                dir, st->segments, st->series, st->samples, st->corrupt_records, st->torn_bytes,
+                st->duration_ms);
+    *out = w;
+    return VG_OK;
+}

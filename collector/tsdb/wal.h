@@ -1,0 +1,102 @@
+/*
+ * wal.h - the store's write-ahead log: CRC32C-framed records in numbered
+ * segment files, fsynced in groups.
+ *
+ * One WAL serves every tenant, so concurrent appenders share fsyncs. An
+ * appender builds a vg_wal_batch (series declarations and samples) without
+ * any lock, writes it with vg_wal_write (one mutex, one write(2)) and gets
+ * a position; vg_wal_sync waits until a group fsync covers that position.
+ * A syncer thread fsyncs as soon as someone waits, but at most once every
+ * sync_ms, so under load one fsync covers many writers.
+ *
+ * Record: u32 length (of type + payload), u32 CRC32C (of type + payload),
+ * u8 type, payload. Series: u64 ref, u8 tenant length, tenant, u16 label
+ * count, then per label u16 name length, name, u32 value length, value.
+ * Samples: (u64 ref, i64 ts, f64 value)*. All little-endian. Each segment
+ * re-declares a series before its first sample there, so every segment
+ * replays on its own and can be deleted on its own (vg_wal_truncate).
+ * A segment starts with the 8-byte magic "VGWAL\0\0\1".
+ */
+#ifndef VIGIL_TSDB_WAL_H
+#define VIGIL_TSDB_WAL_H
+
+#include <stddef.h>
+#include <stdint.h>
+
+#include "vigil/buf.h"
+#include "vigil/error.h"
+#include "vigil/labels.h"
+#include "vigil/metrics.h"
+
+typedef struct vg_wal vg_wal_t;
+
+#define VG_WAL_SEGMENT_DEFAULT (128u << 20)
+#define VG_WAL_SYNC_MS_DEFAULT 5
+#define VG_WAL_SYNC_ALL        UINT64_MAX /* vg_wal_sync: everything written so far */
+
+/* Records built by one appender; written at once by vg_wal_write. */
+typedef struct vg_wal_batch {
+    vg_buf series;  /* framed series records, back to back */
+    uint64_t *refs; /* ref of each series record, in order */
+    uint32_t *lens; /* framed length of each series record */
+    size_t nseries, capseries;
+    vg_buf samples;   /* framed samples records */
+    size_t rec_start; /* offset of the open samples record in samples */
+    size_t rec_n;     /* samples in the open record (0 = none open) */
+    int64_t maxt;     /* newest sample timestamp in the batch */
+} vg_wal_batch;
+
+/* Called by vg_wal_open for each replayed series; return a handle that
+ * on_sample then receives (e.g. the new in-memory ref), or VG_* to skip it. */
+typedef struct vg_wal_replay_cb {
+    vg_err_t (*on_series)(void *ud, const char *tenant, const vg_label_t *l, size_t n,
+                          uint64_t *handle);
+    void (*on_sample)(void *ud, uint64_t handle, int64_t ts, double v);
+    void *ud;
+} vg_wal_replay_cb;
+
+typedef struct vg_wal_stats {
+    uint64_t segments, records, samples, series;
+    uint64_t corrupt_records; /* bad CRC (skipped) or garbage length (ends the segment) */
+    uint64_t unknown_refs;    /* samples whose series was never declared in the segment */
+    uint64_t torn_bytes;      /* cut off the tail of the last segment */
+    int64_t duration_ms;
+} vg_wal_stats;
+
+void vg_wal_batch_init(vg_wal_batch *b);
+void vg_wal_batch_free(vg_wal_batch *b);
+/* Drop the contents, keep the memory. */
+void vg_wal_batch_reset(vg_wal_batch *b);
+/* Declare series ref (written only if this segment has not declared it yet). */
+vg_err_t vg_wal_batch_series(vg_wal_batch *b, uint64_t ref, const char *tenant, const vg_label_t *l,
+                             size_t n);
+/* Add one sample of a series declared in this batch. */
+vg_err_t vg_wal_batch_sample(vg_wal_batch *b, uint64_t ref, int64_t ts, double v);
+/* True when the batch holds samples. */
+int vg_wal_batch_has_samples(const vg_wal_batch *b);
+
+/* Open the WAL in dir (created), replay every segment through cb (may be
+ * NULL) in order, cut a torn tail, and start a new segment and the syncer.
+ * segment_bytes/sync_ms 0 = defaults. st (may be NULL) gets the replay
+ * outcome; m (may be NULL) gets vigil_tsdb_wal_* metrics. VG_EIO. */
+vg_err_t vg_wal_open(const char *dir, uint64_t segment_bytes, int64_t sync_ms,
+                     const vg_wal_replay_cb *cb, vg_metrics_t *m, vg_wal_stats *st, vg_wal_t **out,
+                     vg_error *err);
+/* Stop the syncer, fsync and close. NULL is a no-op. */
+void vg_wal_close(vg_wal_t *w);
+
+/* Append the batch's records (series the current segment already declared
+ * are skipped); *pos = the log position just past them. Thread-safe.
+ * VG_EIO when the write failed (nothing of the batch is kept). */
+vg_err_t vg_wal_write(vg_wal_t *w, const vg_wal_batch *b, uint64_t *pos, vg_error *err);
+/* Wait until an fsync covers pos (VG_WAL_SYNC_ALL: all written so far).
+ * VG_EIO once any fsync failed (sticky). Thread-safe. */
+vg_err_t vg_wal_sync(vg_wal_t *w, uint64_t pos, vg_error *err);
+/* Delete closed segments whose newest sample is older than mint: call it
+ * after the data before mint is persisted in blocks. Returns the number of
+ * segments deleted. Thread-safe. */
+size_t vg_wal_truncate(vg_wal_t *w, int64_t mint);
+/* Segments on disk, the current one included. */
+size_t vg_wal_num_segments(vg_wal_t *w);
+
+#endif
