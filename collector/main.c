@@ -42,6 +42,13 @@ static vg_err_t on_kafka_batch(void *ud, const char *topic, const char *tenant_k
     return vg_ingest_batch(c->ingest, tenant_key, data, len, NULL, err);
 }
 
+/* Before Kafka offsets are stored: one WAL fsync for every batch consumed so far. */
+static vg_err_t on_kafka_sync(void *ud, vg_error *err)
+{
+    collector *c = ud;
+    return vg_tsdb_sync(c->db, VG_TSDB_SYNC_ALL, err);
+}
+
 static vg_err_t start_kafka(collector *c, vg_error *err)
 {
     const vg_collector_config_t *cfg = c->cfg;
@@ -53,6 +60,7 @@ static vg_err_t start_kafka(collector *c, vg_error *err)
         .audit_topic = cfg->kafka_audit_topic,
         .props = cfg->kafka_properties,
         .nprops = cfg->nkafka_properties,
+        .sync = on_kafka_sync,
     };
     vg_err_t rc = vg_kafka_consumer_new(&o, on_kafka_batch, c, c->metrics, &c->kafka, err);
     if (!rc) rc = vg_kafka_consumer_start(c->kafka, err);
@@ -78,17 +86,38 @@ static vg_err_t start_http(collector *c, vg_error *err)
     return rc;
 }
 
+/* The store under collector.data_dir: replays its WAL before anything is served. */
+static vg_err_t open_store(collector *c, vg_error *err)
+{
+    const vg_collector_config_t *cfg = c->cfg;
+    vg_tsdb_opts o = {
+        .dir = cfg->data_dir,
+        .retention_raw_ms = cfg->retention_raw_ms,
+        .retention_5m_ms = cfg->retention_5m_ms,
+        .retention_1h_ms = cfg->retention_1h_ms,
+        .max_bytes = cfg->storage_max_bytes,
+        .default_limits = &cfg->default_limits,
+        .tenant_limits = cfg->tenant_limits,
+        .ntenant_limits = cfg->ntenant_limits,
+    };
+    vg_err_t rc = vg_tsdb_open(&o, c->metrics, &c->db, err);
+    if (!rc) vg_log_info("collector", "store open", "data_dir=%s", cfg->data_dir);
+    return rc;
+}
+
 static vg_err_t collector_start(collector *c, vg_error *err)
 {
     c->metrics = vg_metrics_new();
-    c->db = c->metrics ? vg_tsdb_new(c->metrics) : NULL;
-    c->ingest = c->db ? vg_ingest_new(c->db, c->metrics) : NULL;
+    if (!c->metrics) return vg_error_set(err, VG_ENOMEM, "out of memory at start-up");
+    vg_err_t rc = open_store(c, err);
+    if (rc) return rc;
+    c->ingest = vg_ingest_new(c->db, c->metrics);
     c->rw = c->ingest ? vg_rw_receiver_new(c->db, c->metrics, NULL) : NULL;
     if (!c->rw) return vg_error_set(err, VG_ENOMEM, "out of memory at start-up");
     vg_metric_set(vg_metrics_gauge(c->metrics, "vigil_build_info", "Build information.",
                                    "version=\"" VIGIL_VERSION "\",program=\"vigil-collector\""),
                   1);
-    vg_err_t rc = start_http(c, err);
+    rc = start_http(c, err);
     if (!rc) rc = start_kafka(c, err);
     if (!rc) vg_metrics_set_ready(c->metrics, 1);
     return rc;

@@ -5,6 +5,7 @@
  * whether to retry: 204 stored, 400 for a batch that will never decode (the
  * agent must not retry it), 415 for a wrong encoding, 501 for a payload this
  * build cannot store, 500 when storage failed and a retry may succeed.
+ * 204 is sent only after the WAL fsync that covers the batch's samples.
  */
 #include <string.h>
 #include <strings.h>
@@ -39,6 +40,7 @@ static void handle_batch(void *ud, const vg_http_req *req, vg_http_resp *resp)
     vg_error err = {0};
     vg_err_t rc =
         vg_ingest_batch(in, vg_http_req_header(req, "X-Scope-OrgID"), body, len, &res, &err);
+    if (!rc) rc = vg_ingest_sync(in, res.wal_pos, &err); /* answer once it is durable */
     int status = status_for(rc);
     if (rc) {
         char q[600];

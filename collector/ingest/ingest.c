@@ -73,6 +73,7 @@ static vg_err_t store_metrics(vg_ingest_t *in, const char *tenant, const vg_batc
     res->appended = st.samples_appended;
     res->duplicates = st.samples_deduplicated;
     res->rejected = st.samples_out_of_order + st.samples_conflicting + st.series_rejected;
+    res->wal_pos = st.wal_pos;
     vg_metric_add(in->samples_in, (double)res->samples);
     vg_metric_add(in->samples_appended, (double)res->appended);
     vg_metric_add(in->samples_dup, (double)res->duplicates);
@@ -86,6 +87,11 @@ static vg_err_t store_metrics(vg_ingest_t *in, const char *tenant, const vg_batc
     }
     if (rc) vg_error_set(err, rc, "%s", vg_error_msg(&aerr, rc));
     return rc;
+}
+
+vg_err_t vg_ingest_sync(vg_ingest_t *in, uint64_t wal_pos, vg_error *err)
+{
+    return vg_tsdb_sync(in->db, wal_pos, err);
 }
 
 vg_err_t vg_ingest_batch(vg_ingest_t *in, const char *tenant, const uint8_t *data, size_t len,

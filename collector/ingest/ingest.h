@@ -3,7 +3,8 @@
  *
  * HTTP (POST /ingest/v1/batch) and the Kafka consumer both hand raw envelope
  * bytes to vg_ingest_batch, so decoding limits, tenant resolution, counting
- * and storage are the same whichever way a batch arrived.
+ * and storage are the same whichever way a batch arrived. vg_ingest_batch
+ * does not wait for the WAL: HTTP syncs per request, Kafka once per commit.
  */
 #ifndef VIGIL_INGEST_H
 #define VIGIL_INGEST_H
@@ -23,6 +24,7 @@ typedef struct vg_ingest_result {
     uint64_t appended;   /* samples newly stored */
     uint64_t duplicates; /* samples that were already stored (no-op) */
     uint64_t rejected;   /* samples or series refused (conflict, out of order, bad labels) */
+    uint64_t wal_pos;    /* vg_tsdb_sync this before acknowledging (0 = nothing to wait for) */
 } vg_ingest_result;
 
 /* New ingest stage storing into db (borrowed) and counting into m (borrowed, may be NULL). */
@@ -36,7 +38,10 @@ void vg_ingest_free(vg_ingest_t *in);
 vg_err_t vg_ingest_batch(vg_ingest_t *in, const char *tenant, const uint8_t *data, size_t len,
                          vg_ingest_result *res, vg_error *err);
 
-/* Register POST /ingest/v1/batch on h. */
+/* Wait until the WAL holds everything up to wal_pos (vg_tsdb_sync). */
+vg_err_t vg_ingest_sync(vg_ingest_t *in, uint64_t wal_pos, vg_error *err);
+
+/* Register POST /ingest/v1/batch on h; it answers after the WAL fsync. */
 vg_err_t vg_ingest_register_http(vg_ingest_t *in, vg_httpd_t *h);
 
 #endif

@@ -3,9 +3,11 @@
  *
  * Why this shape:
  *  - enable.auto.offset.store=false and enable.auto.commit=false: librdkafka
- *    would otherwise commit what it handed us, not what we stored. We store
- *    offset+1 only after the callback said VG_OK (or the message is safely
- *    in the dead-letter topic) and commit synchronously ourselves: after a
+ *    would otherwise commit what it handed us, not what we stored. Once the
+ *    callback said VG_OK (or the message is safely in the dead-letter topic)
+ *    offset+1 is pending; before a commit one sync call (the WAL fsync)
+ *    makes every pending batch durable, then the offsets are stored and we
+ *    commit synchronously ourselves: after a
  *    burst of messages (poll came back empty), at least once a second while
  *    busy, on a rebalance revoke (before the partitions go to another
  *    member, so it does not redo our work), and on close.
@@ -24,6 +26,7 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
@@ -50,12 +53,22 @@ struct backoff {
     int64_t backoff_ms;
 };
 
+/* The next offset of a partition whose batches are stored but maybe not durable. */
+struct pending {
+    char *topic;
+    int32_t partition;
+    int64_t offset;
+};
+
 struct vg_kafka_consumer {
     rd_kafka_t *rk;
     rd_kafka_t *dlq;
     char *topics[2];
     vg_consume_fn fn;
+    vg_consume_sync_fn sync;
     void *ud;
+    struct pending *pend;
+    size_t npend, cappend;
     pthread_t thread;
     int started;
     atomic_int stop;
@@ -64,13 +77,83 @@ struct vg_kafka_consumer {
     int64_t last_commit_ms;
     struct backoff *bo;
     size_t nbo, capbo;
-    vg_metric_t *consumed, *dlq_count, *commit_failures, *retries;
+    vg_metric_t *consumed, *dlq_count, *commit_failures, *retries, *sync_failures;
 };
+
+/* ---- pending offsets: stored only once the data is durable ---- */
+
+static void pend_drop(vg_kafka_consumer_t *c, size_t i)
+{
+    vg_free(c->pend[i].topic);
+    c->pend[i] = c->pend[--c->npend];
+}
+
+static void pend_set(vg_kafka_consumer_t *c, const rd_kafka_message_t *m)
+{
+    const char *topic = rd_kafka_topic_name(m->rkt);
+    for (size_t i = 0; i < c->npend; i++)
+        if (c->pend[i].partition == m->partition && strcmp(c->pend[i].topic, topic) == 0) {
+            c->pend[i].offset = m->offset + 1;
+            return;
+        }
+    if (c->npend == c->cappend) {
+        size_t cap = c->cappend ? c->cappend * 2 : 8;
+        struct pending *np = vg_realloc(c->pend, cap * sizeof(*np));
+        if (!np) return; /* not committed: redelivered later, deduplicated */
+        c->pend = np;
+        c->cappend = cap;
+    }
+    char *t = vg_strdup(topic);
+    if (!t) return;
+    c->pend[c->npend++] = (struct pending){t, m->partition, m->offset + 1};
+}
+
+/* Forget pending offsets of partitions we lost (the next owner redoes them). */
+static void pend_forget(vg_kafka_consumer_t *c, const rd_kafka_topic_partition_list_t *l)
+{
+    for (int j = 0; j < l->cnt; j++)
+        for (size_t i = 0; i < c->npend; i++)
+            if (c->pend[i].partition == l->elems[j].partition &&
+                strcmp(c->pend[i].topic, l->elems[j].topic) == 0) {
+                pend_drop(c, i);
+                break;
+            }
+}
+
+/* Make the pending batches durable, then store their offsets. 0 when done. */
+static int pend_flush(vg_kafka_consumer_t *c, const char *why)
+{
+    vg_error e = {0};
+    vg_err_t rc = c->sync ? c->sync(c->ud, &e) : VG_OK;
+    if (rc) {
+        char q[600];
+        vg_metric_inc(c->sync_failures);
+        vg_log_warn(COMP, "store not durable; offsets not committed", "when=%s err=%s", why,
+                    vg_logq(q, sizeof(q), vg_error_msg(&e, rc)));
+        return -1;
+    }
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new((int)c->npend);
+    for (size_t i = 0; i < c->npend; i++)
+        rd_kafka_topic_partition_list_add(l, c->pend[i].topic, c->pend[i].partition)->offset =
+            c->pend[i].offset;
+    rd_kafka_resp_err_t err = rd_kafka_offsets_store(c->rk, l);
+    for (int i = 0; i < l->cnt; i++)
+        if (l->elems[i].err) /* typically revoked meanwhile: the new owner redoes it */
+            vg_log_warn(COMP, "cannot store kafka offset", "topic=%s partition=%" PRId32 " err=%s",
+                        l->elems[i].topic, l->elems[i].partition,
+                        rd_kafka_err2str(l->elems[i].err));
+    rd_kafka_topic_partition_list_destroy(l);
+    while (c->npend) pend_drop(c, c->npend - 1);
+    (void)err; /* per-partition errors were logged; commit whatever was stored */
+    c->dirty = 1;
+    return 0;
+}
 
 /* ---- commits ---- */
 
 static void commit_sync(vg_kafka_consumer_t *c, const char *why)
 {
+    if (c->npend && pend_flush(c, why)) return;
     if (!c->dirty) return;
     rd_kafka_resp_err_t e = rd_kafka_commit(c->rk, NULL, 0);
     c->last_commit_ms = vg_clock_mono_ms();
@@ -85,7 +168,7 @@ static void commit_sync(vg_kafka_consumer_t *c, const char *why)
 
 static void maybe_commit(vg_kafka_consumer_t *c, int idle)
 {
-    if (!c->dirty) return;
+    if (!c->dirty && !c->npend) return;
     if (idle || c->since_commit >= COMMIT_EVERY_MSGS ||
         vg_clock_mono_ms() - c->last_commit_ms >= COMMIT_EVERY_MS)
         commit_sync(c, idle ? "idle" : "periodic");
@@ -93,19 +176,7 @@ static void maybe_commit(vg_kafka_consumer_t *c, int idle)
 
 static void store_next(vg_kafka_consumer_t *c, const rd_kafka_message_t *m)
 {
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(1);
-    rd_kafka_topic_partition_list_add(l, rd_kafka_topic_name(m->rkt), m->partition)->offset =
-        m->offset + 1;
-    rd_kafka_resp_err_t e = rd_kafka_offsets_store(c->rk, l);
-    if (!e) e = l->elems[0].err;
-    rd_kafka_topic_partition_list_destroy(l);
-    if (e) {
-        /* Typically the partition was just revoked: the new owner redoes it. */
-        vg_log_warn(COMP, "cannot store kafka offset", "topic=%s partition=%" PRId32 " err=%s",
-                    rd_kafka_topic_name(m->rkt), m->partition, rd_kafka_err2str(e));
-        return;
-    }
-    c->dirty = 1;
+    pend_set(c, m);
     c->since_commit++;
 }
 
@@ -165,17 +236,26 @@ static void resume_due(vg_kafka_consumer_t *c)
     }
 }
 
+/* The store's own hint for a tenant over its limit ("retry_after_ms=N"), or 0. */
+static int64_t retry_hint(vg_err_t rc, const vg_error *e)
+{
+    const char *p = rc == VG_ELIMIT && e ? strstr(e->msg, "retry_after_ms=") : NULL;
+    if (!p) return 0;
+    long long v = strtoll(p + 15, NULL, 10);
+    return v > 0 ? (v > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : v) : 0;
+}
+
 /* Rewind the partition to m and pause it for its backoff. */
 static void retry_later(vg_kafka_consumer_t *c, const rd_kafka_message_t *m, vg_err_t rc,
                         const vg_error *e)
 {
     const char *topic = rd_kafka_topic_name(m->rkt);
     struct backoff *b = bo_get(c, topic, m->partition);
-    int64_t delay = BACKOFF_MIN_MS;
+    int64_t delay = BACKOFF_MIN_MS, hint = retry_hint(rc, e);
     if (b) {
         b->backoff_ms = b->backoff_ms ? b->backoff_ms * 2 : BACKOFF_MIN_MS;
         if (b->backoff_ms > BACKOFF_MAX_MS) b->backoff_ms = BACKOFF_MAX_MS;
-        delay = b->backoff_ms;
+        delay = hint > 0 ? hint : b->backoff_ms;
         b->resume_ms = vg_clock_mono_ms() + delay;
         pause_resume(c, b, 1);
     }
@@ -330,7 +410,11 @@ static void rebalance_cb(rd_kafka_t *rk, rd_kafka_resp_err_t e,
                     rd_kafka_assignment_lost(rk), rd_kafka_err2name(e));
         /* Commit what we processed so the next owner does not redo it; a lost
          * assignment cannot commit any more, the next owner redoes it instead. */
-        if (!rd_kafka_assignment_lost(rk)) commit_sync(c, "revoke");
+        if (rd_kafka_assignment_lost(rk))
+            pend_forget(c, parts);
+        else
+            commit_sync(c, "revoke"); /* sync the WAL, store, commit */
+        pend_forget(c, parts);        /* not durable (sync failed): the next owner redoes them */
         c->dirty = 0;
         forget_partitions(c, parts);
         if (coop)
@@ -418,6 +502,9 @@ static void register_metrics(vg_kafka_consumer_t *c, vg_metrics_t *m)
                                             "Kafka offset commits that failed.", NULL);
     c->retries = vg_metrics_counter(m, "vigil_kafka_consume_retries_total",
                                     "Kafka messages rewound for a later retry.", NULL);
+    c->sync_failures =
+        vg_metrics_counter(m, "vigil_kafka_sync_failures_total",
+                           "Commits held back because the store was not durable.", NULL);
 }
 
 static char *topic_or(const char *t, const char *def)
@@ -436,6 +523,7 @@ vg_err_t vg_kafka_consumer_new(const vg_kafka_consumer_opts *o, vg_consume_fn fn
     vg_kafka_consumer_t *c = vg_calloc(1, sizeof(*c));
     if (!c) return vg_error_set(err, VG_ENOMEM, "kafka consumer: out of memory");
     c->fn = fn;
+    c->sync = o->sync;
     c->ud = ud;
     c->topics[0] = topic_or(o->metrics_topic, "vigil.metrics");
     c->topics[1] = topic_or(o->audit_topic, "vigil.audit");
@@ -481,6 +569,8 @@ void vg_kafka_consumer_free(vg_kafka_consumer_t *c)
     }
     vg_kafka_producer_close(c->dlq, 10000);
     while (c->nbo) bo_remove(c, &c->bo[c->nbo - 1]);
+    while (c->npend) pend_drop(c, c->npend - 1);
+    vg_free(c->pend);
     vg_free(c->bo);
     vg_free(c->topics[0]);
     vg_free(c->topics[1]);

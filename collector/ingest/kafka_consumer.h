@@ -2,15 +2,19 @@
  * kafka_consumer.h - the collector's Kafka input: a consumer-group member that
  * hands each batch to a callback and commits only what the callback stored.
  *
- * At-least-once: an offset is stored only after the callback returned VG_OK
- * (the data is stored; later: the WAL is fsynced), and stored offsets are
- * committed synchronously after each burst of messages, at least once a
- * second, and before partitions are given up in a rebalance. A batch the
+ * At-least-once: an offset is kept pending once the callback returned VG_OK
+ * (the data is in the store) and stored only after the sync callback made
+ * everything stored so far durable (the WAL fsync: one for many batches).
+ * Stored offsets are committed synchronously after each burst of messages,
+ * at least once a second, and before partitions are given up in a
+ * rebalance (revoked partitions are synced and committed first). A batch the
  * callback calls bad (VG_EPARSE, VG_EINVAL and other final codes) is copied
  * unchanged to "<topic>.dlq" with a `vigil-dlq-reason` header and then
  * committed past, so one bad message never blocks its partition. Any other
  * error is transient: the partition is rewound to that message and paused
- * for a backoff (0.5 s doubling to 30 s), and the same message is offered again.
+ * for a backoff (0.5 s doubling to 30 s), and the same message is offered again;
+ * VG_ELIMIT (a tenant over its limit) pauses for the error's hint when its
+ * message carries "retry_after_ms=N", else for the backoff.
  */
 #ifndef VIGIL_COLLECTOR_KAFKA_CONSUMER_H
 #define VIGIL_COLLECTOR_KAFKA_CONSUMER_H
@@ -32,6 +36,11 @@ typedef struct vg_kafka_consumer vg_kafka_consumer_t;
 typedef vg_err_t (*vg_consume_fn)(void *ud, const char *topic, const char *tenant_key,
                                   const uint8_t *data, size_t len, vg_error *err);
 
+/* Called on the consumer thread before pending offsets are stored: make
+ * everything the consume callback stored so far durable. VG_OK, or any error
+ * to keep the offsets pending (retried at the next commit). */
+typedef vg_err_t (*vg_consume_sync_fn)(void *ud, vg_error *err);
+
 typedef struct vg_kafka_consumer_opts {
     const char *brokers;
     const char *group_id;       /* NULL = "vigil-collector" */
@@ -39,6 +48,7 @@ typedef struct vg_kafka_consumer_opts {
     const char *audit_topic;    /* NULL = "vigil.audit"; "" = do not subscribe */
     const vg_kafka_prop *props; /* applied after our defaults, to consumer and DLQ producer */
     size_t nprops;
+    vg_consume_sync_fn sync; /* NULL: data is durable when the consume callback returns */
 } vg_kafka_consumer_opts;
 
 /* Build the consumer and the DLQ producer (nothing is consumed before start).

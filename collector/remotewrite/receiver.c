@@ -302,6 +302,9 @@ static void store(vg_rw_receiver_t *r, const char *tenant, Prometheus__TimeSerie
     vg_append_stats st = {0};
     vg_error e = {0};
     vg_err_t rc = nok ? vg_tsdb_append_timeseries(r->db, tenant, ok, nok, &st, &e) : VG_OK;
+    /* Acknowledge only what the WAL holds durably; a failed fsync is a 500 (retry). */
+    vg_err_t src = (rc == VG_OK || rc == VG_EINVAL) ? vg_tsdb_sync(r->db, st.wal_pos, &e) : VG_OK;
+    if (src) rc = src;
     count_stats(r, &st, invalid_samples(ok, nok, st.series_rejected));
     res->samples_written = st.samples_appended + st.samples_deduplicated;
     if (rc == VG_ETOOLARGE) rc = VG_EINVAL; /* too many labels: never retry */
