@@ -16,18 +16,22 @@
 #include "tsdb/postings.h"
 #include "vigil/alloc.h"
 
-#define NSTRIPES 64
+#define NSTRIPES       64
+#define PAGE_BITS      12 /* series pointers live in pages of 4096 refs */
+#define PAGE_SIZE      (1u << PAGE_BITS)
+#define DEFAULT_OOO_MS (10 * 60 * 1000)
 
 typedef struct series {
     uint64_t id;
-    uint32_t ref;
     vg_label_t *labels; /* interned strings */
-    size_t nlabels;
     vg_chunk_t **chunks;
-    size_t nchunks, cap;
     int64_t last_ts;
     uint64_t last_bits;
-    int has_last;
+    uint32_t ref;
+    uint32_t gen; /* head generation of the last lookup or append */
+    uint16_t nlabels;
+    uint16_t nchunks, cap;
+    uint8_t has_last;
 } series;
 
 struct vg_head {
@@ -35,12 +39,19 @@ struct vg_head {
     pthread_mutex_t stripes[NSTRIPES];
     int lock_ok, nstripes_ok;
     vg_strtab_t *strtab;
-    series **series;
-    uint32_t nseries;
-    size_t scap;
+    vg_strtab_t **retired; /* strtabs still referenced after a failed rebuild */
+    size_t nretired;
+    series ***pages; /* ref >> PAGE_BITS -> page of PAGE_SIZE pointers, NULL when all dead */
+    size_t npages;
+    uint32_t next_ref; /* refs are handed out in order and never reused */
+    size_t nlive;
     uint32_t *slots; /* ref + 1; 0 = free */
     size_t nslots;
     vg_index index;
+    uint32_t gen;       /* bumped by every truncate */
+    int64_t min_valid;  /* samples older than this are out of bounds (last truncate) */
+    int64_t ooo_window; /* < 0: no out-of-order window */
+    uint64_t max_series; /* 0: no cap on live series */
     int64_t mint, maxt; /* updated with atomics */
     int has_samples;
 };
@@ -52,6 +63,13 @@ static void series_free(series *s)
     vg_free(s->chunks);
     vg_free(s->labels);
     vg_free(s);
+}
+
+static series *get_series(const vg_head_t *h, uint32_t ref)
+{
+    if (ref >= h->next_ref) return NULL;
+    series **pg = h->pages[ref >> PAGE_BITS];
+    return pg ? pg[ref & (PAGE_SIZE - 1)] : NULL;
 }
 
 vg_head_t *vg_head_new(void)
@@ -69,20 +87,45 @@ vg_head_t *vg_head_new(void)
         if (pthread_mutex_init(&h->stripes[h->nstripes_ok], NULL) != 0) goto fail;
     h->strtab = vg_strtab_new();
     if (!h->strtab) goto fail;
+    h->ooo_window = DEFAULT_OOO_MS;
+    h->min_valid = INT64_MIN;
     return h;
 fail:
     vg_head_free(h);
     return NULL;
 }
 
+void vg_head_set_ooo_window(vg_head_t *h, int64_t window_ms)
+{
+    pthread_rwlock_wrlock(&h->lock);
+    h->ooo_window = window_ms;
+    pthread_rwlock_unlock(&h->lock);
+}
+
+void vg_head_set_max_series(vg_head_t *h, uint64_t max)
+{
+    pthread_rwlock_wrlock(&h->lock);
+    h->max_series = max;
+    pthread_rwlock_unlock(&h->lock);
+}
+
+static void free_page(series **pg)
+{
+    if (!pg) return;
+    for (size_t i = 0; i < PAGE_SIZE; i++) series_free(pg[i]);
+    vg_free(pg);
+}
+
 void vg_head_free(vg_head_t *h)
 {
     if (!h) return;
-    for (uint32_t i = 0; i < h->nseries; i++) series_free(h->series[i]);
-    vg_free(h->series);
+    for (size_t i = 0; i < h->npages; i++) free_page(h->pages[i]);
+    vg_free(h->pages);
     vg_free(h->slots);
     vg_index_free(&h->index);
     vg_strtab_free(h->strtab);
+    for (size_t i = 0; i < h->nretired; i++) vg_strtab_free(h->retired[i]);
+    vg_free(h->retired);
     for (int i = 0; i < h->nstripes_ok; i++) pthread_mutex_destroy(&h->stripes[i]);
     if (h->lock_ok) pthread_rwlock_destroy(&h->lock);
     vg_free(h);
@@ -90,19 +133,15 @@ void vg_head_free(vg_head_t *h)
 
 /* ---- series table ---- */
 
-static int find_series(const vg_head_t *h, const vg_label_t *l, size_t n, uint64_t id,
-                       uint32_t *ref)
+static series *find_series(const vg_head_t *h, const vg_label_t *l, size_t n, uint64_t id)
 {
-    if (h->nslots == 0) return 0;
+    if (h->nslots == 0) return NULL;
     size_t mask = h->nslots - 1;
     for (size_t i = id & mask; h->slots[i]; i = (i + 1) & mask) {
-        const series *s = h->series[h->slots[i] - 1];
-        if (s->id == id && vg_labels_cmp(s->labels, s->nlabels, l, n) == 0) {
-            *ref = s->ref;
-            return 1;
-        }
+        series *s = get_series(h, h->slots[i] - 1);
+        if (s && s->id == id && vg_labels_cmp(s->labels, s->nlabels, l, n) == 0) return s;
     }
-    return 0;
+    return NULL;
 }
 
 static void slot_insert(uint32_t *slots, size_t nslots, uint64_t id, uint32_t ref)
@@ -112,24 +151,47 @@ static void slot_insert(uint32_t *slots, size_t nslots, uint64_t id, uint32_t re
     slots[i] = ref + 1;
 }
 
-/* Make room for one more series in both the ref array and the table. */
-static vg_err_t table_reserve(vg_head_t *h)
+/* A slot table for the live series, sized for nlive + 1. */
+static vg_err_t slots_rebuild(vg_head_t *h, size_t want)
 {
-    if (h->nseries + 1 > h->scap) {
-        size_t ncap = h->scap ? h->scap * 2 : 64;
-        series **ns = vg_realloc(h->series, ncap * sizeof(*ns));
-        if (!ns) return VG_ENOMEM;
-        h->series = ns;
-        h->scap = ncap;
-    }
-    if ((h->nseries + 1) * 2 <= h->nslots) return VG_OK;
-    size_t nn = h->nslots ? h->nslots * 2 : 128;
+    size_t nn = 128;
+    while (nn < want * 2) nn *= 2;
     uint32_t *slots = vg_calloc(nn, sizeof(*slots));
     if (!slots) return VG_ENOMEM;
-    for (uint32_t r = 0; r < h->nseries; r++) slot_insert(slots, nn, h->series[r]->id, r);
+    for (uint32_t r = 0; r < h->next_ref; r++) {
+        const series *s = get_series(h, r);
+        if (s) slot_insert(slots, nn, s->id, r);
+    }
     vg_free(h->slots);
     h->slots = slots;
     h->nslots = nn;
+    return VG_OK;
+}
+
+/* Make room for one more series in both the page directory and the table. */
+static vg_err_t table_reserve(vg_head_t *h)
+{
+    size_t pi = h->next_ref >> PAGE_BITS;
+    if (pi >= h->npages) {
+        size_t ncap = h->npages ? h->npages * 2 : 4;
+        series ***np = vg_realloc(h->pages, ncap * sizeof(*np));
+        if (!np) return VG_ENOMEM;
+        memset(np + h->npages, 0, (ncap - h->npages) * sizeof(*np));
+        h->pages = np;
+        h->npages = ncap;
+    }
+    if (!h->pages[pi] && !(h->pages[pi] = vg_calloc(PAGE_SIZE, sizeof(series *)))) return VG_ENOMEM;
+    if ((h->nlive + 1) * 2 <= h->nslots) return VG_OK;
+    return slots_rebuild(h, h->nlive + 1);
+}
+
+static vg_err_t intern_labels(vg_strtab_t *t, vg_label_t *dst, const vg_label_t *l, size_t n)
+{
+    for (size_t i = 0; i < n; i++) {
+        dst[i].name = vg_strtab_intern(t, l[i].name, strlen(l[i].name));
+        dst[i].value = vg_strtab_intern(t, l[i].value, strlen(l[i].value));
+        if (!dst[i].name || !dst[i].value) return VG_ENOMEM;
+    }
     return VG_OK;
 }
 
@@ -138,14 +200,10 @@ static series *series_build(vg_head_t *h, const vg_label_t *l, size_t n, uint64_
     series *s = vg_calloc(1, sizeof(*s));
     if (!s) return NULL;
     s->labels = vg_calloc(n ? n : 1, sizeof(*s->labels));
-    if (!s->labels) goto fail;
-    for (size_t i = 0; i < n; i++) {
-        s->labels[i].name = vg_strtab_intern(h->strtab, l[i].name, strlen(l[i].name));
-        s->labels[i].value = vg_strtab_intern(h->strtab, l[i].value, strlen(l[i].value));
-        if (!s->labels[i].name || !s->labels[i].value) goto fail;
-    }
-    s->nlabels = n;
+    if (!s->labels || intern_labels(h->strtab, s->labels, l, n)) goto fail;
+    s->nlabels = (uint16_t)n;
     s->id = id;
+    s->gen = h->gen;
     return s;
 fail:
     series_free(s);
@@ -166,20 +224,23 @@ static void index_rollback(vg_head_t *h, const series *s)
 static vg_err_t series_create(vg_head_t *h, const vg_label_t *l, size_t n, uint64_t id,
                               uint32_t *ref)
 {
-    if (h->nseries == UINT32_MAX - 1) return VG_ELIMIT;
+    if (h->next_ref == UINT32_MAX - 1) return VG_ELIMIT;
+    if (h->max_series && h->nlive >= h->max_series) return VG_ELIMIT;
+    if (n > UINT16_MAX) return VG_ETOOLARGE;
     vg_err_t rc = table_reserve(h);
     if (rc) return rc;
     series *s = series_build(h, l, n, id);
     if (!s) return VG_ENOMEM;
-    s->ref = h->nseries;
+    s->ref = h->next_ref;
     rc = vg_index_add(&h->index, s->labels, s->nlabels, s->ref);
     if (rc) {
         index_rollback(h, s);
         series_free(s);
         return rc;
     }
-    h->series[s->ref] = s;
-    h->nseries++;
+    h->pages[s->ref >> PAGE_BITS][s->ref & (PAGE_SIZE - 1)] = s;
+    h->next_ref++;
+    h->nlive++;
     slot_insert(h->slots, h->nslots, id, s->ref);
     *ref = s->ref;
     return VG_OK;
@@ -191,11 +252,18 @@ vg_err_t vg_head_series(vg_head_t *h, const vg_label_t *l, size_t n, uint32_t *r
     vg_err_t rc = VG_OK;
     *created = 0;
     pthread_rwlock_rdlock(&h->lock);
-    int found = find_series(h, l, n, id, ref);
+    series *s = find_series(h, l, n, id);
+    if (s) {
+        *ref = s->ref;
+        __atomic_store_n(&s->gen, h->gen, __ATOMIC_RELAXED); /* protects it from truncate */
+    }
     pthread_rwlock_unlock(&h->lock);
-    if (found) return VG_OK;
+    if (s) return VG_OK;
     pthread_rwlock_wrlock(&h->lock);
-    if (!find_series(h, l, n, id, ref)) {
+    if ((s = find_series(h, l, n, id)) != NULL) {
+        *ref = s->ref;
+        s->gen = h->gen;
+    } else {
         rc = series_create(h, l, n, id, ref);
         *created = rc == VG_OK;
     }
@@ -213,64 +281,142 @@ static int same_value(uint64_t a, uint64_t b)
     return a == b || (isnan(x) && isnan(y));
 }
 
+/* Index of the first chunk whose newest sample is at or after ts; nchunks if none. */
+static size_t chunk_for(const series *s, int64_t ts)
+{
+    size_t i = s->nchunks;
+    while (i > 0 && vg_chunk_max_time(s->chunks[i - 1]) >= ts) i--;
+    return i;
+}
+
 /* Find the stored value at ts, decoding the one chunk whose range holds it. */
 static int stored_value(const series *s, int64_t ts, uint64_t *bits)
 {
-    for (size_t i = s->nchunks; i-- > 0;) {
-        const vg_chunk_t *c = s->chunks[i];
-        if (ts > vg_chunk_max_time(c)) return 0;
-        if (ts < vg_chunk_min_time(c)) continue;
-        size_t len;
-        const uint8_t *b = vg_chunk_bytes(c, &len);
-        vg_chunk_iter it;
-        int64_t t;
-        double v;
-        vg_chunk_iter_init(&it, b, len);
-        while (vg_chunk_iter_next(&it, &t, &v) && t <= ts) {
-            if (t < ts) continue;
-            memcpy(bits, &v, sizeof(*bits));
-            return 1;
-        }
-        return 0;
+    size_t i = chunk_for(s, ts);
+    if (i == s->nchunks || ts < vg_chunk_min_time(s->chunks[i])) return 0;
+    size_t len;
+    const uint8_t *b = vg_chunk_bytes(s->chunks[i], &len);
+    vg_chunk_iter it;
+    int64_t t;
+    double v;
+    vg_chunk_iter_init(&it, b, len);
+    while (vg_chunk_iter_next(&it, &t, &v) && t <= ts) {
+        if (t < ts) continue;
+        memcpy(bits, &v, sizeof(*bits));
+        return 1;
     }
     return 0;
 }
 
-/* A sample not after the newest one. A redelivered batch (at-least-once
- * transport) repeats old samples: those are duplicates, not out of order. */
-static vg_append_res classify_old(const series *s, int64_t ts, uint64_t bits)
+static vg_err_t chunks_insert(series *s, size_t at, vg_chunk_t *c)
 {
-    uint64_t have;
-    if (ts == s->last_ts)
-        have = s->last_bits;
-    else if (!stored_value(s, ts, &have))
-        return VG_APPEND_OUT_OF_ORDER;
-    return same_value(bits, have) ? VG_APPEND_DUPLICATE : VG_APPEND_CONFLICT;
+    if (s->nchunks == s->cap) {
+        if (s->cap >= UINT16_MAX / 2) return VG_ELIMIT;
+        size_t ncap = s->cap ? s->cap * 2u : 2u;
+        vg_chunk_t **nc = vg_realloc(s->chunks, ncap * sizeof(*nc));
+        if (!nc) return VG_ENOMEM;
+        s->chunks = nc;
+        s->cap = (uint16_t)ncap;
+    }
+    memmove(&s->chunks[at + 1], &s->chunks[at], (s->nchunks - at) * sizeof(*s->chunks));
+    s->chunks[at] = c;
+    s->nchunks++;
+    return VG_OK;
 }
 
-/* Called with the series' stripe held. */
-static vg_err_t series_append(series *s, int64_t ts, double v, vg_append_res *res)
+/* Append after every stored sample, cutting a new chunk when the last is full. */
+static vg_err_t append_tail(series *s, int64_t ts, double v)
 {
-    uint64_t bits;
-    memcpy(&bits, &v, sizeof(bits));
-    if (s->has_last && ts <= s->last_ts) {
-        *res = classify_old(s, ts, bits);
-        return VG_OK;
-    }
     if (s->nchunks == 0 ||
         vg_chunk_num_samples(s->chunks[s->nchunks - 1]) >= VG_CHUNK_MAX_SAMPLES) {
-        if (s->nchunks == s->cap) {
-            size_t ncap = s->cap ? s->cap * 2 : 4;
-            vg_chunk_t **nc = vg_realloc(s->chunks, ncap * sizeof(*nc));
-            if (!nc) return VG_ENOMEM;
-            s->chunks = nc;
-            s->cap = ncap;
+        vg_chunk_t *c = vg_chunk_new();
+        if (!c) return VG_ENOMEM;
+        vg_err_t rc = chunks_insert(s, s->nchunks, c);
+        if (rc) {
+            vg_chunk_free(c);
+            return rc;
         }
-        s->chunks[s->nchunks] = vg_chunk_new();
-        if (!s->chunks[s->nchunks]) return VG_ENOMEM;
-        s->nchunks++;
     }
-    vg_err_t rc = vg_chunk_append(s->chunks[s->nchunks - 1], ts, v);
+    return vg_chunk_append(s->chunks[s->nchunks - 1], ts, v);
+}
+
+/* Encode samples [from, to) as a new chunk. */
+static vg_chunk_t *encode(const int64_t *t, const double *v, size_t from, size_t to)
+{
+    vg_chunk_t *c = vg_chunk_new();
+    for (size_t i = from; c && i < to; i++) {
+        if (vg_chunk_append(c, t[i], v[i]) != VG_OK) {
+            vg_chunk_free(c);
+            c = NULL;
+        }
+    }
+    return c;
+}
+
+/* Rebuild chunk i with (ts, v) inserted in order; split it in two when it
+ * would exceed VG_CHUNK_MAX_SAMPLES. Chunks stay ordered and disjoint. */
+static vg_err_t reencode_insert(series *s, size_t i, int64_t ts, double v)
+{
+    int64_t t[VG_CHUNK_MAX_SAMPLES + 2], tt;
+    double x[VG_CHUNK_MAX_SAMPLES + 2], vv;
+    size_t n = 0, len;
+    const uint8_t *b = vg_chunk_bytes(s->chunks[i], &len);
+    vg_chunk_iter it;
+    vg_chunk_iter_init(&it, b, len);
+    int done = 0;
+    while (vg_chunk_iter_next(&it, &tt, &vv)) {
+        if (n > VG_CHUNK_MAX_SAMPLES) return VG_ECORRUPT; /* never more than 120 stored */
+        if (!done && tt > ts) t[n] = ts, x[n] = v, n++, done = 1;
+        t[n] = tt, x[n] = vv, n++;
+    }
+    if (vg_chunk_iter_err(&it) || !done) return VG_ECORRUPT;
+    size_t split = n > VG_CHUNK_MAX_SAMPLES ? n / 2 : n;
+    vg_chunk_t *a = encode(t, x, 0, split), *c = split < n ? encode(t, x, split, n) : NULL;
+    vg_err_t rc = !a || (split < n && !c) ? VG_ENOMEM : VG_OK;
+    if (!rc && c) rc = chunks_insert(s, i + 1, c);
+    if (rc) {
+        vg_chunk_free(a);
+        vg_chunk_free(c);
+        return rc;
+    }
+    vg_chunk_free(s->chunks[i]);
+    s->chunks[i] = a;
+    return VG_OK;
+}
+
+/* A sample not after the newest one and not stored: insert it in order when
+ * it is inside the window and not before the last truncation. */
+static vg_err_t insert_old(const vg_head_t *h, series *s, int64_t ts, double v, vg_append_res *res)
+{
+    *res = VG_APPEND_OUT_OF_ORDER;
+    if (h->ooo_window < 0 || ts < h->min_valid || ts < s->last_ts - h->ooo_window) return VG_OK;
+    size_t i = chunk_for(s, ts);
+    vg_err_t rc = i == s->nchunks ? append_tail(s, ts, v) : reencode_insert(s, i, ts, v);
+    if (!rc) *res = VG_APPEND_ADDED;
+    return rc;
+}
+
+/* Called with the series' stripe held. A redelivered batch (at-least-once
+ * transport) repeats old samples: those are duplicates, not out of order. */
+static vg_err_t series_append(const vg_head_t *h, series *s, int64_t ts, double v,
+                              vg_append_res *res)
+{
+    uint64_t bits, have;
+    memcpy(&bits, &v, sizeof(bits));
+    s->gen = h->gen;
+    if (s->has_last && ts <= s->last_ts) {
+        if (ts == s->last_ts)
+            have = s->last_bits;
+        else if (!stored_value(s, ts, &have))
+            return insert_old(h, s, ts, v, res);
+        *res = same_value(bits, have) ? VG_APPEND_DUPLICATE : VG_APPEND_CONFLICT;
+        return VG_OK;
+    }
+    if (ts < h->min_valid) {
+        *res = VG_APPEND_OUT_OF_ORDER;
+        return VG_OK;
+    }
+    vg_err_t rc = append_tail(s, ts, v);
     if (rc) return rc;
     s->last_ts = ts;
     s->last_bits = bits;
@@ -297,21 +443,23 @@ vg_err_t vg_head_append(vg_head_t *h, uint32_t ref, int64_t ts, double v, vg_app
 {
     vg_err_t rc = VG_ENOTFOUND;
     pthread_rwlock_rdlock(&h->lock);
-    if (ref < h->nseries) {
+    series *s = get_series(h, ref);
+    if (s) {
         pthread_mutex_t *mu = &h->stripes[ref % NSTRIPES];
         pthread_mutex_lock(mu);
-        rc = series_append(h->series[ref], ts, v, res);
+        rc = series_append(h, s, ts, v, res);
         pthread_mutex_unlock(mu);
+        /* Inside the read lock, so a truncate's range recomputation never races it. */
+        if (rc == VG_OK && *res == VG_APPEND_ADDED) widen_range(h, ts);
     }
     pthread_rwlock_unlock(&h->lock);
-    if (rc == VG_OK && *res == VG_APPEND_ADDED) widen_range(h, ts);
     return rc;
 }
 
 size_t vg_head_num_series(vg_head_t *h)
 {
     pthread_rwlock_rdlock(&h->lock);
-    size_t n = h->nseries;
+    size_t n = h->nlive;
     pthread_rwlock_unlock(&h->lock);
     return n;
 }
@@ -323,6 +471,117 @@ int vg_head_time_range(vg_head_t *h, int64_t *mint, int64_t *maxt)
     *mint = __atomic_load_n(&h->mint, __ATOMIC_RELAXED);
     *maxt = __atomic_load_n(&h->maxt, __ATOMIC_RELAXED);
     return 1;
+}
+
+/* ---- truncation ---- */
+
+/* Free the leading chunks whose samples are all older than mint. */
+static void drop_chunks(series *s, int64_t mint)
+{
+    size_t k = 0;
+    while (k < s->nchunks && vg_chunk_max_time(s->chunks[k]) < mint) vg_chunk_free(s->chunks[k++]);
+    if (k == 0) return;
+    s->nchunks = (uint16_t)(s->nchunks - k);
+    memmove(s->chunks, s->chunks + k, s->nchunks * sizeof(*s->chunks));
+    if (s->nchunks == 0) {
+        vg_free(s->chunks);
+        s->chunks = NULL;
+        s->cap = 0;
+    }
+}
+
+/* Re-intern the live labels into a fresh strtab and rebuild the postings, so
+ * the strings and lists of removed series are freed. Write lock held. On
+ * ENOMEM every strtab still referenced is kept (retired) and the old index
+ * stays: it may list removed refs, which readers skip. */
+static vg_err_t rebuild_index(vg_head_t *h)
+{
+    vg_strtab_t *t = vg_strtab_new(), **keep;
+    vg_index ix = {0};
+    vg_err_t rc = t ? VG_OK : VG_ENOMEM;
+    for (uint32_t r = 0; r < h->next_ref && !rc; r++) {
+        series *s = get_series(h, r);
+        if (s) rc = intern_labels(t, s->labels, s->labels, s->nlabels);
+        if (s && !rc) rc = vg_index_add(&ix, s->labels, s->nlabels, r);
+    }
+    if (rc) {
+        vg_index_free(&ix);
+        if (!t || !(keep = vg_realloc(h->retired, (h->nretired + 1) * sizeof(*keep)))) return rc;
+        h->retired = keep; /* labels may point into both tables now */
+        h->retired[h->nretired++] = h->strtab;
+        h->strtab = t;
+        return rc;
+    }
+    vg_index_free(&h->index);
+    h->index = ix;
+    vg_strtab_free(h->strtab);
+    for (size_t i = 0; i < h->nretired; i++) vg_strtab_free(h->retired[i]);
+    h->nretired = 0;
+    h->strtab = t;
+    return VG_OK;
+}
+
+/* Drop old chunks of every series, remove the dead ones; returns how many. */
+static size_t truncate_series(vg_head_t *h, int64_t mint)
+{
+    size_t removed = 0;
+    for (size_t p = 0; p < h->npages; p++) {
+        series **pg = h->pages[p];
+        size_t live = 0;
+        for (size_t i = 0; pg && i < PAGE_SIZE; i++) {
+            series *s = pg[i];
+            if (!s) continue;
+            drop_chunks(s, mint);
+            if (s->nchunks == 0 && s->gen + 1 < h->gen) { /* idle for a whole truncate cycle */
+                series_free(s);
+                pg[i] = NULL;
+                removed++;
+                continue;
+            }
+            live++;
+        }
+        /* A page no new ref will land in again, and empty: free it. */
+        if (pg && live == 0 && ((p + 1) << PAGE_BITS) <= h->next_ref) {
+            vg_free(pg);
+            h->pages[p] = NULL;
+        }
+    }
+    h->nlive -= removed;
+    return removed;
+}
+
+static void recompute_range(vg_head_t *h)
+{
+    int any = 0;
+    int64_t lo = 0, hi = 0;
+    for (uint32_t r = 0; r < h->next_ref; r++) {
+        const series *s = get_series(h, r);
+        if (!s || s->nchunks == 0) continue;
+        int64_t a = vg_chunk_min_time(s->chunks[0]),
+                b = vg_chunk_max_time(s->chunks[s->nchunks - 1]);
+        lo = any && lo < a ? lo : a;
+        hi = any && hi > b ? hi : b;
+        any = 1;
+    }
+    __atomic_store_n(&h->mint, lo, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->maxt, hi, __ATOMIC_RELAXED);
+    __atomic_store_n(&h->has_samples, any, __ATOMIC_RELEASE);
+}
+
+vg_err_t vg_head_truncate(vg_head_t *h, int64_t mint)
+{
+    vg_err_t rc = VG_OK;
+    pthread_rwlock_wrlock(&h->lock);
+    h->gen++;
+    if (mint > h->min_valid) h->min_valid = mint;
+    if (truncate_series(h, mint) > 0) {
+        rc = slots_rebuild(h, h->nlive);
+        vg_err_t rc2 = rebuild_index(h);
+        if (!rc) rc = rc2;
+    }
+    recompute_range(h);
+    pthread_rwlock_unlock(&h->lock);
+    return rc;
 }
 
 /* ---- snapshots ---- */
@@ -369,7 +628,8 @@ static vg_err_t snapshot_locked(vg_head_t *h, const vg_postings *refs, int64_t m
     vg_err_t rc = VG_OK;
     *n = 0;
     for (size_t i = 0; i < refs->n && !rc; i++) {
-        const series *s = h->series[refs->v[i]];
+        const series *s = get_series(h, refs->v[i]);
+        if (!s) continue; /* removed by a truncate, still in an old index */
         pthread_mutex_t *mu = &h->stripes[s->ref % NSTRIPES];
         pthread_mutex_lock(mu);
         rc = copy_chunks(s, mint, maxt, a, &out[*n]);
@@ -395,7 +655,7 @@ vg_err_t vg_head_snapshot(vg_head_t *h, vg_matcher_t *const *m, size_t nm, int64
     *out = NULL;
     *n = 0;
     pthread_rwlock_rdlock(&h->lock);
-    vg_err_t rc = vg_index_select(&h->index, h->nseries, m, nm, &refs);
+    vg_err_t rc = vg_index_select(&h->index, h->next_ref, m, nm, &refs);
     if (!rc && refs.n) {
         *out = vg_arena_alloc(a, refs.n * sizeof(**out));
         rc = *out ? snapshot_locked(h, &refs, mint, maxt, a, *out, n) : VG_ENOMEM;
@@ -443,9 +703,10 @@ static vg_err_t collect_strings(vg_head_t *h, const char *name, vg_matcher_t *co
         return rc;
     }
     vg_postings refs = {0};
-    vg_err_t rc = vg_index_select(&h->index, h->nseries, m, nm, &refs);
+    vg_err_t rc = vg_index_select(&h->index, h->next_ref, m, nm, &refs);
     for (size_t i = 0; i < refs.n && !rc; i++) {
-        const series *s = h->series[refs.v[i]];
+        const series *s = get_series(h, refs.v[i]);
+        if (!s) continue;
         for (size_t j = 0; j < s->nlabels && !rc; j++) {
             if (!name)
                 rc = strvec_push(sv, s->labels[j].name);

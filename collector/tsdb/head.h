@@ -13,7 +13,23 @@
  * only contend on the same stripe; creating a series takes the rwlock
  * exclusively. Queries take the rwlock shared and copy what they need under
  * the stripes (a snapshot), then release everything before the caller
- * iterates. Series are never removed yet, so refs stay valid.
+ * iterates. vg_head_truncate takes the rwlock exclusively.
+ *
+ * Out-of-order samples: a sample older than its series' newest one but
+ * within the window is inserted in order by decoding the one chunk that
+ * covers its time, inserting, and re-encoding (split in two past
+ * VG_CHUNK_MAX_SAMPLES), so chunks stay time-ordered, disjoint and small and
+ * the common in-order path pays nothing. OOO samples are rare (a sender with
+ * several queues), so O(120) per such sample is the right trade.
+ *
+ * Refs: handed out in creation order (so postings stay sorted by appending)
+ * and NEVER reused or renumbered, also across vg_head_truncate. A removed
+ * series' ref simply stops resolving (vg_head_append answers VG_ENOTFOUND);
+ * a series looked up again by labels after its removal gets a NEW ref. Refs
+ * are per process: a replay builds a new head whose refs differ, so the WAL
+ * must map its own record refs to head refs by labels. Series pointers live
+ * in pages of 4096 refs; a page whose series are all removed is freed, so
+ * churn costs 8 bytes per 4096 dead refs, not a pointer per dead series.
  */
 #ifndef VIGIL_TSDB_HEAD_H
 #define VIGIL_TSDB_HEAD_H
@@ -30,7 +46,8 @@ typedef struct vg_head vg_head_t;
 typedef enum vg_append_res {
     VG_APPEND_ADDED,
     VG_APPEND_DUPLICATE,    /* a stored sample has this timestamp and value: a no-op */
-    VG_APPEND_OUT_OF_ORDER, /* older than the newest sample, not stored: rejected */
+    VG_APPEND_OUT_OF_ORDER, /* out of bounds: older than the series' newest sample minus the
+                               out-of-order window, or than the last truncation; not stored */
     VG_APPEND_CONFLICT,     /* a stored sample has this timestamp, another value */
 } vg_append_res;
 
@@ -39,16 +56,38 @@ vg_head_t *vg_head_new(void);
 /* Free the head and everything in it; NULL is a no-op. No concurrent use. */
 void vg_head_free(vg_head_t *h);
 
+/* Accept samples up to window_ms older than a series' newest one (inserted
+ * in order); < 0 accepts none. A new head uses 10 minutes. */
+void vg_head_set_ooo_window(vg_head_t *h, int64_t window_ms);
+
+/* Cap the live series: creating one more answers VG_ELIMIT. 0 = no cap. */
+void vg_head_set_max_series(vg_head_t *h, uint64_t max);
+
 /* Ref of the series with these sorted, validated labels, creating it when
- * new (*created = 1). VG_ENOMEM. Thread-safe. */
+ * new (*created = 1). VG_ENOMEM; VG_ELIMIT when a new series would pass the
+ * max_series cap. Thread-safe. */
 vg_err_t vg_head_series(vg_head_t *h, const vg_label_t *l, size_t n, uint32_t *ref, int *created);
 /* Append one sample to series ref; *res says what happened. VG_ENOTFOUND for
  * an unknown ref, VG_ENOMEM. Thread-safe. */
 vg_err_t vg_head_append(vg_head_t *h, uint32_t ref, int64_t ts, double v, vg_append_res *res);
 
+/* Live series (removed ones not counted). */
 size_t vg_head_num_series(vg_head_t *h);
-/* Oldest and newest sample time; 0 when the head holds no sample. */
+/* Oldest and newest sample time held; 0 when the head holds no sample.
+ * Reflects truncation. */
 int vg_head_time_range(vg_head_t *h, int64_t *mint, int64_t *maxt);
+
+/* Drop every chunk whose samples are all older than mint (the blocks layer
+ * calls this after persisting [.., mint) from a snapshot). From then on a
+ * sample older than mint is refused as out of bounds (VG_APPEND_OUT_OF_ORDER),
+ * since a block already covers that time. A series left without samples is
+ * removed (postings and strings freed) once it has not been looked up or
+ * appended to since the previous truncate, so a writer holding a fresh ref
+ * never loses its series. Refs of the remaining series are unchanged. Cost:
+ * O(series) under the exclusive lock, plus an index rebuild when series were
+ * removed. VG_ENOMEM leaves a consistent head (the index may keep removed
+ * refs, which readers skip). Thread-safe. */
+vg_err_t vg_head_truncate(vg_head_t *h, int64_t mint);
 
 /* A copied series: labels and the encoded chunks overlapping the range. */
 typedef struct vg_snap_chunk {

@@ -15,6 +15,7 @@
 
 #include "tsdb/chunk.h"
 #include "tsdb/head.h"
+#include "tsdb/limits.h"
 #include "tsdb/wal.h"
 #include "vigil/alloc.h"
 #include "vigil/arena.h"
@@ -100,7 +101,9 @@ vg_err_t vg_tsdb_open(const vg_tsdb_opts *o, vg_metrics_t *metrics, vg_tsdb_t **
     vg_tsdb_t *db = vg_tsdb_new(metrics);
     *out = NULL;
     if (!db) return vg_error_set(err, VG_ENOMEM, "out of memory opening the store");
+    db->ooo_window_ms = o ? o->ooo_window_ms : 0;
     vg_err_t rc = o && o->dir ? open_wal(db, o, metrics, err) : VG_OK;
+    if (!rc && o) rc = vg_tsdb_limits_init(db, o, metrics, err); /* after replay: never refuse it */
     if (rc) {
         vg_tsdb_free(db);
         return rc;
@@ -124,6 +127,7 @@ void vg_tsdb_free(vg_tsdb_t *db)
 {
     if (!db) return;
     vg_wal_close(db->wal);
+    vg_limits_free(db->limits);
     for (size_t i = 0; i < db->ntenants; i++) vg_head_free(db->tenants[i].head);
     vg_free(db->tenants);
     if (db->lock_ok) pthread_rwlock_destroy(&db->lock);
@@ -166,6 +170,8 @@ static vg_err_t tenant_add_locked(vg_tsdb_t *db, const char *name, vg_head_t **o
     }
     vg_head_t *h = vg_head_new();
     if (!h) return VG_ENOMEM;
+    if (db->ooo_window_ms) vg_head_set_ooo_window(h, db->ooo_window_ms);
+    if (db->limits) vg_head_set_max_series(h, vg_limits_max_series(db->limits, name));
     tenant *t = &db->tenants[db->ntenants++];
     memset(t, 0, sizeof(*t));
     memcpy(t->name, name, strlen(name));

@@ -43,12 +43,17 @@ struct vg_tenant_limits; /* collector/config.h */
 /* How the store is opened. Zero values mean the documented defaults. */
 typedef struct vg_tsdb_opts {
     const char *dir;            /* NULL: memory only (unit tests); else WAL and blocks live here */
-    int64_t ooo_window_ms;      /* accept samples this much older than a series' newest sample */
+    int64_t ooo_window_ms;      /* accept samples this much older than a series' newest sample,
+                                   inserted in order; 0 = 10m, < 0 = none */
     int64_t block_range_ms;     /* the head is cut into blocks of this span; 2h */
     int64_t wal_sync_ms;        /* the longest an acknowledged append waits for a group fsync */
     uint64_t wal_segment_bytes; /* WAL segment size; 128 MiB */
     int64_t retention_raw_ms, retention_5m_ms, retention_1h_ms; /* tiers; 90d, 1y, 7y */
     uint64_t max_bytes;                                         /* 0 = no cap on disk use */
+    /* Tenant limits (limits.h): rate/burst in samples/s and max active series. Over the rate a
+     * request is refused whole before anything is appended (VG_ELIMIT with a retry-after, see
+     * vg_tsdb_retry_after_s); a new series over max_series is VG_ELIMIT too. Not applied to the
+     * WAL replay. */
     const struct vg_tenant_limits *default_limits;              /* NULL = unlimited */
     const struct vg_tenant_limits *tenant_limits;               /* per-tenant overrides */
     size_t ntenant_limits;
@@ -86,6 +91,12 @@ vg_err_t vg_tsdb_append(vg_tsdb_t *db, const char *tenant, const vg_label_t *lab
 vg_err_t vg_tsdb_append_timeseries(vg_tsdb_t *db, const char *tenant,
                                    Prometheus__TimeSeries *const *ts, size_t n, vg_append_stats *st,
                                    vg_error *err);
+
+/* The Retry-After hint, in seconds (>= 1), of an error a limit produced:
+ * every VG_ELIMIT from an append carries one ("... retry after N s").
+ * 0 when err holds none. HTTP maps VG_ELIMIT to 429 with this Retry-After;
+ * Kafka pauses the partition for this long. */
+int vg_tsdb_retry_after_s(const vg_error *err);
 
 /* Select the series of tenant matching every matcher (nm == 0: all series)
  * with samples overlapping [mint, maxt] (inclusive, ms). *out is a snapshot,

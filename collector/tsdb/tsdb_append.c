@@ -11,6 +11,7 @@
 
 #include "tsdb/chunk.h"
 #include "tsdb/head.h"
+#include "tsdb/limits.h"
 #include "tsdb/wal.h"
 #include "vigil/alloc.h"
 #include "vigil/arena.h"
@@ -132,6 +133,7 @@ vg_err_t vg_tsdb_append(vg_tsdb_t *db, const char *tenant, const vg_label_t *lab
     int created, have = 0;
     vg_append_res res;
     vg_err_t rc = vg_tsdb_tenant_get(db, tenant, &h, err);
+    if (!rc && db->limits) rc = vg_limits_take(db->limits, tenant, 1, NULL, err); /* limits.h */
     if (rc) return rc;
     rc = check_labels(labels, nlabels, err);
     if (rc) {
@@ -154,6 +156,7 @@ vg_err_t vg_tsdb_append(vg_tsdb_t *db, const char *tenant, const vg_label_t *lab
     else if (rc)
         vg_error_set(err, rc, "appending sample: %s", vg_strerror(rc));
 out:
+    if (rc == VG_ELIMIT) vg_limits_series_refused(db->limits, tenant, err); /* max_series */
     stats_publish(db, &l, st);
     return rc;
 }
@@ -207,6 +210,15 @@ static vg_err_t append_one_series(vg_head_t *h, const Prometheus__TimeSeries *ts
     return VG_OK;
 }
 
+/* The whole request against the tenant's rate, before anything is appended. */
+static vg_err_t limits_take_batch(vg_tsdb_t *db, const char *tenant,
+                                  Prometheus__TimeSeries *const *ts, size_t n, vg_error *err)
+{
+    uint64_t samples = 0;
+    for (size_t i = 0; i < n; i++) samples += ts[i] ? ts[i]->n_samples : 0;
+    return samples ? vg_limits_take(db->limits, tenant, samples, NULL, err) : VG_OK;
+}
+
 vg_err_t vg_tsdb_append_timeseries(vg_tsdb_t *db, const char *tenant,
                                    Prometheus__TimeSeries *const *ts, size_t n, vg_append_stats *st,
                                    vg_error *err)
@@ -218,6 +230,7 @@ vg_err_t vg_tsdb_append_timeseries(vg_tsdb_t *db, const char *tenant,
     vg_error e1;
     wal_ctx w;
     vg_err_t rc = vg_tsdb_tenant_get(db, tenant, &h, err);
+    if (!rc && db->limits) rc = limits_take_batch(db, tenant, ts, n, err);
     if (rc) return rc;
     wal_ctx_init(db, h, tenant, &w);
     for (size_t i = 0; i < n && !rc; i++) {
@@ -239,6 +252,7 @@ vg_err_t vg_tsdb_append_timeseries(vg_tsdb_t *db, const char *tenant,
         rc = append_one_series(h, ts[i], scratch, nl, &l, err, &have, &w);
     }
     vg_err_t wrc = wal_ctx_flush(db, &w, &l, err); /* also what was appended before an error */
+    if (rc == VG_ELIMIT) vg_limits_series_refused(db->limits, tenant, err); /* max_series */
     if (!rc) rc = wrc;
     stats_publish(db, &l, st);
     if (rc) return rc;

@@ -30,6 +30,15 @@ static double stale_nan(void)
     return d;
 }
 
+/* A store without the out-of-order window, for the strict-order cases. */
+static vg_tsdb_t *strict_db(vg_metrics_t *m)
+{
+    vg_tsdb_opts o = {.ooo_window_ms = -1};
+    vg_tsdb_t *db = NULL;
+    assert_int_equal(vg_tsdb_open(&o, m, &db, NULL), VG_OK);
+    return db;
+}
+
 static vg_err_t app(vg_tsdb_t *db, const char *tenant, const vg_label_t *l, size_t n, int64_t ts,
                     double v, vg_append_stats *st)
 {
@@ -95,7 +104,7 @@ static void test_append_and_select(void **state)
 
 static void test_dedup_conflict_ooo(void **state)
 {
-    vg_tsdb_t *db = vg_tsdb_new(NULL);
+    vg_tsdb_t *db = strict_db(NULL);
     vg_append_stats st = {0};
     vg_error err = {0};
     vg_label_t a[] = {L("__name__", "x")};
@@ -377,7 +386,7 @@ static void test_append_timeseries(void **state)
 static void test_self_metrics(void **state)
 {
     vg_metrics_t *m = vg_metrics_new();
-    vg_tsdb_t *db = vg_tsdb_new(m);
+    vg_tsdb_t *db = strict_db(m);
     vg_label_t a[] = {L("__name__", "x")};
     app(db, "t", a, 1, 10, 1, NULL);
     app(db, "t", a, 1, 10, 1, NULL);
