@@ -8,11 +8,10 @@
  * limits.default and only the keys it names change (decoded in overlay
  * mode), so raising one tenant's series cap does not reset its rate.
  *
- * rule_files, alerting, siem and remote_write belong to modules that are
- * not in this build. They are accepted only when empty - for alerting, the
- * Alertmanager skeleton {route: {}, receivers: [], ...} from DESIGN.md also
- * counts as empty - and refused otherwise, so no rule or receiver the user
- * wrote is silently dropped.
+ * alerting is Alertmanager's format, decoded by alerting/amconfig.c
+ * (vg_amconfig_parse). rule_files, siem and remote_write belong to modules
+ * that are not in this build. They are accepted only when empty and refused
+ * otherwise, so no rule the user wrote is silently dropped.
  */
 #include "config.h"
 
@@ -20,6 +19,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "alerting/amconfig.h"
 #include "vigil/alloc.h"
 #include "vigil/config.h"
 
@@ -218,23 +218,6 @@ static const vg_cfg_field_t limits_schema[] = {
     {0},
 };
 
-/* alerting: null, {} or DESIGN.md's skeleton with every part empty. */
-static vg_err_t parse_alerting(vg_cfg_ctx_t *ctx, const vg_cfg_node_t *node, void *field, void *obj)
-{
-    static const char *const parts[] = {"route", "receivers", "inhibit_rules", "alertmanagers"};
-    if (vg_cfg_node_kind(node) != VG_CFG_MAP) return vg_cfg_unsupported(ctx, node, field, obj);
-    for (size_t i = 0; i < vg_cfg_node_len(node); i++) {
-        const char *key = vg_cfg_node_text(vg_cfg_map_key(node, i));
-        const vg_cfg_node_t *v = vg_cfg_map_value(node, i);
-        int known = 0;
-        for (size_t j = 0; j < sizeof parts / sizeof *parts; j++) known |= !strcmp(key, parts[j]);
-        if (!known || !vg_cfg_node_empty(v))
-            return vg_cfg_errorf(ctx, vg_cfg_map_key(node, i),
-                                 "alerting.%.100s is not supported by this build yet", key);
-    }
-    return VG_OK;
-}
-
 static const vg_cfg_field_t top_schema[] = {
     {.key = "collector",
      .type = VG_CFG_T_SECTION,
@@ -264,10 +247,12 @@ static const vg_cfg_field_t top_schema[] = {
      .doc = "Prometheus rule files; not supported by this build yet"},
     {.key = "alerting",
      .type = VG_CFG_T_CUSTOM,
-     .parse = parse_alerting,
-     .type_doc = "must be empty",
+     .offset = CC(alerting),
+     .parse = vg_amconfig_parse,
+     .type_doc = "Alertmanager config",
      .def_doc = "`{}`",
-     .doc = "Alertmanager route, receivers, inhibit_rules; not supported by this build yet"},
+     .doc = "global, route, receivers, inhibit_rules (Alertmanager format) and alertmanagers; "
+            "see docs/alerting.md"},
     {.key = "siem",
      .type = VG_CFG_T_CUSTOM,
      .parse = vg_cfg_unsupported,
@@ -330,6 +315,7 @@ vg_err_t vg_collector_config_load(const char *path, vg_collector_config_t **out,
 void vg_collector_config_free(vg_collector_config_t *c)
 {
     if (!c) return;
+    vg_amconfig_release(&c->alerting);
     vg_arena_free(c->arena);
     vg_free(c);
 }

@@ -12,6 +12,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "alerting/amconfig.h"
 #include "vigil/arena.h"
 #include "vigil/config.h"
 #include "vigil/buf.h"
@@ -57,6 +58,8 @@ typedef struct vg_collector_config {
     size_t ntenant_limits;
 
     int64_t evaluation_interval_ms; /* default 30s */
+
+    vg_amconfig_t alerting; /* alerting: (Alertmanager format); alerting.configured = 0 if empty */
 } vg_collector_config_t;
 
 vg_err_t vg_collector_config_load(const char *path, vg_collector_config_t **out, vg_error *err);

@@ -16,6 +16,8 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "vigil/arena.h"
+#include "vigil/buf.h"
 #include "vigil/config.h"
 #include "vigil/error.h"
 #include "vigil/labels.h"
@@ -40,7 +42,7 @@ typedef struct vg_am_route {
 typedef struct vg_am_pagerduty {
     int send_resolved;       /* default true */
     const char *routing_key; /* Events API v2 */
-    const char *url;         /* default global.pagerduty_url + "v2/enqueue" */
+    const char *url;         /* default global.pagerduty_url */
     const char *client, *client_url, *description, *severity, *component, *group, *class_;
     vg_kv_t *details; /* custom_details (values are templates in Alertmanager; literals here) */
     size_t ndetails;
@@ -88,7 +90,7 @@ typedef struct vg_am_external {
 
 typedef struct vg_amconfig {
     int64_t resolve_timeout_ms; /* global.resolve_timeout, 5m */
-    const char *pagerduty_url;  /* global.pagerduty_url, https://events.pagerduty.com/ */
+    const char *pagerduty_url;  /* global.pagerduty_url, https://events.pagerduty.com/v2/enqueue */
     const char *slack_api_url;  /* global.slack_api_url, NULL */
     vg_am_route_t route;
     vg_am_receiver_t *receivers;
@@ -97,8 +99,28 @@ typedef struct vg_amconfig {
     size_t ninhibit_rules;
     vg_am_external_t *alertmanagers;
     size_t nalertmanagers;
-    int configured; /* 0 when the section was absent or empty: nothing is routed */
+    int configured; /* 0 when the section was absent or its route and receivers empty:
+                       nothing is routed (alertmanagers may still be set) */
+    struct vg_am_owned *owned_; /* matchers to free (vg_amconfig_release) */
 } vg_amconfig_t;
+
+/* Free the compiled matchers a parse made (the rest lives in the arena).
+ * Safe on a zeroed or half-parsed config; called by vg_collector_config_free. */
+void vg_amconfig_release(vg_amconfig_t *c);
+
+/* Parse a standalone alertmanager.yml text (top level global, route,
+ * receivers, inhibit_rules) into *out, strings in arena; the same file can
+ * be given to a real Alertmanager. Caller calls vg_amconfig_release. */
+vg_err_t vg_amconfig_parse_text(const char *name, const char *yaml, size_t len, vg_arena_t *arena,
+                                vg_amconfig_t *out, vg_error *err);
+
+/* Parse a matcher list `a="1", b=~"x"` or `{a="1"}` (Alertmanager's
+ * ParseMatchers) into a vg_malloc'd array of *n matchers; the caller frees
+ * each with vg_matcher_free and the array with vg_free. */
+vg_err_t vg_am_matchers_parse(const char *text, vg_matcher_t ***out, size_t *n, vg_error *err);
+
+/* Append a matcher as Alertmanager prints it: name="value" with Go quoting. */
+vg_err_t vg_am_matcher_format(const vg_matcher_t *m, vg_buf *out);
 
 /* vg_cfg_parse_fn for the collector's `alerting:` key: field points at a
  * vg_amconfig_t. Cross-checks (unknown receiver names, a root route with
@@ -116,6 +138,11 @@ vg_err_t vg_am_matcher_parse(const char *text, vg_matcher_t **out, vg_error *err
  * matched. */
 size_t vg_am_route_match(const vg_am_route_t *root, const vg_label_t *l, size_t n,
                          const vg_am_route_t **out, size_t max);
+
+/* Sort r's matchers as Alertmanager does (name, value, operator) and set
+ * r->id from r->parent's id (used while loading; the parent is finished
+ * first). VG_ENOMEM only. */
+vg_err_t vg_am_route_finish(vg_arena_t *arena, vg_am_route_t *r);
 
 /* The receiver called name, or NULL. */
 const vg_am_receiver_t *vg_amconfig_receiver(const vg_amconfig_t *c, const char *name);
