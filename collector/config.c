@@ -118,6 +118,12 @@ static const vg_cfg_field_t storage_schema[] = {
      .offset = CC(storage_max_bytes),
      .def = "0",
      .doc = "cap on metric storage on disk, oldest blocks go first; 0 = no cap"},
+    {.key = "out_of_order_time_window",
+     .type = VG_CFG_T_DURATION,
+     .offset = CC(ooo_window_ms),
+     .def = "10m",
+     .doc = "accept a sample up to this much older than its series' newest one (a sender with "
+            "several queues delivers out of order); 0 = none"},
     {0},
 };
 

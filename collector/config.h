@@ -46,6 +46,7 @@ typedef struct vg_collector_config {
     int64_t retention_5m_ms;  /* default 1y */
     int64_t retention_1h_ms;  /* default 7y */
     uint64_t storage_max_bytes;
+    int64_t ooo_window_ms; /* out_of_order_time_window, default 10m; 0 = none */
 
     /* audit.retention: */
     int64_t audit_hot_ms;  /* 30d */

@@ -7,10 +7,12 @@
  * build cannot store, 500 when storage failed and a retry may succeed.
  * 204 is sent only after the WAL fsync that covers the batch's samples.
  */
+#include <stdio.h>
 #include <string.h>
 #include <strings.h>
 
 #include "ingest/ingest.h"
+#include "tsdb/tsdb.h"
 #include "vigil/log.h"
 
 static int status_for(vg_err_t rc)
@@ -46,6 +48,12 @@ static void handle_batch(void *ud, const vg_http_req *req, vg_http_resp *resp)
         char q[600];
         vg_log_warn("ingest", "batch refused", "status=%d err=%s", status,
                     vg_logq(q, sizeof(q), vg_error_msg(&err, rc)));
+        if (status == 429) { /* over a tenant limit: the store says when to come back */
+            char ra[16];
+            int sec = vg_tsdb_retry_after_s(&err);
+            snprintf(ra, sizeof(ra), "%d", sec > 0 ? sec : 1);
+            vg_http_resp_header(resp, "Retry-After", ra);
+        }
         vg_http_resp_text(resp, status, "%s\n", vg_error_msg(&err, rc));
         return;
     }

@@ -310,7 +310,10 @@ static void store(vg_rw_receiver_t *r, const char *tenant, Prometheus__TimeSerie
     if (rc == VG_ETOOLARGE) rc = VG_EINVAL; /* too many labels: never retry */
     if (first->code && !rc) rc = VG_EINVAL;
     res->status = status_for(rc);
-    if (rc) snprintf(res->msg, sizeof(res->msg), "%s", first->code ? first->msg : e.msg);
+    /* A limit's message carries the retry-after hint: it wins over a filter problem. */
+    if (rc)
+        snprintf(res->msg, sizeof(res->msg), "%s",
+                 first->code && rc != VG_ELIMIT ? first->msg : e.msg);
 }
 
 void vg_rw_handle(vg_rw_receiver_t *r, const char *ct, const char *ce, const char *tenant,
@@ -356,6 +359,17 @@ out:
 
 /* ---- HTTP glue ---- */
 
+/* Retry-After from the limit's message (vg_tsdb_retry_after_s), at least 1 s. */
+static void retry_after_header(vg_http_resp *resp, const char *msg)
+{
+    vg_error e = {.code = VG_ELIMIT};
+    snprintf(e.msg, sizeof(e.msg), "%s", msg);
+    int s = vg_tsdb_retry_after_s(&e);
+    char v[16];
+    snprintf(v, sizeof(v), "%d", s > 0 ? s : 1);
+    vg_http_resp_header(resp, "Retry-After", v);
+}
+
 static void handle_http(void *ud, const vg_http_req *req, vg_http_resp *resp)
 {
     vg_rw_receiver_t *r = ud;
@@ -374,7 +388,7 @@ static void handle_http(void *ud, const vg_http_req *req, vg_http_resp *resp)
         resp->status = 204;
         return;
     }
-    if (res.status == 429) vg_http_resp_header(resp, "Retry-After", "1");
+    if (res.status == 429) retry_after_header(resp, res.msg);
     char q[600];
     vg_log_warn("remotewrite", "write refused",
                 "status=%d samples=%" PRIu64 " written=%" PRIu64 " err=%s", res.status,

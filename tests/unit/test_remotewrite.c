@@ -343,7 +343,8 @@ static void test_duplicates_and_out_of_order(void **state)
     res = send(f, NULL, conflict, 1);
     assert_int_equal(res.status, 400);
     assert_non_null(strstr(res.msg, "duplicate sample"));
-    series_spec ooo[] = {{{"__name__", "c", NULL}, {0.5}, {T0 + 500}, 1}};
+    /* Older than the newest sample minus the out-of-order window (10m): out of bounds. */
+    series_spec ooo[] = {{{"__name__", "c", NULL}, {0.5}, {T0 - 3600000}, 1}};
     res = send(f, NULL, ooo, 1);
     assert_int_equal(res.status, 400);
     assert_true(metrics_have(
