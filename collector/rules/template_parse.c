@@ -657,8 +657,10 @@ static vg_err_t text_node(P *p, tnode ***tail, size_t from, size_t to)
 
 static vg_err_t list(P *p, tnode **out, stop *why, int toplevel)
 {
-    tnode *l = node(p, N_LIST, p->cur), **tail = &l->first;
-    vg_err_t rc = l ? VG_OK : VG_ENOMEM;
+    tnode *l = node(p, N_LIST, p->cur);
+    if (!l) return VG_ENOMEM;
+    tnode **tail = &l->first;
+    vg_err_t rc = VG_OK;
     *out = l;
     *why = STOP_EOF;
     while (!rc) {
