@@ -10,6 +10,7 @@
 #include <stdlib.h>
 #include <signal.h>
 
+#include "alerting/silence.h"
 #include "api/api.h"
 #include "config.h"
 #include "ingest/ingest.h"
@@ -31,6 +32,7 @@ typedef struct collector {
     vg_kafka_consumer_t *kafka;
     vg_rw_receiver_t *rw; /* POST /api/v1/write */
     vg_api_t *api;
+    vg_silences_t *silences; /* /api/v2/silences, <data_dir>/silences */
     vg_promql_opts query; /* --query.max-samples, --query.timeout */
 } collector;
 
@@ -81,6 +83,7 @@ static vg_err_t start_http(collector *c, vg_error *err)
     c->api = rc ? NULL : vg_api_new(c->db, &c->query);
     if (!rc && !c->api) rc = vg_error_set(err, VG_ENOMEM, "cannot allocate the query engine");
     if (!rc) rc = vg_api_register(c->httpd, c->api, c->metrics);
+    if (!rc) rc = vg_silences_register(c->silences, c->httpd);
     if (!rc) rc = vg_httpd_start(c->httpd, err);
     if (!rc) vg_log_info("collector", "listening", "addr=%s", c->cfg->listen);
     return rc;
@@ -118,7 +121,8 @@ static vg_err_t collector_start(collector *c, vg_error *err)
     vg_metric_set(vg_metrics_gauge(c->metrics, "vigil_build_info", "Build information.",
                                    "version=\"" VIGIL_VERSION "\",program=\"vigil-collector\""),
                   1);
-    rc = start_http(c, err);
+    rc = vg_silences_open(c->cfg->data_dir, c->metrics, &c->silences, err);
+    if (!rc) rc = start_http(c, err);
     if (!rc) rc = start_kafka(c, err);
     if (!rc) vg_metrics_set_ready(c->metrics, 1);
     return rc;
@@ -129,6 +133,7 @@ static void collector_stop(collector *c)
     vg_kafka_consumer_free(c->kafka);
     vg_httpd_free(c->httpd);
     vg_api_free(c->api);
+    vg_silences_free(c->silences);
     vg_rw_receiver_free(c->rw);
     vg_ingest_free(c->ingest);
     vg_tsdb_free(c->db);
