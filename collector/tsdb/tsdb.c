@@ -16,6 +16,7 @@
 #include "tsdb/chunk.h"
 #include "tsdb/head.h"
 #include "tsdb/limits.h"
+#include "tsdb/tsdb_blocks.h"
 #include "tsdb/wal.h"
 #include "vigil/alloc.h"
 #include "vigil/arena.h"
@@ -103,6 +104,7 @@ vg_err_t vg_tsdb_open(const vg_tsdb_opts *o, vg_metrics_t *metrics, vg_tsdb_t **
     if (!db) return vg_error_set(err, VG_ENOMEM, "out of memory opening the store");
     db->ooo_window_ms = o ? o->ooo_window_ms : 0;
     vg_err_t rc = o && o->dir ? open_wal(db, o, metrics, err) : VG_OK;
+    if (!rc && o && o->dir) rc = vg_tsdb_blocks_attach(db, o->dir, o->block_range_ms, metrics, err);
     if (!rc && o) rc = vg_tsdb_limits_init(db, o, metrics, err); /* after replay: never refuse it */
     if (rc) {
         vg_tsdb_free(db);
@@ -126,6 +128,7 @@ struct vg_wal *vg_tsdb_wal(vg_tsdb_t *db)
 void vg_tsdb_free(vg_tsdb_t *db)
 {
     if (!db) return;
+    vg_tsdb_blocks_free(db->blocks); /* stops the cut thread before the heads go */
     vg_wal_close(db->wal);
     vg_limits_free(db->limits);
     for (size_t i = 0; i < db->ntenants; i++) vg_head_free(db->tenants[i].head);

@@ -1,16 +1,23 @@
 /*
  * tsdb_query.c - the snapshot querier and label name/value look-ups.
  *
- * A select copies what it needs from the head under its locks (see head.h)
- * into an arena owned by the series set, so iterating never holds a lock and
- * is safe against concurrent appends.
+ * A select gathers one source per block overlapping the range (oldest
+ * first; labels and chunk bytes point into the block's map, which the set
+ * keeps referenced) plus the head, whose chunks are copied under its locks
+ * (see head.h). Series with the same labels are grouped and their samples
+ * merged in time order with duplicate timestamps dropped (merge.h), so
+ * iterating never holds a lock and is safe against concurrent appends,
+ * cuts and compactions.
  */
 #include "tsdb/tsdb_int.h"
 
+#include <stdlib.h>
 #include <string.h>
 
 #include "tsdb/chunk.h"
 #include "tsdb/head.h"
+#include "tsdb/merge.h"
+#include "tsdb/tsdb_blocks.h"
 #include "vigil/alloc.h"
 #include "vigil/arena.h"
 #include "vigil/buf.h"
@@ -19,14 +26,57 @@
 
 struct vg_seriesset {
     vg_arena_t *arena;
-    vg_snap_series *s;
+    vg_mseries *s;
     size_t n, cur; /* cur = index + 1 of the current series; 0 before the first */
-    size_t chunk;  /* next chunk of the current series to open */
-    vg_chunk_iter it;
-    int it_live;
+    vg_mcur *curs; /* merge scratch: one per source */
+    vg_merge_iter it;
+    int done;
+    vg_block_t **blocks; /* referenced while the set lives */
+    size_t nblocks;
     int64_t mint, maxt;
     vg_err_t err;
 };
+
+/* The head's snapshot as one more source (chunk ranges unknown: unused). */
+static vg_err_t head_source(vg_head_t *h, vg_matcher_t *const *m, size_t nm, int64_t mint,
+                            int64_t maxt, vg_arena_t *a, vg_block_series **out, size_t *n)
+{
+    vg_snap_series *s = NULL;
+    vg_err_t rc = vg_head_snapshot(h, m, nm, mint, maxt, a, &s, n);
+    if (rc) return rc;
+    vg_block_series *bs = vg_arena_alloc(a, (*n ? *n : 1) * sizeof(*bs));
+    if (!bs) return VG_ENOMEM;
+    for (size_t i = 0; i < *n; i++) {
+        vg_block_chunk *c = vg_arena_alloc(a, (s[i].nchunks ? s[i].nchunks : 1) * sizeof(*c));
+        if (!c) return VG_ENOMEM;
+        for (size_t j = 0; j < s[i].nchunks; j++)
+            c[j] = (vg_block_chunk){INT64_MIN, INT64_MAX, s[i].chunks[j].data, s[i].chunks[j].len};
+        bs[i] = (vg_block_series){s[i].labels, s[i].nlabels, c, s[i].nchunks};
+    }
+    *out = bs;
+    return VG_OK;
+}
+
+/* Gather every source (blocks oldest first, then the head) and group. */
+static vg_err_t select_sources(vg_tsdb_t *db, vg_seriesset_t *ss, const char *tenant,
+                               vg_matcher_t *const *m, size_t nm, vg_error *err)
+{
+    size_t k = ss->nblocks + 1;
+    vg_block_series **src = vg_arena_calloc(ss->arena, k * sizeof(*src));
+    size_t *nsrc = vg_arena_calloc(ss->arena, k * sizeof(*nsrc));
+    ss->curs = vg_arena_alloc(ss->arena, k * sizeof(*ss->curs));
+    if (!src || !nsrc || !ss->curs) return vg_error_set(err, VG_ENOMEM, "out of memory");
+    for (size_t i = 0; i < ss->nblocks; i++) {
+        vg_err_t rc = vg_block_select(ss->blocks[i], m, nm, ss->mint, ss->maxt, ss->arena, &src[i],
+                                      &nsrc[i], err);
+        if (rc) return rc;
+    }
+    vg_head_t *h = vg_tsdb_tenant_find(db, tenant);
+    vg_err_t rc = VG_OK;
+    if (h) rc = head_source(h, m, nm, ss->mint, ss->maxt, ss->arena, &src[k - 1], &nsrc[k - 1]);
+    if (!rc) rc = vg_merge_group(src, nsrc, k, ss->arena, &ss->s, &ss->n);
+    return rc ? vg_error_set(err, rc, "selecting series: %s", vg_strerror(rc)) : VG_OK;
+}
 
 vg_err_t vg_tsdb_select(vg_tsdb_t *db, const char *tenant, vg_matcher_t *const *m, size_t nm,
                         int64_t mint, int64_t maxt, vg_seriesset_t **out, vg_error *err)
@@ -37,27 +87,27 @@ vg_err_t vg_tsdb_select(vg_tsdb_t *db, const char *tenant, vg_matcher_t *const *
         return vg_error_set(err, VG_EINVAL, "invalid tenant %.80s", tenant ? tenant : "(null)");
     vg_seriesset_t *ss = vg_calloc(1, sizeof(*ss));
     if (!ss || !(ss->arena = vg_arena_new(0))) {
-        rc = VG_ENOMEM;
-        goto fail;
+        vg_seriesset_free(ss);
+        return vg_error_set(err, VG_ENOMEM, "selecting series: out of memory");
     }
     ss->mint = mint;
     ss->maxt = maxt;
-    vg_head_t *h = vg_tsdb_tenant_find(db, tenant);
-    if (h) rc = vg_head_snapshot(h, m, nm, mint, maxt, ss->arena, &ss->s, &ss->n);
-    if (rc) goto fail;
+    rc = vg_tsdb_blocks_acquire(db->blocks, tenant, mint, maxt, &ss->blocks, &ss->nblocks);
+    if (rc) vg_error_set(err, rc, "selecting series: out of memory");
+    if (!rc) rc = select_sources(db, ss, tenant, m, nm, err);
+    if (rc) {
+        vg_seriesset_free(ss);
+        return rc;
+    }
     *out = ss;
     return VG_OK;
-fail:
-    vg_seriesset_free(ss);
-    return vg_error_set(err, rc, "selecting series: %s", vg_strerror(rc));
 }
 
 int vg_seriesset_next(vg_seriesset_t *ss)
 {
     if (ss->cur >= ss->n) return 0;
-    ss->cur++;
-    ss->chunk = 0;
-    ss->it_live = 0;
+    vg_merge_iter_init(&ss->it, ss->curs, &ss->s[ss->cur++]);
+    ss->done = 0;
     return 1;
 }
 
@@ -73,28 +123,15 @@ const vg_label_t *vg_seriesset_labels(vg_seriesset_t *ss, size_t *n)
 
 int vg_seriesset_sample_next(vg_seriesset_t *ss, int64_t *ts, double *v)
 {
-    if (ss->cur == 0) return 0;
-    const vg_snap_series *s = &ss->s[ss->cur - 1];
-    for (;;) {
-        if (!ss->it_live) {
-            if (ss->chunk >= s->nchunks) return 0;
-            vg_chunk_iter_init(&ss->it, s->chunks[ss->chunk].data, s->chunks[ss->chunk].len);
-            ss->chunk++;
-            ss->it_live = 1;
-        }
-        if (!vg_chunk_iter_next(&ss->it, ts, v)) {
-            if (vg_chunk_iter_err(&ss->it)) ss->err = vg_chunk_iter_err(&ss->it);
-            ss->it_live = 0;
-            continue;
-        }
+    if (ss->cur == 0 || ss->done) return 0;
+    while (vg_merge_iter_next(&ss->it, ts, v)) {
         if (*ts < ss->mint) continue;
-        if (*ts > ss->maxt) {
-            ss->chunk = s->nchunks; /* chunks are in time order: nothing later fits */
-            ss->it_live = 0;
-            return 0;
-        }
+        if (*ts > ss->maxt) break;
         return 1;
     }
+    if (ss->it.err) ss->err = ss->it.err;
+    ss->done = 1;
+    return 0;
 }
 
 size_t vg_seriesset_len(const vg_seriesset_t *ss)
@@ -110,6 +147,7 @@ vg_err_t vg_seriesset_err(const vg_seriesset_t *ss)
 void vg_seriesset_free(vg_seriesset_t *ss)
 {
     if (!ss) return;
+    vg_tsdb_blocks_release(ss->blocks, ss->nblocks);
     vg_arena_free(ss->arena);
     vg_free(ss);
 }
@@ -134,27 +172,70 @@ static vg_err_t pack_strings(const char *const *v, size_t n, char ***out)
     return VG_OK;
 }
 
+static int str_cmp(const void *a, const void *b)
+{
+    return strcmp(*(const char *const *)a, *(const char *const *)b);
+}
+
+/* Concatenate the sorted lists, sort and drop duplicates, into a. */
+static vg_err_t merge_strings(const char ***lists, const size_t *nl, size_t k, vg_arena_t *a,
+                              const char ***out, size_t *n)
+{
+    size_t total = 0, w = 0;
+    for (size_t i = 0; i < k; i++) total += nl[i];
+    const char **v = vg_arena_alloc(a, (total ? total : 1) * sizeof(*v));
+    if (!v) return VG_ENOMEM;
+    for (size_t i = 0; i < k; i++)
+        for (size_t j = 0; j < nl[i]; j++) v[w++] = lists[i][j];
+    if (k > 1) qsort(v, total, sizeof(*v), str_cmp);
+    size_t u = 0;
+    for (size_t i = 0; i < total; i++)
+        if (u == 0 || strcmp(v[u - 1], v[i]) != 0) v[u++] = v[i];
+    *out = v;
+    *n = u;
+    return VG_OK;
+}
+
+/* Strings from every block overlapping [mint, maxt] and the head. */
+static vg_err_t collect_strings(vg_tsdb_t *db, const char *tenant, const char *name,
+                                vg_matcher_t *const *m, size_t nm, int64_t mint, int64_t maxt,
+                                vg_block_t **b, size_t nb, vg_arena_t *a, const char ***v,
+                                size_t *n, vg_error *err)
+{
+    const char ***lists = vg_arena_calloc(a, (nb + 1) * sizeof(*lists));
+    size_t *nl = vg_arena_calloc(a, (nb + 1) * sizeof(*nl));
+    if (!lists || !nl) return vg_error_set(err, VG_ENOMEM, "out of memory");
+    for (size_t i = 0; i < nb; i++) {
+        vg_err_t rc = vg_block_label_strings(b[i], name, m, nm, a, &lists[i], &nl[i], err);
+        if (rc) return rc;
+    }
+    vg_head_t *h = vg_tsdb_tenant_find(db, tenant);
+    vg_err_t rc = VG_OK;
+    if (h) rc = vg_head_label_strings(h, name, m, nm, mint, maxt, a, &lists[nb], &nl[nb]);
+    if (!rc) rc = merge_strings(lists, nl, nb + 1, a, v, n);
+    return rc ? vg_error_set(err, rc, "listing labels: %s", vg_strerror(rc)) : VG_OK;
+}
+
 static vg_err_t label_strings(vg_tsdb_t *db, const char *tenant, const char *name,
                               vg_matcher_t *const *m, size_t nm, int64_t mint, int64_t maxt,
                               char ***out, size_t *n, vg_error *err)
 {
     const char **v = NULL;
-    vg_err_t rc = VG_OK;
+    vg_block_t **b = NULL;
+    size_t nb = 0;
     *out = NULL;
     *n = 0;
     if (!vg_tsdb_tenant_valid(tenant))
         return vg_error_set(err, VG_EINVAL, "invalid tenant %.80s", tenant ? tenant : "(null)");
     vg_arena_t *a = vg_arena_new(0);
-    if (!a) return vg_error_set(err, VG_ENOMEM, "out of memory");
-    vg_head_t *h = vg_tsdb_tenant_find(db, tenant);
-    if (h) rc = vg_head_label_strings(h, name, m, nm, mint, maxt, a, &v, n);
-    if (!rc) rc = pack_strings(v, *n, out);
+    vg_err_t rc = a ? vg_tsdb_blocks_acquire(db->blocks, tenant, mint, maxt, &b, &nb) : VG_ENOMEM;
+    if (rc) vg_error_set(err, rc, "listing labels: out of memory");
+    if (!rc) rc = collect_strings(db, tenant, name, m, nm, mint, maxt, b, nb, a, &v, n, err);
+    if (!rc && pack_strings(v, *n, out)) rc = vg_error_set(err, VG_ENOMEM, "out of memory");
+    vg_tsdb_blocks_release(b, nb);
     vg_arena_free(a);
-    if (rc) {
-        *n = 0;
-        return vg_error_set(err, rc, "listing labels: %s", vg_strerror(rc));
-    }
-    return VG_OK;
+    if (rc) *n = 0;
+    return rc;
 }
 
 vg_err_t vg_tsdb_label_names(vg_tsdb_t *db, const char *tenant, vg_matcher_t *const *m, size_t nm,
