@@ -124,6 +124,13 @@ static const vg_cfg_field_t storage_schema[] = {
      .def = "10m",
      .doc = "accept a sample up to this much older than its series' newest one (a sender with "
             "several queues delivers out of order); 0 = none"},
+    {.key = "block_range",
+     .type = VG_CFG_T_DURATION,
+     .offset = CC(block_range_ms),
+     .def = "2h",
+     .min = "1m",
+     .doc = "time span of one block cut from the head (by sample time); compaction merges "
+            "3, 9, 27... of them"},
     {0},
 };
 

@@ -100,6 +100,7 @@ static vg_err_t open_store(collector *c, vg_error *err)
         .retention_1h_ms = cfg->retention_1h_ms,
         .max_bytes = cfg->storage_max_bytes,
         .ooo_window_ms = cfg->ooo_window_ms ? cfg->ooo_window_ms : -1, /* 0 in config = none */
+        .block_range_ms = cfg->block_range_ms,
         .default_limits = &cfg->default_limits,
         .tenant_limits = cfg->tenant_limits,
         .ntenant_limits = cfg->ntenant_limits,
