@@ -51,6 +51,7 @@ typedef struct am_job {
     am_group *g;
     am_alert **snap;
     size_t n;
+    int64_t now; /* the tick that found the group due */
     struct am_job *next;
 } am_job;
 
@@ -375,9 +376,9 @@ static vg_err_t put_one(vg_dispatch_t *d, const vg_alert_t *in, int64_t now)
     pthread_mutex_lock(&d->mu);
     merge_stored(d, a, now);
     vg_err_t rc = VG_OK;
-    if (d->o.inhibitor) {
+    if (d->o.observe) {
         vg_alert_t v = {a->labels, a->nlabels, a->ann, a->nann, a->starts, a->ends, a->gen_url};
-        rc = vg_inhibitor_put(d->o.inhibitor, &v);
+        rc = d->o.observe(d->o.mute_ud, &v);
     }
     if (!rc) rc = route_alert(d, a, now);
     if (!rc) {
@@ -554,8 +555,7 @@ static vg_err_t notify_receiver(flush_ctx *f)
 
 static int muted(vg_dispatch_t *d, const am_alert *a, int64_t now)
 {
-    if (d->o.inhibitor && vg_inhibitor_mutes(d->o.inhibitor, a->labels, a->nlabels, now)) return 1;
-    return d->o.silences && vg_silences_mutes(d->o.silences, a->labels, a->nlabels, now, NULL, 0);
+    return d->o.muted && d->o.muted(d->o.mute_ud, a->labels, a->nlabels, now);
 }
 
 /* Notify for one snapshot; VG_OK when every integration succeeded. */
@@ -607,7 +607,7 @@ static void flush_done(vg_dispatch_t *d, am_job *j, int ok, int64_t now)
 
 static void run_job(vg_dispatch_t *d, am_job *j, vg_httpc_t *http)
 {
-    int64_t now = vg_dispatch_now(d);
+    int64_t now = j->now;
     vg_httpc_t *own = !http && !d->o.deliver ? vg_httpc_new() : NULL;
     vg_metric_inc(d->m_groups_flushed);
     vg_err_t rc =
@@ -643,6 +643,7 @@ static int64_t collect_due(vg_dispatch_t *d, int64_t now, am_job **jobs)
         if (g->next <= now) {
             am_job *j = job_new(g);
             if (!j) continue;
+            j->now = now;
             g->next = now + g->route->group_interval_ms;
             g->flushed = 1;
             j->next = *jobs;
@@ -865,16 +866,6 @@ void vg_dispatch_alerts_free(vg_dispatch_t *d, vg_dispatch_alert_t *a, size_t n)
 const vg_amconfig_t *vg_dispatch_config(const vg_dispatch_t *d)
 {
     return d->o.cfg;
-}
-
-vg_inhibitor_t *vg_dispatch_inhibitor(const vg_dispatch_t *d)
-{
-    return d->o.inhibitor;
-}
-
-vg_silences_t *vg_dispatch_silences(const vg_dispatch_t *d)
-{
-    return d->o.silences;
 }
 
 size_t vg_dispatch_ngroups(vg_dispatch_t *d)

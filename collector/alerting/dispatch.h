@@ -19,9 +19,7 @@
 
 #include "alerting/alert.h"
 #include "alerting/amconfig.h"
-#include "alerting/inhibit.h"
 #include "alerting/nflog.h"
-#include "alerting/silence.h"
 #include "notify/notify.h"
 #include "vigil/error.h"
 #include "vigil/metrics.h"
@@ -34,9 +32,14 @@ typedef vg_err_t (*vg_dispatch_deliver_fn)(void *ud, const vg_notifier_t *n, con
                                            const vg_notify_msg_t *m, const char *body, size_t len);
 
 typedef struct vg_dispatch_opts {
-    const vg_amconfig_t *cfg;    /* borrowed; must outlive the dispatcher */
-    vg_inhibitor_t *inhibitor;   /* may be NULL; borrowed */
-    vg_silences_t *silences;     /* may be NULL; borrowed */
+    const vg_amconfig_t *cfg; /* borrowed; must outlive the dispatcher */
+    /* Inhibition and silences, behind callbacks so the dispatcher depends on
+     * neither module (vg_alerting_mutes/vg_alerting_observe in alerts_api.c
+     * adapt them). muted: is the alert muted at now? observe: every alert
+     * as stored (feeds the inhibitor's sources). Either may be NULL. */
+    int (*muted)(void *ud, const vg_label_t *l, size_t n, int64_t now_ms);
+    vg_err_t (*observe)(void *ud, const vg_alert_t *a);
+    void *mute_ud;
     vg_nflog_t *nflog;           /* required; borrowed */
     vg_metrics_t *metrics;       /* may be NULL */
     const char *external_url;    /* copied; NULL = "" */
@@ -79,8 +82,6 @@ void vg_dispatch_alerts_free(vg_dispatch_t *d, vg_dispatch_alert_t *a, size_t n)
 /* The clock the dispatcher uses. */
 int64_t vg_dispatch_now(const vg_dispatch_t *d);
 const vg_amconfig_t *vg_dispatch_config(const vg_dispatch_t *d);
-vg_inhibitor_t *vg_dispatch_inhibitor(const vg_dispatch_t *d);
-vg_silences_t *vg_dispatch_silences(const vg_dispatch_t *d);
 /* Number of aggregation groups (tests, self-metrics). */
 size_t vg_dispatch_ngroups(vg_dispatch_t *d);
 

@@ -1,0 +1,267 @@
+/*
+ * test_dispatch.c - the dispatcher on an injected clock: group_wait,
+ * group_interval, repeat_interval, resolution, muting, failed deliveries
+ * and group keys. Flushes run inline (workers = 0) and deliveries are
+ * recorded instead of posted, so nothing sleeps.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "alerting/dispatch.h"
+#include "vigil/alloc.h"
+#include "vigil/arena.h"
+
+static const char *CFG =
+    "route:\n"
+    "  receiver: hook\n"
+    "  group_by: [alertname]\n"
+    "  group_wait: 10s\n"
+    "  group_interval: 1m\n"
+    "  repeat_interval: 1h\n"
+    "  routes:\n"
+    "    - matchers: ['team=\"db\"']\n"
+    "      receiver: quiet\n"
+    "      group_by: ['...']\n"
+    "receivers:\n"
+    "  - name: hook\n"
+    "    webhook_configs: [{url: 'http://127.0.0.1:1/hook'}]\n"
+    "  - name: quiet\n"
+    "    webhook_configs: [{url: 'http://127.0.0.1:1/q', send_resolved: false}]\n";
+
+typedef struct sent {
+    char receiver[32];
+    char key[256];
+    int nfiring, nresolved;
+    char body[4096];
+} sent;
+
+typedef struct fx {
+    vg_arena_t *arena;
+    vg_amconfig_t cfg;
+    vg_nflog_t *log;
+    vg_dispatch_t *d;
+    sent out[32];
+    int n;
+    int fail;         /* deliveries fail while set */
+    const char *mute; /* alertname muted by the mute callback */
+} fx;
+
+static vg_err_t deliver(void *ud, const vg_notifier_t *n, const char *url, const vg_notify_msg_t *m,
+                        const char *body, size_t len)
+{
+    fx *f = ud;
+    (void)n;
+    (void)url;
+    (void)len;
+    if (f->fail) return VG_ERETRY;
+    sent *s = &f->out[f->n++ % 32];
+    snprintf(s->receiver, sizeof(s->receiver), "%s", m->receiver);
+    snprintf(s->key, sizeof(s->key), "%s", m->group_key);
+    snprintf(s->body, sizeof(s->body), "%s", body);
+    s->nfiring = (int)vg_notify_nfiring(m);
+    s->nresolved = (int)(m->nalerts - (size_t)s->nfiring);
+    return VG_OK;
+}
+
+static int mute_cb(void *ud, const vg_label_t *l, size_t n, int64_t now)
+{
+    fx *f = ud;
+    (void)now;
+    const char *an = vg_labels_get(l, n, "alertname");
+    return f->mute && an && strcmp(an, f->mute) == 0;
+}
+
+static int setup(void **state)
+{
+    fx *f = vg_calloc(1, sizeof(*f));
+    f->arena = vg_arena_new(0);
+    vg_error err = {0};
+    assert_int_equal(vg_amconfig_parse_text("t.yml", CFG, strlen(CFG), f->arena, &f->cfg, &err),
+                     VG_OK);
+    assert_int_equal(vg_nflog_open(NULL, 0, &f->log, NULL), VG_OK);
+    vg_dispatch_opts o = {.cfg = &f->cfg,
+                          .nflog = f->log,
+                          .deliver = deliver,
+                          .deliver_ud = f,
+                          .muted = mute_cb,
+                          .mute_ud = f};
+    assert_int_equal(vg_dispatch_new(&o, &f->d, NULL), VG_OK);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    fx *f = *state;
+    vg_dispatch_free(f->d);
+    vg_nflog_free(f->log);
+    vg_amconfig_release(&f->cfg);
+    vg_arena_free(f->arena);
+    vg_free(f);
+    return 0;
+}
+
+/* Put one alert with labels alertname=name (+ instance, + team when set). */
+static void put(fx *f, const char *name, const char *inst, const char *team, int64_t starts,
+                int64_t ends, int64_t now)
+{
+    vg_label_t l[3];
+    size_t n = 0;
+    l[n++] = (vg_label_t){"alertname", name};
+    l[n++] = (vg_label_t){"instance", inst};
+    if (team) l[n++] = (vg_label_t){"team", team};
+    vg_alert_t a = {.labels = l, .nlabels = n, .starts_at = starts, .ends_at = ends};
+    assert_int_equal(vg_dispatch_put_at(f->d, &a, 1, now), VG_OK);
+}
+
+static const int64_t T0 = 1700000000000LL;
+
+static void test_group_wait_then_interval(void **state)
+{
+    fx *f = *state;
+    put(f, "Down", "a", NULL, T0, 0, T0);
+    assert_int_equal(vg_dispatch_tick(f->d, T0), T0 + 10000);
+    assert_int_equal(f->n, 0);
+    vg_dispatch_tick(f->d, T0 + 10000);
+    assert_int_equal(f->n, 1);
+    assert_string_equal(f->out[0].key, "{}:{alertname=\"Down\"}");
+    assert_string_equal(f->out[0].receiver, "hook");
+    assert_int_equal(f->out[0].nfiring, 1);
+    /* a second alert joins; it waits for group_interval, not group_wait */
+    put(f, "Down", "b", NULL, T0 + 20000, 0, T0 + 20000);
+    vg_dispatch_tick(f->d, T0 + 30000);
+    assert_int_equal(f->n, 1);
+    vg_dispatch_tick(f->d, T0 + 70000);
+    assert_int_equal(f->n, 2);
+    assert_int_equal(f->out[1].nfiring, 2);
+    /* nothing new: the log suppresses the next flushes until repeat_interval */
+    put(f, "Down", "a", NULL, T0, 0, T0 + 100000);
+    put(f, "Down", "b", NULL, T0 + 20000, 0, T0 + 100000);
+    vg_dispatch_tick(f->d, T0 + 130000);
+    assert_int_equal(f->n, 2);
+    for (int64_t t = T0 + 190000; t < T0 + 3600000 + 130000; t += 60000) {
+        put(f, "Down", "a", NULL, T0, 0, t);
+        put(f, "Down", "b", NULL, T0 + 20000, 0, t);
+        vg_dispatch_tick(f->d, t);
+    }
+    assert_int_equal(f->n, 3);
+    assert_int_equal(f->out[2].nfiring, 2);
+}
+
+static void test_resolve_sent_and_group_dropped(void **state)
+{
+    fx *f = *state;
+    put(f, "Down", "a", NULL, T0, 0, T0);
+    vg_dispatch_tick(f->d, T0 + 10000);
+    assert_int_equal(f->n, 1);
+    put(f, "Down", "a", NULL, T0, T0 + 15000, T0 + 15000);
+    vg_dispatch_tick(f->d, T0 + 70000);
+    assert_int_equal(f->n, 2);
+    assert_int_equal(f->out[1].nfiring, 0);
+    assert_int_equal(f->out[1].nresolved, 1);
+    assert_non_null(strstr(f->out[1].body, "\"status\":\"resolved\""));
+    assert_int_equal(vg_dispatch_ngroups(f->d), 0);
+    /* re-fire: a new group, group_wait again, notified again */
+    put(f, "Down", "a", NULL, T0 + 80000, 0, T0 + 80000);
+    vg_dispatch_tick(f->d, T0 + 90000);
+    assert_int_equal(f->n, 3);
+    assert_int_equal(f->out[2].nfiring, 1);
+}
+
+static void test_old_alert_flushes_at_once(void **state)
+{
+    fx *f = *state;
+    put(f, "Down", "a", NULL, T0 - 3600000, 0, T0);
+    vg_dispatch_tick(f->d, T0);
+    assert_int_equal(f->n, 1);
+}
+
+static void test_resolve_timeout(void **state)
+{
+    fx *f = *state;
+    put(f, "Down", "a", NULL, T0, 0, T0); /* ends = T0 + 5m resolve_timeout */
+    vg_dispatch_tick(f->d, T0 + 10000);
+    assert_int_equal(f->n, 1);
+    for (int64_t t = T0 + 70000; t <= T0 + 370000; t += 60000) vg_dispatch_tick(f->d, t);
+    assert_int_equal(f->n, 2);
+    assert_int_equal(f->out[1].nresolved, 1);
+}
+
+static void test_group_by_all_and_send_resolved_false(void **state)
+{
+    fx *f = *state;
+    put(f, "Slow", "a", "db", T0, 0, T0);
+    vg_dispatch_tick(f->d, T0 + 10000);
+    assert_int_equal(f->n, 1);
+    assert_string_equal(f->out[0].receiver, "quiet");
+    assert_string_equal(f->out[0].key,
+                        "{}/{team=\"db\"}:{alertname=\"Slow\", instance=\"a\", team=\"db\"}");
+    put(f, "Slow", "a", "db", T0, T0 + 20000, T0 + 20000);
+    vg_dispatch_tick(f->d, T0 + 70000);
+    assert_int_equal(f->n, 1); /* resolved only: logged, not sent */
+    assert_int_equal(vg_dispatch_ngroups(f->d), 0);
+}
+
+static void test_muted_alerts_are_not_sent(void **state)
+{
+    fx *f = *state;
+    f->mute = "Down";
+    put(f, "Down", "a", NULL, T0, 0, T0);
+    vg_dispatch_tick(f->d, T0 + 10000);
+    assert_int_equal(f->n, 0);
+    f->mute = NULL; /* the silence expires: the next flush notifies */
+    vg_dispatch_tick(f->d, T0 + 70000);
+    assert_int_equal(f->n, 1);
+}
+
+static void test_failed_delivery_keeps_resolved(void **state)
+{
+    fx *f = *state;
+    put(f, "Down", "a", NULL, T0, 0, T0);
+    vg_dispatch_tick(f->d, T0 + 10000);
+    put(f, "Down", "a", NULL, T0, T0 + 15000, T0 + 15000);
+    f->fail = 1;
+    vg_dispatch_tick(f->d, T0 + 70000);
+    assert_int_equal(vg_dispatch_ngroups(f->d), 1);
+    f->fail = 0;
+    vg_dispatch_tick(f->d, T0 + 130000);
+    assert_int_equal(f->n, 2);
+    assert_int_equal(f->out[1].nresolved, 1);
+    assert_int_equal(vg_dispatch_ngroups(f->d), 0);
+}
+
+static void test_merge_keeps_earliest_start(void **state)
+{
+    fx *f = *state;
+    put(f, "Down", "a", NULL, T0, T0 + 600000, T0);
+    put(f, "Down", "a", NULL, T0 + 5000, T0 + 900000, T0 + 5000);
+    vg_dispatch_alert_t *a;
+    size_t n;
+    assert_int_equal(vg_dispatch_alerts(f->d, T0 + 6000, &a, &n), VG_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(a[0].a.starts_at, T0);
+    assert_int_equal(a[0].a.ends_at, T0 + 900000);
+    assert_int_equal(a[0].updated_at, T0 + 5000);
+    vg_dispatch_alerts_free(f->d, a, n);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test_setup_teardown(test_group_wait_then_interval, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resolve_sent_and_group_dropped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_old_alert_flushes_at_once, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_resolve_timeout, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_group_by_all_and_send_resolved_false, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_muted_alerts_are_not_sent, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_failed_delivery_keeps_resolved, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_merge_keeps_earliest_start, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
