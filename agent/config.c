@@ -403,11 +403,13 @@ static const vg_cfg_field_t spool_schema[] = {
     {.key = "replay",
      .type = VG_CFG_T_STRING,
      .offset = AC(spool_replay),
-     .def = "ordered",
+     .def = "interleave",
      .choices = "ordered|interleave",
-     .doc = "`ordered`: new batches queue behind spooled ones, so samples reach the store in time "
-            "order; `interleave`: alternate spooled and live batches (needs a store that accepts "
-            "out-of-order samples)"},
+     .doc = "`interleave`: alternate spooled and live batches, so a backlog never delays fresh "
+            "data (the collector's head inserts samples up to "
+            "`storage.out_of_order_time_window` late in order); `ordered`: new batches queue "
+            "behind spooled ones, so samples reach the store in time order (for a store without "
+            "an out-of-order window)"},
     {0},
 };
 

@@ -73,11 +73,9 @@ def start_vmagent(p, fixture_port, write_url):
         f.write(scrape_config(fixture_port))
     p.start("vmagent", ["vmagent", "-promscrape.config=" + cfg, "-remoteWrite.url=" + write_url,
                         "-remoteWrite.tmpDataPath=" + os.path.join(p.dir, "vmagent"),
-                        "-remoteWrite.flushInterval=1s", "-httpListenAddr=127.0.0.1:%d" % port,
-                        # vmagent's default is one queue per CPU, which can deliver two
-                        # scrapes of a series out of order; the head has no out-of-order
-                        # window yet (issue 5), so ask for in-order delivery.
-                        "-remoteWrite.queues=1"])
+                        "-remoteWrite.flushInterval=1s", "-httpListenAddr=127.0.0.1:%d" % port])
+    # vmagent's default of one queue per CPU can deliver two scrapes of a series
+    # out of order: the head's out-of-order window must take them without a retry.
     return "http://127.0.0.1:%d" % port
 
 

@@ -61,7 +61,7 @@ static void test_embedded_default(void **state)
     assert_int_equal(c->nkafka_properties, 0);
     assert_int_equal(c->spool_max_bytes, UINT64_C(1) << 30);
     assert_int_equal(c->spool_sync_ms, 0); /* "always" */
-    assert_string_equal(c->spool_replay, "ordered");
+    assert_string_equal(c->spool_replay, "interleave");
     assert_int_equal(c->batch_max_bytes, 1 << 20);
     assert_int_equal(c->batch_max_delay_ms, 1000);
     assert_int_equal(c->zstd_level, 3);
@@ -130,7 +130,7 @@ static const char full_yaml[] =
     "  batch_max_bytes: 256KiB\n"
     "  batch_max_delay: 250ms\n"
     "  zstd_level: 6\n"
-    "spool:   {max_bytes: 2GiB, sync: 500ms, replay: interleave}\n";
+    "spool:   {max_bytes: 2GiB, sync: 500ms, replay: ordered}\n";
 
 static void test_full(void **state)
 {
@@ -190,7 +190,7 @@ static void test_full(void **state)
     assert_string_equal(c->kafka_properties[1].value, "PLAIN");
     assert_int_equal(c->spool_max_bytes, UINT64_C(2) << 30);
     assert_int_equal(c->spool_sync_ms, 500);
-    assert_string_equal(c->spool_replay, "interleave");
+    assert_string_equal(c->spool_replay, "ordered");
     assert_int_equal(c->batch_max_bytes, 256 << 10);
     assert_int_equal(c->batch_max_delay_ms, 250);
     assert_int_equal(c->zstd_level, 6);
