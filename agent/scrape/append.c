@@ -318,6 +318,10 @@ static void emit_staged(vg_scrape_sink *k)
         const vg_stage_rec *rec = vg_scrape_stage_rec(st, (uint32_t)off);
         off += rec->size;
         if (rec->flags & VG_STAGE_DUP) continue;
+        if (k->emit_enc) {
+            if (vg_scrape_encode_rec(k, rec)) k->emit_errors++;
+            continue;
+        }
         if (!lbuf_reserve(k, rec->n)) {
             k->emit_errors++;
             continue;

@@ -137,6 +137,44 @@ vg_err_t vg_scrape_encode(vg_scrape_sink *k, const vg_label_t *l, size_t n, int6
     return write_series(k, merge_ext(k, l, n), ts, v);
 }
 
+/* strcmp order of two label names from their lengths (names hold no NUL). */
+static int name_cmp(const vg_scrape_label *a, const vg_scrape_label *b)
+{
+    int c = memcmp(a->name, b->name, a->nlen < b->nlen ? a->nlen : b->nlen);
+    return c ? c : (a->nlen > b->nlen) - (a->nlen < b->nlen);
+}
+
+/* Label i of a staged record: name and value lengths from the offsets
+ * (each string is followed by its NUL; the key ends at `end`). */
+static vg_scrape_label rec_label(const char *base, const uint32_t *offs, uint32_t i, uint32_t n,
+                                 uint32_t end)
+{
+    uint32_t no = offs[2 * i], vo = offs[2 * i + 1], nx = i + 1 < n ? offs[2 * i + 2] : end;
+    return (vg_scrape_label){base + no, base + vo, vo - no - 1, nx - vo - 1};
+}
+
+vg_err_t vg_scrape_encode_rec(vg_scrape_sink *k, const vg_stage_rec *r)
+{
+    if (!ebuf_reserve(k, r->n + k->next)) return VG_ENOMEM;
+    const char *base = (const char *)r;
+    const uint32_t *offs = (const uint32_t *)(const void *)(base + sizeof *r);
+    uint32_t end = (uint32_t)(sizeof *r + 2 * r->n * sizeof(uint32_t)) + r->keylen;
+    size_t i = 0, j = 0, o = 0;
+    while (i < r->n || j < k->next) {
+        vg_scrape_label x = {0};
+        if (i < r->n) x = rec_label(base, offs, (uint32_t)i, r->n, end);
+        int c = i == r->n ? 1 : j == k->next ? -1 : name_cmp(&x, &k->ext[j]);
+        if (c <= 0) {
+            k->ebuf[o++] = x;
+            i++;
+            if (c == 0) j++;
+        } else {
+            k->ebuf[o++] = k->ext[j++];
+        }
+    }
+    return write_series(k, o, r->ts_ms, r->v);
+}
+
 void vg_scrape_encode_flush(vg_scrape_sink *k)
 {
     if (!k->enc.len) return;

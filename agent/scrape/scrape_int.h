@@ -294,6 +294,8 @@ typedef struct vg_scrape_sink {
 vg_err_t vg_scrape_encode_set_external(vg_scrape_sink *k, const vg_label_t *l, size_t n);
 /* Append one sample (sorted labels, external labels merged) to k->enc. */
 vg_err_t vg_scrape_encode(vg_scrape_sink *k, const vg_label_t *l, size_t n, int64_t ts, double v);
+/* The same for one staged record, with the lengths its offsets give (no strlen). */
+vg_err_t vg_scrape_encode_rec(vg_scrape_sink *k, const vg_stage_rec *r);
 /* Hand k->enc to emit_enc in one call (nothing when empty) and count it. */
 void vg_scrape_encode_flush(vg_scrape_sink *k);
 /* Release the encoding buffers. */

@@ -20,8 +20,10 @@
  *    max_delay_ms, on flush and on free; an encoded scrape is never split.
  *    Cutting packs the grouped series after the encoded bytes, writes the
  *    Batch fields and the MetricBatch length by hand (no protobuf-c sizing
- *    pass over the whole batch) and streams header and body through one
- *    reused zstd context with the size pledged, so the frame declares it
+ *    pass over the whole batch) into room kept free in front of the body,
+ *    and compresses header and body as one input with one reused zstd
+ *    context (ZSTD_compress2: the frame declares its size, and zstd reads
+ *    the input in place instead of copying it into a streaming window)
  *    (CPU, not I/O, so done under the lock), then pushes the bytes into a
  *    bounded in-memory queue.
  *  - One ship thread owns all I/O: the sink, the spool, the seq file. Each
@@ -130,6 +132,7 @@ struct vg_batcher {
     vg_buf enc;       /* MetricBatch body: encoded TimeSeries fields */
     vg_buf hdr;       /* Batch fields before the body, rebuilt at each cut */
     ZSTD_CCtx *zc;    /* reused for every cut */
+    size_t room;      /* bytes kept free at the front of enc for the header */
 
     /* encoded batches waiting for the sink, oldest at head */
     struct item q[QUEUE_CAP];
@@ -306,6 +309,17 @@ static void put_bytes(vg_buf *o, uint8_t tag, const char *p, size_t n)
     o->len += n;
 }
 
+/* Open b->enc with b->room bytes at the front, where the header goes at the
+ * cut, so header and body are one contiguous input for ZSTD_compress2 (the
+ * streaming API copied the whole body into its own window buffer). */
+static vg_err_t enc_open(struct vg_batcher *b)
+{
+    if (b->enc.len >= b->room) return VG_OK;
+    vg_err_t rc = vg_buf_reserve(&b->enc, b->room);
+    if (!rc) b->enc.len = b->room;
+    return rc;
+}
+
 /* Append the series grouped by vg_batcher_add to b->enc as MetricBatch
  * field 1, after the bytes vg_batcher_add_encoded put there. */
 static vg_err_t pack_grouped(struct vg_batcher *b)
@@ -334,32 +348,29 @@ static vg_err_t write_header(struct vg_batcher *b, uint64_t seq)
     uint64_t created = (uint64_t)vg_clock_wall_ms();
     if (created) b->hdr.data[b->hdr.len++] = 0x28, put_varint(&b->hdr, created);
     b->hdr.data[b->hdr.len++] = 0x52;
-    put_varint(&b->hdr, b->enc.len);
+    put_varint(&b->hdr, b->enc.len - b->room);
     return VG_OK;
 }
 
-/* Compress hdr + enc as one zstd frame that declares its content size. */
+/* Compress hdr + enc as one zstd frame that declares its content size: the
+ * header is copied into the room in front of the body, and the whole input
+ * goes to ZSTD_compress2 at once (which writes the content size). */
 static vg_err_t compress_frame(struct vg_batcher *b, uint8_t **out, size_t *len, vg_error *err)
 {
-    size_t raw = b->hdr.len + b->enc.len, cap = ZSTD_compressBound(raw);
+    if (b->hdr.len > b->room || b->enc.len < b->room)
+        return vg_error_set(err, VG_EINTERNAL, "batcher: header larger than its room");
+    char *src = b->enc.data + b->room - b->hdr.len;
+    memcpy(src, b->hdr.data, b->hdr.len);
+    size_t raw = b->hdr.len + b->enc.len - b->room, cap = ZSTD_compressBound(raw);
     uint8_t *dst = vg_malloc(cap ? cap : 1);
     if (!dst) return vg_error_set(err, VG_ENOMEM, "batcher: out of memory compressing batch");
-    ZSTD_CCtx_reset(b->zc, ZSTD_reset_session_only);
-    size_t z = ZSTD_CCtx_setPledgedSrcSize(b->zc, raw);
-    ZSTD_outBuffer o = {dst, cap, 0};
-    ZSTD_inBuffer h = {b->hdr.data, b->hdr.len, 0}, m = {b->enc.data, b->enc.len, 0};
-    while (!ZSTD_isError(z) && h.pos < h.size)
-        z = ZSTD_compressStream2(b->zc, &o, &h, ZSTD_e_continue);
-    do {
-        if (!ZSTD_isError(z)) z = ZSTD_compressStream2(b->zc, &o, &m, ZSTD_e_end);
-    } while (!ZSTD_isError(z) && z != 0 && o.pos < o.size);
-    if (ZSTD_isError(z) || z != 0) {
+    size_t z = ZSTD_compress2(b->zc, dst, cap, src, raw);
+    if (ZSTD_isError(z)) {
         vg_free(dst);
-        return vg_error_set(err, VG_EINTERNAL, "batcher: zstd: %s",
-                            ZSTD_isError(z) ? ZSTD_getErrorName(z) : "output full");
+        return vg_error_set(err, VG_EINTERNAL, "batcher: zstd: %s", ZSTD_getErrorName(z));
     }
     *out = dst;
-    *len = o.pos;
+    *len = z;
     return VG_OK;
 }
 
@@ -367,12 +378,12 @@ static vg_err_t encode_current(struct vg_batcher *b, uint64_t seq, uint8_t **out
                                vg_error *err)
 {
     int64_t t0 = vg_clock_mono_us();
-    if (pack_grouped(b) || write_header(b, seq))
+    if (enc_open(b) || pack_grouped(b) || write_header(b, seq))
         return vg_error_set(err, VG_ENOMEM, "batcher: out of memory encoding batch");
     vg_err_t rc = compress_frame(b, out, len, err);
     if (rc) return rc;
     vg_metric_inc(b->m.batches_cut);
-    vg_metric_add(b->m.bytes_raw, (double)(b->hdr.len + b->enc.len));
+    vg_metric_add(b->m.bytes_raw, (double)(b->hdr.len + b->enc.len - b->room));
     vg_metric_add(b->m.bytes_zstd, (double)*len);
     vg_metric_add(b->m.encode_us, (double)(vg_clock_mono_us() - t0) / 1e6);
     return VG_OK;
@@ -765,6 +776,8 @@ static vg_err_t init_fields(struct vg_batcher *b, const vg_batcher_opts *o)
     b->max_bytes = o->max_bytes ? o->max_bytes : VG_BATCHER_DEFAULT_MAX_BYTES;
     b->max_delay_ms = o->max_delay_ms > 0 ? o->max_delay_ms : 1000;
     b->level = o->zstd_level ? o->zstd_level : VG_BATCHER_DEFAULT_ZSTD_LEVEL;
+    b->room = strlen(b->agent_id ? b->agent_id : "") + strlen(b->node ? b->node : "") +
+              strlen(b->tenant ? b->tenant : "") + 3 * 11 + 3 * 11;
     b->spool = o->spool;
     b->interleave = o->interleave;
     b->rnd = (unsigned)vg_clock_wall_ms() ^ (unsigned)(uintptr_t)b;
@@ -873,7 +886,7 @@ vg_err_t vg_batcher_add_encoded(vg_batcher_t *b, const void *ts, size_t len, siz
         rc = VG_ELIMIT;
         goto out;
     }
-    if ((rc = vg_buf_append(&b->enc, ts, len))) goto out;
+    if ((rc = enc_open(b)) || (rc = vg_buf_append(&b->enc, ts, len))) goto out;
     b->est_bytes += len;
     if (b->nsamples == 0) {
         b->first_ms = vg_clock_mono_ms();
