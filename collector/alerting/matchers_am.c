@@ -107,12 +107,12 @@ static vg_err_t parse_op(cursor *c, vg_match_op *op)
 }
 
 /* A bare value runs to ',' or '}' (or the end) and is trimmed. */
-static vg_err_t parse_value(cursor *c, char *dst, int braced)
+static vg_err_t parse_value(cursor *c, char *dst)
 {
     skip_ws(c);
     if (*c->p == '"') return quoted(c, dst, c->err);
     size_t len = 0;
-    while (*c->p && *c->p != ',' && !(braced && *c->p == '}')) {
+    while (*c->p && *c->p != ',' && *c->p != '}') {
         if (*c->p == '"')
             return vg_error_set(c->err, VG_EINVAL, "unexpected quote in bare matcher value");
         if (put(dst, &len, *c->p++, c->err)) return VG_ETOOLARGE;
@@ -122,7 +122,7 @@ static vg_err_t parse_value(cursor *c, char *dst, int braced)
     return VG_OK;
 }
 
-static vg_err_t parse_one(cursor *c, int braced, vg_matcher_t **out)
+static vg_err_t parse_one(cursor *c, vg_matcher_t **out)
 {
     char *name = vg_malloc(AM_TOKEN_MAX), *value = vg_malloc(AM_TOKEN_MAX);
     vg_match_op op = VG_MATCH_EQ;
@@ -131,8 +131,7 @@ static vg_err_t parse_one(cursor *c, int braced, vg_matcher_t **out)
         rc = vg_error_set(c->err, VG_ENOMEM, "out of memory parsing a matcher");
         goto out;
     }
-    if ((rc = parse_name(c, name)) || (rc = parse_op(c, &op)) ||
-        (rc = parse_value(c, value, braced)))
+    if ((rc = parse_name(c, name)) || (rc = parse_op(c, &op)) || (rc = parse_value(c, value)))
         goto out;
     rc = vg_matcher_new(op, name, value, out, c->err);
 out:
@@ -157,7 +156,7 @@ static vg_err_t parse_list(cursor *c, vg_matcher_t **ms, size_t *n)
         skip_ws(c);
         if (!*c->p || (braced && *c->p == '}')) break;
         if (*n >= AM_MATCHERS_MAX) return vg_error_set(c->err, VG_ETOOLARGE, "too many matchers");
-        if ((rc = parse_one(c, braced, &ms[*n]))) return rc;
+        if ((rc = parse_one(c, &ms[*n]))) return rc;
         (*n)++;
         skip_ws(c);
         if (*c->p == ',')
