@@ -9,7 +9,9 @@
  * mode), so raising one tenant's series cap does not reset its rate.
  *
  * alerting is Alertmanager's format, decoded by alerting/amconfig.c
- * (vg_amconfig_parse). rule_files, siem and remote_write belong to modules
+ * (vg_amconfig_parse). rule_files are globs the rule manager expands and
+ * loads (rules/manager.c); global holds Prometheus's external_labels and
+ * external_url for rule templates. siem and remote_write belong to modules
  * that are not in this build. They are accepted only when empty and refused
  * otherwise, so no rule the user wrote is silently dropped.
  */
@@ -231,6 +233,19 @@ static const vg_cfg_field_t limits_schema[] = {
     {0},
 };
 
+static const vg_cfg_field_t global_schema[] = {
+    {.key = "external_labels",
+     .type = VG_CFG_T_LABELS,
+     .offset = CC(external_labels),
+     .count_offset = CC(nexternal_labels),
+     .doc = "labels available to alert templates as $externalLabels"},
+    {.key = "external_url",
+     .type = VG_CFG_T_STRING,
+     .offset = CC(external_url),
+     .doc = "URL this server is reached at; used for alerts' generatorURL and $externalURL"},
+    {0},
+};
+
 static const vg_cfg_field_t top_schema[] = {
     {.key = "collector",
      .type = VG_CFG_T_SECTION,
@@ -253,11 +268,15 @@ static const vg_cfg_field_t top_schema[] = {
      .min = "1s",
      .doc = "how often rule groups are evaluated by default"},
     {.key = "rule_files",
-     .type = VG_CFG_T_CUSTOM,
-     .parse = vg_cfg_unsupported,
-     .type_doc = "must be empty",
-     .def_doc = "`[]`",
-     .doc = "Prometheus rule files; not supported by this build yet"},
+     .type = VG_CFG_T_STRINGS,
+     .offset = CC(rule_files),
+     .count_offset = CC(nrule_files),
+     .doc = "Prometheus rule files (globs; relative ones are taken from the config file's "
+            "directory)"},
+    {.key = "global",
+     .type = VG_CFG_T_SECTION,
+     .sub = global_schema,
+     .doc = "Prometheus-style global settings used by rule evaluation"},
     {.key = "alerting",
      .type = VG_CFG_T_CUSTOM,
      .offset = CC(alerting),

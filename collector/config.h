@@ -60,6 +60,11 @@ typedef struct vg_collector_config {
     size_t ntenant_limits;
 
     int64_t evaluation_interval_ms; /* default 30s */
+    const char **rule_files;        /* globs, as written */
+    size_t nrule_files;
+    vg_label_t *external_labels; /* global.external_labels, sorted */
+    size_t nexternal_labels;
+    const char *external_url; /* global.external_url; NULL = none */
 
     vg_amconfig_t alerting; /* alerting: (Alertmanager format); alerting.configured = 0 if empty */
 } vg_collector_config_t;
