@@ -52,7 +52,8 @@ static int route_matches(const vg_am_route_t *r, const vg_label_t *l, size_t n)
     return 1;
 }
 
-/* Append the routes under r (which matched) to out; returns the new count. */
+/* Append the routes under r (which matched) to out; returns how many are in out;
+ * *total counts all, including those past max. */
 static size_t walk(const vg_am_route_t *r, const vg_label_t *l, size_t n, const vg_am_route_t **out,
                    size_t max, size_t cnt, size_t *total)
 {
@@ -75,5 +76,6 @@ size_t vg_am_route_match(const vg_am_route_t *root, const vg_label_t *l, size_t 
 {
     size_t total = 0;
     if (!root || !route_matches(root, l, n)) return 0;
-    return walk(root, l, n, out, max, 0, &total);
+    (void)walk(root, l, n, out, max, 0, &total);
+    return total;
 }
