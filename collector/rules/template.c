@@ -16,6 +16,7 @@
  */
 #include <stdarg.h>
 #include <stdio.h>
+#include <stdlib.h>
 #include <string.h>
 
 #include "rules/template_int.h"
@@ -178,9 +179,10 @@ static vg_err_t call(X *x, const tcmd *c, tval dot, const tval *final, tval *out
                     f->name);
     if ((want >= 0 && argc != (size_t)want) || (want == -1 && argc < 1)) {
         if (want >= 0)
-            return xerr(x, c->pos, f->text, clen, "wrong number of args for %.*s: want %d got %zu",
-                        (int)f->nlen, f->name, want, argc);
-        return xerr(x, c->pos, f->text, clen,
+            return xerr(x, f->pos, f->text, f->tlen,
+                        "wrong number of args for %.*s: want %d got %zu", (int)f->nlen, f->name,
+                        want, argc);
+        return xerr(x, f->pos, f->text, f->tlen,
                     "wrong number of args for %.*s: want at least 1 got 0", (int)f->nlen, f->name);
     }
     tval *argv = vg_arena_calloc(x->e.a, (argc + 1) * sizeof *argv);
@@ -193,7 +195,7 @@ static vg_err_t call(X *x, const tcmd *c, tval dot, const tval *final, tval *out
     x->e.raw = 0;
     rc = fn(&x->e, argv, argc, out);
     if (rc == VG_ENOMEM) return rc;
-    if (rc && x->e.raw) return xerr(x, c->pos, f->text, clen, "%s", x->e.msg);
+    if (rc && x->e.raw) return xerr(x, f->pos, f->text, f->tlen, "%s", x->e.msg);
     if (rc)
         return xerr(x, c->pos, f->text, clen, "error calling %.*s: %s", (int)f->nlen, f->name,
                     x->e.msg);
@@ -206,8 +208,9 @@ static vg_err_t cmd_eval(X *x, const tcmd *c, tval dot, const tval *final, tval 
     if (rc) return rc;
     const targ *a = &c->args[0];
     if (a->k == A_IDENT) return call(x, c, dot, final, out);
+    if (a->k == A_NIL) return xerr(x, a->pos, a->text, a->tlen, "%s", "nil is not a command");
     if (c->nargs > 1 || final)
-        return xerr(x, c->pos, a->text, cmd_len(c), "can't give argument to non-function %.*s",
+        return xerr(x, a->pos, a->text, a->tlen, "can't give argument to non-function %.*s",
                     (int)a->tlen, a->text);
     return arg_eval(x, a, dot, out);
 }
@@ -259,6 +262,37 @@ static vg_err_t range_one(X *x, const tnode *n, tval dot, tval key, tval val)
     return rc;
 }
 
+/* Go ranges over map[string]interface{} in sorted key order (arg0, arg1, arg10, arg2...). */
+static vg_err_t range_args(X *x, const tnode *n, tval v, tval dot, size_t *cnt)
+{
+    char **keys = vg_arena_alloc(x->e.a, (v.n + 1) * sizeof *keys);
+    if (!keys) return VG_ENOMEM;
+    for (size_t i = 0; i < v.n; i++)
+        if (!(keys[i] = vg_arena_sprintf(x->e.a, "arg%zu", i))) return VG_ENOMEM;
+    for (size_t i = 1; i < v.n; i++)
+        for (size_t j = i; j > 0 && strcmp(keys[j - 1], keys[j]) > 0; j--) {
+            char *t = keys[j];
+            keys[j] = keys[j - 1], keys[j - 1] = t;
+        }
+    vg_err_t rc = VG_OK;
+    for (size_t i = 0; i < v.n && !rc; i++, (*cnt)++)
+        rc = range_one(x, n, dot, (tval){.k = V_STR, .s = keys[i], .slen = strlen(keys[i])},
+                       v.args[strtoul(keys[i] + 3, NULL, 10)]);
+    return rc;
+}
+
+static vg_err_t range_error(X *x, const tnode *n, const tval *v)
+{
+    const tcmd *c = &n->pipe->cmds[0];
+    vg_buf b;
+    vg_buf_init(&b, 256);
+    if (tmpl_print(&x->e, &b, v) == VG_ENOMEM) return VG_ENOMEM;
+    xerr(x, n->pipe->pos, c->args[0].text, cmd_len(c), "range can't iterate over %s",
+         b.data ? b.data : "");
+    vg_buf_free(&b);
+    return VG_EINVAL;
+}
+
 static vg_err_t range(X *x, const tnode *n, tval v, tval dot)
 {
     vg_err_t rc = VG_OK;
@@ -274,13 +308,10 @@ static vg_err_t range(X *x, const tnode *n, tval v, tval dot)
             rc = range_one(x, n, dot, (tval){.k = V_STR, .s = l->name, .slen = strlen(l->name)},
                            (tval){.k = V_STR, .s = l->value, .slen = strlen(l->value)});
         }
-    } else if (v.k == V_INT) {
-        for (long long i = 0; i < v.i && !rc; i++, cnt++)
-            rc = range_one(x, n, dot, (tval){.k = V_INT, .i = i}, (tval){.k = V_INT, .i = i});
+    } else if (v.k == V_ARGS) {
+        rc = range_args(x, n, v, dot, &cnt);
     } else if (v.k != V_NIL) {
-        const tcmd *c = &n->pipe->cmds[0];
-        return xerr(x, n->pipe->pos, c->args[0].text, cmd_len(c), "range can't iterate over %s",
-                    v.k == V_STR ? v.s : tmpl_type_name(&v));
+        return range_error(x, n, &v);
     }
     if (!rc && !cnt) rc = walk_list(x, n->elselist, dot);
     return rc;

@@ -55,16 +55,18 @@ vg_err_t tmpl_go_float(vg_buf *b, double v, int prec)
 
 const char *tmpl_type_name(const tval *v)
 {
-    static const char *names[] = {[V_NIL] = "<nil>",
-                                  [V_BOOL] = "bool",
-                                  [V_INT] = "int",
-                                  [V_FLOAT] = "float64",
-                                  [V_STR] = "string",
-                                  [V_MAP] = "map[string]string",
-                                  [V_SAMPLE] = "*template.sample",
-                                  [V_VEC] = "template.queryResult",
-                                  [V_DATA] = "*template.tmplData",
-                                  [V_ARGS] = "map[string]interface {}"};
+    static const char *names[] = {
+        [V_NIL] = "<nil>",
+        [V_BOOL] = "bool",
+        [V_INT] = "int",
+        [V_FLOAT] = "float64",
+        [V_STR] = "string",
+        [V_MAP] = "map[string]string",
+        [V_SAMPLE] = "*template.sample",
+        [V_VEC] = "template.queryResult",
+        [V_DATA] = "struct { Labels map[string]string; ExternalLabels map[string]string; "
+                   "ExternalURL string; Value float64 }",
+        [V_ARGS] = "map[string]interface {}"};
     return names[v->k];
 }
 
@@ -281,25 +283,64 @@ static vg_err_t fn_humanizeTimestamp(texec *x, tval *av, size_t ac, tval *res)
 
 /* ---- strings ---- */
 
+/* Case of a two-byte UTF-8 letter (Latin-1, Latin Extended-A, Greek,
+ * Cyrillic): enough for the names people put in labels; the encoded
+ * length never changes. Returns r unchanged for anything else. */
+static unsigned case2(unsigned r, int upper)
+{
+    if (upper) {
+        if ((r >= 0xE0 && r <= 0xFE && r != 0xF7) || (r >= 0x3B1 && r <= 0x3C9 && r != 0x3C2) ||
+            (r >= 0x430 && r <= 0x44F))
+            return r - 0x20;
+        if (r >= 0x450 && r <= 0x45F) return r - 0x50;
+        if (r >= 0x100 && r <= 0x137 && (r & 1)) return r - 1;
+    } else {
+        if ((r >= 0xC0 && r <= 0xDE && r != 0xD7) || (r >= 0x391 && r <= 0x3A9 && r != 0x3A2) ||
+            (r >= 0x410 && r <= 0x42F))
+            return r + 0x20;
+        if (r >= 0x400 && r <= 0x40F) return r + 0x50;
+        if (r >= 0x100 && r <= 0x137 && !(r & 1)) return r + 1;
+    }
+    return r;
+}
+
+/* Upper- or lower-case the rune at o[i]; returns its length in bytes. */
+static size_t case_at(char *o, size_t i, size_t n, int upper)
+{
+    unsigned char c = (unsigned char)o[i];
+    if (c < 0x80) {
+        o[i] = (char)(upper ? toupper(c) : tolower(c));
+        return 1;
+    }
+    if ((c & 0xE0) == 0xC0 && i + 1 < n && ((unsigned char)o[i + 1] & 0xC0) == 0x80) {
+        unsigned r = case2(((c & 0x1Fu) << 6) | ((unsigned char)o[i + 1] & 0x3Fu), upper);
+        if (r >= 0x80 && r < 0x800)
+            o[i] = (char)(0xC0 | (r >> 6)), o[i + 1] = (char)(0x80 | (r & 0x3F));
+        return 2;
+    }
+    return 1;
+}
+
+/* mode 0 toUpper, 1 toLower, 2 title (Go's strings.Title word starts). */
 static vg_err_t map_chars(texec *x, tval *av, tval *res, int mode)
 {
     const char *s;
     if (want_str(x, &av[0], &s)) return VG_EINVAL;
-    char *o = vg_arena_strndup(x->a, s, av[0].slen);
+    size_t n = av[0].slen;
+    char *o = vg_arena_strndup(x->a, s, n);
     if (!o) return VG_ENOMEM;
     int sep = 1;
-    for (size_t i = 0; i < av[0].slen; i++) {
+    for (size_t i = 0; i < n;) {
         unsigned char c = (unsigned char)o[i];
-        if (mode == 0)
-            o[i] = (char)toupper(c);
-        else if (mode == 1)
-            o[i] = (char)tolower(c);
-        else {
-            if (sep) o[i] = (char)toupper(c);
-            sep = c < 0x80 && !isalnum(c) && c != '_';
+        if (mode < 2) {
+            i += case_at(o, i, n, mode == 0);
+            continue;
         }
+        size_t w = sep ? case_at(o, i, n, 1) : 1;
+        sep = c < 0x80 && !isalnum(c) && c != '_';
+        i += w;
     }
-    *res = (tval){.k = V_STR, .s = o, .slen = av[0].slen};
+    *res = (tval){.k = V_STR, .s = o, .slen = n};
     return VG_OK;
 }
 
@@ -779,8 +820,13 @@ static vg_err_t verb1(texec *x, vg_buf *b, const char *spec, char verb, int widt
     }
     if (strchr("eEfFgG", verb) && v->k == V_FLOAT) {
         if (isnan(v->f) || isinf(v->f)) return tmpl_go_float(b, v->f, -1);
-        if ((verb == 'g' || verb == 'G') && prec < 0 && width == 0)
-            return tmpl_go_float(b, v->f, -1);
+        if ((verb == 'g' || verb == 'G') && prec < 0 && width == 0) {
+            size_t at = b->len;
+            vg_err_t rc = tmpl_go_float(b, v->f, -1);
+            for (size_t i = at; !rc && verb == 'G' && i < b->len; i++)
+                b->data[i] = (char)toupper((unsigned char)b->data[i]);
+            return rc;
+        }
         snprintf(f, sizeof f, "%s%c", spec, verb);
         return vg_buf_printf(b, f, v->f);
     }

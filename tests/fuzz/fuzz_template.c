@@ -40,8 +40,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     memcpy(src, data, size);
     src[size] = '\0';
     vg_tmpl_check("__alert_F", src, NULL);
-    vg_tmpl_data d = {.labels = L, .nlabels = 3, .value = 1234.5, .external_url = "http://x",
-                      .query = q, .query_free = qfree, .query_ud = NULL};
+    vg_tmpl_data d = {.labels = L,
+                      .nlabels = 3,
+                      .value = 1234.5,
+                      .external_url = "http://x",
+                      .query = q,
+                      .query_free = qfree,
+                      .query_ud = NULL};
     vg_buf out;
     vg_buf_init(&out, 0);
     vg_tmpl_expand("__alert_F", src, &d, &out);

@@ -13,6 +13,7 @@
 #include <string.h>
 
 #include <cmocka.h>
+#include <jansson.h>
 
 #include "rules/template.h"
 #include "vigil/alloc.h"
@@ -121,6 +122,33 @@ static void test_prometheus_rendered(void **state)
     for (size_t i = 0; i < N(PROM); i++) check(PROM[i].src, PROM[i].want, 0);
 }
 
+/* tests/data/template/prometheus_rendered.jsonl: {"src", "want"} per line,
+ * "want" read back from a real Prometheus's /api/v1/alerts for an alert on
+ * vector(1234567) with no labels and external URL http://prom:9090. */
+static void test_prometheus_rendered_file(void **state)
+{
+    (void)state;
+    FILE *f = fopen(VIGIL_SOURCE_DIR "/tests/data/template/prometheus_rendered.jsonl", "r");
+    assert_non_null(f);
+    char line[8192];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_t *j = json_loads(line, 0, NULL);
+        assert_non_null(j);
+        vg_tmpl_data d = {.value = 1234567, .external_url = "http://prom:9090"};
+        char *got = expand_with(json_string_value(json_object_get(j, "src")), &d);
+        const char *want = json_string_value(json_object_get(j, "want"));
+        if (strcmp(got, want))
+            fprintf(stderr, "line %d\n  want: %s\n  got:  %s\n", n + 1, want, got);
+        assert_string_equal(got, want);
+        vg_free(got);
+        json_decref(j);
+        n++;
+    }
+    fclose(f);
+    assert_true(n >= 30);
+}
+
 static const struct {
     const char *src, *want;
 } CASES[] = {
@@ -185,7 +213,7 @@ static const struct {
     {"{{ humanize 1 2 }}",
      "<error expanding template: error executing template __alert_X: template: __alert_X:1:115: "
      "executing "
-     "\"__alert_X\" at <humanize 1 2>: wrong number of args for humanize: want 1 got 2>"},
+     "\"__alert_X\" at <humanize>: wrong number of args for humanize: want 1 got 2>"},
     {"a\n {{ $value | toUpper }}",
      "<error expanding template: error executing template __alert_X: template: __alert_X:2:13: "
      "executing "
@@ -221,7 +249,11 @@ static void test_limits(void **state)
     got = expand_with("{{define \"r\"}}x{{template \"r\" .}}{{end}}{{template \"r\" 1}}", NULL);
     assert_non_null(strstr(got, "exceeded maximum template depth"));
     vg_free(got);
-    got = expand_with("{{range 1000000}}{{range 1000000}}xxxxxxxxxx{{end}}{{end}}", NULL);
+    got = expand_with(
+        "{{range args 1 2 3 4 5 6 7 8}}{{range args 1 2 3 4 5 6 7 8}}{{range args 1 2 3 4 5 6 7 "
+        "8}}{{range args 1 2 3 4 5 6 7 8}}{{range args 1 2 3 4 5 6 7 8}}{{range args 1 2 3 4 5 6 7 "
+        "8}}{{range args 1 2 3 4 5 6 7 8}}xx{{end}}{{end}}{{end}}{{end}}{{end}}{{end}}{{end}}",
+        NULL);
     assert_non_null(strstr(got, "<error expanding template: error executing template __alert_X: "));
     vg_free(got);
     got = expand_with("{{ $value }}", NULL);
@@ -249,6 +281,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prometheus_rendered),
+        cmocka_unit_test(test_prometheus_rendered_file),
         cmocka_unit_test(test_cases),
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_limits),
