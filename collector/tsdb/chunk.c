@@ -166,6 +166,16 @@ vg_err_t vg_chunk_append(vg_chunk_t *c, int64_t ts, double v)
     return VG_OK;
 }
 
+void vg_chunk_shrink(vg_chunk_t *c)
+{
+    size_t used = (c->nbits + 7) / 8;
+    if (used >= c->cap) return;
+    uint8_t *nb = vg_realloc(c->buf, used);
+    if (!nb) return; /* keep the larger buffer */
+    c->buf = nb;
+    c->cap = used;
+}
+
 size_t vg_chunk_num_samples(const vg_chunk_t *c)
 {
     return c->n;

@@ -34,6 +34,9 @@ void vg_chunk_free(vg_chunk_t *c);
 /* Append a sample. The caller guarantees ts is after the last one.
  * VG_ETOOLARGE when the chunk is full (65535 samples), VG_ENOMEM. */
 vg_err_t vg_chunk_append(vg_chunk_t *c, int64_t ts, double v);
+/* Give back the unused tail of the buffer (a full chunk no longer grows;
+ * appending later still works). */
+void vg_chunk_shrink(vg_chunk_t *c);
 /* Number of samples in the chunk. */
 size_t vg_chunk_num_samples(const vg_chunk_t *c);
 /* The encoded bytes (count header included); valid until the next append. */

@@ -48,11 +48,11 @@ struct vg_head {
     uint32_t *slots; /* ref + 1; 0 = free */
     size_t nslots;
     vg_index index;
-    uint32_t gen;       /* bumped by every truncate */
-    int64_t min_valid;  /* samples older than this are out of bounds (last truncate) */
-    int64_t ooo_window; /* < 0: no out-of-order window */
+    uint32_t gen;        /* bumped by every truncate */
+    int64_t min_valid;   /* samples older than this are out of bounds (last truncate) */
+    int64_t ooo_window;  /* < 0: no out-of-order window */
     uint64_t max_series; /* 0: no cap on live series */
-    int64_t mint, maxt; /* updated with atomics */
+    int64_t mint, maxt;  /* updated with atomics */
     int has_samples;
 };
 
@@ -337,7 +337,10 @@ static vg_err_t append_tail(series *s, int64_t ts, double v)
             return rc;
         }
     }
-    return vg_chunk_append(s->chunks[s->nchunks - 1], ts, v);
+    vg_chunk_t *last = s->chunks[s->nchunks - 1];
+    vg_err_t rc = vg_chunk_append(last, ts, v);
+    if (!rc && vg_chunk_num_samples(last) == VG_CHUNK_MAX_SAMPLES) vg_chunk_shrink(last);
+    return rc;
 }
 
 /* Encode samples [from, to) as a new chunk. */
@@ -350,6 +353,7 @@ static vg_chunk_t *encode(const int64_t *t, const double *v, size_t from, size_t
             c = NULL;
         }
     }
+    if (c) vg_chunk_shrink(c);
     return c;
 }
 

@@ -226,12 +226,38 @@ static void test_max_series(void **state)
     vg_head_free(h);
 }
 
+/* A shrunk chunk still appends and decodes bit for bit. */
+static void test_chunk_shrink(void **state)
+{
+    (void)state;
+    vg_chunk_t *c = vg_chunk_new();
+    for (int i = 0; i < 200; i++) {
+        assert_int_equal(vg_chunk_append(c, i * 1000 + (i % 3), i * 0.5), VG_OK);
+        if (i % 37 == 0) vg_chunk_shrink(c);
+    }
+    size_t len;
+    const uint8_t *b = vg_chunk_bytes(c, &len);
+    vg_chunk_iter it;
+    int64_t t;
+    double v;
+    int n = 0;
+    vg_chunk_iter_init(&it, b, len);
+    for (; vg_chunk_iter_next(&it, &t, &v); n++) {
+        assert_int_equal(t, n * 1000 + (n % 3));
+        assert_true(v == n * 0.5);
+    }
+    assert_int_equal(n, 200);
+    assert_int_equal(vg_chunk_iter_err(&it), VG_OK);
+    vg_chunk_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_ooo_insert_in_order), cmocka_unit_test(test_ooo_dup_conflict_bounds),
         cmocka_unit_test(test_ooo_shuffled),        cmocka_unit_test(test_truncate),
         cmocka_unit_test(test_truncate_churn),      cmocka_unit_test(test_max_series),
+        cmocka_unit_test(test_chunk_shrink),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
