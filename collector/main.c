@@ -8,14 +8,19 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <pthread.h>
 #include <signal.h>
 
+#include "alerting/alerts_api.h"
+#include "alerting/dispatch.h"
 #include "alerting/silence.h"
 #include "api/api.h"
 #include "config.h"
 #include "ingest/ingest.h"
 #include "ingest/kafka_consumer.h"
 #include "remotewrite/receiver.h"
+#include "rules/manager.h"
+#include "rules/rules_api.h"
 #include "tsdb/tsdb.h"
 #include "vigil/cli.h"
 #include "vigil/duration.h"
@@ -33,8 +38,51 @@ typedef struct collector {
     vg_rw_receiver_t *rw; /* POST /api/v1/write */
     vg_api_t *api;
     vg_silences_t *silences; /* /api/v2/silences, <data_dir>/silences */
+    vg_inhibitor_t *inhibitor;
+    vg_nflog_t *nflog;        /* <data_dir>/nflog */
+    vg_alerting_mute_t mute;  /* inhibitor + silences for the dispatcher */
+    vg_dispatch_t *dispatch;  /* alerting: routing, grouping, notifications */
     vg_promql_opts query; /* --query.max-samples, --query.timeout */
+    vg_rules_t *rules;       /* rule groups; /api/v1/rules, /api/v1/alerts */
+    const char *config_path; /* re-read on SIGHUP and POST /-/reload */
+    pthread_mutex_t reload_mu;
 } collector;
+
+/* Reload what can change at run time (the rules) from the config file. A
+ * broken config or rule file keeps the running rules and says why. */
+static vg_err_t collector_reload(collector *c, vg_error *err)
+{
+    vg_collector_config_t *cfg = NULL;
+    pthread_mutex_lock(&c->reload_mu);
+    vg_err_t rc = vg_collector_config_load(c->config_path, &cfg, err);
+    if (!rc) rc = vg_rules_load_config(c->rules, cfg, err);
+    pthread_mutex_unlock(&c->reload_mu);
+    vg_collector_config_free(cfg);
+    char q[600];
+    if (rc)
+        vg_log_error("collector", "reload failed; keeping the previous rules", "err=%s",
+                     vg_logq(q, sizeof(q), vg_error_msg(err, rc)));
+    else
+        vg_log_info("collector", "reloaded", "config=%s", c->config_path ? c->config_path : "-");
+    return rc;
+}
+
+/* POST /-/reload (Prometheus's lifecycle endpoint). */
+static void on_reload(void *ud, const vg_http_req *req, vg_http_resp *resp)
+{
+    vg_error err = {0};
+    (void)req;
+    vg_err_t rc = collector_reload(ud, &err);
+    if (rc) vg_http_resp_text(resp, 500, "failed to reload config: %s\n", vg_error_msg(&err, rc));
+}
+
+static vg_err_t start_rules(collector *c, vg_error *err)
+{
+    vg_rules_opts o = {.db = c->db, .engine = &c->query, .metrics = c->metrics, .restore = 1};
+    c->rules = vg_rules_new(&o);
+    if (!c->rules) return vg_error_set(err, VG_ENOMEM, "cannot allocate the rule manager");
+    return vg_rules_load_config(c->rules, c->cfg, err);
+}
 
 static vg_err_t on_kafka_batch(void *ud, const char *topic, const char *tenant_key,
                                const uint8_t *data, size_t len, vg_error *err)
@@ -84,6 +132,9 @@ static vg_err_t start_http(collector *c, vg_error *err)
     if (!rc && !c->api) rc = vg_error_set(err, VG_ENOMEM, "cannot allocate the query engine");
     if (!rc) rc = vg_api_register(c->httpd, c->api, c->metrics);
     if (!rc) rc = vg_silences_register(c->silences, c->httpd);
+    if (!rc) rc = vg_rules_register_http(c->httpd, c->rules);
+    if (!rc) rc = vg_httpd_route(c->httpd, "POST", "/-/reload", on_reload, c);
+    if (!rc) rc = vg_alerts_api_register(c->dispatch, &c->mute, c->httpd);
     if (!rc) rc = vg_httpd_start(c->httpd, err);
     if (!rc) vg_log_info("collector", "listening", "addr=%s", c->cfg->listen);
     return rc;
@@ -110,6 +161,23 @@ static vg_err_t open_store(collector *c, vg_error *err)
     return rc;
 }
 
+/* The dispatcher behind /api/v2/alerts (and the rule evaluator's alerts). */
+static vg_err_t start_dispatch(collector *c, vg_error *err)
+{
+    const vg_collector_config_t *cfg = c->cfg;
+    c->inhibitor = vg_inhibitor_new(&cfg->alerting);
+    if (!c->inhibitor) return vg_error_set(err, VG_ENOMEM, "out of memory at start-up");
+    c->mute = (vg_alerting_mute_t){c->inhibitor, c->silences};
+    vg_err_t rc = vg_nflog_open(cfg->data_dir, 0, &c->nflog, err);
+    vg_dispatch_opts o = {.cfg = &cfg->alerting, .nflog = c->nflog, .metrics = c->metrics,
+                          .external_url = cfg->external_url, .workers = 4,
+                          .muted = vg_alerting_mutes, .observe = vg_alerting_observe,
+                          .mute_ud = &c->mute};
+    if (!rc) rc = vg_dispatch_new(&o, &c->dispatch, err);
+    if (!rc) rc = vg_dispatch_start(c->dispatch, err);
+    return rc;
+}
+
 static vg_err_t collector_start(collector *c, vg_error *err)
 {
     c->metrics = vg_metrics_new();
@@ -123,7 +191,10 @@ static vg_err_t collector_start(collector *c, vg_error *err)
                                    "version=\"" VIGIL_VERSION "\",program=\"vigil-collector\""),
                   1);
     rc = vg_silences_open(c->cfg->data_dir, c->metrics, &c->silences, err);
+    if (!rc) rc = start_dispatch(c, err);
+    if (!rc) rc = start_rules(c, err);
     if (!rc) rc = start_http(c, err);
+    if (!rc) rc = vg_rules_start(c->rules, err);
     if (!rc) rc = start_kafka(c, err);
     if (!rc) vg_metrics_set_ready(c->metrics, 1);
     return rc;
@@ -133,7 +204,11 @@ static void collector_stop(collector *c)
 {
     vg_kafka_consumer_free(c->kafka);
     vg_httpd_free(c->httpd);
+    vg_rules_free(c->rules);
     vg_api_free(c->api);
+    vg_dispatch_free(c->dispatch);
+    vg_nflog_free(c->nflog);
+    vg_inhibitor_free(c->inhibitor);
     vg_silences_free(c->silences);
     vg_rw_receiver_free(c->rw);
     vg_ingest_free(c->ingest);
@@ -190,6 +265,8 @@ int main(int argc, char **argv)
                                 extra, 2, &cli);
     if (st) return st < 0 ? 0 : st;
     collector c = {0};
+    c.config_path = cli.config;
+    pthread_mutex_init(&c.reload_mu, NULL);
     if ((st = query_flags(max_samples, timeout, &c.query))) return st;
     if (load_config(&cli, &c)) return 1;
     if (cli.check_config) {
@@ -209,8 +286,10 @@ int main(int argc, char **argv)
     }
     vg_log_info("collector", "started", "version=%s config=%s", VIGIL_VERSION, c.cfg->source);
     int sig;
-    while ((sig = vg_cli_wait_signal()) == SIGHUP)
-        vg_log_info("collector", "SIGHUP: nothing to reload in this build", NULL);
+    while ((sig = vg_cli_wait_signal()) == SIGHUP) {
+        vg_error rerr = {0};
+        collector_reload(&c, &rerr);
+    }
     vg_log_info("collector", "shutting down", "signal=%d", sig);
     collector_stop(&c);
     return 0;

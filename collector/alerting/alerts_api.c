@@ -304,7 +304,7 @@ static vg_err_t alert_json(api_ctx *c, const get_opts *o, const vg_dispatch_aler
     const vg_alert_t *a = &da->a;
     if (!filters_match(o, a)) return VG_OK;
     size_t mark = b->len;
-    int sil, inh, rmatch;
+    int sil = 0, inh = 0, rmatch = 0;
     vg_err_t rc = vg_buf_puts(b, *first ? "{\"annotations\":" : ",{\"annotations\":");
     if (!rc) rc = vg_notify_json_labels(b, a->annotations, a->nannotations);
     if (!rc) rc = time_field(b, "endsAt", a->ends_at);
