@@ -12,6 +12,7 @@
 #include "agent/config.h"
 #include "collector/config.h"
 #include "backfill.h"
+#include "check_rules.h"
 #include "promqltest.h"
 #include "vigil/buf.h"
 #include "vigil/httpc.h"
@@ -56,6 +57,7 @@ static int check_agent(const char *path)
 /* vigilctl check config agent|collector FILE... */
 static int cmd_check(int argc, char **argv)
 {
+    if (argc >= 2 && strcmp(argv[1], "rules") == 0) return vg_ctl_check_rules(argc - 2, argv + 2);
     if (argc < 4 || strcmp(argv[1], "config") != 0) {
         fprintf(stderr, "usage: vigilctl check config agent|collector FILE...\n");
         return 2;
@@ -141,7 +143,7 @@ static const struct {
     cmd_fn fn;
 } commands[] = {
     {"version", "print the version", cmd_version},
-    {"check", "check config agent|collector FILE...: validate config files", cmd_check},
+    {"check", "check config agent|collector FILE... | check rules FILE...: validate files", cmd_check},
     {"query", "query EXPR: run an instant query on the collector", cmd_query},
     {"series", "series SELECTOR: list matching series", cmd_series},
     {"promql-test", "promql-test [-v] FILE...: run promqltest scripts in-process",

@@ -62,6 +62,11 @@ void vg_rules_set_sink(vg_rules_t *m, vg_alert_sink_fn fn, void *ud);
 vg_err_t vg_rules_load(vg_rules_t *m, const char *const *files, size_t nfiles,
                        const vg_rules_settings *s, vg_error *err);
 
+struct vg_collector_config;
+/* Expand cfg's rule_files (relative to the config file's directory) and
+ * vg_rules_load them with its evaluation_interval and global settings. */
+vg_err_t vg_rules_load_config(vg_rules_t *m, const struct vg_collector_config *cfg, vg_error *err);
+
 /* Start the evaluation thread. */
 vg_err_t vg_rules_start(vg_rules_t *m, vg_error *err);
 
