@@ -566,8 +566,7 @@ static const api_route routes[] = {
     {"/api/v1/metadata", "metadata", vg_api_metadata},
     {"/api/v1/status/buildinfo", "buildinfo", vg_api_buildinfo},
     {"/api/v1/query_exemplars", "query_exemplars", vg_api_query_exemplars},
-    {"/api/v1/rules", "rules", vg_api_rules},
-    {"/api/v1/alerts", "alerts", vg_api_alerts},
+    /* /api/v1/rules and /api/v1/alerts are served by rules/rules_api.c. */
     {"/federate", "federate", vg_api_federate},
     {"/api/v1/read", "read", NULL},
 };
