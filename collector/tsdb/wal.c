@@ -255,8 +255,10 @@ vg_err_t vg_wal_batch_sample(vg_wal_batch *b, uint64_t ref, int64_t ts, double v
     vg_err_t rc = vg_buf_append(&b->samples, s, sizeof(s));
     if (rc) return rc;
     if (ts > b->maxt) b->maxt = ts;
-    frame_close(&b->samples, b->rec_start); /* keep the record valid after every sample */
-    if (++b->rec_n == SAMPLES_PER) b->rec_n = 0;
+    if (++b->rec_n == SAMPLES_PER) {
+        frame_close(&b->samples, b->rec_start);
+        b->rec_n = 0;
+    }
     return VG_OK;
 }
 
@@ -416,8 +418,9 @@ static vg_err_t write_locked(vg_wal_t *w, const vg_wal_batch *b, uint64_t *pos, 
     return VG_OK;
 }
 
-vg_err_t vg_wal_write(vg_wal_t *w, const vg_wal_batch *b, uint64_t *pos, vg_error *err)
+vg_err_t vg_wal_write(vg_wal_t *w, vg_wal_batch *b, uint64_t *pos, vg_error *err)
 {
+    if (b->rec_n) frame_close(&b->samples, b->rec_start); /* the open samples record */
     pthread_mutex_lock(&w->mu);
     vg_err_t rc = write_locked(w, b, pos, err);
     pthread_mutex_unlock(&w->mu);

@@ -85,10 +85,10 @@ vg_err_t vg_wal_open(const char *dir, uint64_t segment_bytes, int64_t sync_ms,
 /* Stop the syncer, fsync and close. NULL is a no-op. */
 void vg_wal_close(vg_wal_t *w);
 
-/* Append the batch's records (series the current segment already declared
- * are skipped); *pos = the log position just past them. Thread-safe.
+/* Seal the batch and append its records (series the current segment
+ * already declared are skipped); *pos = the log position just past them. Thread-safe.
  * VG_EIO when the write failed (nothing of the batch is kept). */
-vg_err_t vg_wal_write(vg_wal_t *w, const vg_wal_batch *b, uint64_t *pos, vg_error *err);
+vg_err_t vg_wal_write(vg_wal_t *w, vg_wal_batch *b, uint64_t *pos, vg_error *err);
 /* Wait until an fsync covers pos (VG_WAL_SYNC_ALL: all written so far).
  * VG_EIO once any fsync failed (sticky). Thread-safe. */
 vg_err_t vg_wal_sync(vg_wal_t *w, uint64_t pos, vg_error *err);
