@@ -16,10 +16,9 @@
 #include "tsdb/postings.h"
 #include "vigil/alloc.h"
 
-#define NSTRIPES       64
-#define PAGE_BITS      12 /* series pointers live in pages of 4096 refs */
-#define PAGE_SIZE      (1u << PAGE_BITS)
-#define DEFAULT_OOO_MS (10 * 60 * 1000)
+#define NSTRIPES  64
+#define PAGE_BITS 12 /* series pointers live in pages of 4096 refs */
+#define PAGE_SIZE (1u << PAGE_BITS)
 
 typedef struct series {
     uint64_t id;
@@ -87,7 +86,7 @@ vg_head_t *vg_head_new(void)
         if (pthread_mutex_init(&h->stripes[h->nstripes_ok], NULL) != 0) goto fail;
     h->strtab = vg_strtab_new();
     if (!h->strtab) goto fail;
-    h->ooo_window = DEFAULT_OOO_MS;
+    h->ooo_window = VG_HEAD_OOO_DEFAULT_MS;
     h->min_valid = INT64_MIN;
     return h;
 fail:
@@ -393,7 +392,10 @@ static vg_err_t reencode_insert(series *s, size_t i, int64_t ts, double v)
 static vg_err_t insert_old(const vg_head_t *h, series *s, int64_t ts, double v, vg_append_res *res)
 {
     *res = VG_APPEND_OUT_OF_ORDER;
-    if (h->ooo_window < 0 || ts < h->min_valid || ts < s->last_ts - h->ooo_window) return VG_OK;
+    /* last_ts >= ts, so the unsigned difference is exact even across the int64 range. */
+    if (h->ooo_window < 0 || ts < h->min_valid ||
+        (uint64_t)s->last_ts - (uint64_t)ts > (uint64_t)h->ooo_window)
+        return VG_OK;
     size_t i = chunk_for(s, ts);
     vg_err_t rc = i == s->nchunks ? append_tail(s, ts, v) : reencode_insert(s, i, ts, v);
     if (!rc) *res = VG_APPEND_ADDED;
@@ -407,7 +409,7 @@ static vg_err_t series_append(const vg_head_t *h, series *s, int64_t ts, double 
 {
     uint64_t bits, have;
     memcpy(&bits, &v, sizeof(bits));
-    s->gen = h->gen;
+    __atomic_store_n(&s->gen, h->gen, __ATOMIC_RELAXED); /* vg_head_series stores it too */
     if (s->has_last && ts <= s->last_ts) {
         if (ts == s->last_ts)
             have = s->last_bits;

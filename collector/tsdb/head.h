@@ -43,6 +43,8 @@
 
 typedef struct vg_head vg_head_t;
 
+#define VG_HEAD_OOO_DEFAULT_MS (10 * 60 * 1000) /* Prometheus-style out_of_order_time_window */
+
 typedef enum vg_append_res {
     VG_APPEND_ADDED,
     VG_APPEND_DUPLICATE,    /* a stored sample has this timestamp and value: a no-op */

@@ -204,13 +204,19 @@ int vg_tsdb_retry_after_s(const vg_error *err)
 vg_err_t vg_tsdb_limits_init(vg_tsdb_t *db, const vg_tsdb_opts *o, vg_metrics_t *metrics,
                              vg_error *err)
 {
-    if (!o->default_limits && o->ntenant_limits == 0) return VG_OK;
-    db->limits = vg_limits_new(o->default_limits, o->tenant_limits, o->ntenant_limits, metrics);
-    if (!db->limits) return vg_error_set(err, VG_ENOMEM, "out of memory for the tenant limits");
-    pthread_rwlock_rdlock(&db->lock);
-    for (size_t i = 0; i < db->ntenants; i++)
+    int64_t w = o && o->ooo_window_ms ? o->ooo_window_ms : VG_HEAD_OOO_DEFAULT_MS;
+    int any = o && (o->default_limits || o->ntenant_limits);
+    if (any)
+        db->limits = vg_limits_new(o->default_limits, o->tenant_limits, o->ntenant_limits, metrics);
+    if (any && !db->limits)
+        return vg_error_set(err, VG_ENOMEM, "out of memory for the tenant limits");
+    pthread_rwlock_wrlock(&db->lock);
+    db->ooo_window_ms = w;
+    for (size_t i = 0; i < db->ntenants; i++) {
+        vg_head_set_ooo_window(db->tenants[i].head, w);
         vg_head_set_max_series(db->tenants[i].head,
                                vg_limits_max_series(db->limits, db->tenants[i].name));
+    }
     pthread_rwlock_unlock(&db->lock);
     return VG_OK;
 }

@@ -47,8 +47,10 @@ uint64_t vg_limits_max_series(const vg_limits_t *l, const char *tenant);
  * set err (VG_ELIMIT, retry after VG_LIMITS_SERIES_RETRY_S). Returns VG_ELIMIT. */
 vg_err_t vg_limits_series_refused(vg_limits_t *l, const char *tenant, vg_error *err);
 
-/* The store's side (tsdb.c calls it from vg_tsdb_open after the WAL replay):
- * build db->limits from o and cap the heads that already exist. */
+/* The store's side, called by vg_tsdb_open once the WAL is replayed (the
+ * replay runs with no limit and an unbounded out-of-order window, so it
+ * restores everything that was acknowledged): build db->limits from o (may
+ * be NULL), then set the window and series caps of the heads that exist. */
 vg_err_t vg_tsdb_limits_init(vg_tsdb_t *db, const vg_tsdb_opts *o, vg_metrics_t *metrics,
                              vg_error *err);
 

@@ -102,10 +102,10 @@ vg_err_t vg_tsdb_open(const vg_tsdb_opts *o, vg_metrics_t *metrics, vg_tsdb_t **
     vg_tsdb_t *db = vg_tsdb_new(metrics);
     *out = NULL;
     if (!db) return vg_error_set(err, VG_ENOMEM, "out of memory opening the store");
-    db->ooo_window_ms = o ? o->ooo_window_ms : 0;
+    db->ooo_window_ms = INT64_MAX; /* the replay re-inserts what was accepted, whatever the window */
     vg_err_t rc = o && o->dir ? open_wal(db, o, metrics, err) : VG_OK;
     if (!rc && o && o->dir) rc = vg_tsdb_blocks_attach(db, o->dir, o->block_range_ms, metrics, err);
-    if (!rc && o) rc = vg_tsdb_limits_init(db, o, metrics, err); /* after replay: never refuse it */
+    if (!rc) rc = vg_tsdb_limits_init(db, o, metrics, err); /* after replay: never refuse it */
     if (rc) {
         vg_tsdb_free(db);
         return rc;
