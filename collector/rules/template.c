@@ -34,6 +34,7 @@ typedef struct X {
     int depth;
     long steps;
     const char *exec_name; /* the template being executed (define name) */
+    int jump;              /* N_BREAK / N_CONTINUE unwinding to the range */
     char err[1024];
 } X;
 
@@ -225,7 +226,10 @@ static vg_err_t pipe_eval(X *x, const tpipe *p, tval dot, tval *out)
     for (size_t i = 0; i < p->nvars && !rc; i++) {
         if (p->is_assign) {
             tval *t = var_find(x, p->vars[i], strlen(p->vars[i]));
-            if (t) *t = v;
+            if (!t)
+                return xerr(x, p->pos, p->vars[i], strlen(p->vars[i]), "undefined variable: %s",
+                            p->vars[i]);
+            *t = v;
         } else
             rc = var_push(x, p->vars[i], v, p->pos);
     }
@@ -258,6 +262,7 @@ static vg_err_t range_one(X *x, const tnode *n, tval dot, tval key, tval val)
     if (!rc && p->nvars == 2) x->vars[scope - 2].v = key, x->vars[scope - 1].v = val;
     if (!rc) rc = walk_list(x, n->list, val);
     x->nvars = scope;
+    if (rc == VG_EAGAIN) rc = x->jump == N_BREAK ? VG_ECLOSED : VG_OK; /* ECLOSED: stop the loop */
     (void)dot;
     return rc;
 }
@@ -313,6 +318,7 @@ static vg_err_t range(X *x, const tnode *n, tval v, tval dot)
     } else if (v.k != V_NIL) {
         return range_error(x, n, &v);
     }
+    if (rc == VG_ECLOSED) rc = VG_OK; /* {{break}} */
     if (!rc && !cnt) rc = walk_list(x, n->elselist, dot);
     return rc;
 }
@@ -377,6 +383,8 @@ static vg_err_t walk(X *x, const tnode *n, tval dot)
     case N_RANGE: rc = control(x, n, dot); break;
     case N_TEMPLATE: rc = tmpl_call(x, n, dot); break;
     case N_LIST: rc = walk_list(x, n, dot); break;
+    case N_BREAK:
+    case N_CONTINUE: x->jump = n->k; return VG_EAGAIN; /* unwinds to range_one */
     }
     if (rc == VG_ETOOLARGE) {
         snprintf(x->err, sizeof x->err, "template: %s: output exceeds %d bytes", x->e.t->name,

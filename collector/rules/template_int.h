@@ -74,7 +74,17 @@ typedef struct tpipe {
     size_t ncmds;
 } tpipe;
 
-typedef enum { N_TEXT, N_ACTION, N_IF, N_RANGE, N_WITH, N_TEMPLATE, N_LIST } nkind;
+typedef enum {
+    N_TEXT,
+    N_ACTION,
+    N_IF,
+    N_RANGE,
+    N_WITH,
+    N_TEMPLATE,
+    N_LIST,
+    N_BREAK,
+    N_CONTINUE
+} nkind;
 
 typedef struct tnode {
     nkind k;

@@ -62,7 +62,7 @@ typedef struct P {
     const char *name, *src;
     size_t cur;
     char *msg;
-    int depth, failed, in_range;
+    int depth, failed, in_range, range_depth;
     const char *vars[TMPL_MAX_VARS];
     size_t nvars;
     tdefine **defs;
@@ -198,8 +198,12 @@ static const char *tok_str(P *p, tok k)
 static vg_err_t unexpected(P *p, tok k, const char *ctx)
 {
     if (k.t == T_EOF) return perr(p, k.pos, "%s", "unclosed action");
-    if (k.t == T_ERR && (p->src[k.pos] == '"' || p->src[k.pos] == '`'))
+    if (k.t == T_ERR && p->src[k.pos] == '"')
         return perr(p, k.pos, "%s", "unterminated quoted string");
+    if (k.t == T_ERR && p->src[k.pos] == '`')
+        return perr(p, k.pos, "%s", "unterminated raw quoted string");
+    if (k.t == T_RDELIM && !strcmp(ctx, "parenthesized pipeline"))
+        return perr(p, k.pos, "%s", "unclosed left paren");
     char m[96];
     snprintf(m, sizeof m, "unexpected \"%s\" in %s", tok_str(p, k), ctx);
     return perr(p, k.pos, "%s", m);
@@ -312,20 +316,26 @@ static vg_err_t number(P *p, tok k, targ *a)
     return VG_OK;
 }
 
+static vg_err_t bad_char(P *p, tok k)
+{
+    char m[80];
+    snprintf(m, sizeof m, "malformed character constant: %.*s", (int)(k.len < 40 ? k.len : 40),
+             p->src + k.pos);
+    return perr(p, k.pos, "%s", m);
+}
+
 static vg_err_t charconst(P *p, tok k, targ *a)
 {
     const char *s = p->src + k.pos;
     char o[8];
     size_t n = 0, i = 1;
     if (s[1] == '\\') {
-        if (unescape1(s, &i, o, &n) < 0 || i + 1 != k.len)
-            return perr(p, k.pos, "%s", "malformed character constant");
+        if (unescape1(s, &i, o, &n) < 0 || i + 1 != k.len) return bad_char(p, k);
         unsigned char c0 = (unsigned char)o[0];
         a->i = c0 < 0x80 ? c0 : c0;
     } else {
         a->i = (unsigned char)s[1];
-        if (k.len != 3 && !((unsigned char)s[1] & 0x80))
-            return perr(p, k.pos, "%s", "malformed character constant");
+        if (k.len != 3 && !((unsigned char)s[1] & 0x80)) return bad_char(p, k);
     }
     a->k = A_INT;
     return VG_OK;
@@ -402,7 +412,7 @@ static vg_err_t operand(P *p, tok k, targ *a)
         if (rc) return rc;
         a->tlen = p->cur - k.pos;
         break;
-    default: return unexpected(p, k, "operand");
+    default: return unexpected(p, k, "command");
     }
     if (a->k == A_FIELD) {
         /* .a.b: the first field is the chain's own name */
@@ -460,8 +470,6 @@ static vg_err_t decl(P *p, tpipe *pp)
     for (size_t i = 0; i < pp->nvars; i++) {
         pp->vars[i] = vg_arena_strndup(p->a, p->src + vs[i].pos, vs[i].len);
         if (!pp->vars[i]) return VG_ENOMEM;
-        if (pp->is_assign && !var_known(p, vs[i].pos + p->src, vs[i].len))
-            return perr(p, vs[i].pos, "undefined variable \"%s\"", pp->vars[i]);
     }
     return VG_OK;
 }
@@ -475,7 +483,13 @@ static vg_err_t pipeline(P *p, tpipe **out, const char *ctx, ttok end)
     vg_err_t rc = decl(p, pp);
     for (; !rc;) {
         tok k = peek(p);
-        if (k.t == end && !pp->ncmds) return perr(p, k.pos, "missing value for %s", ctx);
+        if (k.t == end && !pp->ncmds) {
+            if (end == T_RPAREN)
+                return perr(p, k.pos, "%s", "missing value for parenthesized pipeline");
+            return perr(p, k.pos, "missing value for %s", ctx);
+        }
+        if (k.t == T_RDELIM && end == T_RPAREN) return unexpected(p, k, "parenthesized pipeline");
+        if (k.t == T_PIPE && !pp->ncmds) return unexpected(p, k, "command");
         if (pp->ncmds == 32) return perr(p, k.pos, "%s", "pipeline too long");
         memset(&cmds[pp->ncmds], 0, sizeof cmds[0]);
         rc = command(p, &cmds[pp->ncmds], end);
@@ -487,9 +501,23 @@ static vg_err_t pipeline(P *p, tpipe **out, const char *ctx, ttok end)
                 while (is_sp(p->src[p->cur])) p->cur++;
             break;
         }
-        if (k.t != T_PIPE) return unexpected(p, k, "command");
+        if (k.t != T_PIPE)
+            return unexpected(p, k, end == T_RPAREN ? "parenthesized pipeline" : "command");
+        if (peek(p).t == end) {
+            lex(p);
+            break;
+        }
     }
     if (rc) return rc;
+    for (size_t i = 1; i < pp->ncmds; i++) {
+        akind f = cmds[i].args[0].k;
+        if (f == A_BOOL || f == A_NIL || f == A_INT || f == A_FLOAT || f == A_STR ||
+            (f == A_DOT && !cmds[i].args[0].nfields)) {
+            char m[64];
+            snprintf(m, sizeof m, "non executable command in pipeline stage %zu", i + 1);
+            return perr(p, cmds[i].pos, "%s", m);
+        }
+    }
     if (!pp->is_assign)
         for (size_t i = 0; i < pp->nvars; i++)
             if ((rc = var_push(p, pp->vars[i], pp->pos))) return rc;
@@ -537,7 +565,9 @@ static vg_err_t control(P *p, nkind kind, size_t pos, tnode **out)
     vg_err_t rc = pipeline(p, &n->pipe, ctx[kind], T_RDELIM);
     stop why = STOP_EOF;
     p->in_range = was_range;
+    p->range_depth += kind == N_RANGE;
     if (!rc) rc = list(p, &n->list, &why, 0);
+    p->range_depth -= kind == N_RANGE;
     if (!rc && why == STOP_ELSE) {
         tok k = peek(p);
         if ((k.t == T_IF && kind == N_IF) || (k.t == T_WITH && kind == N_WITH)) {
@@ -569,11 +599,14 @@ static vg_err_t define(P *p, size_t pos)
     if (!rc) rc = expect_rdelim(p, "define clause");
     size_t scope = p->nvars;
     p->nvars = 1; /* only $ inside a define */
+    int rd = p->range_depth;
+    p->range_depth = 0;
     stop why = STOP_EOF;
     p->depth++;
     if (!rc) rc = list(p, &d->body, &why, 0);
     p->depth--;
     p->nvars = scope;
+    p->range_depth = rd;
     if (!rc && why != STOP_END) rc = perr(p, p->cur, "%s", "unexpected EOF");
     if (rc) return rc;
     d->next = *p->defs;
@@ -598,6 +631,26 @@ static vg_err_t tmpl_call(P *p, size_t pos, tnode **out)
     return rc;
 }
 
+/* {{break}} / {{continue}}: only directly inside a range body. */
+static vg_err_t loop_jump(P *p, tok k, tnode **out)
+{
+    const char *w = p->src[k.pos] == 'b' ? "break" : "continue";
+    char m[64];
+    if (!p->range_depth) {
+        snprintf(m, sizeof m, "{{%s}} outside {{range}}", w);
+        return perr(p, k.pos, "%s", m);
+    }
+    tok e = lex(p);
+    if (e.t != T_RDELIM) {
+        snprintf(m, sizeof m, "unexpected \"%s\" in {{%s}}", tok_str(p, e), w);
+        return perr(p, e.pos, "%s", m);
+    }
+    if (e.trim)
+        while (is_sp(p->src[p->cur])) p->cur++;
+    *out = node(p, w[0] == 'b' ? N_BREAK : N_CONTINUE, k.pos);
+    return *out ? VG_OK : VG_ENOMEM;
+}
+
 /* One {{...}} after the left delimiter. *n may stay NULL (define, comment). */
 static vg_err_t action(P *p, tnode **n, stop *why)
 {
@@ -616,9 +669,9 @@ static vg_err_t action(P *p, tnode **n, stop *why)
     case T_WITH: lex(p); return control(p, N_WITH, k.pos, n);
     case T_DEFINE: lex(p); return define(p, k.pos);
     case T_TEMPLATE: lex(p); return tmpl_call(p, k.pos, n);
-    case T_BLOCK:
     case T_BREAK:
-    case T_CONTINUE: return perr(p, k.pos, "unexpected <%s> in command", tok_str(p, k));
+    case T_CONTINUE: lex(p); return loop_jump(p, k, n);
+    case T_BLOCK: return perr(p, k.pos, "unexpected <%s> in command", tok_str(p, k));
     default: break;
     }
     tnode *a = node(p, N_ACTION, k.pos);

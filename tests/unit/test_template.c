@@ -149,9 +149,44 @@ static void test_prometheus_rendered_file(void **state)
     assert_true(n >= 30);
 }
 
+/* tests/data/template/promtool_check.jsonl: broken (and a few odd but
+ * valid) templates with the message `promtool check rules` printed for them
+ * ("" = accepted). */
+static void test_promtool_check_file(void **state)
+{
+    (void)state;
+    FILE *f = fopen(VIGIL_SOURCE_DIR "/tests/data/template/promtool_check.jsonl", "r");
+    assert_non_null(f);
+    char line[8192];
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_t *j = json_loads(line, 0, NULL);
+        assert_non_null(j);
+        const char *src = json_string_value(json_object_get(j, "src"));
+        const char *want = json_string_value(json_object_get(j, "want"));
+        vg_error e = {0};
+        vg_err_t rc = vg_tmpl_check("__alert_X", src, &e);
+        const char *got = rc ? e.msg : "";
+        if (strcmp(got, want)) fprintf(stderr, "%s\n  want: %s\n  got:  %s\n", src, want, got);
+        assert_string_equal(got, want);
+        assert_int_equal(rc, *want ? VG_EPARSE : VG_OK);
+        json_decref(j);
+        n++;
+    }
+    fclose(f);
+    assert_true(n >= 30);
+}
+
 static const struct {
     const char *src, *want;
 } CASES[] = {
+    {"{{ range $i, $v := args 1 2 3 }}{{ if eq $i \"arg1\" }}{{ continue }}{{ end }}{{ $v }}{{ end "
+     "}}|"
+     "{{ range $i, $v := args 1 2 3 }}{{ if eq $i \"arg1\" }}{{ break }}{{ end }}{{ $v }}{{ end }}",
+     "13|1"},
+    {"{{ $x = 1 }}", "<error expanding template: error executing template __alert_X: template: "
+                     "__alert_X:1:115: executing "
+                     "\"__alert_X\" at <$x>: undefined variable: $x>"},
     {"plain text", "plain text"},
     {"", ""},
     {"{{ $labels.instance }} of {{ $labels.job }} is down", "host-1:9100 of node is down"},
@@ -282,6 +317,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_prometheus_rendered),
         cmocka_unit_test(test_prometheus_rendered_file),
+        cmocka_unit_test(test_promtool_check_file),
         cmocka_unit_test(test_cases),
         cmocka_unit_test(test_check),
         cmocka_unit_test(test_limits),
