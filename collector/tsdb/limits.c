@@ -141,19 +141,18 @@ static bucket *bucket_get(vg_limits_t *l, const char *tenant, int64_t now)
     return b;
 }
 
-/* Seconds until n tokens (at most a full bucket) are available; >= 1. */
-static int retry_after(const bucket *b, double n)
+/* Milliseconds until n tokens (at most a full bucket) are available; >= 1. */
+static int64_t wait_ms(const bucket *b, double n)
 {
     double want = (n < b->burst ? n : b->burst) - b->tokens;
-    double s = ceil(want / b->rate);
-    return s < 1 ? 1 : s > 86400 ? 86400 : (int)s;
+    double ms = ceil(want * 1000.0 / b->rate);
+    return ms < 1 ? 1 : ms > 86400000.0 ? 86400000 : (int64_t)ms;
 }
 
 vg_err_t vg_limits_take(vg_limits_t *l, const char *tenant, uint64_t n, int *retry_after_s,
                         vg_error *err)
 {
-    int64_t now = l->clock(l->clock_ud);
-    int ra = 0;
+    int64_t now = l->clock(l->clock_ud), ms = 0;
     pthread_mutex_lock(&l->mu);
     bucket *b = bucket_get(l, tenant, now);
     if (b && b->rate > 0) {
@@ -164,18 +163,19 @@ vg_err_t vg_limits_take(vg_limits_t *l, const char *tenant, uint64_t n, int *ret
         if ((double)n <= b->tokens || b->tokens >= b->burst)
             b->tokens -= (double)n;
         else
-            ra = retry_after(b, (double)n);
-        if (ra) vg_metric_inc(b->m_rate);
+            ms = wait_ms(b, (double)n);
+        if (ms) vg_metric_inc(b->m_rate);
     }
     double rate = b ? b->rate : 0;
     pthread_mutex_unlock(&l->mu);
     if (!b) return vg_error_set(err, VG_ENOMEM, "tenant %s: out of memory for its limits", tenant);
+    int ra = (int)((ms + 999) / 1000); /* whole seconds for Retry-After, rounded up */
     if (retry_after_s) *retry_after_s = ra;
-    if (!ra) return VG_OK;
+    if (!ms) return VG_OK;
     return vg_error_set(err, VG_ELIMIT,
                         "tenant %s is over its ingestion rate of %g samples/s: %llu samples "
-                        "refused, retry after %d s",
-                        tenant, rate, (unsigned long long)n, ra);
+                        "refused, retry after %d s (retry_after_ms=%lld)",
+                        tenant, rate, (unsigned long long)n, ra, (long long)ms);
 }
 
 vg_err_t vg_limits_series_refused(vg_limits_t *l, const char *tenant, vg_error *err)
@@ -189,8 +189,9 @@ vg_err_t vg_limits_series_refused(vg_limits_t *l, const char *tenant, vg_error *
     }
     return vg_error_set(err, VG_ELIMIT,
                         "tenant %s is at its limit of %llu active series: new series refused, "
-                        "retry after %d s",
-                        tenant, (unsigned long long)max, VG_LIMITS_SERIES_RETRY_S);
+                        "retry after %d s (retry_after_ms=%d)",
+                        tenant, (unsigned long long)max, VG_LIMITS_SERIES_RETRY_S,
+                        VG_LIMITS_SERIES_RETRY_S * 1000);
 }
 
 int vg_tsdb_retry_after_s(const vg_error *err)

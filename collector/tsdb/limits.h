@@ -37,8 +37,8 @@ void vg_limits_free(vg_limits_t *l);
 void vg_limits_set_clock(vg_limits_t *l, vg_limits_clock_fn fn, void *ud);
 
 /* Take n samples from tenant's bucket. VG_OK, or VG_ELIMIT with err saying
- * "... retry after N s" and *retry_after_s = N (>= 1; may be NULL); counted
- * as reason="rate". VG_ENOMEM. Thread-safe. */
+ * "... retry after N s (retry_after_ms=M)" and *retry_after_s = N (>= 1, M
+ * rounded up; may be NULL); counted as reason="rate". VG_ENOMEM. Thread-safe. */
 vg_err_t vg_limits_take(vg_limits_t *l, const char *tenant, uint64_t n, int *retry_after_s,
                         vg_error *err);
 /* The active-series cap of tenant; 0 = none. */

@@ -93,9 +93,10 @@ vg_err_t vg_tsdb_append_timeseries(vg_tsdb_t *db, const char *tenant,
                                    vg_error *err);
 
 /* The Retry-After hint, in seconds (>= 1), of an error a limit produced:
- * every VG_ELIMIT from an append carries one ("... retry after N s").
- * 0 when err holds none. HTTP maps VG_ELIMIT to 429 with this Retry-After;
- * Kafka pauses the partition for this long. */
+ * every VG_ELIMIT from an append carries one, as "retry after N s
+ * (retry_after_ms=M)" (M exact, N = M rounded up to seconds). 0 when err
+ * holds none. HTTP maps VG_ELIMIT to 429 with Retry-After: N; the Kafka
+ * consumer pauses the partition for M ms. */
 int vg_tsdb_retry_after_s(const vg_error *err);
 
 /* Select the series of tenant matching every matcher (nm == 0: all series)

@@ -41,6 +41,7 @@ static void test_bucket(void **state)
     assert_int_equal(ra, 1);                                            /* 10 more at 100/s */
     assert_int_equal(vg_tsdb_retry_after_s(&err), 1);
     assert_non_null(strstr(err.msg, "tenant a"));
+    assert_non_null(strstr(err.msg, "retry_after_ms=100)")); /* exact, for the Kafka consumer */
     assert_int_equal(vg_limits_take(l, "a", 50, &ra, &err), VG_OK); /* refused one took nothing */
     now_us += 500000;                                               /* +50 tokens */
     assert_int_equal(vg_limits_take(l, "a", 50, &ra, &err), VG_OK);
@@ -61,6 +62,7 @@ static void test_bucket(void **state)
     assert_int_equal(vg_limits_take(l, "slow", 50, &ra, &err), VG_OK);
     assert_int_equal(vg_limits_take(l, "slow", 1, &ra, &err), VG_ELIMIT);
     assert_int_equal(ra, 5); /* from -40 to 1 token: 4.1 s */
+    assert_non_null(strstr(err.msg, "retry_after_ms=4100)"));
     assert_int_equal(vg_limits_max_series(l, "a"), 5);
     assert_int_equal(vg_limits_max_series(l, "slow"), 0);
     assert_int_equal(vg_limits_series_refused(l, "a", &err), VG_ELIMIT);
