@@ -26,10 +26,10 @@
 #include <pthread.h>
 #include <stdatomic.h>
 #include <stdio.h>
-#include <stdlib.h>
 #include <string.h>
 #include <time.h>
 
+#include "tsdb/tsdb.h"
 #include "vigil/clock.h"
 #include "vigil/alloc.h"
 #include "vigil/log.h"
@@ -236,13 +236,12 @@ static void resume_due(vg_kafka_consumer_t *c)
     }
 }
 
-/* The store's own hint for a tenant over its limit ("retry_after_ms=N"), or 0. */
+/* The store's own hint for a tenant over its limit ("retry after N s"), in ms, or 0. */
 static int64_t retry_hint(vg_err_t rc, const vg_error *e)
 {
-    const char *p = rc == VG_ELIMIT && e ? strstr(e->msg, "retry_after_ms=") : NULL;
-    if (!p) return 0;
-    long long v = strtoll(p + 15, NULL, 10);
-    return v > 0 ? (v > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : v) : 0;
+    if (rc != VG_ELIMIT || !e || !strstr(e->msg, "retry after ")) return 0;
+    int64_t ms = (int64_t)vg_tsdb_retry_after_s(e) * 1000;
+    return ms > BACKOFF_MAX_MS ? BACKOFF_MAX_MS : ms;
 }
 
 /* Rewind the partition to m and pause it for its backoff. */

@@ -13,8 +13,8 @@
  * committed past, so one bad message never blocks its partition. Any other
  * error is transient: the partition is rewound to that message and paused
  * for a backoff (0.5 s doubling to 30 s), and the same message is offered again;
- * VG_ELIMIT (a tenant over its limit) pauses for the error's hint when its
- * message carries "retry_after_ms=N", else for the backoff.
+ * VG_ELIMIT (a tenant over its limit) pauses for the store's hint
+ * (vg_tsdb_retry_after_s: "retry after N s" in the message), else the backoff.
  */
 #ifndef VIGIL_COLLECTOR_KAFKA_CONSUMER_H
 #define VIGIL_COLLECTOR_KAFKA_CONSUMER_H
