@@ -46,6 +46,8 @@ typedef struct vg_collector_config {
     int64_t retention_5m_ms;  /* default 1y */
     int64_t retention_1h_ms;  /* default 7y */
     uint64_t storage_max_bytes;
+    int64_t wal_sync_ms;        /* default 5ms */
+    uint64_t wal_segment_bytes; /* default 128MiB */
     int64_t ooo_window_ms; /* out_of_order_time_window, default 10m; 0 = none */
     int64_t block_range_ms; /* block_range, default 2h */
 

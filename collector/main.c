@@ -152,6 +152,8 @@ static vg_err_t open_store(collector *c, vg_error *err)
         .max_bytes = cfg->storage_max_bytes,
         .ooo_window_ms = cfg->ooo_window_ms ? cfg->ooo_window_ms : -1, /* 0 in config = none */
         .block_range_ms = cfg->block_range_ms,
+        .wal_sync_ms = cfg->wal_sync_ms,
+        .wal_segment_bytes = cfg->wal_segment_bytes,
         .default_limits = &cfg->default_limits,
         .tenant_limits = cfg->tenant_limits,
         .ntenant_limits = cfg->ntenant_limits,
