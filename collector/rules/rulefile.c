@@ -66,7 +66,15 @@ static int check_keys(pctx *c, const vg_cfg_node_t *m, const char *const *keys, 
     return ok;
 }
 
-/* A scalar's text; NULL (with an error) for a map or sequence. */
+/* A copy in the file's arena: the document's strings die with it. */
+static const char *keep(pctx *c, const char *s)
+{
+    const char *k = vg_arena_strdup(c->f->arena, s ? s : "");
+    if (!k) c->oom = VG_ENOMEM;
+    return k ? k : "";
+}
+
+/* A scalar's text (copied); NULL (with an error) for a map or sequence. */
 static const char *scalar(pctx *c, const vg_cfg_node_t *n, const char *what)
 {
     if (!n || vg_cfg_node_kind(n) == VG_CFG_NULL) return NULL;
@@ -74,7 +82,7 @@ static const char *scalar(pctx *c, const vg_cfg_node_t *n, const char *what)
         add_error(c, n, "%s: expected a string", what);
         return NULL;
     }
-    return vg_cfg_node_text(n);
+    return keep(c, vg_cfg_node_text(n));
 }
 
 static int64_t duration(pctx *c, const vg_cfg_node_t *n, const char *what)
@@ -104,7 +112,7 @@ static vg_label_t *string_map(pctx *c, const vg_cfg_node_t *n, const char *what,
     }
     for (size_t i = 0; i < len; i++) {
         const char *v = scalar(c, vg_cfg_map_value(n, i), what);
-        l[*count].name = vg_cfg_node_text(vg_cfg_map_key(n, i));
+        l[*count].name = keep(c, vg_cfg_node_text(vg_cfg_map_key(n, i)));
         l[*count].value = v ? v : "";
         (*count)++;
     }
