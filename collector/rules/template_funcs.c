@@ -21,6 +21,7 @@
 #include <pcre2.h>
 
 #include "rules/template_int.h"
+#include "vigil/metrics.h"
 
 #define FAIL(...) fail(x, __VA_ARGS__)
 
@@ -40,17 +41,9 @@ vg_err_t tmpl_go_float(vg_buf *b, double v, int prec)
     if (isnan(v)) return vg_buf_puts(b, "NaN");
     if (isinf(v)) return vg_buf_puts(b, v > 0 ? "+Inf" : "-Inf");
     if (prec >= 0) return vg_buf_printf(b, "%.*g", prec, v);
-    char tmp[64];
-    int p = 1;
-    for (; p < 17; p++) {
-        snprintf(tmp, sizeof tmp, "%.*e", p - 1, v);
-        if (strtod(tmp, NULL) == v) break;
-    }
-    snprintf(tmp, sizeof tmp, "%.*e", p - 1, v);
-    int exp = atoi(strchr(tmp, 'e') + 1);
-    if (v == 0) exp = 0;
-    if (exp < -4 || exp >= 6) return vg_buf_puts(b, tmp);
-    return vg_buf_printf(b, "%.*f", p - 1 - exp > 0 ? p - 1 - exp : 0, v);
+    if (v == 0 && signbit(v)) return vg_buf_puts(b, "-0"); /* Go's %v keeps the sign */
+    char tmp[32];
+    return vg_buf_puts(b, vg_fmt_float(v, tmp)); /* Go's %v: shortest, 1e+06 from 10^6 */
 }
 
 const char *tmpl_type_name(const tval *v)
@@ -845,8 +838,9 @@ static vg_err_t sprintf_go(texec *x, vg_buf *b, const char *fmt, tval *av, size_
             rc = vg_buf_putc(b, *p);
             continue;
         }
-        const char *st = p++;
+        const char *st = ++p;
         while (*p && strchr("+- #0", *p)) p++;
+        int nflags = (int)(p - st) < 8 ? (int)(p - st) : 8;
         int width = 0, prec = -1, left = memchr(st, '-', (size_t)(p - st)) != NULL;
         while (isdigit((unsigned char)*p) && width < 10000) width = width * 10 + (*p++ - '0');
         while (isdigit((unsigned char)*p)) p++;
@@ -861,8 +855,10 @@ static vg_err_t sprintf_go(texec *x, vg_buf *b, const char *fmt, tval *av, size_
             rc = vg_buf_putc(b, '%');
             continue;
         }
-        char spec[40];
-        snprintf(spec, sizeof spec, "%.*s", (int)(p - st) < 30 ? (int)(p - st) : 0, st);
+        char spec[40]; /* rebuilt with the capped width and precision */
+        int k = snprintf(spec, sizeof spec, "%%%.*s", nflags, st);
+        if (width) k += snprintf(spec + k, sizeof spec - (size_t)k, "%d", width);
+        if (prec >= 0) snprintf(spec + k, sizeof spec - (size_t)k, ".%d", prec);
         if (used >= ac)
             rc = bad_verb(x, b, *p, NULL);
         else

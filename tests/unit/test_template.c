@@ -122,59 +122,60 @@ static void test_prometheus_rendered(void **state)
     for (size_t i = 0; i < N(PROM); i++) check(PROM[i].src, PROM[i].want, 0);
 }
 
-/* tests/data/template/prometheus_rendered.jsonl: {"src", "want"} per line,
- * "want" read back from a real Prometheus's /api/v1/alerts for an alert on
- * vector(1234567) with no labels and external URL http://prom:9090. */
+/* Run fn on every {"src", "want"} line of tests/data/template/NAME; returns the count. */
+static int each_case(const char *name, void (*fn)(const char *src, const char *want))
+{
+    char path[512], line[8192];
+    snprintf(path, sizeof path, "%s/tests/data/template/%s", VIGIL_SOURCE_DIR, name);
+    FILE *f = fopen(path, "r");
+    assert_non_null(f);
+    int n = 0;
+    while (fgets(line, sizeof line, f)) {
+        json_t *j = json_loads(line, 0, NULL);
+        assert_non_null(j);
+        fn(json_string_value(json_object_get(j, "src")),
+           json_string_value(json_object_get(j, "want")));
+        json_decref(j);
+        n++;
+    }
+    fclose(f);
+    return n;
+}
+
+static void rendered_case(const char *src, const char *want)
+{
+    vg_tmpl_data d = {.value = 1234567, .external_url = "http://prom:9090"};
+    char *got = expand_with(src, &d);
+    if (strcmp(got, want)) fprintf(stderr, "%s\n  want: %s\n  got:  %s\n", src, want, got);
+    assert_string_equal(got, want);
+    vg_free(got);
+}
+
+/* prometheus_rendered.jsonl: "want" read back from a real Prometheus's
+ * /api/v1/alerts for an alert on vector(1234567) with no labels and external
+ * URL http://prom:9090. */
 static void test_prometheus_rendered_file(void **state)
 {
     (void)state;
-    FILE *f = fopen(VIGIL_SOURCE_DIR "/tests/data/template/prometheus_rendered.jsonl", "r");
-    assert_non_null(f);
-    char line[8192];
-    int n = 0;
-    while (fgets(line, sizeof line, f)) {
-        json_t *j = json_loads(line, 0, NULL);
-        assert_non_null(j);
-        vg_tmpl_data d = {.value = 1234567, .external_url = "http://prom:9090"};
-        char *got = expand_with(json_string_value(json_object_get(j, "src")), &d);
-        const char *want = json_string_value(json_object_get(j, "want"));
-        if (strcmp(got, want))
-            fprintf(stderr, "line %d\n  want: %s\n  got:  %s\n", n + 1, want, got);
-        assert_string_equal(got, want);
-        vg_free(got);
-        json_decref(j);
-        n++;
-    }
-    fclose(f);
-    assert_true(n >= 30);
+    assert_true(each_case("prometheus_rendered.jsonl", rendered_case) >= 30);
 }
 
-/* tests/data/template/promtool_check.jsonl: broken (and a few odd but
- * valid) templates with the message `promtool check rules` printed for them
- * ("" = accepted). */
+static void check_case(const char *src, const char *want)
+{
+    vg_error e = {0};
+    vg_err_t rc = vg_tmpl_check("__alert_X", src, &e);
+    const char *got = rc ? e.msg : "";
+    if (strcmp(got, want)) fprintf(stderr, "%s\n  want: %s\n  got:  %s\n", src, want, got);
+    assert_string_equal(got, want);
+    assert_int_equal(rc, *want ? VG_EPARSE : VG_OK);
+}
+
+/* promtool_check.jsonl: broken (and a few odd but valid) templates with the
+ * message `promtool check rules` printed for them ("" = accepted). */
 static void test_promtool_check_file(void **state)
 {
     (void)state;
-    FILE *f = fopen(VIGIL_SOURCE_DIR "/tests/data/template/promtool_check.jsonl", "r");
-    assert_non_null(f);
-    char line[8192];
-    int n = 0;
-    while (fgets(line, sizeof line, f)) {
-        json_t *j = json_loads(line, 0, NULL);
-        assert_non_null(j);
-        const char *src = json_string_value(json_object_get(j, "src"));
-        const char *want = json_string_value(json_object_get(j, "want"));
-        vg_error e = {0};
-        vg_err_t rc = vg_tmpl_check("__alert_X", src, &e);
-        const char *got = rc ? e.msg : "";
-        if (strcmp(got, want)) fprintf(stderr, "%s\n  want: %s\n  got:  %s\n", src, want, got);
-        assert_string_equal(got, want);
-        assert_int_equal(rc, *want ? VG_EPARSE : VG_OK);
-        json_decref(j);
-        n++;
-    }
-    fclose(f);
-    assert_true(n >= 30);
+    assert_true(each_case("promtool_check.jsonl", check_case) >= 30);
 }
 
 static const struct {
