@@ -574,6 +574,13 @@ static void recompute_range(vg_head_t *h)
     __atomic_store_n(&h->has_samples, any, __ATOMIC_RELEASE);
 }
 
+void vg_head_set_min_valid(vg_head_t *h, int64_t mint)
+{
+    pthread_rwlock_wrlock(&h->lock);
+    if (mint > h->min_valid) h->min_valid = mint;
+    pthread_rwlock_unlock(&h->lock);
+}
+
 vg_err_t vg_head_truncate(vg_head_t *h, int64_t mint)
 {
     vg_err_t rc = VG_OK;

@@ -79,6 +79,13 @@ size_t vg_head_num_series(vg_head_t *h);
  * Reflects truncation. */
 int vg_head_time_range(vg_head_t *h, int64_t *mint, int64_t *maxt);
 
+/* From now on refuse samples older than mint as out of bounds
+ * (VG_APPEND_OUT_OF_ORDER); never lowers it. A block cut of [.., mint) calls
+ * this BEFORE taking its snapshot, so no late (out-of-order) sample can land
+ * below mint between the snapshot and vg_head_truncate and be dropped
+ * unpersisted. Thread-safe. */
+void vg_head_set_min_valid(vg_head_t *h, int64_t mint);
+
 /* Drop every chunk whose samples are all older than mint (the blocks layer
  * calls this after persisting [.., mint) from a snapshot). From then on a
  * sample older than mint is refused as out of bounds (VG_APPEND_OUT_OF_ORDER),

@@ -148,6 +148,9 @@ static void test_truncate(void **state)
     uint32_t a = series(h, "a"), b = series(h, "b");
     for (int i = 0; i < 300; i++) put(h, a, i * 10, i); /* chunks [0,1190] [1200,2390] [2400..] */
     for (int i = 0; i < 50; i++) put(h, b, i * 10, i);  /* one chunk [0, 490] */
+    vg_head_set_min_valid(h, 1500); /* what a block cut does before its snapshot */
+    assert_int_equal(put(h, a, 1499, 1), VG_APPEND_OUT_OF_ORDER); /* in the window, yet refused */
+    assert_int_equal(put(h, a, 1500, 150), VG_APPEND_DUPLICATE);
     assert_int_equal(vg_head_truncate(h, 1500), VG_OK);
     int64_t ts[400], mint, maxt;
     double vs[400];
