@@ -122,7 +122,8 @@ static const char *json_time(json_t *o, const char *key, int64_t *ms)
     *ms = 0;
     if (!t || json_is_null(t)) return NULL;
     if (!json_is_string(t) || vg_alerts_api_parse_time(json_string_value(t), ms))
-        return "is not an RFC 3339 time";
+        return strcmp(key, "startsAt") == 0 ? "startsAt is not an RFC 3339 time"
+                                            : "endsAt is not an RFC 3339 time";
     if (*ms == -62135596800000LL) *ms = 0; /* Go's zero time = unset */
     return NULL;
 }
@@ -144,7 +145,7 @@ static const char *validate(vg_alert_t *a, vg_error *err)
             return err->msg;
         }
     if (a->ends_at && a->starts_at && a->ends_at < a->starts_at)
-        return "end time must not be before start time";
+        return "start time must be before end time";
     return NULL;
 }
 

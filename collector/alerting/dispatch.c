@@ -367,13 +367,9 @@ static vg_err_t route_alert(vg_dispatch_t *d, am_alert *a, int64_t now)
     return VG_OK;
 }
 
-static vg_err_t put_one(vg_dispatch_t *d, const vg_alert_t *in, int64_t now)
+/* Store and route one stamped alert (lock held); takes the caller's reference. */
+static vg_err_t put_locked(vg_dispatch_t *d, am_alert *a, int64_t now)
 {
-    am_alert *a = alert_copy(in);
-    if (!a) return VG_ENOMEM;
-    stamp(d, a, now);
-    vg_metric_inc(resolved_at(a, now) ? d->m_received_resolved : d->m_received_firing);
-    pthread_mutex_lock(&d->mu);
     merge_stored(d, a, now);
     vg_err_t rc = VG_OK;
     if (d->o.observe) {
@@ -381,24 +377,34 @@ static vg_err_t put_one(vg_dispatch_t *d, const vg_alert_t *in, int64_t now)
         rc = d->o.observe(d->o.mute_ud, &v);
     }
     if (!rc) rc = route_alert(d, a, now);
-    if (!rc) {
-        rc = store_set(d, a);
-        a = rc ? a : NULL;
-    }
-    pthread_cond_signal(&d->cv);
-    pthread_mutex_unlock(&d->mu);
-    alert_unref(a);
+    if (!rc) rc = store_set(d, a);
+    if (rc) alert_unref(a);
     return rc;
 }
 
+/* The whole batch goes in under one lock hold, so a flush never sees half
+ * of one POST (Alertmanager hands a batch to the dispatcher at once too). */
 vg_err_t vg_dispatch_put_at(vg_dispatch_t *d, const vg_alert_t *alerts, size_t n, int64_t now)
 {
-    if (!d->o.cfg->configured) return VG_OK;
-    vg_err_t rc = VG_OK;
-    for (size_t i = 0; i < n; i++) {
-        vg_err_t r = put_one(d, &alerts[i], now);
+    if (!d->o.cfg->configured || n == 0) return VG_OK;
+    am_alert **cp = vg_calloc(n, sizeof(*cp));
+    vg_err_t rc = cp ? VG_OK : VG_ENOMEM;
+    for (size_t i = 0; cp && i < n; i++) {
+        if (!(cp[i] = alert_copy(&alerts[i]))) {
+            rc = VG_ENOMEM;
+            continue;
+        }
+        stamp(d, cp[i], now);
+        vg_metric_inc(resolved_at(cp[i], now) ? d->m_received_resolved : d->m_received_firing);
+    }
+    pthread_mutex_lock(&d->mu);
+    for (size_t i = 0; cp && i < n; i++) {
+        vg_err_t r = cp[i] ? put_locked(d, cp[i], now) : VG_OK;
         if (r && !rc) rc = r;
     }
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    vg_free(cp);
     if (rc) vg_log_warn("dispatch", "alerts dropped", "err=%s", vg_strerror(rc));
     return rc;
 }

@@ -1,0 +1,178 @@
+"""test_alertmanager_diff.py - Vigil's dispatcher against a real Alertmanager.
+
+One Alertmanager config (a routing tree with continue, group_by '...' and a
+send_resolved: false receiver, two inhibition rules) runs in the real
+prometheus-alertmanager and, under `alerting:`, in vigil-collector. Both
+get the same silence and then the same steps of alerts through POST
+/api/v2/alerts: fire, resolve, re-fire, an inhibited warning released when
+its critical source resolves, and a final resolve of everything. Each sends
+to its own recording webhook receiver. Timers differ by jitter, so the test
+compares, per receiver and group key, the sequence of distinct
+(firing set, resolved set) states, never timings. Each step waits until
+Alertmanager has sent what the step causes and Vigil's latest states equal
+Alertmanager's.
+"""
+import datetime
+import json
+import os
+import sys
+import urllib.error
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import BUILD, Procs, free_port, wait_until  # noqa: E402
+from receiver import Receiver  # noqa: E402
+
+
+def am_config(hook):
+    wh = lambda name, **kw: {"name": name, "webhook_configs": [dict(url=hook + "/" + name, **kw)]}
+    return {
+        "global": {"resolve_timeout": "5m"},
+        "route": {
+            "receiver": "default",
+            "group_by": ["alertname", "cluster"],
+            "group_wait": "1s",
+            "group_interval": "2s",
+            "repeat_interval": "1h",
+            "routes": [
+                {"matchers": ['severity="critical"'], "receiver": "pager", "continue": True},
+                {"matchers": ['team="db"'], "receiver": "db", "group_by": ["..."]},
+            ],
+        },
+        "receivers": [wh("default"), wh("pager"), wh("db", send_resolved=False)],
+        "inhibit_rules": [
+            {"source_matchers": ['severity="critical"'], "target_matchers": ['severity="warning"'],
+             "equal": ["alertname", "cluster"]},
+            {"source_matchers": ['alertname="NodeDown"'], "target_matchers": ['alertname="DiskFull"'],
+             "equal": ["instance"]},
+        ],
+    }
+
+
+def iso(t):
+    return datetime.datetime.fromtimestamp(t, datetime.timezone.utc).strftime("%Y-%m-%dT%H:%M:%S.%fZ")
+
+
+def post(base, path, doc):
+    req = urllib.request.Request(base + path, data=json.dumps(doc).encode(),
+                                 headers={"Content-Type": "application/json"}, method="POST")
+    with urllib.request.urlopen(req, timeout=10) as r:
+        return r.status, r.read()
+
+
+def states(rcv):
+    """{(receiver, groupKey): [distinct (firing, resolved) states in order]}"""
+    out = {}
+    for r in rcv.received():
+        b = r["body"]
+        key = (r["path"].lstrip("/"), b["groupKey"])
+        st = tuple(frozenset(tuple(sorted(a["labels"].items())) for a in b["alerts"]
+                             if a["status"] == s) for s in ("firing", "resolved"))
+        seq = out.setdefault(key, [])
+        if not seq or seq[-1] != st:
+            seq.append(st)
+    return out
+
+
+def show(st):
+    lines = []
+    for k in sorted(st):
+        lines.append("%s %s" % k)
+        for f, r in st[k]:
+            lines.append("   firing=%s resolved=%s" % (sorted(dict(x).get("instance", dict(x)["alertname"]) for x in f),
+                                                     sorted(dict(x).get("instance", dict(x)["alertname"]) for x in r)))
+    return "\n".join(lines)
+
+
+A1 = {"alertname": "DiskFull", "cluster": "c1", "instance": "i1", "severity": "warning"}
+A2 = {"alertname": "DiskFull", "cluster": "c1", "instance": "i2", "severity": "warning"}
+B = {"alertname": "SlowQueries", "team": "db", "instance": "db1"}
+S = {"alertname": "Silenced", "cluster": "c1"}
+C = {"alertname": "Latency", "cluster": "c1", "severity": "critical"}
+W = {"alertname": "Latency", "cluster": "c1", "severity": "warning"}
+N = {"alertname": "NodeDown", "instance": "i3", "cluster": "c2"}
+D3 = {"alertname": "DiskFull", "instance": "i3", "cluster": "c2", "severity": "info"}
+
+
+def main():
+    with Procs() as procs, Receiver() as am_hook, Receiver() as vg_hook:
+        am_port, vg_port = free_port(), free_port()
+        am_cfg = os.path.join(procs.dir, "alertmanager.yml")
+        with open(am_cfg, "w") as f:
+            json.dump(am_config(am_hook.url), f)
+        vg_cfg = os.path.join(procs.dir, "collector.yml")
+        vg_data = os.path.join(procs.dir, "vigil-data")
+        os.makedirs(vg_data)
+        with open(vg_cfg, "w") as f:
+            json.dump({"collector": {"listen": "127.0.0.1:%d" % vg_port, "data_dir": vg_data},
+                       "alerting": am_config(vg_hook.url)}, f)
+        procs.start("alertmanager", ["prometheus-alertmanager", "--config.file=" + am_cfg,
+                                     "--storage.path=" + os.path.join(procs.dir, "am-data"),
+                                     "--web.listen-address=127.0.0.1:%d" % am_port,
+                                     "--cluster.listen-address="])
+        procs.start("collector", [os.path.join(BUILD, "vigil-collector"), "--config", vg_cfg])
+        bases = {"am": "http://127.0.0.1:%d" % am_port, "vg": "http://127.0.0.1:%d" % vg_port}
+        for name, base in bases.items():
+            wait_until(name + " ready", lambda: urllib.request.urlopen(base + "/-/ready").status == 200)
+
+        now = datetime.datetime.now(datetime.timezone.utc).timestamp()
+        silence = {"matchers": [{"name": "alertname", "value": "Silenced", "isRegex": False,
+                                 "isEqual": True}],
+                   "startsAt": iso(now - 1), "endsAt": iso(now + 3600),
+                   "createdBy": "test", "comment": "differential test"}
+        for base in bases.values():
+            post(base, "/api/v2/silences", silence)
+
+        t0 = now - 1
+        refire = {}  # the re-fire's start: taken when that step runs
+
+        def fire_again(lbls):
+            refire["t"] = datetime.datetime.now(datetime.timezone.utc).timestamp() - 0.5
+            return [fire(lbls, refire["t"])]
+        fire = lambda lbls, start=t0: {"labels": lbls, "annotations": {"summary": "x"},
+                                       "startsAt": iso(start), "generatorURL": "http://gen/"}
+        resolve = lambda lbls, start=t0: dict(fire(lbls, start),
+                                             endsAt=iso(datetime.datetime.now(datetime.timezone.utc).timestamp()))
+        steps = [
+            # (what, alerts, Alertmanager notifications the step causes)
+            ("fire everything", lambda: [fire(x) for x in (A1, A2, B, S, C, W, N, D3)], 3),
+            ("resolve A1", lambda: [resolve(A1)], 1),
+            ("re-fire A1", lambda: fire_again(A1), 1),
+            ("resolve the critical source: the warning is released", lambda: [resolve(C)], 2),
+            ("resolve the node: its disk alert is released", lambda: [resolve(N)], 1),
+            ("resolve everything", lambda: [resolve(x, s) for x, s in
+                                            ((A1, refire["t"]), (A2, t0), (B, t0), (S, t0), (W, t0),
+                                             (D3, t0))], 3),
+        ]
+        for what, alerts, expect in steps:
+            before = len(am_hook.received())
+            doc = alerts()
+            for base in bases.values():
+                st, body = post(base, "/api/v2/alerts", doc)
+                assert st == 200, (base, st, body)
+
+            def settled():
+                procs.check_alive()
+                return len(am_hook.received()) >= before + expect and \
+                    {k: v[-1] for k, v in states(am_hook).items()} == \
+                    {k: v[-1] for k, v in states(vg_hook).items()}
+            try:
+                wait_until("step '%s' to settle" % what, settled, timeout=60)
+            except AssertionError:
+                print("Alertmanager:\n%s\nVigil:\n%s" % (show(states(am_hook)), show(states(vg_hook))))
+                raise
+            print("step ok: %s" % what)
+
+        am_st, vg_st = states(am_hook), states(vg_hook)
+        if am_st != vg_st:
+            print("Alertmanager:\n%s\nVigil:\n%s" % (show(am_st), show(vg_st)))
+            raise AssertionError("notification sequences differ")
+        for r in vg_hook.received():
+            b = r["body"]
+            assert b["version"] == "4" and "truncatedAlerts" in b, b
+        print("OK: %d groups, %d notifications from Alertmanager, %d from Vigil" %
+              (len(am_st), len(am_hook.received()), len(vg_hook.received())))
+
+
+if __name__ == "__main__":
+    main()
