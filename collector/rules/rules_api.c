@@ -205,6 +205,14 @@ static int group_has(const group *g, int want_alert, int want_record)
     return 0;
 }
 
+/* Prometheus lists groups by file, then name. */
+static int cmp_group(const void *x, const void *y)
+{
+    const group *a = *(group *const *)x, *b = *(group *const *)y;
+    int c = strcmp(a->def->file, b->def->file);
+    return c ? c : strcmp(a->def->name, b->def->name);
+}
+
 vg_err_t vg_rules_json_rules(vg_rules_t *m, const char *type, vg_buf *out)
 {
     int wa = !type || !*type || !strcmp(type, "alert");
@@ -212,14 +220,20 @@ vg_err_t vg_rules_json_rules(vg_rules_t *m, const char *type, vg_buf *out)
     vg_buf_puts(out, "{\"groups\":[");
     int first = 1;
     if (m) pthread_mutex_lock(&m->mu);
-    for (size_t i = 0; m && m->rs && i < m->rs->ngroups; i++) {
-        const group *g = &m->rs->groups[i];
+    size_t ng = m && m->rs ? m->rs->ngroups : 0;
+    group **order = vg_calloc(ng + 1, sizeof *order);
+    for (size_t i = 0; order && i < ng; i++) order[i] = &m->rs->groups[i];
+    if (order) qsort(order, ng, sizeof *order, cmp_group);
+    for (size_t i = 0; order && i < ng; i++) {
+        const group *g = order[i];
         if (!(wa && wr) && !group_has(g, wa, wr)) continue;
         if (!first) vg_buf_putc(out, ',');
         first = 0;
         put_group(out, g, wa, wr);
     }
     if (m) pthread_mutex_unlock(&m->mu);
+    if (ng && !order) return VG_ENOMEM;
+    vg_free(order);
     return vg_buf_puts(out, "]}");
 }
 
