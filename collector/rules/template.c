@@ -226,9 +226,10 @@ static vg_err_t pipe_eval(X *x, const tpipe *p, tval dot, tval *out)
     for (size_t i = 0; i < p->nvars && !rc; i++) {
         if (p->is_assign) {
             tval *t = var_find(x, p->vars[i], strlen(p->vars[i]));
+            const tcmd *last = &p->cmds[p->ncmds - 1]; /* Go reports at the last command */
             if (!t)
-                return xerr(x, p->pos, p->vars[i], strlen(p->vars[i]), "undefined variable: %s",
-                            p->vars[i]);
+                return xerr(x, last->pos, last->args[0].text, cmd_len(last),
+                            "undefined variable: %s", p->vars[i]);
             *t = v;
         } else
             rc = var_push(x, p->vars[i], v, p->pos);

@@ -186,8 +186,8 @@ static const struct {
      "{{ range $i, $v := args 1 2 3 }}{{ if eq $i \"arg1\" }}{{ break }}{{ end }}{{ $v }}{{ end }}",
      "13|1"},
     {"{{ $x = 1 }}", "<error expanding template: error executing template __alert_X: template: "
-                     "__alert_X:1:115: executing "
-                     "\"__alert_X\" at <$x>: undefined variable: $x>"},
+                     "__alert_X:1:120: executing "
+                     "\"__alert_X\" at <1>: undefined variable: $x>"},
     {"plain text", "plain text"},
     {"", ""},
     {"{{ $labels.instance }} of {{ $labels.job }} is down", "host-1:9100 of node is down"},
