@@ -22,13 +22,13 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/random.h>
-#include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
 
 #include "alerting/silence.h"
 #include "alerting/silence_int.h"
 #include "vigil/alloc.h"
+#include "vigil/spool.h"
 
 #define RETENTION_MS (120LL * 3600 * 1000)
 #define SILENCES_MAX 100000
@@ -207,18 +207,6 @@ json_t *vg_silence_to_json(const vg_silence_t *x, int64_t now)
 
 /* ---- persistence ---- */
 
-static vg_err_t write_all(int fd, const char *p, size_t n)
-{
-    while (n) {
-        ssize_t w = write(fd, p, n);
-        if (w < 0 && errno == EINTR) continue;
-        if (w <= 0) return VG_EIO;
-        p += w;
-        n -= (size_t)w;
-    }
-    return VG_OK;
-}
-
 static vg_err_t persist_locked(vg_silences_t *s, vg_error *err)
 {
     if (!s->dir) return VG_OK;
@@ -228,24 +216,16 @@ static vg_err_t persist_locked(vg_silences_t *s, vg_error *err)
     char *text = arr ? json_dumps(arr, JSON_COMPACT) : NULL;
     json_decref(arr);
     if (!text) return vg_error_set(err, VG_ENOMEM, "out of memory writing silences");
-    char tmp[4096], path[4096];
-    snprintf(tmp, sizeof tmp, "%s/silences.tmp", s->dir);
+    char path[4096];
     snprintf(path, sizeof path, "%s/silences", s->dir);
-    vg_err_t rc = VG_OK;
-    int fd = open(tmp, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0 || write_all(fd, text, strlen(text)) || fsync(fd)) rc = VG_EIO;
-    if (fd >= 0 && close(fd)) rc = VG_EIO;
-    if (!rc && rename(tmp, path)) rc = VG_EIO;
-    if (!rc) {
+    vg_err_t rc = vg_spool_write_file(path, text, strlen(text), 1, err);
+    free(text);
+    if (!rc) { /* make the rename itself durable */
         int dfd = open(s->dir, O_RDONLY | O_DIRECTORY | O_CLOEXEC);
         if (dfd >= 0) (void)fsync(dfd), close(dfd);
     }
-    free(text);
-    if (rc) {
-        vg_metric_inc(s->persist_errors);
-        return vg_error_set(err, VG_EIO, "cannot write %s: %s", path, strerror(errno));
-    }
-    return VG_OK;
+    if (rc) vg_metric_inc(s->persist_errors);
+    return rc;
 }
 
 static vg_err_t load(vg_silences_t *s, vg_error *err)
@@ -289,21 +269,6 @@ out:
     return rc;
 }
 
-static vg_err_t mkdirs(const char *dir, vg_error *err)
-{
-    char p[4096];
-    snprintf(p, sizeof p, "%s", dir);
-    for (char *c = p + 1; *c; c++) {
-        if (*c != '/') continue;
-        *c = '\0';
-        if (mkdir(p, 0755) && errno != EEXIST) break;
-        *c = '/';
-    }
-    if (mkdir(p, 0755) && errno != EEXIST)
-        return vg_error_set(err, VG_EIO, "cannot create %s: %s", dir, strerror(errno));
-    return VG_OK;
-}
-
 vg_err_t vg_silences_open(const char *dir, vg_metrics_t *m, vg_silences_t **out, vg_error *err)
 {
     *out = NULL;
@@ -315,7 +280,7 @@ vg_err_t vg_silences_open(const char *dir, vg_metrics_t *m, vg_silences_t **out,
                            "Silence changes that could not be written to disk.", NULL);
     vg_err_t rc = VG_OK;
     if (dir && !(s->dir = vg_strdup(dir))) rc = vg_error_set(err, VG_ENOMEM, "out of memory");
-    if (!rc && dir) rc = mkdirs(dir, err);
+    if (!rc && dir) rc = vg_spool_mkdirs(dir, err);
     if (!rc && dir) rc = load(s, err);
     if (rc) {
         vg_silences_free(s);
