@@ -14,6 +14,7 @@
 #include "alerting/alerts_api.h"
 #include "alerting/dispatch.h"
 #include "alerting/silence.h"
+#include "notify/amsender.h"
 #include "api/api.h"
 #include "config.h"
 #include "ingest/ingest.h"
@@ -42,6 +43,7 @@ typedef struct collector {
     vg_nflog_t *nflog;        /* <data_dir>/nflog */
     vg_alerting_mute_t mute;  /* inhibitor + silences for the dispatcher */
     vg_dispatch_t *dispatch;  /* alerting: routing, grouping, notifications */
+    vg_amsender_t *amsender;  /* alerting.alertmanagers; NULL when none */
     vg_promql_opts query; /* --query.max-samples, --query.timeout */
     vg_rules_t *rules;       /* rule groups; /api/v1/rules, /api/v1/alerts */
     const char *config_path; /* re-read on SIGHUP and POST /-/reload */
@@ -177,7 +179,18 @@ static vg_err_t start_dispatch(collector *c, vg_error *err)
                           .mute_ud = &c->mute};
     if (!rc) rc = vg_dispatch_new(&o, &c->dispatch, err);
     if (!rc) rc = vg_dispatch_start(c->dispatch, err);
+    if (!rc && cfg->alerting.nalertmanagers)
+        rc = vg_amsender_new(&cfg->alerting, c->metrics, 0, &c->amsender, err);
+    if (!rc && c->amsender) rc = vg_amsender_start(c->amsender, err);
     return rc;
+}
+
+/* The rule evaluator's alerts go to the dispatcher and to external Alertmanagers. */
+static void on_alerts(void *ud, const vg_alert_t *alerts, size_t n)
+{
+    collector *c = ud;
+    vg_dispatch_put(c->dispatch, alerts, n);
+    if (c->amsender) vg_amsender_put(c->amsender, alerts, n);
 }
 
 static vg_err_t collector_start(collector *c, vg_error *err)
@@ -195,6 +208,7 @@ static vg_err_t collector_start(collector *c, vg_error *err)
     rc = vg_silences_open(c->cfg->data_dir, c->metrics, &c->silences, err);
     if (!rc) rc = start_dispatch(c, err);
     if (!rc) rc = start_rules(c, err);
+    if (!rc) vg_rules_set_sink(c->rules, on_alerts, c);
     if (!rc) rc = start_http(c, err);
     if (!rc) rc = vg_rules_start(c->rules, err);
     if (!rc) rc = start_kafka(c, err);
@@ -209,6 +223,7 @@ static void collector_stop(collector *c)
     vg_rules_free(c->rules);
     vg_api_free(c->api);
     vg_dispatch_free(c->dispatch);
+    vg_amsender_free(c->amsender);
     vg_nflog_free(c->nflog);
     vg_inhibitor_free(c->inhibitor);
     vg_silences_free(c->silences);
