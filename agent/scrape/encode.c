@@ -20,8 +20,10 @@
 #include "scrape/scrape_int.h"
 #include "vigil/alloc.h"
 
+/* Varints: nearly every length here is under 128, so that case is inline. */
 static size_t vlen(uint64_t v)
 {
+    if (v < 0x80) return 1;
     size_t n = 1;
     while (v >= 0x80) v >>= 7, n++;
     return n;
@@ -29,6 +31,10 @@ static size_t vlen(uint64_t v)
 
 static char *put_varint(char *p, uint64_t v)
 {
+    if (v < 0x80) {
+        *p = (char)(uint8_t)v;
+        return p + 1;
+    }
     while (v >= 0x80) *p++ = (char)(uint8_t)(v | 0x80), v >>= 7;
     *p++ = (char)(uint8_t)v;
     return p;

@@ -32,7 +32,7 @@ struct vg_sink; /* see sink.h */
 
 /* zstd level used when none is configured; bench/RESULTS.md ("zstd level")
  * has the measurements behind it. */
-#define VG_BATCHER_DEFAULT_ZSTD_LEVEL 3
+#define VG_BATCHER_DEFAULT_ZSTD_LEVEL 1
 #define VG_BATCHER_DEFAULT_MAX_BYTES  (1u << 20)
 
 typedef struct vg_batcher_opts {

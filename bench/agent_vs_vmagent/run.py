@@ -9,7 +9,7 @@ both to one blackhole receiver that reads the body and answers 204. The
 bench prints CPU-seconds per million samples scraped and peak RSS for each,
 and the ratios (Vigil / vmagent; lower is better for Vigil).
 
-  bench/agent_vs_vmagent/run.py [--targets 200] [--interval 10] [--duration 120]
+  bench/agent_vs_vmagent/run.py [--targets 200] [--interval 10] [--duration 120] [--zstd-level N]
 """
 import argparse
 import http.server
@@ -79,7 +79,7 @@ def scrape_metric(port, pattern):
     return total
 
 
-def write_configs(d, ports, interval, vigil_port, sink_port):
+def write_configs(d, ports, interval, vigil_port, sink_port, zstd_level=0):
     targets = ", ".join("'127.0.0.1:%d'" % p for p in ports)
     prom = ("global: {scrape_interval: %ds, scrape_timeout: %ds}\n"
             "scrape_configs:\n  - job_name: bench\n    static_configs: [{targets: [%s]}]\n"
@@ -88,6 +88,8 @@ def write_configs(d, ports, interval, vigil_port, sink_port):
         f.write(prom)
     agent = ("agent: {listen: '127.0.0.1:%d', node: bench, data_dir: '%s/vigil'}\n%s"
              "output:\n  http: {url: 'http://127.0.0.1:%d'}\n" % (vigil_port, d, prom, sink_port))
+    if zstd_level:
+        agent += "  zstd_level: %d\n" % zstd_level
     with open(os.path.join(d, "vigil.yml"), "w") as f:
         f.write(agent)
 
@@ -97,6 +99,7 @@ def main():
     ap.add_argument("--targets", type=int, default=200)
     ap.add_argument("--interval", type=int, default=10)
     ap.add_argument("--duration", type=int, default=120)
+    ap.add_argument("--zstd-level", type=int, default=0, help="output.zstd_level (0: the default)")
     args = ap.parse_args()
     with open(FIXTURE, "rb") as f:
         body = f.read()
@@ -111,7 +114,7 @@ def main():
     sinks = [serve_blackhole(vm_sink, counts["vm"]), serve_blackhole(vigil_sink, counts["vigil"])]
     vm_port, vigil_port = free_port(), free_port()
     with tempfile.TemporaryDirectory(prefix="vigil-bench-") as d:
-        write_configs(d, ports, args.interval, vigil_port, vigil_sink)
+        write_configs(d, ports, args.interval, vigil_port, vigil_sink, args.zstd_level)
         vm = start(["vmagent", "-promscrape.config=%s/prom.yml" % d,
                     "-remoteWrite.url=http://127.0.0.1:%d/api/v1/write" % vm_sink,
                     "-remoteWrite.tmpDataPath=%s/vmagent" % d, "-httpListenAddr=127.0.0.1:%d" % vm_port,

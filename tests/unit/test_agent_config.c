@@ -64,7 +64,7 @@ static void test_embedded_default(void **state)
     assert_string_equal(c->spool_replay, "interleave");
     assert_int_equal(c->batch_max_bytes, 1 << 20);
     assert_int_equal(c->batch_max_delay_ms, 1000);
-    assert_int_equal(c->zstd_level, 3);
+    assert_int_equal(c->zstd_level, 1);
     vg_agent_config_free(c);
     vg_agent_config_free(NULL);
 }
