@@ -13,6 +13,7 @@
 
 #include <cmocka.h>
 
+#include "alerting/alerts_api.h"
 #include "alerting/dispatch.h"
 #include "vigil/alloc.h"
 #include "vigil/arena.h"
@@ -251,6 +252,47 @@ static void test_merge_keeps_earliest_start(void **state)
     vg_dispatch_alerts_free(f->d, a, n);
 }
 
+static void test_api_post_validation(void **state)
+{
+    fx *f = *state;
+    vg_buf out;
+    vg_buf_init(&out, 0);
+    int st;
+    const char *ok = "[{\"labels\":{\"alertname\":\"X\",\"empty\":\"\"},"
+                     "\"startsAt\":\"2023-11-14T22:13:20.5+01:00\"}]";
+    vg_alerts_api_post(f->d, ok, strlen(ok), T0, &st, &out);
+    assert_int_equal(st, 200);
+    vg_dispatch_alert_t *a;
+    size_t n;
+    assert_int_equal(vg_dispatch_alerts(f->d, T0, &a, &n), VG_OK);
+    assert_int_equal(n, 1);
+    assert_int_equal(a[0].a.nlabels, 1); /* empty values are dropped */
+    assert_int_equal(a[0].a.starts_at, 1700000000500LL - 3600000);
+    assert_int_equal(a[0].a.ends_at, T0 + 300000); /* resolve_timeout */
+    vg_dispatch_alerts_free(f->d, a, n);
+    /* invalid ones are refused with 400, the valid one in the batch is kept */
+    const char *mixed = "[{\"labels\":{}},{\"labels\":{\"0bad\":\"x\"}},"
+                        "{\"labels\":{\"alertname\":\"Y\"},\"startsAt\":\"2023-11-14T22:13:20Z\","
+                        "\"endsAt\":\"2023-11-14T22:13:19Z\"},{\"labels\":{\"alertname\":\"Z\"}}]";
+    vg_alerts_api_post(f->d, mixed, strlen(mixed), T0, &st, &out);
+    assert_int_equal(st, 400);
+    assert_non_null(strstr(out.data, "at least one label pair required"));
+    assert_non_null(strstr(out.data, "invalid name \"0bad\""));
+    assert_non_null(strstr(out.data, "start time must be before end time"));
+    assert_int_equal(vg_dispatch_alerts(f->d, T0, &a, &n), VG_OK);
+    assert_int_equal(n, 2);
+    vg_dispatch_alerts_free(f->d, a, n);
+    vg_buf_reset(&out);
+    vg_alerts_api_post(f->d, "{", 1, T0, &st, &out);
+    assert_int_equal(st, 400);
+    vg_buf_free(&out);
+    int64_t ms;
+    assert_int_equal(vg_alerts_api_parse_time("2023-11-14T22:13:20Z", &ms), VG_OK);
+    assert_int_equal(ms, 1700000000000LL);
+    assert_int_equal(vg_alerts_api_parse_time("2023-11-14 22:13:20Z", &ms), VG_EPARSE);
+    assert_int_equal(vg_alerts_api_parse_time("2023-11-14T22:13:20", &ms), VG_EPARSE);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -262,6 +304,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_muted_alerts_are_not_sent, setup, teardown),
         cmocka_unit_test_setup_teardown(test_failed_delivery_keeps_resolved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_keeps_earliest_start, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_api_post_validation, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
