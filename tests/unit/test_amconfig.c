@@ -287,6 +287,30 @@ static void test_in_collector_config(void **state)
     assert_non_null(strstr(err.msg, "c.yml:2:21: undefined receiver \"nope\""));
 }
 
+/* Every allocation failure while parsing is an error, never a crash or a leak. */
+static void test_alloc_failures(void **state)
+{
+    int ok = 0;
+    for (long n = 1; n < 5000 && !ok; n++) {
+        fixture f = {.arena = vg_arena_new(0)};
+        long before = vg_alloc_failures();
+        vg_alloc_fail_after(n);
+        vg_err_t rc = vg_amconfig_parse_text("am.yml", FULL, strlen(FULL), f.arena, &f.cfg, NULL);
+        vg_alloc_fail_after(0);
+        ok = rc == VG_OK && vg_alloc_failures() == before;
+        done(&f);
+        vg_matcher_t **ms = NULL;
+        size_t cnt = 0;
+        vg_alloc_fail_after(n);
+        if (vg_am_matchers_parse("{a=\"1\", b=~\"x.*\"}", &ms, &cnt, NULL) == VG_OK) {
+            for (size_t i = 0; i < cnt; i++) vg_matcher_free(ms[i]);
+            vg_free(ms);
+        }
+        vg_alloc_fail_after(0);
+    }
+    assert_true(ok);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -297,6 +321,7 @@ int main(void)
         cmocka_unit_test(test_matchers),
         cmocka_unit_test(test_format),
         cmocka_unit_test(test_in_collector_config),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -239,12 +239,40 @@ static void test_persistence(void **state)
     assert_non_null(strstr(err.msg, "entry 0"));
 }
 
+/* Allocation failures while creating, listing and loading are errors, not crashes or leaks. */
+static void test_alloc_failures(void **state)
+{
+    char buf[1024], id[37], d2[64];
+    vg_silences_t *s = NULL;
+    strcpy(d2, dir);
+    strcat(d2, "/alloc");
+    assert_int_equal(vg_silences_open(d2, NULL, &s, NULL), VG_OK);
+    assert_int_equal(set(s, post(buf, NULL, "A", 0, 30), T0, id), VG_OK);
+    vg_silences_free(s);
+    for (long n = 1; n < 200; n++) {
+        vg_alloc_fail_after(n);
+        vg_err_t rc = vg_silences_open(d2, NULL, &s, NULL);
+        if (!rc) {
+            (void)set(s, post(buf, NULL, "B", 0, 30), T0, id);
+            vg_buf b;
+            vg_buf_init(&b, 0);
+            (void)vg_silences_list_json(s, NULL, 0, T0, &b);
+            vg_buf_free(&b);
+        }
+        vg_alloc_fail_after(0);
+        if (rc) assert_null(s);
+        vg_silences_free(s);
+        s = NULL;
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_states_and_json),       cmocka_unit_test(test_validation),
         cmocka_unit_test(test_update_rules),          cmocka_unit_test(test_expire_and_mutes),
         cmocka_unit_test(test_list_filter_and_order), cmocka_unit_test(test_persistence),
+        cmocka_unit_test(test_alloc_failures),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
