@@ -21,6 +21,7 @@
 #include <pcre2.h>
 
 #include "rules/template_int.h"
+#include "vigil/duration.h"
 #include "vigil/metrics.h"
 
 #define FAIL(...) fail(x, __VA_ARGS__)
@@ -249,11 +250,9 @@ static vg_err_t fn_humanizePercentage(texec *x, tval *av, size_t ac, tval *res)
     return scaled(x, v * 100, BIG, 1e300, 1, "%", res);
 }
 
-static vg_err_t fn_humanizeTimestamp(texec *x, tval *av, size_t ac, tval *res)
+/* Go's time.Time String() in UTC at Prometheus's millisecond precision. */
+static vg_err_t fmt_time(texec *x, double v, tval *res)
 {
-    double v;
-    if (to_float(x, &av[0], &v)) return VG_EINVAL;
-    if (isnan(v) || isinf(v)) return scaled(x, v, BIG, 1e300, 1, "", res);
     if (v * 1e9 >= 9.2e18 || v * 1e9 <= -9.2e18)
         return FAIL("%g cannot be represented as a nanoseconds timestamp since it overflows int64",
                     v);
@@ -271,6 +270,32 @@ static vg_err_t fn_humanizeTimestamp(texec *x, tval *av, size_t ac, tval *res)
                                tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, f);
     if (!o) return VG_ENOMEM;
     *res = str_val(o);
+    return VG_OK;
+}
+
+static vg_err_t fn_humanizeTimestamp(texec *x, tval *av, size_t ac, tval *res)
+{
+    double v;
+    if (to_float(x, &av[0], &v)) return VG_EINVAL;
+    if (isnan(v) || isinf(v)) return scaled(x, v, BIG, 1e300, 1, "", res);
+    return fmt_time(x, v, res);
+}
+
+static vg_err_t fn_toTime(texec *x, tval *av, size_t ac, tval *res)
+{
+    double v;
+    if (to_float(x, &av[0], &v)) return VG_EINVAL;
+    if (isnan(v) || isinf(v)) return FAIL("value is NaN or Inf");
+    return fmt_time(x, v, res);
+}
+
+static vg_err_t fn_parseDuration(texec *x, tval *av, size_t ac, tval *res)
+{
+    const char *s;
+    int64_t ms;
+    if (want_str(x, &av[0], &s)) return VG_EINVAL;
+    if (vg_duration_parse(s, &ms, NULL)) return FAIL("not a valid duration string: \"%.100s\"", s);
+    *res = (tval){.k = V_FLOAT, .f = (double)ms / 1000.0};
     return VG_OK;
 }
 
@@ -486,6 +511,116 @@ static vg_err_t fn_reReplaceAll(texec *x, tval *av, size_t ac, tval *res)
     return rc ? (vg_buf_free(&b), rc) : ret_buf(x, &b, res);
 }
 
+/* ---- links and escaping (Prometheus's pathPrefix, externalURL, graphLink,
+ * tableLink; Go's html, urlquery, js) ---- */
+
+static const char *ext_url(texec *x)
+{
+    return x->d->external_url ? x->d->external_url : "";
+}
+
+static vg_err_t fn_externalURL(texec *x, tval *av, size_t ac, tval *res)
+{
+    *res = str_val(ext_url(x));
+    return VG_OK;
+}
+
+static vg_err_t fn_pathPrefix(texec *x, tval *av, size_t ac, tval *res)
+{
+    const char *u = ext_url(x), *p = strstr(u, "://");
+    p = p ? strchr(p + 3, '/') : NULL;
+    const char *e = p ? p + strcspn(p, "?#") : NULL;
+    char *o = p ? vg_arena_strndup(x->a, p, (size_t)(e - p)) : vg_arena_strdup(x->a, "");
+    if (!o) return VG_ENOMEM;
+    *res = str_val(o);
+    return VG_OK;
+}
+
+/* Go's url.QueryEscape. */
+static vg_err_t query_escape(vg_buf *b, const char *s, size_t n)
+{
+    vg_err_t rc = VG_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        unsigned char c = (unsigned char)s[i];
+        if (isalnum(c) || strchr("-_.~", c))
+            rc = vg_buf_putc(b, (char)c);
+        else if (c == ' ')
+            rc = vg_buf_putc(b, '+');
+        else
+            rc = vg_buf_printf(b, "%%%02X", c);
+    }
+    return rc;
+}
+
+static vg_err_t link(texec *x, tval *av, tval *res, int tab)
+{
+    const char *e;
+    if (want_str(x, &av[0], &e)) return VG_EINVAL;
+    vg_buf b;
+    vg_buf_init(&b, TMPL_MAX_OUT);
+    vg_err_t rc = vg_buf_puts(&b, "/graph?g0.expr=");
+    if (!rc) rc = query_escape(&b, e, av[0].slen);
+    if (!rc) rc = vg_buf_printf(&b, "&g0.tab=%d", tab);
+    return rc ? (vg_buf_free(&b), rc == VG_ETOOLARGE ? FAIL("output too large") : rc)
+              : ret_buf(x, &b, res);
+}
+
+static vg_err_t fn_graphLink(texec *x, tval *av, size_t ac, tval *res)
+{
+    return link(x, av, res, 0);
+}
+static vg_err_t fn_tableLink(texec *x, tval *av, size_t ac, tval *res)
+{
+    return link(x, av, res, 1);
+}
+
+/* One byte escaped as Go's html (kind 0) or js (kind 2) builtin does it. */
+static vg_err_t escape1(vg_buf *b, unsigned char c, int kind)
+{
+    if (kind == 0 && c && strchr("<>&'\"", c))
+        return vg_buf_puts(b, c == '<'    ? "&lt;"
+                              : c == '>'  ? "&gt;"
+                              : c == '&'  ? "&amp;"
+                              : c == '\'' ? "&#39;"
+                                          : "&#34;");
+    if (kind == 2 && c && strchr("\\'\"", c)) return vg_buf_printf(b, "\\%c", c);
+    if (kind == 2 && (c < ' ' || (c && strchr("<>&=", c)))) return vg_buf_printf(b, "\\u%04X", c);
+    return vg_buf_putc(b, (char)c);
+}
+
+/* Go's html, urlquery and js builtins: Sprint of the arguments, escaped. */
+static vg_err_t escaper(texec *x, tval *av, size_t ac, tval *res, int kind)
+{
+    vg_buf in, b;
+    vg_buf_init(&in, TMPL_MAX_OUT);
+    vg_buf_init(&b, TMPL_MAX_OUT);
+    vg_err_t rc = VG_OK;
+    for (size_t i = 0; i < ac && !rc; i++) {
+        if (i && av[i].k != V_STR && av[i - 1].k != V_STR) rc = vg_buf_putc(&in, ' ');
+        if (!rc) rc = tmpl_print(x, &in, &av[i]);
+    }
+    const char *s = in.data ? in.data : "";
+    if (!rc && kind == 1) rc = query_escape(&b, s, in.len);
+    for (size_t i = 0; i < in.len && !rc && kind != 1; i++)
+        rc = escape1(&b, (unsigned char)s[i], kind);
+    vg_buf_free(&in);
+    if (rc == VG_ETOOLARGE) return vg_buf_free(&b), FAIL("output too large");
+    return rc ? (vg_buf_free(&b), rc) : ret_buf(x, &b, res);
+}
+
+static vg_err_t fn_html(texec *x, tval *av, size_t ac, tval *res)
+{
+    return escaper(x, av, ac, res, 0);
+}
+static vg_err_t fn_urlquery(texec *x, tval *av, size_t ac, tval *res)
+{
+    return escaper(x, av, ac, res, 1);
+}
+static vg_err_t fn_js(texec *x, tval *av, size_t ac, tval *res)
+{
+    return escaper(x, av, ac, res, 2);
+}
+
 /* ---- query results ---- */
 
 static vg_err_t copy_samples(texec *x, const vg_tmpl_sample *in, size_t n, tval *res)
@@ -635,6 +770,30 @@ static vg_err_t index1(texec *x, const tval *c, const tval *k, tval *res)
     }
     if (c->k == V_NIL) return FAIL("index of untyped nil");
     return FAIL("can't index item of type %s", tmpl_type_name(c));
+}
+
+/* Go's slice builtin on strings and query results: slice x [i [j]]. */
+static vg_err_t fn_slice(texec *x, tval *av, size_t ac, tval *res)
+{
+    const tval *v = &av[0];
+    if (v->k != V_STR && v->k != V_VEC)
+        return FAIL("can't slice item of type %s", tmpl_type_name(v));
+    long long n = v->k == V_STR ? (long long)v->slen : (long long)v->n, idx[2] = {0, n};
+    if (ac > 3) return FAIL("too many slice indexes: %zu", ac - 1);
+    for (size_t i = 1; i < ac; i++) {
+        if (av[i].k != V_INT)
+            return FAIL("cannot index slice/array with type %s", tmpl_type_name(&av[i]));
+        if (av[i].i < 0 || av[i].i > n) return FAIL("index out of range: %lld", av[i].i);
+        idx[i - 1] = av[i].i;
+    }
+    if (idx[0] > idx[1]) return FAIL("invalid slice index: %lld > %lld", idx[0], idx[1]);
+    *res = *v;
+    if (v->k == V_STR)
+        res->s = v->s + idx[0], res->slen = (size_t)(idx[1] - idx[0]);
+    else
+        res->vec = v->vec + idx[0], res->n = (size_t)(idx[1] - idx[0]);
+    if (v->k == V_STR && !(res->s = vg_arena_strndup(x->a, res->s, res->slen))) return VG_ENOMEM;
+    return VG_OK;
 }
 
 static vg_err_t fn_index(texec *x, tval *av, size_t ac, tval *res)
@@ -949,6 +1108,16 @@ static const struct {
     {"ge", fn_ge, 2},
     {"and", fn_and, -1},
     {"or", fn_or, -1},
+    {"toTime", fn_toTime, 1},
+    {"parseDuration", fn_parseDuration, 1},
+    {"externalURL", fn_externalURL, 0},
+    {"pathPrefix", fn_pathPrefix, 0},
+    {"graphLink", fn_graphLink, 1},
+    {"tableLink", fn_tableLink, 1},
+    {"html", fn_html, -2},
+    {"urlquery", fn_urlquery, -2},
+    {"js", fn_js, -2},
+    {"slice", fn_slice, -1},
     {"not", fn_not, 1},
 };
 

@@ -188,6 +188,7 @@ static const struct {
     {"{{ $x = 1 }}", "<error expanding template: error executing template __alert_X: template: "
                      "__alert_X:1:120: executing "
                      "\"__alert_X\" at <1>: undefined variable: $x>"},
+    {"{{ pathPrefix }}|{{ externalURL }}", "|http://prom:9090"},
     {"plain text", "plain text"},
     {"", ""},
     {"{{ $labels.instance }} of {{ $labels.job }} is down", "host-1:9100 of node is down"},
