@@ -31,14 +31,14 @@ char *vg_rules_fmt_value(double v, char *buf, size_t n)
 
 char *vg_rules_fmt_time(int64_t ms, char *buf, size_t n)
 {
-    time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    int frac = (int)(ms - (int64_t)s * 1000);
-    struct tm tm;
-    gmtime_r(&s, &tm);
     if (ms == INT64_MIN) { /* Go's zero time */
         snprintf(buf, n, "0001-01-01T00:00:00Z");
         return buf;
     }
+    time_t s = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
+    int frac = (int)(ms - (int64_t)s * 1000);
+    struct tm tm;
+    gmtime_r(&s, &tm);
     size_t k = strftime(buf, n, "%Y-%m-%dT%H:%M:%S", &tm);
     if (frac) {
         char f[8];

@@ -401,6 +401,7 @@ static void test_formats(void **state)
     assert_string_equal(vg_rules_fmt_value(NAN, b, sizeof b), "NaN");
     assert_string_equal(vg_rules_fmt_value(-INFINITY, b, sizeof b), "-Inf");
     assert_string_equal(vg_rules_fmt_time(0, b, sizeof b), "1970-01-01T00:00:00Z");
+    assert_string_equal(vg_rules_fmt_time(INT64_MIN, b, sizeof b), "0001-01-01T00:00:00Z");
     assert_string_equal(vg_rules_fmt_time(1700000000120, b, sizeof b), "2023-11-14T22:13:20.12Z");
     int64_t off = vg_rules_group_offset("f.yml", "g", MIN);
     assert_true(off >= 0 && off < MIN);
