@@ -11,6 +11,15 @@
  * args, tmpl as far as they are cheap). An error renders exactly as
  * Prometheus renders it: the output becomes
  * "<error expanding template: ...>" and evaluation goes on.
+ *
+ * Implemented (collector/rules/template*.c): Go text/template actions, trim
+ * markers, comments, pipelines, variables ($x := / =), if/else if/with/
+ * range (with $i, $v, break, continue)/define/template, Go literals; the
+ * functions above plus toTime, parseDuration, pathPrefix, externalURL,
+ * graphLink, tableLink, strvalue, and Go's print, println, html, urlquery,
+ * js, slice. Not implemented: tmpl, block, call. Untrusted input is capped:
+ * nesting depth 64, 1M execution steps, 1 MiB of output; over a cap the
+ * expansion is an error, never a crash. Thread-safe: no shared state.
  */
 #ifndef VIGIL_RULES_TEMPLATE_H
 #define VIGIL_RULES_TEMPLATE_H

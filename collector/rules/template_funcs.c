@@ -988,6 +988,17 @@ static vg_err_t verb1(texec *x, vg_buf *b, const char *spec, char verb, int widt
     return bad_verb(x, b, verb, v);
 }
 
+/* Go's "%!(EXTRA int=1, string=x)" for arguments no verb used. */
+static vg_err_t extra_args(texec *x, vg_buf *b, const tval *av, size_t n)
+{
+    vg_err_t rc = vg_buf_puts(b, "%!(EXTRA ");
+    for (size_t i = 0; i < n && !rc; i++) {
+        rc = vg_buf_printf(b, "%s%s=", i ? ", " : "", tmpl_type_name(&av[i]));
+        if (!rc) rc = tmpl_print(x, b, &av[i]);
+    }
+    return rc ? rc : vg_buf_putc(b, ')');
+}
+
 static vg_err_t sprintf_go(texec *x, vg_buf *b, const char *fmt, tval *av, size_t ac)
 {
     size_t used = 0;
@@ -1023,15 +1034,7 @@ static vg_err_t sprintf_go(texec *x, vg_buf *b, const char *fmt, tval *av, size_
         else
             rc = verb1(x, b, spec, *p, width, left, prec, &av[used++]);
     }
-    if (!rc && used < ac) {
-        rc = vg_buf_puts(b, "%!(EXTRA ");
-        for (size_t i = used; i < ac && !rc; i++) {
-            rc = vg_buf_printf(b, "%s%s=", i > used ? ", " : "", tmpl_type_name(&av[i]));
-            if (!rc) rc = tmpl_print(x, b, &av[i]);
-        }
-        if (!rc) rc = vg_buf_putc(b, ')');
-    }
-    return rc;
+    return rc || used >= ac ? rc : extra_args(x, b, av + used, ac - used);
 }
 
 static vg_err_t fn_printf(texec *x, tval *av, size_t ac, tval *res)

@@ -474,6 +474,21 @@ static vg_err_t decl(P *p, tpipe *pp)
     return VG_OK;
 }
 
+/* Go's checkPipeline: stages after the first must be able to take an argument. */
+static vg_err_t check_stages(P *p, const tcmd *cmds, size_t n)
+{
+    for (size_t i = 1; i < n; i++) {
+        akind f = cmds[i].args[0].k;
+        if (f == A_BOOL || f == A_NIL || f == A_INT || f == A_FLOAT || f == A_STR ||
+            (f == A_DOT && !cmds[i].args[0].nfields)) {
+            char m[64];
+            snprintf(m, sizeof m, "non executable command in pipeline stage %zu", i + 1);
+            return perr(p, cmds[i].pos, "%s", m);
+        }
+    }
+    return VG_OK;
+}
+
 static vg_err_t pipeline(P *p, tpipe **out, const char *ctx, ttok end)
 {
     tpipe *pp = vg_arena_calloc(p->a, sizeof *pp);
@@ -509,15 +524,7 @@ static vg_err_t pipeline(P *p, tpipe **out, const char *ctx, ttok end)
         }
     }
     if (rc) return rc;
-    for (size_t i = 1; i < pp->ncmds; i++) {
-        akind f = cmds[i].args[0].k;
-        if (f == A_BOOL || f == A_NIL || f == A_INT || f == A_FLOAT || f == A_STR ||
-            (f == A_DOT && !cmds[i].args[0].nfields)) {
-            char m[64];
-            snprintf(m, sizeof m, "non executable command in pipeline stage %zu", i + 1);
-            return perr(p, cmds[i].pos, "%s", m);
-        }
-    }
+    if ((rc = check_stages(p, cmds, pp->ncmds))) return rc;
     if (!pp->is_assign)
         for (size_t i = 0; i < pp->nvars; i++)
             if ((rc = var_push(p, pp->vars[i], pp->pos))) return rc;
