@@ -14,10 +14,11 @@
  *
  * Implemented (collector/rules/template*.c): Go text/template actions, trim
  * markers, comments, pipelines, variables ($x := / =), if/else if/with/
- * range (with $i, $v, break, continue)/define/template, Go literals; the
- * functions above plus toTime, parseDuration, pathPrefix, externalURL,
+ * range (with $i, $v, break, continue)/define/template/block, Go literals;
+ * the functions above plus toTime, parseDuration, pathPrefix, externalURL,
  * graphLink, tableLink, strvalue, and Go's print, println, html, urlquery,
- * js, slice. Not implemented: tmpl, block, call. Untrusted input is capped:
+ * js, slice, call. Like Prometheus, tmpl is not defined in rule templates.
+ * Untrusted input is capped:
  * nesting depth 64, 1M execution steps, 1 MiB of output; over a cap the
  * expansion is an error, never a crash. Thread-safe: no shared state.
  */

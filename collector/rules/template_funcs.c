@@ -1072,6 +1072,13 @@ static vg_err_t fn_println(texec *x, tval *av, size_t ac, tval *res)
     return print_args(x, av, ac, res, 1);
 }
 
+/* Go's call builtin: no value here is a function, so it always fails as Go's does. */
+static vg_err_t fn_call(texec *x, tval *av, size_t ac, tval *res)
+{
+    if (av[0].k == V_NIL) return FAIL("call of nil");
+    return FAIL("non-function of type %s", tmpl_type_name(&av[0]));
+}
+
 /* ---- the table ---- */
 
 static const struct {
@@ -1121,6 +1128,7 @@ static const struct {
     {"urlquery", fn_urlquery, -2},
     {"js", fn_js, -2},
     {"slice", fn_slice, -1},
+    {"call", fn_call, -1},
     {"not", fn_not, 1},
 };
 

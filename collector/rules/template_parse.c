@@ -594,23 +594,19 @@ static vg_err_t control(P *p, nkind kind, size_t pos, tnode **out)
     return rc;
 }
 
-static vg_err_t define(P *p, size_t pos)
+/* The body of a define or block up to its {{end}}, registered under name. */
+static vg_err_t define_body(P *p, const char *name)
 {
-    if (p->depth) return perr(p, pos, "%s", "unexpected <define> in command");
-    tok k = lex(p);
-    if (k.t != T_STR) return unexpected(p, k, "define clause");
     tdefine *d = vg_arena_calloc(p->a, sizeof *d);
-    size_t nlen = 0;
     if (!d) return VG_ENOMEM;
-    vg_err_t rc = unquote(p, k, &d->name, &nlen);
-    if (!rc) rc = expect_rdelim(p, "define clause");
+    d->name = name;
     size_t scope = p->nvars;
     p->nvars = 1; /* only $ inside a define */
     int rd = p->range_depth;
     p->range_depth = 0;
     stop why = STOP_EOF;
     p->depth++;
-    if (!rc) rc = list(p, &d->body, &why, 0);
+    vg_err_t rc = list(p, &d->body, &why, 0);
     p->depth--;
     p->nvars = scope;
     p->range_depth = rd;
@@ -621,20 +617,34 @@ static vg_err_t define(P *p, size_t pos)
     return VG_OK;
 }
 
-static vg_err_t tmpl_call(P *p, size_t pos, tnode **out)
+static vg_err_t define(P *p, size_t pos)
 {
+    if (p->depth) return perr(p, pos, "%s", "unexpected <define> in command");
     tok k = lex(p);
-    if (k.t != T_STR) return unexpected(p, k, "template clause");
+    if (k.t != T_STR) return unexpected(p, k, "define clause");
+    const char *name;
+    size_t nlen = 0;
+    vg_err_t rc = unquote(p, k, &name, &nlen);
+    if (!rc) rc = expect_rdelim(p, "define clause");
+    return rc ? rc : define_body(p, name);
+}
+
+/* {{template "name" [pipeline]}}; a block is the same call plus a define. */
+static vg_err_t tmpl_call(P *p, int block, tnode **out)
+{
+    const char *ctx = block ? "block clause" : "template clause";
+    tok k = lex(p);
+    if (k.t != T_STR) return unexpected(p, k, ctx);
     tnode *n = node(p, N_TEMPLATE, k.pos);
     if (!n) return VG_ENOMEM;
     vg_err_t rc = unquote(p, k, &n->text, &n->len);
     if (rc) return rc;
-    if (peek(p).t == T_RDELIM)
-        rc = expect_rdelim(p, "template clause");
+    if (peek(p).t == T_RDELIM && !block)
+        rc = expect_rdelim(p, ctx);
     else
-        rc = pipeline(p, &n->pipe, "template clause", T_RDELIM);
+        rc = pipeline(p, &n->pipe, ctx, T_RDELIM);
     *out = n;
-    (void)pos;
+    if (!rc && block) rc = define_body(p, n->text);
     return rc;
 }
 
@@ -675,10 +685,10 @@ static vg_err_t action(P *p, tnode **n, stop *why)
     case T_RANGE: lex(p); return control(p, N_RANGE, k.pos, n);
     case T_WITH: lex(p); return control(p, N_WITH, k.pos, n);
     case T_DEFINE: lex(p); return define(p, k.pos);
-    case T_TEMPLATE: lex(p); return tmpl_call(p, k.pos, n);
+    case T_TEMPLATE: lex(p); return tmpl_call(p, 0, n);
     case T_BREAK:
     case T_CONTINUE: lex(p); return loop_jump(p, k, n);
-    case T_BLOCK: return perr(p, k.pos, "unexpected <%s> in command", tok_str(p, k));
+    case T_BLOCK: lex(p); return tmpl_call(p, 1, n);
     default: break;
     }
     tnode *a = node(p, N_ACTION, k.pos);

@@ -189,6 +189,11 @@ static const struct {
                      "__alert_X:1:120: executing "
                      "\"__alert_X\" at <1>: undefined variable: $x>"},
     {"{{ pathPrefix }}|{{ externalURL }}", "|http://prom:9090"},
+    /* recorded from Prometheus */
+    {"{{ block \"q\" 5 }}<{{ . }}>{{ end }}|{{ template \"q\" 6 }}", "<5>|<6>"},
+    {"{{ call 1 }}", "<error expanding template: error executing template __alert_X: template: "
+                     "__alert_X:1:115: executing \"__alert_X\" at <call 1>: error calling call: "
+                     "non-function of type int>"},
     {"plain text", "plain text"},
     {"", ""},
     {"{{ $labels.instance }} of {{ $labels.job }} is down", "host-1:9100 of node is down"},
