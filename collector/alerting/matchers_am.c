@@ -47,6 +47,26 @@ static int escape_char(char e, char *out)
     }
 }
 
+static int hexval(char h)
+{
+    if (h >= '0' && h <= '9') return h - '0';
+    if (h >= 'a' && h <= 'f') return h - 'a' + 10;
+    if (h >= 'A' && h <= 'F') return h - 'A' + 10;
+    return -1;
+}
+
+/* One escape after a backslash at p[0]; sets *ch and returns its length, 0 if bad. */
+static int escape_at(const char *p, char *ch)
+{
+    if (p[1] == 'x') {
+        int hi = hexval(p[2]), lo = hi < 0 ? -1 : hexval(p[3]);
+        if (lo < 0) return 0;
+        *ch = (char)(hi * 16 + lo);
+        return 4;
+    }
+    return escape_char(p[1], ch) ? 2 : 0;
+}
+
 /* A double-quoted string starting at c->p (on the quote). */
 static vg_err_t quoted(cursor *c, char *dst, vg_error *err)
 {
@@ -55,15 +75,13 @@ static vg_err_t quoted(cursor *c, char *dst, vg_error *err)
     c->p++;
     while (*c->p != '"') {
         char ch = *c->p;
+        int step = 1;
         if (!ch) return vg_error_set(err, VG_EINVAL, "unterminated quoted string in matcher");
-        if (ch == '\\') {
-            if (!escape_char(c->p[1], &ch))
-                return vg_error_set(err, VG_EINVAL, "invalid escape \\%c in matcher",
-                                    c->p[1] ? c->p[1] : ' ');
-            c->p++;
-        }
+        if (ch == '\\' && !(step = escape_at(c->p, &ch)))
+            return vg_error_set(err, VG_EINVAL, "invalid escape \\%c in matcher",
+                                c->p[1] ? c->p[1] : ' ');
         if ((rc = put(dst, &len, ch, err))) return rc;
-        c->p++;
+        c->p += step;
     }
     c->p++;
     dst[len] = '\0';
@@ -247,8 +265,12 @@ static vg_err_t go_quote(const char *s, vg_buf *out)
     return rc ? rc : vg_buf_putc(out, '"');
 }
 
+/* A name that is not a classic label name is quoted, as Alertmanager 0.27+ prints it. */
 vg_err_t vg_am_matcher_format(const vg_matcher_t *m, vg_buf *out)
 {
-    vg_err_t rc = vg_buf_printf(out, "%s%s", vg_matcher_name(m), op_text(vg_matcher_op(m)));
+    const char *name = vg_matcher_name(m);
+    vg_err_t rc =
+        vg_label_name_valid(name, strlen(name)) ? vg_buf_puts(out, name) : go_quote(name, out);
+    if (!rc) rc = vg_buf_puts(out, op_text(vg_matcher_op(m)));
     return rc ? rc : go_quote(vg_matcher_value(m), out);
 }

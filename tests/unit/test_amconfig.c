@@ -264,6 +264,12 @@ static void test_format(void **state)
     assert_int_equal(vg_am_matcher_format(m, &b), VG_OK);
     assert_string_equal(b.data, "a=~\"x\\\"y\\n\"");
     vg_matcher_free(m);
+    vg_buf_reset(&b); /* a name that is not a label name is quoted, as Alertmanager 0.27 does */
+    assert_int_equal(vg_am_matcher_parse("\"odd name\"!=\"\\x41\"", &m, NULL), VG_OK);
+    assert_string_equal(vg_matcher_value(m), "A");
+    assert_int_equal(vg_am_matcher_format(m, &b), VG_OK);
+    assert_string_equal(b.data, "\"odd name\"!=\"A\"");
+    vg_matcher_free(m);
     vg_buf_free(&b);
 }
 
