@@ -495,6 +495,9 @@ static vg_err_t route_group_by(vg_cfg_ctx_t *ctx, const vg_cfg_node_t *node, vg_
             r->ngroup_by = 0;
             return VG_OK;
         }
+        if (!vg_label_name_valid(r->group_by[i], strlen(r->group_by[i])))
+            return vg_cfg_errorf(ctx, node, "invalid label name \"%s\" in group_by list",
+                                 r->group_by[i]);
         for (size_t j = 0; j < i; j++)
             if (!strcmp(r->group_by[i], r->group_by[j]))
                 return vg_cfg_errorf(ctx, node, "duplicated label \"%s\" in group_by",
