@@ -7,11 +7,14 @@
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <stdio.h>
 #include <string.h>
 
 #include <cmocka.h>
 
 #include "notify/notify.h"
+#include "vigil/clock.h"
+#include "vigil/httpd.h"
 
 static const vg_label_t L1[] = {{"alertname", "Down"}, {"instance", "a"}, {"severity", "critical"}};
 static const vg_label_t L2[] = {{"alertname", "Down"}, {"instance", "b"}, {"severity", "critical"}};
@@ -145,6 +148,71 @@ static void test_fingerprint_and_time(void **state)
     vg_buf_free(&b);
 }
 
+/* A receiver answering scripted statuses, counting requests. */
+static int script[8], nscript, nreq;
+
+static void on_req(void *ud, const vg_http_req *r, vg_http_resp *resp)
+{
+    (void)ud;
+    (void)r;
+    int i = __atomic_fetch_add(&nreq, 1, __ATOMIC_SEQ_CST);
+    resp->status = i < nscript ? script[i] : 200;
+}
+
+static int no_wait(void *ud, int64_t ms)
+{
+    (void)ud;
+    (void)ms;
+    return 0;
+}
+
+static vg_err_t post_with(vg_httpd_t *h, vg_httpc_t *c, const int *st, int n,
+                          vg_notify_counters_t *cnt)
+{
+    memcpy(script, st, (size_t)n * sizeof(*st));
+    nscript = n;
+    nreq = 0;
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/hook", (unsigned)vg_httpd_port(h));
+    vg_notify_target_t t = {c, url, NULL, vg_clock_mono_ms() + 3600000, no_wait, NULL, cnt};
+    return vg_notify_post(&t, "{}", 2, NULL);
+}
+
+static void test_retry_policy(void **state)
+{
+    (void)state;
+    vg_metrics_t *m = vg_metrics_new();
+    vg_notify_counters_t cnt;
+    vg_notify_counters_init(m, "webhook", &cnt);
+    vg_httpd_t *h = vg_httpd_new(NULL);
+    assert_int_equal(vg_httpd_route(h, "POST", "/hook", on_req, NULL), VG_OK);
+    assert_int_equal(vg_httpd_start(h, NULL), VG_OK);
+    vg_httpc_t *c = vg_httpc_new();
+    int retry_then_ok[] = {503, 429, 500, 200};
+    assert_int_equal(post_with(h, c, retry_then_ok, 4, &cnt), VG_OK);
+    assert_int_equal(nreq, 4);
+    int client_error[] = {400, 200};
+    assert_int_equal(post_with(h, c, client_error, 2, &cnt), VG_EPROTO);
+    assert_int_equal(nreq, 1); /* a 4xx other than 429 is never retried */
+    assert_true(vg_metric_value(cnt.sent) == 2);
+    assert_true(vg_metric_value(cnt.requests) == 5);
+    assert_true(vg_metric_value(cnt.requests_failed) == 4);
+    assert_true(vg_metric_value(cnt.failed_status) == 1);
+    /* past the deadline the retries stop */
+    char url[64];
+    snprintf(url, sizeof(url), "http://127.0.0.1:%u/hook", (unsigned)vg_httpd_port(h));
+    int always[] = {503, 503, 503, 503, 503, 503, 503, 503};
+    memcpy(script, always, sizeof(always));
+    nscript = 8;
+    nreq = 0;
+    vg_notify_target_t t = {c, url, NULL, vg_clock_mono_ms() + 1, no_wait, NULL, &cnt};
+    assert_int_equal(vg_notify_post(&t, "{}", 2, NULL), VG_ERETRY);
+    assert_true(vg_metric_value(cnt.failed_network) == 1);
+    vg_httpc_free(c);
+    vg_httpd_free(h);
+    vg_metrics_free(m);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -153,6 +221,7 @@ int main(void)
         cmocka_unit_test(test_slack),
         cmocka_unit_test(test_classify_and_backoff),
         cmocka_unit_test(test_fingerprint_and_time),
+        cmocka_unit_test(test_retry_policy),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
