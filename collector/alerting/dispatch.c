@@ -757,6 +757,20 @@ vg_err_t vg_dispatch_start(vg_dispatch_t *d, vg_error *err)
     return VG_OK;
 }
 
+static double gauge_groups(void *ud)
+{
+    return (double)vg_dispatch_ngroups(ud);
+}
+
+static double gauge_alerts(void *ud)
+{
+    vg_dispatch_t *d = ud;
+    pthread_mutex_lock(&d->mu);
+    size_t n = d->nstore;
+    pthread_mutex_unlock(&d->mu);
+    return (double)n;
+}
+
 static void init_metrics(vg_dispatch_t *d)
 {
     vg_metrics_t *m = d->o.metrics;
@@ -773,6 +787,10 @@ static void init_metrics(vg_dispatch_t *d)
                            "Flushes of an integration that the notification log found "
                            "nothing new in.",
                            NULL);
+    vg_metrics_gauge_fn(m, "vigil_alert_groups", "Aggregation groups held by the dispatcher.", NULL,
+                        gauge_groups, d);
+    vg_metrics_gauge_fn(m, "vigil_alerts", "Alerts in the dispatcher's store.", NULL, gauge_alerts,
+                        d);
     static const char *names[] = {"pagerduty", "slack", "webhook"};
     for (int i = 0; i < 3; i++) vg_notify_counters_init(m, names[i], &d->counters[i]);
 }

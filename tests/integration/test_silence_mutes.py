@@ -5,7 +5,10 @@ the real amtool against the collector's /api/v2/silences mutes a firing
 alert: the dispatcher flushes its group (the flush counter moves) and the
 alert is listed as suppressed with the silence id in silencedBy, but the
 webhook gets nothing. Expiring the silence with amtool unmutes it: the next
-flush notifies. Conditions are polled, never timed.
+flush notifies. Then the collector restarts on the same data dir: the
+notification log and the expired silence come back, so the same alert,
+posted again, flushes without paging a second time. Conditions are
+polled, never timed.
 """
 import json
 import os
@@ -44,7 +47,8 @@ def main():
                                               "repeat_interval": "1h"},
                                     "receivers": [{"name": "hook", "webhook_configs": [
                                         {"url": hook.url + "/hook"}]}]}}, f)
-        procs.start("collector", [os.path.join(BUILD, "vigil-collector"), "--config", cfg])
+        argv = [os.path.join(BUILD, "vigil-collector"), "--config", cfg]
+        proc = procs.start("collector", argv)
         wait_until("collector ready", lambda: urllib.request.urlopen(base + "/-/ready").status == 200)
         amtool = ["amtool", "--alertmanager.url=" + base]
         sid = subprocess.run(amtool + ["silence", "add", "alertname=Muted", "--comment=test",
@@ -54,11 +58,13 @@ def main():
         sid = sid.stdout.strip()
         assert sid, "amtool printed no silence id"
 
-        req = urllib.request.Request(base + "/api/v2/alerts", method="POST",
-                                     data=json.dumps([{"labels": {"alertname": "Muted",
-                                                                  "instance": "a"}}]).encode(),
-                                     headers={"Content-Type": "application/json"})
-        urllib.request.urlopen(req, timeout=10).read()
+        def post_alert():
+            req = urllib.request.Request(base + "/api/v2/alerts", method="POST",
+                                         data=json.dumps([{"labels": {"alertname": "Muted",
+                                                                      "instance": "a"}}]).encode(),
+                                         headers={"Content-Type": "application/json"})
+            urllib.request.urlopen(req, timeout=10).read()
+        post_alert()
         f0 = flushes(base)
         wait_until("alert listed as silenced", lambda: any(
             a["status"]["state"] == "suppressed" and sid in a["status"]["silencedBy"]
@@ -71,7 +77,18 @@ def main():
         body = got[0]["body"]
         assert body["status"] == "firing" and body["alerts"][0]["labels"]["alertname"] == "Muted", body
         assert all(a["status"]["state"] == "active" for a in alerts(base))
-        print("OK: muted while silenced, notified after amtool expired silence %s" % sid)
+
+        # Restart on the same data dir: the log remembers the page.
+        proc.terminate()
+        assert proc.wait(timeout=30) == 0, "collector did not stop cleanly"
+        proc = procs.start("collector-2", argv)
+        wait_until("collector ready again", lambda: urllib.request.urlopen(base + "/-/ready").status == 200)
+        post_alert()
+        f0 = flushes(base)
+        wait_until("two flushes after the restart", lambda: flushes(base) >= f0 + 2)
+        assert len(hook.received()) == 1, "paged again after a restart: %r" % hook.received()
+        print("OK: muted while silenced, notified after amtool expired silence %s, "
+              "not re-paged after a restart" % sid)
 
 
 if __name__ == "__main__":
