@@ -9,7 +9,8 @@
  * in the same request are invalid, and any invalid one makes the answer a
  * 400 naming it. GET lists the unresolved alerts with their state
  * (active/suppressed), silencedBy, receivers and fingerprint, with the
- * filter/silenced/inhibited/active/receiver parameters. The mute adapters
+ * filter/silenced/inhibited/active/receiver parameters; GET
+ * /api/v2/alerts/groups lists the aggregation groups the same way. The mute adapters
  * live here because this file is where the inhibitor and silences meet the
  * dispatcher anyway.
  */
@@ -362,6 +363,54 @@ static void handle_get(void *ud, const vg_http_req *r, vg_http_resp *resp)
     resp->content_type = "application/json";
 }
 
+/* GET /api/v2/alerts/groups: [{labels, receiver: {name}, alerts: [...]}]. */
+static vg_err_t groups_json(api_ctx *c, const get_opts *o, int64_t now, vg_buf *b)
+{
+    vg_dispatch_group_t *gs = NULL;
+    size_t n = 0;
+    vg_err_t rc = vg_dispatch_groups(c->d, now, &gs, &n);
+    if (!rc) rc = vg_buf_putc(b, '[');
+    int gfirst = 1;
+    for (size_t i = 0; !rc && i < n; i++) {
+        if (o->receiver && !vg_matcher_matches(o->receiver, gs[i].receiver)) continue;
+        size_t mark = b->len;
+        int first = 1;
+        rc = vg_buf_puts(b, gfirst ? "{\"alerts\":[" : ",{\"alerts\":[");
+        for (size_t j = 0; !rc && j < gs[i].nalerts; j++)
+            rc = alert_json(c, o, &gs[i].alerts[j], now, b, &first);
+        if (!rc) rc = vg_buf_puts(b, "],\"labels\":");
+        if (!rc) rc = vg_notify_json_labels(b, gs[i].labels, gs[i].nlabels);
+        if (!rc) rc = vg_buf_puts(b, ",\"receiver\":{\"name\":");
+        if (!rc) rc = vg_buf_json_str(b, gs[i].receiver, strlen(gs[i].receiver));
+        if (!rc) rc = vg_buf_puts(b, "}}");
+        if (!rc && first) { /* no alert passed the filters: leave the group out */
+            b->len = mark;
+            b->data[mark] = 0;
+        } else if (!rc) {
+            gfirst = 0;
+        }
+    }
+    if (!rc) rc = vg_buf_putc(b, ']');
+    vg_dispatch_groups_free(c->d, gs, n);
+    return rc;
+}
+
+static void handle_groups(void *ud, const vg_http_req *r, vg_http_resp *resp)
+{
+    api_ctx *c = ud;
+    get_opts o = {0};
+    vg_error err = {0};
+    const char *e = get_opts_parse(r, &o, &err);
+    vg_err_t rc = e ? VG_EINVAL : groups_json(c, &o, vg_dispatch_now(c->d), &resp->body);
+    get_opts_free(&o);
+    if (rc) {
+        vg_buf_reset(&resp->body);
+        vg_http_resp_text(resp, e ? 400 : 500, "%s", e ? e : vg_strerror(rc));
+        return;
+    }
+    resp->content_type = "application/json";
+}
+
 static void handle_post(void *ud, const vg_http_req *r, vg_http_resp *resp)
 {
     api_ctx *c = ud;
@@ -383,5 +432,6 @@ vg_err_t vg_alerts_api_register(vg_dispatch_t *d, vg_alerting_mute_t *mute, vg_h
     ctx.mute = mute;
     vg_err_t rc = vg_httpd_route(h, "GET", "/api/v2/alerts", handle_get, &ctx);
     if (!rc) rc = vg_httpd_route(h, "POST", "/api/v2/alerts", handle_post, &ctx);
+    if (!rc) rc = vg_httpd_route(h, "GET", "/api/v2/alerts/groups", handle_groups, &ctx);
     return rc;
 }

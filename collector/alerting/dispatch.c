@@ -887,6 +887,67 @@ void vg_dispatch_alerts_free(vg_dispatch_t *d, vg_dispatch_alert_t *a, size_t n)
     vg_free(a);
 }
 
+/* Copy one group for a snapshot (lock held); VG_ENOMEM leaves *out partly filled. */
+static vg_err_t group_copy(const am_group *g, int64_t now, vg_dispatch_group_t *out)
+{
+    out->key = vg_strdup(g->key);
+    out->receiver = vg_strdup(g->route->receiver ? g->route->receiver : "");
+    out->labels = copy_labels(g->gl, g->ngl);
+    out->nlabels = out->labels ? g->ngl : 0;
+    out->alerts = vg_calloc(g->n + 1, sizeof(*out->alerts));
+    if (!out->key || !out->receiver || !out->labels || !out->alerts) return VG_ENOMEM;
+    for (size_t i = 0; i < g->n; i++) {
+        am_alert *a = g->alerts[i];
+        if (resolved_at(a, now)) continue;
+        a->refs++;
+        out->alerts[out->nalerts++] = (vg_dispatch_alert_t){
+            {a->labels, a->nlabels, a->ann, a->nann, a->starts, a->ends, a->gen_url},
+            a->fp,
+            a->updated,
+            a};
+    }
+    return VG_OK;
+}
+
+vg_err_t vg_dispatch_groups(vg_dispatch_t *d, int64_t now, vg_dispatch_group_t **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    pthread_mutex_lock(&d->mu);
+    vg_dispatch_group_t *r = vg_calloc(d->ngroups + 1, sizeof(*r));
+    vg_err_t rc = r ? VG_OK : VG_ENOMEM;
+    size_t k = 0;
+    for (am_group *g = d->groups; !rc && g; g = g->next_group) rc = group_copy(g, now, &r[k++]);
+    pthread_mutex_unlock(&d->mu);
+    if (rc) {
+        vg_dispatch_groups_free(d, r, k);
+        return rc;
+    }
+    *out = r;
+    *n = k;
+    return VG_OK;
+}
+
+void vg_dispatch_groups_free(vg_dispatch_t *d, vg_dispatch_group_t *g, size_t n)
+{
+    if (!g) return;
+    pthread_mutex_lock(&d->mu);
+    for (size_t i = 0; i < n; i++)
+        for (size_t j = 0; j < g[i].nalerts; j++) alert_unref(g[i].alerts[j].ref);
+    pthread_mutex_unlock(&d->mu);
+    for (size_t i = 0; i < n; i++) {
+        for (size_t j = 0; j < g[i].nlabels; j++) {
+            vg_free((char *)g[i].labels[j].name);
+            vg_free((char *)g[i].labels[j].value);
+        }
+        vg_free((void *)g[i].labels);
+        vg_free((char *)g[i].key);
+        vg_free((char *)g[i].receiver);
+        vg_free(g[i].alerts);
+    }
+    vg_free(g);
+}
+
 const vg_amconfig_t *vg_dispatch_config(const vg_dispatch_t *d)
 {
     return d->o.cfg;

@@ -79,6 +79,20 @@ typedef struct vg_dispatch_alert {
 vg_err_t vg_dispatch_alerts(vg_dispatch_t *d, int64_t now_ms, vg_dispatch_alert_t **out, size_t *n);
 void vg_dispatch_alerts_free(vg_dispatch_t *d, vg_dispatch_alert_t *a, size_t n);
 
+/* An aggregation group as GET /api/v2/alerts/groups lists it. */
+typedef struct vg_dispatch_group {
+    const char *key;
+    const char *receiver;
+    const vg_label_t *labels; /* group labels, sorted */
+    size_t nlabels;
+    vg_dispatch_alert_t *alerts; /* unresolved at now */
+    size_t nalerts;
+} vg_dispatch_group_t;
+
+/* Snapshot of the groups (strings copied); free with vg_dispatch_groups_free. */
+vg_err_t vg_dispatch_groups(vg_dispatch_t *d, int64_t now_ms, vg_dispatch_group_t **out, size_t *n);
+void vg_dispatch_groups_free(vg_dispatch_t *d, vg_dispatch_group_t *g, size_t n);
+
 /* The clock the dispatcher uses. */
 int64_t vg_dispatch_now(const vg_dispatch_t *d);
 const vg_amconfig_t *vg_dispatch_config(const vg_dispatch_t *d);
