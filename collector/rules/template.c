@@ -451,9 +451,11 @@ vg_err_t vg_tmpl_expand(const char *name, const char *src, const vg_tmpl_data *d
                            x->err);
     else if (!rc)
         rc = vg_buf_append(out, tmp.data ? tmp.data : "", tmp.len);
+    if (rc == VG_ETOOLARGE) /* out's own cap: say so in what fits */
+        rc = vg_buf_printf(out, "<error expanding template: %s: output too large>", name);
 out:
     vg_buf_free(&tmp);
     vg_free(x);
     vg_arena_free(a);
-    return rc == VG_ENOMEM ? VG_ENOMEM : rc;
+    return rc;
 }

@@ -66,8 +66,9 @@ vg_err_t vg_tmpl_check(const char *name, const char *src, vg_error *err);
 /* Expand src with d and append the result to out. A template error is NOT
  * an error return: like Prometheus, out gets
  * "<error expanding template: NAME: ...>" and VG_OK is returned; only
- * VG_ENOMEM is returned as an error. name is used in messages (e.g.
- * "__alert_HighCPU"). */
+ * VG_ENOMEM is returned as an error (and VG_ETOOLARGE when out's own cap
+ * cannot take even that message). name is used in messages (e.g.
+ * "__alert_HighCPU"). d may be NULL (no labels, value 0). */
 vg_err_t vg_tmpl_expand(const char *name, const char *src, const vg_tmpl_data *d, vg_buf *out);
 
 #endif

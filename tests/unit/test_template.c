@@ -298,6 +298,12 @@ static void test_limits(void **state)
         NULL);
     assert_non_null(strstr(got, "<error expanding template: error executing template __alert_X: "));
     vg_free(got);
+    vg_buf small; /* the caller's own cap */
+    vg_buf_init(&small, 64);
+    assert_int_equal(vg_tmpl_expand("__alert_X", "{{ printf \"%100s\" \"x\" }}", NULL, &small),
+                     VG_OK);
+    assert_string_equal(small.data, "<error expanding template: __alert_X: output too large>");
+    vg_buf_free(&small);
     got = expand_with("{{ $value }}", NULL);
     assert_string_equal(got, "0");
     vg_free(got);
