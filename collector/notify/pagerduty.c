@@ -19,17 +19,15 @@ static int pd_send_resolved(const void *conf)
     return ((const vg_am_pagerduty_t *)conf)->send_resolved;
 }
 
+/* Alertmanager's url defaults to global.pagerduty_url, itself the full
+ * Events API v2 address (https://events.pagerduty.com/v2/enqueue). */
 static const char *pd_url(const void *conf, const vg_amconfig_t *cfg, vg_buf *scratch)
 {
+    (void)scratch;
     const vg_am_pagerduty_t *p = conf;
     if (p->url) return p->url;
-    const char *base =
-        cfg && cfg->pagerduty_url ? cfg->pagerduty_url : "https://events.pagerduty.com/";
-    vg_buf_reset(scratch);
-    size_t n = strlen(base);
-    if (vg_buf_printf(scratch, "%s%sv2/enqueue", base, n && base[n - 1] == '/' ? "" : "/"))
-        return NULL;
-    return scratch->data;
+    return cfg && cfg->pagerduty_url ? cfg->pagerduty_url
+                                     : "https://events.pagerduty.com/v2/enqueue";
 }
 
 static vg_err_t pd_str(vg_buf *b, const char *key, const char *v)

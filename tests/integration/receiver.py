@@ -2,7 +2,8 @@
 
 Records every request (method, path, headers, parsed JSON body) and answers
 with scripted status codes: `script` is a list of statuses used one per
-request, then `default`. Used by the alerting tests as the webhook, Slack
+request, `paths` a dict of such lists per request path (used first), then
+`default`. Used by the alerting tests as the webhook, Slack
 and PagerDuty endpoint of both Vigil and a real Alertmanager.
 """
 import http.server
@@ -15,6 +16,7 @@ class Receiver:
         self.lock = threading.Lock()
         self.requests = []
         self.script = list(script or [])
+        self.paths = {}
         self.default = default
         outer = self
 
@@ -27,7 +29,13 @@ class Receiver:
                 except ValueError:
                     body = None
                 with outer.lock:
-                    status = outer.script.pop(0) if outer.script else outer.default
+                    per_path = outer.paths.get(self.path)
+                    if per_path:
+                        status = per_path.pop(0)
+                    elif outer.script:
+                        status = outer.script.pop(0)
+                    else:
+                        status = outer.default
                     outer.requests.append({"method": "POST", "path": self.path,
                                            "headers": dict(self.headers), "body": body,
                                            "raw": raw, "status": status})

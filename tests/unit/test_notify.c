@@ -90,8 +90,10 @@ static void test_pagerduty(void **state)
            "\"client\":\"Vigil\",\"client_url\":\"http://vigil\"}");
     vg_buf s;
     vg_buf_init(&s, 0);
-    vg_amconfig_t cfg = {.pagerduty_url = "http://127.0.0.1:5/"};
+    vg_amconfig_t cfg = {.pagerduty_url = "http://127.0.0.1:5/v2/enqueue"};
     assert_string_equal(vg_notifier_pagerduty.url(&p, &cfg, &s), "http://127.0.0.1:5/v2/enqueue");
+    p.url = "http://127.0.0.1:6/x";
+    assert_string_equal(vg_notifier_pagerduty.url(&p, &cfg, &s), "http://127.0.0.1:6/x");
     vg_buf_free(&s);
 }
 
