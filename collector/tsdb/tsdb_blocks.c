@@ -167,6 +167,16 @@ void vg_tsdb_blocks_release(vg_block_t **b, size_t n)
     vg_free(b);
 }
 
+vg_err_t vg_tsdb_blocks_tenants(vg_tsdb_blocks_t *bs, char (**out)[VG_TENANT_MAX + 1], size_t *n)
+{
+    pthread_mutex_lock(&bs->mu);
+    *n = bs->nt;
+    *out = vg_malloc((*n ? *n : 1) * sizeof(**out));
+    for (size_t i = 0; *out && i < *n; i++) memcpy((*out)[i], bs->t[i].name, sizeof(**out));
+    pthread_mutex_unlock(&bs->mu);
+    return *out ? VG_OK : VG_ENOMEM;
+}
+
 size_t vg_tsdb_blocks_count(vg_tsdb_blocks_t *bs, uint64_t *bytes)
 {
     size_t n = 0;

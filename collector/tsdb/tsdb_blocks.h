@@ -60,6 +60,9 @@ vg_err_t vg_tsdb_blocks_add(vg_tsdb_blocks_t *bs, const char *tenant, const char
 vg_err_t vg_tsdb_blocks_delete(vg_tsdb_blocks_t *bs, const char *tenant, const char *ulid);
 /* Directory holding tenant's blocks (<data_dir>/blocks/<tenant>) into buf. */
 void vg_tsdb_blocks_dir(const vg_tsdb_blocks_t *bs, const char *tenant, char *buf, size_t n);
+/* Names of the tenants that have (or had) blocks; *out is one allocation
+ * (vg_free). */
+vg_err_t vg_tsdb_blocks_tenants(vg_tsdb_blocks_t *bs, char (**out)[VG_TENANT_MAX + 1], size_t *n);
 /* Number of blocks and their bytes on disk, across tenants. */
 size_t vg_tsdb_blocks_count(vg_tsdb_blocks_t *bs, uint64_t *bytes);
 

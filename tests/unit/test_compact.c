@@ -164,6 +164,11 @@ static void test_overlap(void **state)
     assert_int_equal(m->maxt, H + H / 2);
     assert_int_equal(m->num_series, 2);
     vg_tsdb_blocks_release(b, n);
+    char(*names)[VG_TENANT_MAX + 1];
+    assert_int_equal(vg_tsdb_blocks_tenants(db->blocks, &names, &n), VG_OK);
+    assert_int_equal(n, 1);
+    assert_string_equal(names[0], "default");
+    vg_free(names);
     vg_tsdb_free(db);
 }
 
