@@ -3,42 +3,43 @@
  */
 #include "tsdb/merge.h"
 
-#include <stdlib.h>
 #include <string.h>
 
-typedef struct ref {
-    const vg_block_series *s;
-    size_t src;
-} ref;
-
-static int ref_cmp(const void *a, const void *b)
+static int cmp_series(const vg_block_series *a, const vg_block_series *b)
 {
-    const ref *x = a, *y = b;
-    int c = vg_labels_cmp(x->s->labels, x->s->nlabels, y->s->labels, y->s->nlabels);
-    if (c) return c;
-    return x->src < y->src ? -1 : x->src > y->src;
+    return vg_labels_cmp(a->labels, a->nlabels, b->labels, b->nlabels);
+}
+
+/* The smallest head among the k sorted sources, or NULL when all are done. */
+static const vg_block_series *min_head(vg_block_series *const *src, const size_t *nsrc,
+                                       const size_t *pos, size_t k)
+{
+    const vg_block_series *min = NULL;
+    for (size_t i = 0; i < k; i++)
+        if (pos[i] < nsrc[i] && (!min || cmp_series(&src[i][pos[i]], min) < 0))
+            min = &src[i][pos[i]];
+    return min;
 }
 
 vg_err_t vg_merge_group(vg_block_series *const *src, const size_t *nsrc, size_t k, vg_arena_t *a,
                         vg_mseries **out, size_t *n)
 {
-    size_t total = 0, g = 0;
+    size_t total = 0, g = 0, r = 0;
     for (size_t i = 0; i < k; i++) total += nsrc[i];
-    ref *r = vg_arena_alloc(a, (total ? total : 1) * sizeof(*r));
     vg_mseries *m = vg_arena_alloc(a, (total ? total : 1) * sizeof(*m));
     vg_mrun *runs = vg_arena_alloc(a, (total ? total : 1) * sizeof(*runs));
-    if (!r || !m || !runs) return VG_ENOMEM;
-    size_t j = 0;
-    for (size_t i = 0; i < k; i++)
-        for (size_t s = 0; s < nsrc[i]; s++) r[j++] = (ref){&src[i][s], i};
-    if (k > 1) qsort(r, total, sizeof(*r), ref_cmp);
-    for (size_t i = 0; i < total; i++) {
-        const vg_block_series *s = r[i].s;
-        if (g == 0 || vg_labels_cmp(m[g - 1].labels, m[g - 1].nlabels, s->labels, s->nlabels)) {
-            m[g++] = (vg_mseries){s->labels, s->nlabels, &runs[i], 0};
+    size_t *pos = vg_arena_calloc(a, (k ? k : 1) * sizeof(*pos));
+    if (!m || !runs || !pos) return VG_ENOMEM;
+    const vg_block_series *min;
+    while ((min = min_head(src, nsrc, pos, k))) {
+        m[g] = (vg_mseries){min->labels, min->nlabels, &runs[r], 0};
+        for (size_t i = 0; i < k; i++) {
+            if (pos[i] >= nsrc[i] || cmp_series(&src[i][pos[i]], min) != 0) continue;
+            runs[r++] = (vg_mrun){src[i][pos[i]].chunks, src[i][pos[i]].nchunks};
+            m[g].nruns++;
+            pos[i]++;
         }
-        runs[i] = (vg_mrun){s->chunks, s->nchunks};
-        m[g - 1].nruns++;
+        g++;
     }
     *out = m;
     *n = g;

@@ -5,10 +5,9 @@
  * whose ranges may overlap (out-of-order data, a re-cut) and the head. Each
  * source contributes a run of time-ordered chunks; the iterator merges the
  * runs by timestamp and drops duplicate timestamps (the earliest run wins,
- * so callers list older sources first). One run, the common case, is a plain
- * walk over its chunks. Grouping series by labels across sources is
- * vg_merge_group: a sort of (labels, source) pairs, which keeps the code
- * small and is O(n log n) in descriptors, never in samples.
+ * so callers list older sources first). Grouping series by labels across
+ * sources is vg_merge_group: a k-way merge of the already sorted lists,
+ * O(n * k) label comparisons for k sources (a few blocks and the head).
  */
 #ifndef VIGIL_TSDB_MERGE_H
 #define VIGIL_TSDB_MERGE_H
