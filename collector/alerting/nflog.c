@@ -89,7 +89,7 @@ int vg_nflog_needs_update(vg_nflog_t *l, const char *key, const uint64_t *firing
     else if (send_resolved && !subset(e->resolved, e->nr, resolved, nr))
         r = 1;
     else
-        r = e->ts + repeat_ms <= now_ms;
+        r = e->ts + repeat_ms < now_ms; /* strictly older, as Alertmanager */
     pthread_mutex_unlock(&l->mu);
     return r;
 }

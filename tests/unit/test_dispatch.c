@@ -146,7 +146,7 @@ static void test_group_wait_then_interval(void **state)
     put(f, "Down", "b", NULL, T0 + 20000, 0, T0 + 100000);
     vg_dispatch_tick(f->d, T0 + 130000);
     assert_int_equal(f->n, 2);
-    for (int64_t t = T0 + 190000; t < T0 + 3600000 + 130000; t += 60000) {
+    for (int64_t t = T0 + 190000; t < T0 + 3600000 + 190000; t += 60000) {
         put(f, "Down", "a", NULL, T0, 0, t);
         put(f, "Down", "b", NULL, T0 + 20000, 0, t);
         vg_dispatch_tick(f->d, t);

@@ -30,7 +30,8 @@ static void test_decisions(void **state)
     /* same or fewer firing, nothing resolved: wait for repeat */
     assert_false(vg_nflog_needs_update(l, "k", f12, 2, NULL, 0, 1, H, 2000));
     assert_false(vg_nflog_needs_update(l, "k", f1, 1, NULL, 0, 0, H, 2000));
-    assert_true(vg_nflog_needs_update(l, "k", f12, 2, NULL, 0, 1, H, 1000 + H));
+    assert_false(vg_nflog_needs_update(l, "k", f12, 2, NULL, 0, 1, H, 1000 + H));
+    assert_true(vg_nflog_needs_update(l, "k", f12, 2, NULL, 0, 1, H, 1001 + H));
     /* a new firing alert */
     assert_true(vg_nflog_needs_update(l, "k", f3, 1, NULL, 0, 0, H, 2000));
     /* newly resolved: only with send_resolved */
