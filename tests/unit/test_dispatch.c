@@ -293,6 +293,28 @@ static void test_api_post_validation(void **state)
     assert_int_equal(vg_alerts_api_parse_time("2023-11-14T22:13:20", &ms), VG_EPARSE);
 }
 
+/* Every allocation on the put/flush/nflog path failing in turn: no crash, no
+ * leak (ASan), and the dispatcher still works once allocation succeeds. */
+static void test_allocation_failures(void **state)
+{
+    fx *f = *state;
+    for (long n = 1; n < 120; n++) {
+        vg_label_t l[] = {{"alertname", "Down"}, {"instance", "a"}};
+        vg_alert_t a = {.labels = l, .nlabels = 2, .starts_at = T0 - 3600000};
+        vg_alloc_fail_after(n);
+        (void)vg_dispatch_put_at(f->d, &a, 1, T0 + n * 1000);
+        vg_dispatch_tick(f->d, T0 + n * 1000);
+        a.ends_at = T0 + n * 1000;
+        (void)vg_dispatch_put_at(f->d, &a, 1, T0 + n * 1000);
+        vg_dispatch_tick(f->d, T0 + n * 1000 + 60000);
+        vg_alloc_fail_after(0);
+    }
+    int before = f->n;
+    put(f, "Up", "b", NULL, T0 - 3600000, 0, T0 + 200000);
+    vg_dispatch_tick(f->d, T0 + 200000);
+    assert_int_equal(f->n, before + 1);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -305,6 +327,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_failed_delivery_keeps_resolved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_merge_keeps_earliest_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_post_validation, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_allocation_failures, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -14,6 +14,7 @@
 #include <cmocka.h>
 
 #include "alerting/nflog.h"
+#include "vigil/alloc.h"
 
 #define H 3600000LL
 
@@ -78,11 +79,34 @@ static void test_persist_and_expire(void **state)
     rmdir(dir);
 }
 
+static void test_allocation_failures(void **state)
+{
+    (void)state;
+    char dir[] = "/tmp/vg-nflog-XXXXXX";
+    assert_non_null(mkdtemp(dir));
+    uint64_t f[] = {1, 2, 3};
+    for (long n = 1; n < 40; n++) {
+        vg_nflog_t *l = NULL;
+        vg_alloc_fail_after(n);
+        if (vg_nflog_open(dir, 0, &l, NULL) == VG_OK) {
+            (void)vg_nflog_log(l, "a", f, 3, f, 1, 1000, NULL);
+            (void)vg_nflog_log(l, "b", f, 1, NULL, 0, 1000, NULL);
+        }
+        vg_alloc_fail_after(0);
+        vg_nflog_free(l);
+    }
+    char p[128];
+    snprintf(p, sizeof(p), "%s/nflog", dir);
+    unlink(p);
+    rmdir(dir);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_decisions),
         cmocka_unit_test(test_persist_and_expire),
+        cmocka_unit_test(test_allocation_failures),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
