@@ -135,8 +135,12 @@ def main():
         finally:
             stop(vg)
             stop(vm)
-            for s in servers + sinks:
-                s.shutdown()
+            # in parallel: each shutdown waits up to serve_forever's 0.5 s poll
+            stoppers = [threading.Thread(target=s.shutdown) for s in servers + sinks]
+            for t in stoppers:
+                t.start()
+            for t in stoppers:
+                t.join()
     res = {}
     for k in ("vigil", "vm"):
         samples = s1[k] - s0[k]
