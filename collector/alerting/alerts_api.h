@@ -24,8 +24,8 @@ int vg_alerting_mutes(void *ud, const vg_label_t *l, size_t n, int64_t now_ms);
 /* Dispatcher `observe` callback (ud: vg_alerting_mute_t): feeds the inhibitor. */
 vg_err_t vg_alerting_observe(void *ud, const vg_alert_t *a);
 
-/* Register GET/POST /api/v2/alerts and GET /api/v2/status-less helpers on h.
- * d and mute must outlive h. */
+/* Register GET/POST /api/v2/alerts and GET /api/v2/alerts/groups on h
+ * (before it starts). d and mute must outlive h; one registration per process. */
 vg_err_t vg_alerts_api_register(vg_dispatch_t *d, vg_alerting_mute_t *mute, vg_httpd_t *h);
 
 /* POST body handling, pure for tests: parse an Alertmanager postableAlerts

@@ -77,6 +77,7 @@ typedef struct vg_dispatch_alert {
 /* Snapshot of the unresolved alerts at now, sorted by fingerprint; free
  * with vg_dispatch_alerts_free. */
 vg_err_t vg_dispatch_alerts(vg_dispatch_t *d, int64_t now_ms, vg_dispatch_alert_t **out, size_t *n);
+/* Release a vg_dispatch_alerts snapshot. NULL is a no-op. */
 void vg_dispatch_alerts_free(vg_dispatch_t *d, vg_dispatch_alert_t *a, size_t n);
 
 /* An aggregation group as GET /api/v2/alerts/groups lists it. */
@@ -91,10 +92,12 @@ typedef struct vg_dispatch_group {
 
 /* Snapshot of the groups (strings copied); free with vg_dispatch_groups_free. */
 vg_err_t vg_dispatch_groups(vg_dispatch_t *d, int64_t now_ms, vg_dispatch_group_t **out, size_t *n);
+/* Release a vg_dispatch_groups snapshot. NULL is a no-op. */
 void vg_dispatch_groups_free(vg_dispatch_t *d, vg_dispatch_group_t *g, size_t n);
 
 /* The clock the dispatcher uses. */
 int64_t vg_dispatch_now(const vg_dispatch_t *d);
+/* The alerting config the dispatcher routes with (borrowed). */
 const vg_amconfig_t *vg_dispatch_config(const vg_dispatch_t *d);
 /* Number of aggregation groups (tests, self-metrics). */
 size_t vg_dispatch_ngroups(vg_dispatch_t *d);

@@ -21,6 +21,7 @@ typedef struct vg_nflog vg_nflog_t;
 /* Open the log, loading <dir>/nflog when present (dir NULL = memory only).
  * retention_ms 0 = 120h. A corrupt file is VG_ECORRUPT with a message. */
 vg_err_t vg_nflog_open(const char *dir, int64_t retention_ms, vg_nflog_t **out, vg_error *err);
+/* Free (the file stays). NULL is a no-op. */
 void vg_nflog_free(vg_nflog_t *l);
 
 /* Must a flush with these firing/resolved alert hashes notify key at now?

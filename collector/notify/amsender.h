@@ -40,8 +40,9 @@ void vg_amsender_put(void *ud, const vg_alert_t *alerts, size_t n);
 /* Take up to VG_AMSENDER_BATCH queued alerts as one JSON array body into
  * out; returns how many (0 = queue empty). For the thread and tests. */
 size_t vg_amsender_take(vg_amsender_t *s, vg_buf *out);
-/* Alerts queued now, and dropped because the queue was full. */
+/* Alerts queued now. */
 size_t vg_amsender_queued(vg_amsender_t *s);
+/* Alerts dropped so far because the queue was full. */
 uint64_t vg_amsender_dropped(vg_amsender_t *s);
 
 /* One alert as Alertmanager's postableAlert JSON object. */
