@@ -406,7 +406,7 @@ static vg_err_t pack_paths(char **paths, size_t n, char ***out, size_t *nout, vg
     if (!o) return vg_error_set(err, VG_ENOMEM, "out of memory");
     char *s = (char *)(o + n + 1);
     size_t k = 0;
-    qsort(paths, n, sizeof *paths, cmp_str);
+    if (n > 1) qsort(paths, n, sizeof *paths, cmp_str); /* qsort(NULL, 0) is UB */
     for (size_t i = 0; i < n; i++) {
         if (k && !strcmp(o[k - 1], paths[i])) continue;
         o[k++] = strcpy(s, paths[i]);
