@@ -90,6 +90,7 @@ typedef struct pq_ctx {
     size_t nannos, cap_annos;
     vg_error *err;
     uint64_t ticks; /* deadline checks are throttled */
+    int sel_aggr;   /* 1 + the vg_aggr_kind the next selector's function needs; 0 = plain */
 } pq_ctx;
 
 /* One evaluation frame: the steps the current subtree is evaluated at. */
@@ -97,6 +98,11 @@ typedef struct pq_ev {
     pq_ctx *c;
     int64_t start, end, interval;
 } pq_ev;
+
+/* Select through c->q; a store queryable also gets the aggregate hint
+ * (downsampled tiers, tsdb/tiers.h). */
+vg_err_t pq_select(pq_ctx *c, vg_matcher_t *const *m, size_t nm, int64_t mint, int64_t maxt,
+                   int aggr_hint, vg_seriesset_t **out, vg_error *err);
 
 /* ---- eval.c: core ---- */
 vg_err_t pq_eval(pq_ev *ev, vg_pq_node *n, pq_value *out);

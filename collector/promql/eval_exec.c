@@ -17,6 +17,7 @@
 
 #include "promql/eval.h"
 #include "promql/lex.h"
+#include "tsdb/tiers.h"
 #include "vigil/alloc.h"
 #include "vigil/clock.h"
 
@@ -52,6 +53,16 @@ vg_queryable vg_queryable_tsdb(vg_tsdb_queryable *q)
 {
     vg_queryable r = {tsdb_select, q};
     return r;
+}
+
+vg_err_t pq_select(pq_ctx *c, vg_matcher_t *const *m, size_t nm, int64_t mint, int64_t maxt,
+                   int aggr_hint, vg_seriesset_t **out, vg_error *err)
+{
+    if (c->q.select != tsdb_select || aggr_hint <= 0)
+        return c->q.select(c->q.ud, m, nm, mint, maxt, out, err);
+    vg_tsdb_queryable *q = c->q.ud;
+    return vg_tsdb_select_aggr(q->db, q->tenant ? q->tenant : VG_TENANT_DEFAULT, m, nm, mint, maxt,
+                               (vg_aggr_kind)(aggr_hint - 1), out, err);
 }
 
 /* ------------------------------------------------------------ pre-pass */

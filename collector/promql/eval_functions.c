@@ -23,6 +23,7 @@
 
 #include "promql/eval.h"
 #include "promql/lex.h"
+#include "tsdb/tiers.h"
 #include "vigil/alloc.h"
 #include "vigil/metrics.h"
 
@@ -448,6 +449,7 @@ static vg_err_t eval_range_call(pq_ev *ev, vg_pq_node *n, vg_pq_fn_id id, size_t
     int drop = id != VG_PQ_FN_LAST_OVER_TIME && id != VG_PQ_FN_FIRST_OVER_TIME;
     int want_info = id == VG_PQ_FN_RATE || id == VG_PQ_FN_INCREASE;
     vg_err_t rc = eval_scalar_args(&r);
+    if (!rc) ev->c->sel_aggr = 1 + (int)vg_aggr_for_function(vg_pq_func_by_id(id)->name);
     if (!rc) rc = pq_rsrc_open(ev, n->u.call.args[margs], &src);
     while (!rc && pq_rsrc_next(&src, &rc)) {
         size_t k;

@@ -44,8 +44,10 @@ static vg_err_t do_select(pq_ev *ev, const vg_pq_selector *sel, int64_t mint, in
 {
     pq_ctx *c = ev->c;
     vg_error e = {0};
+    int hint = c->sel_aggr; /* set by the function around this selector, used once */
+    c->sel_aggr = 0;
     if (!c->q.select) return pq_fail(c, VG_EINVAL, "no storage to query");
-    vg_err_t rc = c->q.select(c->q.ud, sel->matchers, sel->nmatchers, mint, maxt, ss, &e);
+    vg_err_t rc = pq_select(c, sel->matchers, sel->nmatchers, mint, maxt, hint, ss, &e);
     if (rc) return pq_fail(c, rc, "expanding series: %s", vg_error_msg(&e, rc));
     return VG_OK;
 }
@@ -145,6 +147,7 @@ vg_err_t pq_rsrc_open(pq_ev *ev, vg_pq_node *n, pq_rsrc *src)
         src->offset_ms = n->u.sub.offset_ms;
         src->at = n->u.sub.at;
         src->at_ms = n->u.sub.at_ms;
+        ev->c->sel_aggr = 0; /* the hint is for a selector, not a subquery's insides */
         return pq_eval_subquery(ev, n, &src->sub);
     }
     if (n->kind != VG_PQ_MATRIX_SEL)

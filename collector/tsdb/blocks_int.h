@@ -30,6 +30,7 @@ struct vg_tsdb_blocks {
     pthread_cond_t cv;
     int running, stop;
     vg_metric_t *m_corrupt, *m_cut, *m_compacted, *m_failed;
+    struct vg_tiers *tiers; /* downsampling and retention (tiers.c); NULL = none */
 };
 
 /* Insert b (its reference moves to the list), keeping mint order. mu held. */

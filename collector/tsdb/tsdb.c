@@ -16,6 +16,7 @@
 #include "tsdb/chunk.h"
 #include "tsdb/head.h"
 #include "tsdb/limits.h"
+#include "tsdb/tiers.h"
 #include "tsdb/tsdb_blocks.h"
 #include "tsdb/wal.h"
 #include "vigil/alloc.h"
@@ -105,6 +106,7 @@ vg_err_t vg_tsdb_open(const vg_tsdb_opts *o, vg_metrics_t *metrics, vg_tsdb_t **
     db->ooo_window_ms = INT64_MAX; /* the replay re-inserts what was accepted, whatever the window */
     vg_err_t rc = o && o->dir ? open_wal(db, o, metrics, err) : VG_OK;
     if (!rc && o && o->dir) rc = vg_tsdb_blocks_attach(db, o->dir, o->block_range_ms, metrics, err);
+    if (!rc && db->blocks) rc = vg_tiers_attach_tsdb(db->blocks, o, metrics, err);
     if (!rc) rc = vg_tsdb_limits_init(db, o, metrics, err); /* after replay: never refuse it */
     if (rc) {
         vg_tsdb_free(db);

@@ -50,6 +50,8 @@ typedef struct vg_tsdb_opts {
     uint64_t wal_segment_bytes; /* WAL segment size; 128 MiB */
     int64_t retention_raw_ms, retention_5m_ms, retention_1h_ms; /* tiers; 90d, 1y, 7y */
     uint64_t max_bytes;                                         /* 0 = no cap on disk use */
+    int64_t downsample_5m_after_ms; /* raw blocks this old get a 5m copy; 0 = 40h, < 0 = never */
+    int64_t downsample_1h_after_ms; /* 5m blocks this old get a 1h copy; 0 = 10d, < 0 = never */
     /* Tenant limits (limits.h): rate/burst in samples/s and max active series. Over the rate a
      * request is refused whole before anything is appended (VG_ELIMIT with a retry-after, see
      * vg_tsdb_retry_after_s); a new series over max_series is VG_ELIMIT too. Not applied to the

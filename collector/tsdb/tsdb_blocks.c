@@ -27,6 +27,7 @@
 
 #include "tsdb/blocks_int.h"
 #include "tsdb/chunk.h"
+#include "tsdb/tiers.h"
 #include "tsdb/tsdb_int.h"
 #include "tsdb/wal.h"
 #include "vigil/alloc.h"
@@ -289,6 +290,7 @@ static void one_round(vg_tsdb_blocks_t *bs)
         vg_log_error(LOGC, "compaction failed", "err=\"%s\"", e.msg);
         if (bs->m_failed) vg_metric_inc(bs->m_failed);
     }
+    vg_tiers_run(bs); /* downsampling, then retention */
 }
 
 static void *run(void *arg)
@@ -334,6 +336,7 @@ void vg_tsdb_blocks_free(vg_tsdb_blocks_t *bs)
         vg_free(bs->t[i].b);
     }
     vg_free(bs->t);
+    vg_tiers_free(bs->tiers);
     vg_free(bs->root);
     pthread_mutex_destroy(&bs->mu);
     pthread_mutex_destroy(&bs->run_mu);

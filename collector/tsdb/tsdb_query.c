@@ -17,6 +17,7 @@
 #include "tsdb/chunk.h"
 #include "tsdb/head.h"
 #include "tsdb/merge.h"
+#include "tsdb/tiers.h"
 #include "tsdb/tsdb_blocks.h"
 #include "vigil/alloc.h"
 #include "vigil/arena.h"
@@ -57,22 +58,24 @@ static vg_err_t head_source(vg_head_t *h, vg_matcher_t *const *m, size_t nm, int
     return VG_OK;
 }
 
-/* Gather every source (blocks oldest first, then the head) and group. */
+/* Gather every source (downsampled data, raw blocks oldest first, then the
+ * head: tiers.h) and group. */
 static vg_err_t select_sources(vg_tsdb_t *db, vg_seriesset_t *ss, const char *tenant,
-                               vg_matcher_t *const *m, size_t nm, vg_error *err)
+                               vg_matcher_t *const *m, size_t nm, const vg_tier_sel *ts,
+                               vg_aggr_kind kind, vg_error *err)
 {
-    size_t k = ss->nblocks + 1;
+    size_t k = ts->nraw + 2;
     vg_block_series **src = vg_arena_calloc(ss->arena, k * sizeof(*src));
     size_t *nsrc = vg_arena_calloc(ss->arena, k * sizeof(*nsrc));
     ss->curs = vg_arena_alloc(ss->arena, k * sizeof(*ss->curs));
     if (!src || !nsrc || !ss->curs) return vg_error_set(err, VG_ENOMEM, "out of memory");
-    for (size_t i = 0; i < ss->nblocks; i++) {
-        vg_err_t rc = vg_block_select(ss->blocks[i], m, nm, ss->mint, ss->maxt, ss->arena, &src[i],
-                                      &nsrc[i], err);
-        if (rc) return rc;
-    }
+    vg_err_t rc =
+        vg_tiers_source(ts, m, nm, ss->mint, ss->maxt, kind, ss->arena, &src[0], &nsrc[0], err);
+    for (size_t i = 0; i < ts->nraw && !rc; i++)
+        rc = vg_block_select(ts->b[i], m, nm, ss->mint, ss->maxt, ss->arena, &src[i + 1],
+                             &nsrc[i + 1], err);
+    if (rc) return rc;
     vg_head_t *h = vg_tsdb_tenant_find(db, tenant);
-    vg_err_t rc = VG_OK;
     if (h) rc = head_source(h, m, nm, ss->mint, ss->maxt, ss->arena, &src[k - 1], &nsrc[k - 1]);
     if (!rc) rc = vg_merge_group(src, nsrc, k, ss->arena, &ss->s, &ss->n);
     return rc ? vg_error_set(err, rc, "selecting series: %s", vg_strerror(rc)) : VG_OK;
@@ -81,7 +84,15 @@ static vg_err_t select_sources(vg_tsdb_t *db, vg_seriesset_t *ss, const char *te
 vg_err_t vg_tsdb_select(vg_tsdb_t *db, const char *tenant, vg_matcher_t *const *m, size_t nm,
                         int64_t mint, int64_t maxt, vg_seriesset_t **out, vg_error *err)
 {
+    return vg_tsdb_select_aggr(db, tenant, m, nm, mint, maxt, VG_AGGR_AVG, out, err);
+}
+
+vg_err_t vg_tsdb_select_aggr(vg_tsdb_t *db, const char *tenant, vg_matcher_t *const *m, size_t nm,
+                             int64_t mint, int64_t maxt, vg_aggr_kind kind, vg_seriesset_t **out,
+                             vg_error *err)
+{
     vg_err_t rc = VG_OK;
+    vg_tier_sel ts = {0};
     *out = NULL;
     if (!vg_tsdb_tenant_valid(tenant))
         return vg_error_set(err, VG_EINVAL, "invalid tenant %.80s", tenant ? tenant : "(null)");
@@ -92,9 +103,11 @@ vg_err_t vg_tsdb_select(vg_tsdb_t *db, const char *tenant, vg_matcher_t *const *
     }
     ss->mint = mint;
     ss->maxt = maxt;
-    rc = vg_tsdb_blocks_acquire(db->blocks, tenant, mint, maxt, &ss->blocks, &ss->nblocks);
+    rc = vg_tiers_acquire(db, tenant, mint, maxt, &ts);
+    ss->blocks = ts.b;
+    ss->nblocks = ts.n;
     if (rc) vg_error_set(err, rc, "selecting series: out of memory");
-    if (!rc) rc = select_sources(db, ss, tenant, m, nm, err);
+    if (!rc) rc = select_sources(db, ss, tenant, m, nm, &ts, kind, err);
     if (rc) {
         vg_seriesset_free(ss);
         return rc;
@@ -213,6 +226,9 @@ static vg_err_t collect_strings(vg_tsdb_t *db, const char *tenant, const char *n
     vg_err_t rc = VG_OK;
     if (h) rc = vg_head_label_strings(h, name, m, nm, mint, maxt, a, &lists[nb], &nl[nb]);
     if (!rc) rc = merge_strings(lists, nl, nb + 1, a, v, n);
+    for (size_t i = 0; !rc && !name && i < *n; i++) /* downsampled blocks' internal label */
+        if (strcmp((*v)[i], VG_AGGR_LABEL) == 0)
+            memmove(&(*v)[i], &(*v)[i + 1], (--*n - i) * sizeof(**v));
     return rc ? vg_error_set(err, rc, "listing labels: %s", vg_strerror(rc)) : VG_OK;
 }
 
@@ -227,6 +243,7 @@ static vg_err_t label_strings(vg_tsdb_t *db, const char *tenant, const char *nam
     *n = 0;
     if (!vg_tsdb_tenant_valid(tenant))
         return vg_error_set(err, VG_EINVAL, "invalid tenant %.80s", tenant ? tenant : "(null)");
+    if (name && strcmp(name, VG_AGGR_LABEL) == 0) name = "\x01"; /* internal: no values */
     vg_arena_t *a = vg_arena_new(0);
     vg_err_t rc = a ? vg_tsdb_blocks_acquire(db->blocks, tenant, mint, maxt, &b, &nb) : VG_ENOMEM;
     if (rc) vg_error_set(err, rc, "listing labels: out of memory");
