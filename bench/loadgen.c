@@ -15,8 +15,14 @@
  * far behind its head (Prometheus) still accepts a 24 h backfill. Requests
  * are protobuf WriteRequests in one snappy block with the 1.0 headers; a 5xx,
  * 429 or transport error is retried with backoff, a 4xx is counted and
- * reported. A generator thread builds and compresses the next request while
- * the current one is in flight.
+ * reported. A generator thread builds and compresses the next requests while
+ * --conns sender threads (each with its own connection) have others in
+ * flight, through a bounded queue, so the generator runs ahead of the
+ * receiver instead of alternating with it. --series-per-request splits each
+ * time slice into requests of that many series (Prometheus senders batch a
+ * few thousand samples), which is what lets 1M series go out as requests of
+ * a realistic size; the slices stay in time order, so with more requests per
+ * slice than connections every series still arrives in order.
  *
  * --om FILE writes the same samples as OpenMetrics text with timestamps
  * instead (for `promtool tsdb create-blocks-from openmetrics`).
@@ -42,6 +48,8 @@
 #define MAX_URLS     4
 #define MAX_LBL      6
 #define NBUCKETS     12
+#define QCAP         32 /* requests built ahead of the senders */
+#define MAX_CONNS    16
 
 typedef enum kind { K_COUNTER, K_CPU, K_GAUGE, K_BUCKET, K_HSUM, K_HCOUNT } kind;
 
@@ -67,6 +75,8 @@ typedef struct opts {
     long step_s;
     int64_t end_ms;
     long steps_per_req;
+    long series_per_req; /* 0: every series in one request */
+    int conns;
     uint64_t seed;
     const char *urls[MAX_URLS];
     int nurls;
@@ -356,27 +366,30 @@ typedef struct request {
 typedef struct pipe_q {
     pthread_mutex_t mu;
     pthread_cond_t cv;
-    request slot[2];
+    request slot[QCAP];
     int head, count;
 } pipe_q;
 
 static void q_put(pipe_q *q, request r)
 {
     pthread_mutex_lock(&q->mu);
-    while (q->count == 2) pthread_cond_wait(&q->cv, &q->mu);
-    q->slot[(q->head + q->count) % 2] = r;
+    while (q->count == QCAP) pthread_cond_wait(&q->cv, &q->mu);
+    q->slot[(q->head + q->count) % QCAP] = r;
     q->count++;
     pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
 }
 
+/* The next request; the end marker stays queued so every sender sees it. */
 static request q_get(pipe_q *q)
 {
     pthread_mutex_lock(&q->mu);
     while (q->count == 0) pthread_cond_wait(&q->cv, &q->mu);
     request r = q->slot[q->head];
-    q->head = (q->head + 1) % 2;
-    q->count--;
+    if (!r.last) {
+        q->head = (q->head + 1) % QCAP;
+        q->count--;
+    }
     pthread_cond_broadcast(&q->cv);
     pthread_mutex_unlock(&q->mu);
     return r;
@@ -410,15 +423,16 @@ static int builder_init(builder *b, gen *g)
             b->smp[i * k + j] = &b->sm[i * k + j];
         }
     }
-    b->wr.timeseries = b->tsp;
-    b->wr.n_timeseries = n;
     return 0;
 }
 
-static request pack(builder *b, size_t nsteps)
+/* One request of series [off, off+cnt) with nsteps samples each. */
+static request pack(builder *b, size_t off, size_t cnt, size_t nsteps)
 {
     request r = {0};
-    for (size_t i = 0; i < b->wr.n_timeseries; i++) b->ts[i].n_samples = nsteps;
+    b->wr.timeseries = b->tsp + off;
+    b->wr.n_timeseries = cnt;
+    for (size_t i = off; i < off + cnt; i++) b->ts[i].n_samples = nsteps;
     size_t raw_len = prometheus__write_request__get_packed_size(&b->wr);
     uint8_t *raw = vg_malloc(raw_len + 1);
     size_t zlen = snappy_max_compressed_length(raw_len);
@@ -466,7 +480,9 @@ static void *produce(void *arg)
             }
         }
         /* samples of one series are contiguous from index i*k */
-        q_put(p->q, pack(&b, (size_t)n));
+        size_t per = g->o.series_per_req > 0 ? (size_t)g->o.series_per_req : g->n;
+        for (size_t off = 0; off < g->n; off += per)
+            q_put(p->q, pack(&b, off, g->n - off < per ? g->n - off : per, (size_t)n));
     }
     q_put(p->q, (request){.last = 1});
     vg_free(vals);
@@ -522,6 +538,40 @@ static int send_one(vg_httpc_t *c, const opts *o, const char *url, const request
     st->failed_samples += r->samples;
     vg_buf_free(&body);
     return -1;
+}
+
+typedef struct sender {
+    const opts *o;
+    pipe_q *q;
+    url_stats st[MAX_URLS];
+    uint64_t bytes;
+} sender;
+
+/* One connection: send queued requests to every URL until the end marker. */
+static void *send_loop(void *arg)
+{
+    sender *s = arg;
+    vg_httpc_t *c = vg_httpc_new();
+    if (!c) {
+        fprintf(stderr, "loadgen: out of memory\n");
+        exit(1);
+    }
+    for (request r = q_get(s->q); !r.last; r = q_get(s->q)) {
+        for (int u = 0; u < s->o->nurls; u++) send_one(c, s->o, s->o->urls[u], &r, &s->st[u]);
+        s->bytes += r.len;
+        vg_free(r.data);
+    }
+    vg_httpc_free(c);
+    return NULL;
+}
+
+static void url_stats_add(url_stats *to, const url_stats *from)
+{
+    to->requests += from->requests;
+    to->samples += from->samples;
+    to->retries += from->retries;
+    to->failed_requests += from->failed_requests;
+    to->failed_samples += from->failed_samples;
 }
 
 /* ---- OpenMetrics output ---- */
@@ -632,7 +682,8 @@ static int write_om(gen *g, int64_t start_ms, long nsteps)
 static void usage(void)
 {
     fprintf(stderr, "usage: loadgen [--series N] [--hours H] [--step SECONDS] [--end MS|now]\n"
-                    "               [--steps-per-request K] [--seed N] [--tenant T]\n"
+                    "               [--steps-per-request K] [--series-per-request S]\n"
+                    "               [--conns C] [--seed N] [--tenant T]\n"
                     "               (--url URL [--url URL...] | --om FILE)\n"
                     "A node_exporter-like dataset (100 series per instance) over H hours, sent as\n"
                     "remote-write 1.0 in time order to each URL, or written as OpenMetrics.\n");
@@ -640,7 +691,8 @@ static void usage(void)
 
 static int parse_args(int argc, char **argv, opts *o)
 {
-    *o = (opts){.series = 10000, .hours = 24, .step_s = 30, .steps_per_req = 10, .seed = 42};
+    *o = (opts){
+        .series = 10000, .hours = 24, .step_s = 30, .steps_per_req = 10, .conns = 1, .seed = 42};
     o->end_ms = (int64_t)time(NULL) * 1000;
     for (int i = 1; i < argc; i += 2) { /* every option takes one value */
         const char *a = argv[i], *v = i + 1 < argc ? argv[i + 1] : NULL;
@@ -655,6 +707,10 @@ static int parse_args(int argc, char **argv, opts *o)
             o->end_ms = strcmp(v, "now") ? atoll(v) : o->end_ms;
         else if (!strcmp(a, "--steps-per-request"))
             o->steps_per_req = atol(v);
+        else if (!strcmp(a, "--series-per-request"))
+            o->series_per_req = atol(v);
+        else if (!strcmp(a, "--conns"))
+            o->conns = atoi(v);
         else if (!strcmp(a, "--seed"))
             o->seed = strtoull(v, NULL, 10);
         else if (!strcmp(a, "--tenant"))
@@ -667,7 +723,7 @@ static int parse_args(int argc, char **argv, opts *o)
             return usage(), -1;
     }
     if (o->series <= 0 || o->hours <= 0 || o->step_s <= 0 || o->steps_per_req <= 0 ||
-        (!o->nurls && !o->om_path))
+        o->series_per_req < 0 || o->conns < 1 || o->conns > MAX_CONNS || (!o->nurls && !o->om_path))
         return usage(), -1;
     return 0;
 }
@@ -695,14 +751,19 @@ int main(int argc, char **argv)
     producer p = {.g = &g, .q = &q, .start_ms = start_ms, .nsteps = nsteps};
     pthread_t th;
     pthread_create(&th, NULL, produce, &p);
-    vg_httpc_t *c = vg_httpc_new();
+    sender snd[MAX_CONNS];
+    pthread_t sth[MAX_CONNS];
     url_stats st[MAX_URLS] = {{0}};
     uint64_t bytes = 0;
     double t0 = now_s();
-    for (request r = q_get(&q); !r.last; r = q_get(&q)) {
-        for (int u = 0; u < o.nurls; u++) send_one(c, &o, o.urls[u], &r, &st[u]);
-        bytes += r.len;
-        vg_free(r.data);
+    for (int i = 0; i < o.conns; i++) {
+        snd[i] = (sender){.o = &o, .q = &q};
+        pthread_create(&sth[i], NULL, send_loop, &snd[i]);
+    }
+    for (int i = 0; i < o.conns; i++) {
+        pthread_join(sth[i], NULL);
+        bytes += snd[i].bytes;
+        for (int u = 0; u < o.nurls; u++) url_stats_add(&st[u], &snd[i].st[u]);
     }
     pthread_join(th, NULL);
     double el = now_s() - t0;
@@ -718,7 +779,6 @@ int main(int argc, char **argv)
                (double)st[u].samples / el);
         bad |= st[u].failed_requests != 0;
     }
-    vg_httpc_free(c);
     vg_free(g.s);
     vg_free(g.h);
     vg_free(g.strings);
