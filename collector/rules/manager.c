@@ -111,16 +111,14 @@ static void ruleset_free(ruleset *rs)
     vg_free(rs);
 }
 
-/* Prometheus: fnv64a(name + ";" + file) % interval. */
+/* As Prometheus: the hash of the label set {file, name} modulo the interval
+ * (in nanoseconds). Our label hash is XXH3, not Prometheus's xxhash64, so
+ * the phase is as stable but not the same number as Prometheus's. */
 int64_t vg_rules_group_offset(const char *file, const char *name, int64_t interval_ms)
 {
-    uint64_t h = 14695981039346656037ull;
-    const char *parts[3] = {name, ";", file};
-    for (int k = 0; k < 3; k++)
-        for (const unsigned char *p = (const unsigned char *)parts[k]; *p; p++)
-            h = (h ^ *p) * 1099511628211ull;
+    vg_label_t l[2] = {{"file", file}, {"name", name}};
+    uint64_t h = vg_labels_hash(l, 2);
     if (interval_ms <= 0) return 0;
-    /* Prometheus takes the hash modulo the interval in nanoseconds. */
     uint64_t ns = (uint64_t)interval_ms * 1000000ull;
     return (int64_t)((h % ns) / 1000000ull);
 }
