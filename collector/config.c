@@ -110,11 +110,31 @@ static const vg_cfg_field_t retention_schema[] = {
     {0},
 };
 
+static const vg_cfg_field_t downsample_schema[] = {
+    {.key = "5m_after",
+     .type = VG_CFG_T_DURATION,
+     .offset = CC(downsample_5m_after_ms),
+     .def = "40h",
+     .doc = "raw blocks ending this long before the tenant's newest sample get a 5-minute "
+            "aggregate copy; 0 = never"},
+    {.key = "1h_after",
+     .type = VG_CFG_T_DURATION,
+     .offset = CC(downsample_1h_after_ms),
+     .def = "10d",
+     .doc = "5-minute blocks ending this long before the tenant's newest sample get a 1-hour "
+            "aggregate copy; 0 = never"},
+    {0},
+};
+
 static const vg_cfg_field_t storage_schema[] = {
     {.key = "retention",
      .type = VG_CFG_T_SECTION,
      .sub = retention_schema,
-     .doc = "retention per downsampling tier"},
+     .doc = "retention per downsampling tier, measured back from each tenant's newest sample"},
+    {.key = "downsample",
+     .type = VG_CFG_T_SECTION,
+     .sub = downsample_schema,
+     .doc = "when blocks get 5-minute and 1-hour aggregate copies"},
     {.key = "max_bytes",
      .type = VG_CFG_T_SIZE,
      .offset = CC(storage_max_bytes),

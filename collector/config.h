@@ -46,6 +46,8 @@ typedef struct vg_collector_config {
     int64_t retention_5m_ms;  /* default 1y */
     int64_t retention_1h_ms;  /* default 7y */
     uint64_t storage_max_bytes;
+    int64_t downsample_5m_after_ms; /* downsample.5m_after, default 40h; 0 = never */
+    int64_t downsample_1h_after_ms; /* downsample.1h_after, default 10d; 0 = never */
     int64_t wal_sync_ms;        /* default 5ms */
     uint64_t wal_segment_bytes; /* default 128MiB */
     int64_t ooo_window_ms; /* out_of_order_time_window, default 10m; 0 = none */

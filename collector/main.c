@@ -152,6 +152,8 @@ static vg_err_t open_store(collector *c, vg_error *err)
         .retention_5m_ms = cfg->retention_5m_ms,
         .retention_1h_ms = cfg->retention_1h_ms,
         .max_bytes = cfg->storage_max_bytes,
+        .downsample_5m_after_ms = cfg->downsample_5m_after_ms ? cfg->downsample_5m_after_ms : -1,
+        .downsample_1h_after_ms = cfg->downsample_1h_after_ms ? cfg->downsample_1h_after_ms : -1,
         .ooo_window_ms = cfg->ooo_window_ms ? cfg->ooo_window_ms : -1, /* 0 in config = none */
         .block_range_ms = cfg->block_range_ms,
         .wal_sync_ms = cfg->wal_sync_ms,
