@@ -22,9 +22,13 @@
 #include "tsdb/tsdb_blocks.h"
 #include "tsdb/tsdb_int.h"
 #include "vigil/alloc.h"
+#include "vigil/clock.h"
 #include "vigil/log.h"
 
 #define H (3600 * 1000LL)
+
+/* Recent, 27 h aligned: retention and downsampling leave such blocks alone. */
+static int64_t BASE;
 
 static char dir[256], bdir[300];
 
@@ -50,6 +54,7 @@ static int setup(void **state)
 {
     (void)state;
     vg_log_threshold = -1;
+    BASE = (vg_clock_wall_ms() - 12 * H) / (27 * H) * (27 * H);
     snprintf(dir, sizeof(dir), "/tmp/vigil-compact-XXXXXX");
     assert_non_null(mkdtemp(dir));
     snprintf(bdir, sizeof(bdir), "%s/blocks", dir);
@@ -71,6 +76,7 @@ static const vg_label_t lb[] = {{"__name__", "up"}, {"job", "b"}};
 /* A block [mint, maxt) with series a (every step ms from first) and b. */
 static void block(int64_t mint, int64_t maxt, int64_t first, int64_t step, char *ulid)
 {
+    mint += BASE, maxt += BASE, first += BASE;
     vg_block_writer_t *w = NULL;
     vg_error e = {0};
     size_t n = 0;
@@ -112,7 +118,8 @@ static size_t count_a(vg_tsdb_t *db, int64_t mint, int64_t maxt, vg_seriesset_t 
     vg_error e = {0};
     vg_seriesset_t *ss;
     assert_int_equal(vg_matcher_new(VG_MATCH_EQ, "job", "a", &m, &e), VG_OK);
-    assert_int_equal(vg_tsdb_select(db, "default", &m, 1, mint, maxt, &ss, &e), VG_OK);
+    assert_int_equal(vg_tsdb_select(db, "default", &m, 1, BASE + mint, BASE + maxt, &ss, &e),
+                     VG_OK);
     vg_matcher_free(m);
     size_t n = 0;
     if (keep) {
@@ -155,13 +162,14 @@ static void test_overlap(void **state)
     assert_int_equal(count_a(db, 0, 2 * H, NULL), 180 + 720);
     vg_block_t **b;
     size_t n;
-    assert_int_equal(vg_tsdb_blocks_acquire(db->blocks, "default", 0, 2 * H, &b, &n), VG_OK);
+    assert_int_equal(vg_tsdb_blocks_acquire(db->blocks, "default", BASE, BASE + 2 * H, &b, &n),
+                     VG_OK);
     assert_int_equal(n, 1);
     const vg_block_meta *m = vg_block_get_meta(b[0]);
     assert_int_equal(m->level, 2);
     assert_int_equal(m->nsources, 2);
-    assert_int_equal(m->mint, 0);
-    assert_int_equal(m->maxt, H + H / 2);
+    assert_int_equal(m->mint, BASE);
+    assert_int_equal(m->maxt, BASE + H + H / 2);
     assert_int_equal(m->num_series, 2);
     vg_tsdb_blocks_release(b, n);
     char(*names)[VG_TENANT_MAX + 1];
@@ -197,9 +205,9 @@ static void test_window_and_refs(void **state)
     assert_int_equal(count_a(db, 0, 4 * H, NULL), 4 * 240);
     vg_block_t **b;
     size_t nb;
-    assert_int_equal(vg_tsdb_blocks_acquire(db->blocks, "default", 0, H, &b, &nb), VG_OK);
+    assert_int_equal(vg_tsdb_blocks_acquire(db->blocks, "default", BASE, BASE + H, &b, &nb), VG_OK);
     assert_int_equal(nb, 1);
-    assert_int_equal(vg_block_get_meta(b[0])->maxt, 3 * H);
+    assert_int_equal(vg_block_get_meta(b[0])->maxt, BASE + 3 * H);
     assert_int_equal(vg_block_get_meta(b[0])->nsources, 3);
     vg_tsdb_blocks_release(b, nb);
     vg_tsdb_free(db);
