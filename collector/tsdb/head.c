@@ -31,6 +31,7 @@ typedef struct series {
     uint16_t nlabels;
     uint16_t nchunks, cap;
     uint8_t has_last;
+    vg_label_t label_mem[]; /* labels points here: one allocation, one cache miss less */
 } series;
 
 struct vg_head {
@@ -44,7 +45,7 @@ struct vg_head {
     size_t npages;
     uint32_t next_ref; /* refs are handed out in order and never reused */
     size_t nlive;
-    uint32_t *slots; /* ref + 1; 0 = free */
+    uint64_t *slots; /* id's high 32 bits << 32 | ref + 1; 0 = free */
     size_t nslots;
     vg_index index;
     uint32_t gen;        /* bumped by every truncate */
@@ -60,7 +61,6 @@ static void series_free(series *s)
     if (!s) return;
     for (size_t i = 0; i < s->nchunks; i++) vg_chunk_free(s->chunks[i]);
     vg_free(s->chunks);
-    vg_free(s->labels);
     vg_free(s);
 }
 
@@ -132,22 +132,27 @@ void vg_head_free(vg_head_t *h)
 
 /* ---- series table ---- */
 
+/* The slot's tag (the id's high half) rules out most other series without
+ * loading them: lookups are cache-miss bound (profiled). */
+#define SLOT_TAG(id) ((id) & ~(uint64_t)UINT32_MAX)
+
 static series *find_series(const vg_head_t *h, const vg_label_t *l, size_t n, uint64_t id)
 {
     if (h->nslots == 0) return NULL;
     size_t mask = h->nslots - 1;
     for (size_t i = id & mask; h->slots[i]; i = (i + 1) & mask) {
-        series *s = get_series(h, h->slots[i] - 1);
+        if (SLOT_TAG(h->slots[i]) != SLOT_TAG(id)) continue;
+        series *s = get_series(h, (uint32_t)h->slots[i] - 1);
         if (s && s->id == id && vg_labels_cmp(s->labels, s->nlabels, l, n) == 0) return s;
     }
     return NULL;
 }
 
-static void slot_insert(uint32_t *slots, size_t nslots, uint64_t id, uint32_t ref)
+static void slot_insert(uint64_t *slots, size_t nslots, uint64_t id, uint32_t ref)
 {
     size_t mask = nslots - 1, i = id & mask;
     while (slots[i]) i = (i + 1) & mask;
-    slots[i] = ref + 1;
+    slots[i] = SLOT_TAG(id) | ((uint64_t)ref + 1);
 }
 
 /* A slot table for the live series, sized for nlive + 1. */
@@ -155,7 +160,7 @@ static vg_err_t slots_rebuild(vg_head_t *h, size_t want)
 {
     size_t nn = 128;
     while (nn < want * 2) nn *= 2;
-    uint32_t *slots = vg_calloc(nn, sizeof(*slots));
+    uint64_t *slots = vg_calloc(nn, sizeof(*slots));
     if (!slots) return VG_ENOMEM;
     for (uint32_t r = 0; r < h->next_ref; r++) {
         const series *s = get_series(h, r);
@@ -196,10 +201,10 @@ static vg_err_t intern_labels(vg_strtab_t *t, vg_label_t *dst, const vg_label_t 
 
 static series *series_build(vg_head_t *h, const vg_label_t *l, size_t n, uint64_t id)
 {
-    series *s = vg_calloc(1, sizeof(*s));
+    series *s = vg_calloc(1, sizeof(*s) + n * sizeof(vg_label_t));
     if (!s) return NULL;
-    s->labels = vg_calloc(n ? n : 1, sizeof(*s->labels));
-    if (!s->labels || intern_labels(h->strtab, s->labels, l, n)) goto fail;
+    s->labels = s->label_mem;
+    if (intern_labels(h->strtab, s->labels, l, n)) goto fail;
     s->nlabels = (uint16_t)n;
     s->id = id;
     s->gen = h->gen;
@@ -457,6 +462,35 @@ vg_err_t vg_head_append(vg_head_t *h, uint32_t ref, int64_t ts, double v, vg_app
         pthread_mutex_unlock(mu);
         /* Inside the read lock, so a truncate's range recomputation never races it. */
         if (rc == VG_OK && *res == VG_APPEND_ADDED) widen_range(h, ts);
+    }
+    pthread_rwlock_unlock(&h->lock);
+    return rc;
+}
+
+vg_err_t vg_head_append_n(vg_head_t *h, uint32_t ref, const int64_t *ts, const double *v, size_t n,
+                          vg_append_res *res, size_t *done)
+{
+    *done = 0;
+    vg_err_t rc = VG_ENOTFOUND;
+    int64_t lo = INT64_MAX, hi = INT64_MIN;
+    pthread_rwlock_rdlock(&h->lock);
+    series *s = get_series(h, ref);
+    if (s) {
+        pthread_mutex_t *mu = &h->stripes[ref % NSTRIPES];
+        pthread_mutex_lock(mu);
+        rc = VG_OK;
+        for (size_t i = 0; i < n && !rc; i++) {
+            rc = series_append(h, s, ts[i], v[i], &res[i]);
+            if (rc) break;
+            (*done)++;
+            if (res[i] != VG_APPEND_ADDED) continue;
+            if (ts[i] < lo) lo = ts[i];
+            if (ts[i] > hi) hi = ts[i];
+        }
+        pthread_mutex_unlock(mu);
+        /* One range update for the run: the same result as one per sample. */
+        if (lo <= hi) widen_range(h, lo);
+        if (lo < hi) widen_range(h, hi);
     }
     pthread_rwlock_unlock(&h->lock);
     return rc;

@@ -72,6 +72,10 @@ vg_err_t vg_head_series(vg_head_t *h, const vg_label_t *l, size_t n, uint32_t *r
 /* Append one sample to series ref; *res says what happened. VG_ENOTFOUND for
  * an unknown ref, VG_ENOMEM. Thread-safe. */
 vg_err_t vg_head_append(vg_head_t *h, uint32_t ref, int64_t ts, double v, vg_append_res *res);
+/* vg_head_append of ts[i], v[i] for i < n in order under one lock round;
+ * res[i] for the first *done samples, which stop at the first error. */
+vg_err_t vg_head_append_n(vg_head_t *h, uint32_t ref, const int64_t *ts, const double *v, size_t n,
+                          vg_append_res *res, size_t *done);
 
 /* Live series (removed ones not counted). */
 size_t vg_head_num_series(vg_head_t *h);

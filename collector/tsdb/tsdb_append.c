@@ -198,14 +198,31 @@ static vg_err_t append_one_series(vg_head_t *h, const Prometheus__TimeSeries *ts
     vg_err_t rc = vg_head_series(h, l, n, &ref, &created);
     if (rc) return vg_error_set(err, rc, "creating series: %s", vg_strerror(rc));
     st->series_created += (uint64_t)created;
-    for (size_t i = 0; i < ts->n_samples; i++) {
-        const Prometheus__Sample *s = ts->samples[i];
-        if (!s) continue;
-        vg_append_res res;
-        rc = vg_head_append(h, ref, s->timestamp, s->value, &res);
-        if (!rc && res == VG_APPEND_ADDED) rc = wal_add(w, ref, l, n, &declared, s);
+    /* Runs of up to RUN samples go to the head under one lock round (the
+     * per-sample locking was a tenth of the ingest profile). */
+    enum { RUN = 64 };
+    const Prometheus__Sample *run[RUN];
+    int64_t t[RUN];
+    double v[RUN];
+    vg_append_res res[RUN];
+    for (size_t i = 0; i < ts->n_samples;) {
+        size_t k = 0;
+        for (; i < ts->n_samples && k < RUN; i++) {
+            if (!ts->samples[i]) continue;
+            run[k] = ts->samples[i];
+            t[k] = run[k]->timestamp;
+            v[k] = run[k]->value;
+            k++;
+        }
+        size_t done = 0;
+        rc = k ? vg_head_append_n(h, ref, t, v, k, res, &done) : VG_OK;
+        /* the samples before a failing one were added: log and count them */
+        for (size_t j = 0; j < done; j++) {
+            vg_err_t wrc = res[j] == VG_APPEND_ADDED ? wal_add(w, ref, l, n, &declared, run[j]) : 0;
+            if (wrc) return vg_error_set(err, wrc, "appending sample: %s", vg_strerror(wrc));
+            if (count_result(res[j], st)) sample_error(err, have, res[j], l, n, t[j]);
+        }
         if (rc) return vg_error_set(err, rc, "appending sample: %s", vg_strerror(rc));
-        if (count_result(res, st)) sample_error(err, have, res, l, n, s->timestamp);
     }
     return VG_OK;
 }
