@@ -432,6 +432,9 @@ static vg_err_t cut_tenant(vg_tsdb_blocks_t *bs, const char *tenant, vg_head_t *
     while (cut_due(bs, h, tenant_persisted(bs, tenant), &start)) {
         char ulid[VG_ULID_LEN + 1];
         int64_t end = start + bs->range;
+        /* Refuse late samples below end first, so none lands between the
+         * snapshot and the truncate and is dropped unpersisted. */
+        vg_head_set_min_valid(h, end);
         vg_err_t rc = write_cut(bs, tenant, h, start, end, ulid, err);
         if (rc == VG_EAGAIN) { /* nothing in that range: just move the watermark */
             pthread_mutex_lock(&bs->mu);
