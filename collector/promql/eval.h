@@ -103,6 +103,8 @@ typedef struct pq_ev {
  * (downsampled tiers, tsdb/tiers.h). */
 vg_err_t pq_select(pq_ctx *c, vg_matcher_t *const *m, size_t nm, int64_t mint, int64_t maxt,
                    int aggr_hint, vg_seriesset_t **out, vg_error *err);
+/* True when c->q is the store's queryable (it honours the hint). */
+int pq_select_aggregates(const pq_ctx *c);
 
 /* ---- eval.c: core ---- */
 vg_err_t pq_eval(pq_ev *ev, vg_pq_node *n, pq_value *out);

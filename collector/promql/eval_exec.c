@@ -55,6 +55,11 @@ vg_queryable vg_queryable_tsdb(vg_tsdb_queryable *q)
     return r;
 }
 
+int pq_select_aggregates(const pq_ctx *c)
+{
+    return c->q.select == tsdb_select;
+}
+
 vg_err_t pq_select(pq_ctx *c, vg_matcher_t *const *m, size_t nm, int64_t mint, int64_t maxt,
                    int aggr_hint, vg_seriesset_t **out, vg_error *err)
 {

@@ -451,6 +451,8 @@ static vg_err_t eval_range_call(pq_ev *ev, vg_pq_node *n, vg_pq_fn_id id, size_t
     vg_err_t rc = eval_scalar_args(&r);
     if (!rc) ev->c->sel_aggr = 1 + (int)vg_aggr_for_function(vg_pq_func_by_id(id)->name);
     if (!rc) rc = pq_rsrc_open(ev, n->u.call.args[margs], &src);
+    if (!rc && id == VG_PQ_FN_COUNT_OVER_TIME && src.is_selector && pq_select_aggregates(ev->c))
+        r.id = VG_PQ_FN_SUM_OVER_TIME; /* the store gave per-window counts, 1 per raw sample */
     while (!rc && pq_rsrc_next(&src, &rc)) {
         size_t k;
         if ((rc = pq_mat_add(ev->c, dst, src.lbl, src.nlbl, vg_labels_hash(src.lbl, src.nlbl), drop,

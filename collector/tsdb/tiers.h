@@ -62,7 +62,9 @@ int64_t vg_tiers_tenant_now(struct vg_tsdb_blocks *bs, size_t ti, int64_t now_ms
 void vg_tiers_run(struct vg_tsdb_blocks *bs);
 
 /* Like vg_tsdb_select; where only downsampled data covers the range, series
- * carry the aggregate kind (VG_AGGR_AVG for plain selectors). */
+ * carry the aggregate kind (VG_AGGR_AVG for plain selectors). For
+ * VG_AGGR_COUNT raw samples read as 1 (stale markers stay), so the sum of the
+ * values is the number of raw samples: count_over_time sums them. */
 vg_err_t vg_tsdb_select_aggr(vg_tsdb_t *db, const char *tenant, vg_matcher_t *const *m, size_t nm,
                              int64_t mint, int64_t maxt, vg_aggr_kind kind, vg_seriesset_t **out,
                              vg_error *err);

@@ -22,6 +22,7 @@
 #include "vigil/alloc.h"
 #include "vigil/arena.h"
 #include "vigil/buf.h"
+#include "vigil/expfmt.h"
 
 /* ---- querier ---- */
 
@@ -36,6 +37,8 @@ struct vg_seriesset {
     size_t nblocks;
     int64_t mint, maxt;
     vg_err_t err;
+    vg_aggr_kind kind; /* what downsampled data was read as (tiers.h) */
+    int64_t raw_start; /* raw samples from here on */
 };
 
 /* The head's snapshot as one more source (chunk ranges unknown: unused). */
@@ -106,6 +109,8 @@ vg_err_t vg_tsdb_select_aggr(vg_tsdb_t *db, const char *tenant, vg_matcher_t *co
     rc = vg_tiers_acquire(db, tenant, mint, maxt, &ts);
     ss->blocks = ts.b;
     ss->nblocks = ts.n;
+    ss->kind = kind;
+    ss->raw_start = ts.raw_start;
     if (rc) vg_error_set(err, rc, "selecting series: out of memory");
     if (!rc) rc = select_sources(db, ss, tenant, m, nm, &ts, kind, err);
     if (rc) {
@@ -140,6 +145,8 @@ int vg_seriesset_sample_next(vg_seriesset_t *ss, int64_t *ts, double *v)
     while (vg_merge_iter_next(&ss->it, ts, v)) {
         if (*ts < ss->mint) continue;
         if (*ts > ss->maxt) break;
+        if (ss->kind == VG_AGGR_COUNT && *ts >= ss->raw_start && !vg_is_stale_nan(*v))
+            *v = 1; /* a raw sample counts once, like a window's count */
         return 1;
     }
     if (ss->it.err) ss->err = ss->it.err;
