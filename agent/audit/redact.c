@@ -1,0 +1,308 @@
+/*
+ * redact.c - compile redaction rules to PCRE2 (JIT) and apply them to the
+ * values of a parsed JSON line.
+ *
+ * Why on values of the parsed tree and not on the raw line: a pattern run
+ * over raw JSON can match across a quote or an escape and produce a line
+ * that no longer parses, and escaped text ("\u0040" for '@') would slip past
+ * it. On decoded values, every replacement is re-escaped by the serialiser.
+ * The card preset checks the Luhn sum of each candidate digit run, so order
+ * numbers and timestamps that merely look long are left alone.
+ */
+#define PCRE2_CODE_UNIT_WIDTH 8
+#include "redact.h"
+
+#include <inttypes.h>
+#include <pcre2.h>
+#include <stdio.h>
+#include <string.h>
+
+#include "vigil/alloc.h"
+
+enum { K_VALUE, K_FIELD };
+
+typedef struct rule {
+    int kind; /* K_VALUE: replace matches in values; K_FIELD: replace the value of a matching key */
+    int luhn; /* a match counts only when its digits pass the Luhn check */
+    pcre2_code *re;
+    char *repl;
+    size_t repl_len;
+} rule_t;
+
+struct vg_redactor {
+    rule_t *rules;
+    size_t n;
+    pcre2_match_data *md; /* shared: one thread at a time */
+};
+
+typedef struct preset {
+    const char *name, *pattern, *repl;
+    int kind, luhn;
+} preset_t;
+
+static const preset_t presets[] = {
+    {"email", "[A-Za-z0-9._%+-]+@[A-Za-z0-9-]+(?:\\.[A-Za-z0-9-]+)*\\.[A-Za-z]{2,}", NULL, K_VALUE,
+     0},
+    {"credit_card", "(?<![0-9])[0-9](?:[ -]?[0-9]){12,18}(?![0-9])", NULL, K_VALUE, 1},
+    {"bearer_token", "(?i)\\bbearer\\s+[A-Za-z0-9._~+/-]+=*", "Bearer [REDACTED]", K_VALUE, 0},
+    {"aws_access_key", "\\b(?:AKIA|ASIA|AGPA|AIDA|AROA|ANPA|ANVA|AIPA)[A-Z0-9]{16}\\b", NULL,
+     K_VALUE, 0},
+    {"password_field",
+     "(?i)^(?:.*[_-])?(?:pass(?:word|wd)?|secret|token|api[_-]?key|credentials?|private[_-]?key)"
+     "(?:[_-].*)?$",
+     NULL, K_FIELD, 0},
+};
+
+static const preset_t *find_preset(const char *name)
+{
+    for (size_t i = 0; name && i < sizeof presets / sizeof presets[0]; i++)
+        if (!strcmp(presets[i].name, name)) return &presets[i];
+    return NULL;
+}
+
+int vg_redact_is_preset(const char *name)
+{
+    return find_preset(name) != NULL;
+}
+
+int vg_redact_luhn(const char *s, size_t len)
+{
+    int sum = 0, ndig = 0;
+    for (size_t i = len; i-- > 0;) {
+        if (s[i] < '0' || s[i] > '9') continue;
+        int d = s[i] - '0';
+        if (ndig++ % 2 == 1 && (d *= 2) > 9) d -= 9;
+        sum += d;
+    }
+    return ndig >= 13 && ndig <= 19 && sum % 10 == 0;
+}
+
+static vg_err_t compile_rule(rule_t *r, const vg_redact_rule *in, vg_error *err)
+{
+    const preset_t *p = (in->pattern && in->pattern[0]) ? NULL : find_preset(in->name);
+    if (!p && !(in->pattern && in->pattern[0]))
+        return vg_error_set(err, VG_ECONFIG,
+                            "redact rule \"%.64s\": no pattern and not a preset (email, "
+                            "credit_card, bearer_token, aws_access_key, password_field)",
+                            in->name ? in->name : "");
+    const char *pat = p ? p->pattern : in->pattern;
+    const char *repl = in->replacement ? in->replacement
+                                       : (p && p->repl ? p->repl : VG_REDACT_DEFAULT_REPLACEMENT);
+    int ec;
+    PCRE2_SIZE eo;
+    r->kind = p ? p->kind : K_VALUE;
+    r->luhn = p ? p->luhn : 0;
+    r->re = pcre2_compile((PCRE2_SPTR)pat, PCRE2_ZERO_TERMINATED, PCRE2_UTF, &ec, &eo, NULL);
+    if (!r->re) {
+        PCRE2_UCHAR msg[128];
+        pcre2_get_error_message(ec, msg, sizeof msg);
+        return vg_error_set(err, VG_ECONFIG, "redact rule \"%.64s\": pattern at offset %zu: %s",
+                            in->name ? in->name : "", (size_t)eo, (const char *)msg);
+    }
+    (void)pcre2_jit_compile(r->re, PCRE2_JIT_COMPLETE); /* falls back to the interpreter */
+    if (!(r->repl = vg_strdup(repl))) return vg_error_set(err, VG_ENOMEM, "out of memory");
+    r->repl_len = strlen(repl);
+    return VG_OK;
+}
+
+vg_err_t vg_redactor_new(const vg_redact_rule *rules, size_t n, vg_redactor_t **out, vg_error *err)
+{
+    vg_err_t rc = VG_OK;
+    vg_redactor_t *r = vg_calloc(1, sizeof *r);
+    *out = NULL;
+    if (!r || (n && !(r->rules = vg_calloc(n, sizeof *r->rules)))) {
+        rc = vg_error_set(err, VG_ENOMEM, "out of memory");
+        goto fail;
+    }
+    for (; r->n < n; r->n++)
+        if ((rc = compile_rule(&r->rules[r->n], &rules[r->n], err))) {
+            r->n++; /* free the half-built rule too */
+            goto fail;
+        }
+    if (!(r->md = pcre2_match_data_create(32, NULL))) {
+        rc = vg_error_set(err, VG_ENOMEM, "out of memory");
+        goto fail;
+    }
+    *out = r;
+    return VG_OK;
+fail:
+    vg_redactor_free(r);
+    return rc;
+}
+
+void vg_redactor_free(vg_redactor_t *r)
+{
+    if (!r) return;
+    for (size_t i = 0; i < r->n; i++) {
+        pcre2_code_free(r->rules[i].re);
+        vg_free(r->rules[i].repl);
+    }
+    vg_free(r->rules);
+    pcre2_match_data_free(r->md);
+    vg_free(r);
+}
+
+int vg_redact_key(const vg_redactor_t *r, const char *key)
+{
+    for (size_t i = 0; r && key && i < r->n; i++)
+        if (r->rules[i].kind == K_FIELD &&
+            pcre2_match(r->rules[i].re, (PCRE2_SPTR)key, strlen(key), 0, 0, r->md, NULL) >= 0)
+            return 1;
+    return 0;
+}
+
+/* One value rule over s into out; *hits counts replacements. A match that
+ * fails its Luhn check (or is empty) is copied as is. */
+static vg_err_t apply_rule(vg_redactor_t *r, const rule_t *ru, const char *s, size_t len,
+                           vg_buf *out, int *hits)
+{
+    size_t pos = 0, copied = 0;
+    vg_err_t rc = VG_OK;
+    while (pos <= len) {
+        int m = pcre2_match(ru->re, (PCRE2_SPTR)s, len, pos, 0, r->md, NULL);
+        if (m < 0) break;
+        PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
+        size_t a = ov[0], b = ov[1];
+        if (b <= a || (ru->luhn && !vg_redact_luhn(s + a, b - a))) {
+            pos = (b > a ? b : a + 1);
+            continue;
+        }
+        if ((rc = vg_buf_append(out, s + copied, a - copied)) ||
+            (rc = vg_buf_append(out, ru->repl, ru->repl_len)))
+            return rc;
+        copied = pos = b;
+        (*hits)++;
+    }
+    return vg_buf_append(out, s + copied, len - copied);
+}
+
+vg_err_t vg_redact_value(vg_redactor_t *r, const char *s, size_t len, vg_buf *out, int *changed)
+{
+    vg_buf a, b;
+    vg_err_t rc = VG_OK;
+    int hits = 0;
+    *changed = 0;
+    vg_buf_init(&a, 0);
+    vg_buf_init(&b, 0);
+    const char *cur = s;
+    size_t cur_len = len;
+    for (size_t i = 0; r && i < r->n && !rc; i++) {
+        if (r->rules[i].kind != K_VALUE) continue;
+        vg_buf *dst = (cur == a.data && a.data) ? &b : &a;
+        int h = 0;
+        vg_buf_reset(dst);
+        if ((rc = apply_rule(r, &r->rules[i], cur, cur_len, dst, &h)) || !h) continue;
+        hits += h;
+        cur = dst->data ? dst->data : "";
+        cur_len = dst->len;
+    }
+    if (!rc && hits) {
+        vg_buf_reset(out);
+        rc = vg_buf_append(out, cur, cur_len);
+        *changed = 1;
+    }
+    vg_buf_free(&a);
+    vg_buf_free(&b);
+    return rc;
+}
+
+/* The replacement for one value, or NULL to keep it. Integers are checked as
+ * their decimal text so a card number written as a number is caught. */
+static vg_err_t redact_scalar(vg_redactor_t *r, json_t *v, json_t **repl, size_t *count)
+{
+    char num[32];
+    const char *s = NULL;
+    size_t len = 0;
+    int changed = 0;
+    vg_buf out;
+    *repl = NULL;
+    if (json_is_string(v)) {
+        s = json_string_value(v);
+        len = json_string_length(v);
+    } else if (json_is_integer(v)) {
+        len = (size_t)snprintf(num, sizeof num, "%" JSON_INTEGER_FORMAT, json_integer_value(v));
+        if (len < 13) return VG_OK;
+        s = num;
+    } else {
+        return VG_OK;
+    }
+    vg_buf_init(&out, 0);
+    vg_err_t rc = vg_redact_value(r, s, len, &out, &changed);
+    if (!rc && changed) {
+        if (!(*repl = json_stringn(out.data ? out.data : "", out.len))) rc = VG_ENOMEM;
+        (*count)++;
+    }
+    vg_buf_free(&out);
+    return rc;
+}
+
+static vg_err_t walk(vg_redactor_t *r, json_t *v, size_t *count, int depth);
+
+/* vg_redact_key matched, so a field rule exists: its replacement text. */
+static vg_err_t field_repl(vg_redactor_t *r, json_t **repl)
+{
+    for (size_t i = 0; i < r->n; i++)
+        if (r->rules[i].kind == K_FIELD) {
+            *repl = json_stringn(r->rules[i].repl, r->rules[i].repl_len);
+            return *repl ? VG_OK : VG_ENOMEM;
+        }
+    return VG_EINTERNAL;
+}
+
+/* The replacement of one member or item: a secret-named field's whole value,
+ * a redacted scalar, or (for containers) nothing after walking inside. */
+static vg_err_t member(vg_redactor_t *r, const char *key, json_t *v, json_t **repl, size_t *count,
+                       int depth)
+{
+    *repl = NULL;
+    if (key && vg_redact_key(r, key)) {
+        (*count)++;
+        return field_repl(r, repl);
+    }
+    if (json_is_object(v) || json_is_array(v)) return walk(r, v, count, depth + 1);
+    return redact_scalar(r, v, repl, count);
+}
+
+static vg_err_t walk(vg_redactor_t *r, json_t *v, size_t *count, int depth)
+{
+    const char *key;
+    json_t *item, *repl;
+    size_t i;
+    vg_err_t rc = VG_OK;
+    if (depth > 64) return VG_ETOOLARGE; /* jansson caps parse depth lower (2048 is its max) */
+    if (json_is_object(v)) {
+        json_object_foreach(v, key, item)
+        {
+            if ((rc = member(r, key, item, &repl, count, depth))) return rc;
+            if (repl && json_object_set_new(v, key, repl)) return VG_ENOMEM;
+        }
+    } else if (json_is_array(v)) {
+        json_array_foreach(v, i, item)
+        {
+            if ((rc = member(r, NULL, item, &repl, count, depth))) return rc;
+            if (repl && json_array_set_new(v, i, repl)) return VG_ENOMEM;
+        }
+    }
+    return rc;
+}
+
+vg_err_t vg_redact_json(vg_redactor_t *r, json_t *root, size_t *count)
+{
+    size_t c = 0;
+    json_t *repl = NULL;
+    vg_err_t rc = VG_OK;
+    if (r && r->n) {
+        if (json_is_object(root) || json_is_array(root))
+            rc = walk(r, root, &c, 0);
+        else if (!(rc = redact_scalar(r, root, &repl, &c)) && repl) {
+            rc = json_is_string(root)
+                     ? (json_string_setn(root, json_string_value(repl), json_string_length(repl))
+                            ? VG_ENOMEM
+                            : VG_OK)
+                     : VG_OK; /* a bare number cannot be replaced in place */
+            json_decref(repl);
+        }
+    }
+    if (count) *count = c;
+    return rc;
+}

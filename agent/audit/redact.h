@@ -1,0 +1,52 @@
+/*
+ * redact.h - PCRE2 (JIT) redaction of audit field values before they leave the node.
+ *
+ * Rules are presets (email, credit_card with a Luhn check, bearer_token,
+ * aws_access_key, password_field) or user patterns with a replacement. They
+ * apply to string values of the parsed JSON line (and to long integers, so a
+ * card number written as a number is caught too), never to the raw bytes, so a
+ * replacement can never break the JSON that is re-serialised afterwards.
+ * password_field is the one rule on field names: a field whose name looks
+ * like password/secret/token gets its whole value replaced, whatever its type.
+ * A redactor keeps one PCRE2 match block, so it serves one thread at a time.
+ */
+#ifndef VIGIL_AGENT_REDACT_H
+#define VIGIL_AGENT_REDACT_H
+
+#include <jansson.h>
+#include <stddef.h>
+
+#include "vigil/buf.h"
+#include "vigil/error.h"
+
+#define VG_REDACT_DEFAULT_REPLACEMENT "[REDACTED]"
+
+typedef struct vg_redact_rule {
+    const char *name;        /* a preset's name, or a label for a user pattern */
+    const char *pattern;     /* NULL or "" = the preset called name */
+    const char *replacement; /* NULL = "[REDACTED]" */
+} vg_redact_rule;
+
+typedef struct vg_redactor vg_redactor_t;
+
+/* 1 when name is one of the presets. */
+int vg_redact_is_preset(const char *name);
+/* Compile rules (JIT when available). VG_ECONFIG names the rule and the PCRE2
+ * error offset for a bad pattern or an unknown preset. */
+vg_err_t vg_redactor_new(const vg_redact_rule *rules, size_t n, vg_redactor_t **out, vg_error *err);
+/* NULL is a no-op. */
+void vg_redactor_free(vg_redactor_t *r);
+/* Apply the value rules to s (len bytes). When something matched, *changed = 1
+ * and out holds the whole redacted value (out is reset first); else out is
+ * untouched. VG_ENOMEM / VG_ETOOLARGE from out. */
+vg_err_t vg_redact_value(vg_redactor_t *r, const char *s, size_t len, vg_buf *out, int *changed);
+/* 1 when the key matches a field-name rule (password_field). */
+int vg_redact_key(const vg_redactor_t *r, const char *key);
+/* Redact every string (and long integer) value in root, in place, replacing the
+ * values of secret-named fields; *count (may be NULL) gets the number changed. */
+vg_err_t vg_redact_json(vg_redactor_t *r, json_t *root, size_t *count);
+/* Luhn checksum over the digits of s (other characters skipped): 1 when valid
+ * and there are 13..19 digits. */
+int vg_redact_luhn(const char *s, size_t len);
+
+#endif

@@ -1,0 +1,199 @@
+/*
+ * test_audit_parse.c - audit line parsing as tables: timestamps (RFC 3339 with
+ * fractions and offsets, epoch seconds and milliseconds), each dead-letter
+ * reason, field mapping, custom required fields, and redaction reaching both
+ * the normalised fields and the re-serialised line.
+ */
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <string.h>
+
+#include <cmocka.h>
+
+#include "audit/audit.h"
+
+#define NOW 1700000000000LL
+
+typedef struct ts_row {
+    const char *in;
+    int ok;
+    int64_t ms;
+} ts_row;
+
+static const ts_row ts_rows[] = {
+    {"1970-01-01T00:00:00Z", 1, 0},
+    {"2026-11-28T04:36:11Z", 1, 1795840571000LL},
+    {"2026-11-28T04:36:11.123Z", 1, 1795840571123LL},
+    {"2026-11-28T04:36:11.123456789Z", 1, 1795840571123LL},
+    {"2026-11-28T05:36:11.5+01:00", 1, 1795840571500LL},
+    {"2026-11-27T23:06:11-05:30", 1, 1795840571000LL},
+    {"2026-11-28t04:36:11z", 1, 1795840571000LL},
+    {"2024-02-29T00:00:00Z", 1, 1709164800000LL},
+    {"2023-02-29T00:00:00Z", 0, 0},
+    {"2026-11-28T04:36:11", 0, 0}, /* no offset */
+    {"2026-11-28T24:00:00Z", 0, 0},
+    {"2026-13-01T00:00:00Z", 0, 0},
+    {"2026-11-28T04:36:11.Z", 0, 0}, /* empty fraction */
+    {"2026-11-28T04:36:11+0100", 0, 0},
+    {"2026-11-28T04:36:11Zjunk", 0, 0},
+    {"yesterday", 0, 0},
+};
+
+static void test_rfc3339(void **state)
+{
+    (void)state;
+    for (size_t i = 0; i < sizeof ts_rows / sizeof ts_rows[0]; i++) {
+        int64_t ms = -1;
+        vg_err_t rc = vg_audit_parse_rfc3339(ts_rows[i].in, strlen(ts_rows[i].in), &ms);
+        if ((rc == VG_OK) != ts_rows[i].ok) fail_msg("row %zu %s: rc %d", i, ts_rows[i].in, rc);
+        if (ts_rows[i].ok && ms != ts_rows[i].ms)
+            fail_msg("row %zu %s: %lld want %lld", i, ts_rows[i].in, (long long)ms,
+                     (long long)ts_rows[i].ms);
+    }
+}
+
+#define BASE                                                                                       \
+    "\"user_id\":\"u1\",\"session_id\":\"s1\",\"action\":\"read\",\"resource\":\"/r\","            \
+    "\"result\":\"allow\",\"ip_address\":\"10.0.0.1\""
+
+typedef struct line_row {
+    const char *line;
+    vg_audit_reason want;
+    int64_t ms;
+} line_row;
+
+static const line_row line_rows[] = {
+    {"{\"timestamp\":\"2026-11-28T04:36:11Z\"," BASE "}", VG_AUDIT_OK, 1795840571000LL},
+    {"{\"timestamp\":1795840571," BASE "}", VG_AUDIT_OK, 1795840571000LL},
+    {"{\"timestamp\":1795840571123," BASE "}", VG_AUDIT_OK, 1795840571123LL},
+    {"{\"timestamp\":1795840571.25," BASE "}", VG_AUDIT_OK, 1795840571250LL},
+    {"{\"timestamp\":\"soon\"," BASE "}", VG_AUDIT_BAD_TIMESTAMP, 0},
+    {"{\"timestamp\":true," BASE "}", VG_AUDIT_BAD_TYPE, 0},
+    {"{\"timestamp\":1," BASE ",\"x\":}", VG_AUDIT_BAD_JSON, 0},
+    {"[1,2]", VG_AUDIT_BAD_JSON, 0},
+    {"", VG_AUDIT_BAD_JSON, 0},
+    {"{\"timestamp\":1,\"timestamp\":2," BASE "}", VG_AUDIT_BAD_JSON, 0},
+    {"{\"timestamp\":1," BASE ",\"n\":\"\xff\"}", VG_AUDIT_BAD_UTF8, 0},
+    {"{\"timestamp\":1," BASE ",\"n\":\"\xed\xa0\x80\"}", VG_AUDIT_BAD_UTF8, 0}, /* surrogate */
+    {"{\"timestamp\":1," BASE ",\"n\":\"\xc0\xaf\"}", VG_AUDIT_BAD_UTF8, 0},     /* overlong */
+    {"{\"timestamp\":1,\"n\":\"caf\xc3\xa9 \xf0\x9f\x98\x80\"," BASE "}", VG_AUDIT_OK, 1000},
+    {"{\"timestamp\":1,\"user_id\":\"u\"}", VG_AUDIT_MISSING_FIELD, 0},
+    {"{\"timestamp\":1," BASE ",\"action\":null}", VG_AUDIT_BAD_JSON, 0}, /* duplicate key */
+    {"{\"timestamp\":1,\"user_id\":{\"a\":1},\"session_id\":\"s1\",\"action\":\"read\","
+     "\"resource\":\"/r\",\"result\":\"allow\",\"ip_address\":\"10.0.0.1\"}",
+     VG_AUDIT_BAD_TYPE, 0},
+    {"{\"timestamp\":1,\"user_id\":42,\"session_id\":\"s1\",\"action\":\"read\","
+     "\"resource\":\"/r\",\"result\":\"allow\",\"ip_address\":null}",
+     VG_AUDIT_MISSING_FIELD, 0},
+};
+
+static void test_lines(void **state)
+{
+    (void)state;
+    vg_audit_schema s = {.max_line_bytes = 4096};
+    for (size_t i = 0; i < sizeof line_rows / sizeof line_rows[0]; i++) {
+        vg_audit_rec rec;
+        vg_audit_reason why = VG_AUDIT_REASON__COUNT;
+        char d[200];
+        const char *l = line_rows[i].line;
+        assert_int_equal(vg_audit_parse(&s, l, strlen(l), NOW, &rec, &why, d, sizeof d), VG_OK);
+        if (why != line_rows[i].want)
+            fail_msg("row %zu: reason %s (%s), want %s", i, vg_audit_reason_name(why), d,
+                     vg_audit_reason_name(line_rows[i].want));
+        if (why == VG_AUDIT_OK) {
+            assert_int_equal(rec.ts_ms, line_rows[i].ms);
+            assert_string_equal(rec.field[VG_AF_USER_ID], "u1");
+            assert_string_equal(rec.field[VG_AF_IP_ADDRESS], "10.0.0.1");
+        } else {
+            assert_true(d[0] != '\0');
+            assert_null(rec.json);
+        }
+        vg_audit_rec_clear(&rec);
+    }
+}
+
+static void test_too_long(void **state)
+{
+    (void)state;
+    vg_audit_schema s = {.max_line_bytes = 16};
+    vg_audit_rec rec;
+    vg_audit_reason why;
+    const char *l = "{\"timestamp\":1," BASE "}";
+    assert_int_equal(vg_audit_parse(&s, l, strlen(l), NOW, &rec, &why, NULL, 0), VG_OK);
+    assert_int_equal(why, VG_AUDIT_TOO_LONG);
+    assert_string_equal(vg_audit_reason_name(why), "too_long");
+}
+
+static void test_mapping_and_required(void **state)
+{
+    (void)state;
+    const char *req[] = {"timestamp", "user_id", "tenant_ref"};
+    vg_kv_t map[] = {{"timestamp", "ts"}, {"user_id", "uid"}};
+    vg_audit_schema s = {.required = req, .nrequired = 3, .mapping = map, .nmapping = 2};
+    vg_audit_rec rec;
+    vg_audit_reason why;
+    const char *ok = "{\"ts\":\"2026-11-28T04:36:11Z\",\"uid\":7,\"tenant_ref\":\"t\"}";
+    assert_int_equal(vg_audit_parse(&s, ok, strlen(ok), NOW, &rec, &why, NULL, 0), VG_OK);
+    assert_int_equal(why, VG_AUDIT_OK);
+    assert_string_equal(rec.field[VG_AF_USER_ID], "7");
+    assert_string_equal(rec.field[VG_AF_ACTION], ""); /* not required, absent */
+    assert_int_equal(rec.ts_ms, 1795840571000LL);
+    vg_audit_rec_clear(&rec);
+    const char *miss = "{\"ts\":1,\"uid\":7}";
+    char d[100];
+    assert_int_equal(vg_audit_parse(&s, miss, strlen(miss), NOW, &rec, &why, d, sizeof d), VG_OK);
+    assert_int_equal(why, VG_AUDIT_MISSING_FIELD);
+    assert_non_null(strstr(d, "tenant_ref"));
+    /* timestamp not required and absent: the agent's clock */
+    const char *req2[] = {"user_id"};
+    vg_audit_schema s2 = {.required = req2, .nrequired = 1};
+    const char *nots = "{\"user_id\":\"u\"}";
+    assert_int_equal(vg_audit_parse(&s2, nots, strlen(nots), NOW, &rec, &why, NULL, 0), VG_OK);
+    assert_int_equal(why, VG_AUDIT_OK);
+    assert_int_equal(rec.ts_ms, NOW);
+    vg_audit_rec_clear(&rec);
+}
+
+static void test_redacted_record(void **state)
+{
+    (void)state;
+    vg_redact_rule rules[] = {{.name = "email"}, {.name = "credit_card"}};
+    vg_redactor_t *r = NULL;
+    assert_int_equal(vg_redactor_new(rules, 2, &r, NULL), VG_OK);
+    vg_audit_schema s = {.redact = r};
+    vg_audit_rec rec;
+    vg_audit_reason why;
+    const char *l = "{\"timestamp\":1,\"user_id\":\"jane@example.com\",\"session_id\":\"s\","
+                    "\"action\":\"pay\",\"resource\":\"card 4111111111111111\",\"result\":\"ok\","
+                    "\"ip_address\":\"::1\",\"note\":\"caf\\u00e9 jane@example.com\"}";
+    assert_int_equal(vg_audit_parse(&s, l, strlen(l), NOW, &rec, &why, NULL, 0), VG_OK);
+    assert_int_equal(why, VG_AUDIT_OK);
+    assert_string_equal(rec.field[VG_AF_USER_ID], "[REDACTED]");
+    assert_string_equal(rec.field[VG_AF_RESOURCE], "card [REDACTED]");
+    assert_null(strstr(rec.json, "jane"));
+    assert_null(strstr(rec.json, "4111"));
+    assert_non_null(strstr(rec.json, "\"note\":\"caf\xc3\xa9 [REDACTED]\""));
+    assert_int_equal(rec.json_len, strlen(rec.json));
+    vg_audit_rec_clear(&rec);
+    vg_redactor_free(r);
+}
+
+static void test_epoch(void **state)
+{
+    (void)state;
+    assert_int_equal(vg_audit_epoch_ms(1.5), 1500);
+    assert_int_equal(vg_audit_epoch_ms(1795840571123.0), 1795840571123LL);
+    assert_int_equal(vg_audit_epoch_ms(1e300), 0);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_rfc3339),         cmocka_unit_test(test_lines),
+        cmocka_unit_test(test_too_long),        cmocka_unit_test(test_mapping_and_required),
+        cmocka_unit_test(test_redacted_record), cmocka_unit_test(test_epoch),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
