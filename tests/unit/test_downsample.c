@@ -175,44 +175,7 @@ static void test_aggr_names(void **state)
 
 /* ---- the store ---- */
 
-static char dir[256], bdir[300];
-
-static void rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    char p[1024];
-    while (d && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            rm_tree(p);
-        else
-            unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(path);
-}
-
-static int setup(void **state)
-{
-    (void)state;
-    vg_log_threshold = -1;
-    snprintf(dir, sizeof(dir), "/tmp/vigil-ds-XXXXXX");
-    assert_non_null(mkdtemp(dir));
-    snprintf(bdir, sizeof(bdir), "%s/blocks", dir);
-    mkdir(bdir, 0755);
-    snprintf(bdir, sizeof(bdir), "%s/blocks/default", dir);
-    return 0;
-}
-
-static int teardown(void **state)
-{
-    (void)state;
-    rm_tree(dir);
-    return 0;
-}
+#include "blockdir.h"
 
 static const vg_label_t lc[] = {{"__name__", "reqs_total"}, {"job", "a"}};
 
