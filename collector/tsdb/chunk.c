@@ -189,6 +189,11 @@ void vg_chunk_shrink(vg_chunk_t *c)
     c->cap = used;
 }
 
+void vg_chunk_prefetch_tail(const vg_chunk_t *c)
+{
+    __builtin_prefetch(c->buf + c->nbits / 8, 1);
+}
+
 size_t vg_chunk_num_samples(const vg_chunk_t *c)
 {
     return c->n;
@@ -362,6 +367,28 @@ int vg_chunk_iter_next(vg_chunk_iter *it, int64_t *ts, double *v)
     *ts = it->ts;
     memcpy(v, &it->vbits, sizeof(*v));
     return 1;
+}
+
+/* The same decode as next(), run on a local copy of the state so that the
+ * compiler keeps it in registers for the whole batch (the output arrays
+ * cannot alias it), written back once. */
+size_t vg_chunk_iter_read(vg_chunk_iter *it, int64_t *ts, double *v, size_t max)
+{
+    if (it->err || it->read >= it->total) return 0;
+    vg_chunk_iter l = *it;
+    size_t n = 0, want = l.total - l.read;
+    if (want > max) want = max;
+    for (; n < want; n++) {
+        if (!decode_one(&l)) {
+            l.err = VG_ECORRUPT;
+            break;
+        }
+        l.read++;
+        ts[n] = l.ts;
+        memcpy(&v[n], &l.vbits, sizeof(v[n]));
+    }
+    *it = l;
+    return n;
 }
 
 vg_err_t vg_chunk_iter_err(const vg_chunk_iter *it)

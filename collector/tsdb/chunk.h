@@ -37,6 +37,8 @@ vg_err_t vg_chunk_append(vg_chunk_t *c, int64_t ts, double v);
 /* Give back the unused tail of the buffer (a full chunk no longer grows;
  * appending later still works). */
 void vg_chunk_shrink(vg_chunk_t *c);
+/* A hint: start loading the bytes the next append writes (no effect otherwise). */
+void vg_chunk_prefetch_tail(const vg_chunk_t *c);
 /* Number of samples in the chunk. */
 size_t vg_chunk_num_samples(const vg_chunk_t *c);
 /* The encoded bytes (count header included); valid until the next append. */
@@ -64,6 +66,9 @@ void vg_chunk_iter_init(vg_chunk_iter *it, const uint8_t *data, size_t len);
 /* Advance: 1 and the sample in *ts, *v; 0 at the end or on corrupt input
  * (then vg_chunk_iter_err says VG_ECORRUPT). Never reads out of bounds. */
 int vg_chunk_iter_next(vg_chunk_iter *it, int64_t *ts, double *v);
+/* Decode up to max samples into ts[], v[]: how many (0 at the end or on
+ * corrupt input, as next()). The same samples next() would give, faster. */
+size_t vg_chunk_iter_read(vg_chunk_iter *it, int64_t *ts, double *v, size_t max);
 /* VG_OK, or VG_ECORRUPT once the stream was found malformed. */
 vg_err_t vg_chunk_iter_err(const vg_chunk_iter *it);
 

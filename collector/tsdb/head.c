@@ -34,9 +34,17 @@ typedef struct series {
     vg_label_t label_mem[]; /* labels points here: one allocation, one cache miss less */
 } series;
 
+/* A cache line's worth per stripe (padding, not alignment: the head comes
+ * from vg_calloc): packed mutexes made appends on two cores bounce each
+ * other's lines. */
+typedef struct stripe {
+    pthread_mutex_t mu;
+    char pad[64 - sizeof(pthread_mutex_t) % 64];
+} stripe;
+
 struct vg_head {
     pthread_rwlock_t lock;
-    pthread_mutex_t stripes[NSTRIPES];
+    stripe stripes[NSTRIPES];
     int lock_ok, nstripes_ok;
     vg_strtab_t *strtab;
     vg_strtab_t **retired; /* strtabs still referenced after a failed rebuild */
@@ -83,7 +91,7 @@ vg_head_t *vg_head_new(void)
     pthread_rwlockattr_destroy(&attr);
     if (!h->lock_ok) goto fail;
     for (; h->nstripes_ok < NSTRIPES; h->nstripes_ok++)
-        if (pthread_mutex_init(&h->stripes[h->nstripes_ok], NULL) != 0) goto fail;
+        if (pthread_mutex_init(&h->stripes[h->nstripes_ok].mu, NULL) != 0) goto fail;
     h->strtab = vg_strtab_new();
     if (!h->strtab) goto fail;
     h->ooo_window = VG_HEAD_OOO_DEFAULT_MS;
@@ -125,7 +133,7 @@ void vg_head_free(vg_head_t *h)
     vg_strtab_free(h->strtab);
     for (size_t i = 0; i < h->nretired; i++) vg_strtab_free(h->retired[i]);
     vg_free(h->retired);
-    for (int i = 0; i < h->nstripes_ok; i++) pthread_mutex_destroy(&h->stripes[i]);
+    for (int i = 0; i < h->nstripes_ok; i++) pthread_mutex_destroy(&h->stripes[i].mu);
     if (h->lock_ok) pthread_rwlock_destroy(&h->lock);
     vg_free(h);
 }
@@ -273,6 +281,53 @@ vg_err_t vg_head_series(vg_head_t *h, const vg_label_t *l, size_t n, uint32_t *r
     }
     pthread_rwlock_unlock(&h->lock);
     return rc;
+}
+
+/* Each pass touches what the previous one prefetched, for every key, so
+ * the misses of one level overlap across the batch instead of adding up. */
+static void lookup_prefetch(const vg_head_t *h, const uint64_t *id, size_t count)
+{
+    size_t mask = h->nslots - 1;
+    for (size_t i = 0; i < count; i++) __builtin_prefetch(&h->slots[id[i] & mask]);
+    for (size_t i = 0; i < count; i++) {
+        uint64_t sl = h->slots[id[i] & mask];
+        const series *s =
+            sl && SLOT_TAG(sl) == SLOT_TAG(id[i]) ? get_series(h, (uint32_t)sl - 1) : NULL;
+        if (!s) continue;
+        __builtin_prefetch(s);
+        __builtin_prefetch((const char *)s + 64);
+        __builtin_prefetch((const char *)s + 128);
+    }
+}
+
+void vg_head_lookup_n(vg_head_t *h, vg_head_key *k, size_t count)
+{
+    enum { MAXB = 256 };
+    uint64_t id[MAXB];
+    for (size_t off = 0; off < count; off += MAXB) {
+        size_t m = count - off < MAXB ? count - off : MAXB;
+        vg_head_key *kk = k + off;
+        for (size_t i = 0; i < m; i++) id[i] = vg_labels_hash(kk[i].l, kk[i].n);
+        pthread_rwlock_rdlock(&h->lock);
+        if (h->nslots) lookup_prefetch(h, id, m);
+        for (size_t i = 0; i < m; i++) {
+            series *s = find_series(h, kk[i].l, kk[i].n, id[i]);
+            kk[i].found = s != NULL;
+            if (!s) continue;
+            kk[i].ref = s->ref;
+            __atomic_store_n(&s->gen, h->gen, __ATOMIC_RELAXED); /* as vg_head_series */
+            if (s->nchunks) __builtin_prefetch(&s->chunks[s->nchunks - 1]);
+        }
+        for (size_t i = 0; i < m; i++) {
+            const series *s = kk[i].found ? get_series(h, kk[i].ref) : NULL;
+            if (s && s->nchunks) __builtin_prefetch(s->chunks[s->nchunks - 1]);
+        }
+        for (size_t i = 0; i < m; i++) {
+            const series *s = kk[i].found ? get_series(h, kk[i].ref) : NULL;
+            if (s && s->nchunks) vg_chunk_prefetch_tail(s->chunks[s->nchunks - 1]);
+        }
+        pthread_rwlock_unlock(&h->lock);
+    }
 }
 
 /* ---- appends ---- */
@@ -456,7 +511,7 @@ vg_err_t vg_head_append(vg_head_t *h, uint32_t ref, int64_t ts, double v, vg_app
     pthread_rwlock_rdlock(&h->lock);
     series *s = get_series(h, ref);
     if (s) {
-        pthread_mutex_t *mu = &h->stripes[ref % NSTRIPES];
+        pthread_mutex_t *mu = &h->stripes[ref % NSTRIPES].mu;
         pthread_mutex_lock(mu);
         rc = series_append(h, s, ts, v, res);
         pthread_mutex_unlock(mu);
@@ -476,7 +531,7 @@ vg_err_t vg_head_append_n(vg_head_t *h, uint32_t ref, const int64_t *ts, const d
     pthread_rwlock_rdlock(&h->lock);
     series *s = get_series(h, ref);
     if (s) {
-        pthread_mutex_t *mu = &h->stripes[ref % NSTRIPES];
+        pthread_mutex_t *mu = &h->stripes[ref % NSTRIPES].mu;
         pthread_mutex_lock(mu);
         rc = VG_OK;
         for (size_t i = 0; i < n && !rc; i++) {
@@ -677,7 +732,7 @@ static vg_err_t snapshot_locked(vg_head_t *h, const vg_postings *refs, int64_t m
     for (size_t i = 0; i < refs->n && !rc; i++) {
         const series *s = get_series(h, refs->v[i]);
         if (!s) continue; /* removed by a truncate, still in an old index */
-        pthread_mutex_t *mu = &h->stripes[s->ref % NSTRIPES];
+        pthread_mutex_t *mu = &h->stripes[s->ref % NSTRIPES].mu;
         pthread_mutex_lock(mu);
         rc = copy_chunks(s, mint, maxt, a, &out[*n]);
         pthread_mutex_unlock(mu);

@@ -69,6 +69,18 @@ void vg_head_set_max_series(vg_head_t *h, uint64_t max);
  * new (*created = 1). VG_ENOMEM; VG_ELIMIT when a new series would pass the
  * max_series cap. Thread-safe. */
 vg_err_t vg_head_series(vg_head_t *h, const vg_label_t *l, size_t n, uint32_t *ref, int *created);
+/* One series of a batched lookup: the caller fills l, n; lookup fills the rest. */
+typedef struct vg_head_key {
+    const vg_label_t *l; /* sorted, validated */
+    size_t n;
+    uint32_t ref; /* valid when found */
+    int found;
+} vg_head_key;
+/* Find many existing series at once (never creates; creation is
+ * vg_head_series), prefetching each level of the table so the cache misses
+ * of all of them overlap, and the tail chunk each will append to next.
+ * Marks the found series as live like vg_head_series. Thread-safe. */
+void vg_head_lookup_n(vg_head_t *h, vg_head_key *k, size_t count);
 /* Append one sample to series ref; *res says what happened. VG_ENOTFOUND for
  * an unknown ref, VG_ENOMEM. Thread-safe. */
 vg_err_t vg_head_append(vg_head_t *h, uint32_t ref, int64_t ts, double v, vg_append_res *res);

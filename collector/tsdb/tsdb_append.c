@@ -189,13 +189,16 @@ static vg_err_t wal_add(wal_ctx *w, uint32_t ref, const vg_label_t *l, size_t n,
     return rc;
 }
 
+/* Samples of one series whose ref is known (k->found) or created here. */
 static vg_err_t append_one_series(vg_head_t *h, const Prometheus__TimeSeries *ts,
-                                  const vg_label_t *l, size_t n, vg_append_stats *st, vg_error *err,
+                                  const vg_head_key *k, vg_append_stats *st, vg_error *err,
                                   int *have, wal_ctx *w)
 {
-    uint32_t ref;
-    int created, declared = 0;
-    vg_err_t rc = vg_head_series(h, l, n, &ref, &created);
+    uint32_t ref = k->ref;
+    int created = 0, declared = 0;
+    const vg_label_t *l = k->l;
+    size_t n = k->n;
+    vg_err_t rc = k->found ? VG_OK : vg_head_series(h, l, n, &ref, &created);
     if (rc) return vg_error_set(err, rc, "creating series: %s", vg_strerror(rc));
     st->series_created += (uint64_t)created;
     /* Runs of up to RUN samples go to the head under one lock round (the
@@ -206,16 +209,16 @@ static vg_err_t append_one_series(vg_head_t *h, const Prometheus__TimeSeries *ts
     double v[RUN];
     vg_append_res res[RUN];
     for (size_t i = 0; i < ts->n_samples;) {
-        size_t k = 0;
-        for (; i < ts->n_samples && k < RUN; i++) {
+        size_t nr = 0;
+        for (; i < ts->n_samples && nr < RUN; i++) {
             if (!ts->samples[i]) continue;
-            run[k] = ts->samples[i];
-            t[k] = run[k]->timestamp;
-            v[k] = run[k]->value;
-            k++;
+            run[nr] = ts->samples[i];
+            t[nr] = run[nr]->timestamp;
+            v[nr] = run[nr]->value;
+            nr++;
         }
         size_t done = 0;
-        rc = k ? vg_head_append_n(h, ref, t, v, k, res, &done) : VG_OK;
+        rc = nr ? vg_head_append_n(h, ref, t, v, nr, res, &done) : VG_OK;
         /* the samples before a failing one were added: log and count them */
         for (size_t j = 0; j < done; j++) {
             vg_err_t wrc = res[j] == VG_APPEND_ADDED ? wal_add(w, ref, l, n, &declared, run[j]) : 0;
@@ -236,12 +239,55 @@ static vg_err_t limits_take_batch(vg_tsdb_t *db, const char *tenant,
     return samples ? vg_limits_take(db->limits, tenant, samples, NULL, err) : VG_OK;
 }
 
+/* Series are looked up LOOKUP_BATCH at a time (vg_head_lookup_n overlaps
+ * their cache misses: lookups were the top of the ingest profile), then
+ * appended in request order. */
+#define LOOKUP_BATCH 128
+
+typedef struct batch {
+    vg_head_key key[LOOKUP_BATCH];
+    int valid[LOOKUP_BATCH];
+    vg_label_t *lab; /* sorted labels of the batch's series, back to back */
+    size_t lab_cap;
+} batch;
+
+/* Sorted label copies and keys for ts[0..*m); series that fail check_labels
+ * are marked invalid (reported in order later). When a series has too many
+ * labels, *m is cut to it and its error is returned (and reported once the
+ * series before it are appended, as a one-at-a-time loop would). */
+static vg_err_t batch_prepare(batch *b, Prometheus__TimeSeries *const *ts, size_t *m)
+{
+    size_t need = 0, used = 0;
+    for (size_t i = 0; i < *m; i++)
+        need += ts[i] && ts[i]->n_labels <= MAX_LABELS ? ts[i]->n_labels : 0;
+    if (need > b->lab_cap) {
+        vg_label_t *nl = vg_realloc(b->lab, need * sizeof(*nl));
+        if (!nl) return VG_ENOMEM;
+        b->lab = nl;
+        b->lab_cap = need;
+    }
+    for (size_t i = 0; i < *m; i++) {
+        size_t nl = 0;
+        b->valid[i] = 0;
+        if (!ts[i]) continue;
+        vg_err_t rc = scratch_labels(ts[i], b->lab + used, &nl);
+        if (rc) {
+            *m = i;
+            return rc;
+        }
+        b->key[i] = (vg_head_key){.l = b->lab + used, .n = nl};
+        used += nl;
+        b->valid[i] = check_labels(b->key[i].l, nl, NULL) == VG_OK;
+    }
+    return VG_OK;
+}
+
 vg_err_t vg_tsdb_append_timeseries(vg_tsdb_t *db, const char *tenant,
                                    Prometheus__TimeSeries *const *ts, size_t n, vg_append_stats *st,
                                    vg_error *err)
 {
     vg_append_stats l = {0};
-    vg_label_t scratch[MAX_LABELS];
+    batch *b = NULL;
     vg_head_t *h;
     int have = 0; /* err already holds the first problem */
     vg_error e1;
@@ -249,25 +295,42 @@ vg_err_t vg_tsdb_append_timeseries(vg_tsdb_t *db, const char *tenant,
     vg_err_t rc = vg_tsdb_tenant_get(db, tenant, &h, err);
     if (!rc && db->limits) rc = limits_take_batch(db, tenant, ts, n, err);
     if (rc) return rc;
+    if (!(b = vg_calloc(1, sizeof(*b)))) return vg_error_set(err, VG_ENOMEM, "out of memory");
     wal_ctx_init(db, h, tenant, &w);
-    for (size_t i = 0; i < n && !rc; i++) {
-        size_t nl;
-        if (!ts[i]) continue;
-        rc = scratch_labels(ts[i], scratch, &nl);
-        if (rc) {
-            vg_error_set(err, rc, "series has %zu labels, over the limit of %d", ts[i]->n_labels,
-                         MAX_LABELS);
+    for (size_t off = 0; off < n && !rc; off += LOOKUP_BATCH) {
+        size_t m = n - off < LOOKUP_BATCH ? n - off : LOOKUP_BATCH, nk = 0;
+        vg_head_key *valid[LOOKUP_BATCH];
+        vg_head_key keys[LOOKUP_BATCH];
+        size_t cut = m;
+        vg_err_t prc = batch_prepare(b, ts + off, &cut);
+        if (prc == VG_ENOMEM) {
+            rc = vg_error_set(err, prc, "out of memory");
             break;
         }
-        if (check_labels(scratch, nl, &e1) != VG_OK) {
-            l.series_rejected++;
-            vg_metric_add(db->m_invalid, (double)ts[i]->n_samples);
-            if (!have && err) *err = e1;
-            have = 1;
-            continue;
+        for (size_t i = 0; i < cut; i++)
+            if (b->valid[i]) keys[nk] = b->key[i], valid[nk++] = &b->key[i];
+        vg_head_lookup_n(h, keys, nk);
+        for (size_t i = 0; i < nk; i++) *valid[i] = keys[i];
+        for (size_t i = 0; i < m && !rc; i++) {
+            if (i == cut) { /* where scratch_labels failed */
+                rc = vg_error_set(err, prc, "series has %zu labels, over the limit of %d",
+                                  ts[off + i]->n_labels, MAX_LABELS);
+                break;
+            }
+            if (!ts[off + i]) continue;
+            if (!b->valid[i]) {
+                check_labels(b->key[i].l, b->key[i].n, &e1);
+                l.series_rejected++;
+                vg_metric_add(db->m_invalid, (double)ts[off + i]->n_samples);
+                if (!have && err) *err = e1;
+                have = 1;
+                continue;
+            }
+            rc = append_one_series(h, ts[off + i], &b->key[i], &l, err, &have, &w);
         }
-        rc = append_one_series(h, ts[i], scratch, nl, &l, err, &have, &w);
     }
+    vg_free(b->lab);
+    vg_free(b);
     vg_err_t wrc = wal_ctx_flush(db, &w, &l, err); /* also what was appended before an error */
     if (rc == VG_ELIMIT) vg_limits_series_refused(db->limits, tenant, err); /* max_series */
     if (!rc) rc = wrc;
