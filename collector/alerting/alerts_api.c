@@ -8,8 +8,8 @@
  * empty label values are dropped, valid alerts are stored even when others
  * in the same request are invalid, and any invalid one makes the answer a
  * 400 naming it. GET lists the unresolved alerts with their state
- * (active/suppressed), silencedBy, receivers and fingerprint, with the
- * filter/silenced/inhibited/active/receiver parameters; GET
+ * (active/suppressed), inhibitedBy, silencedBy, receivers and fingerprint,
+ * with the filter/silenced/inhibited/active/receiver parameters; GET
  * /api/v2/alerts/groups lists the aggregation groups the same way. The mute adapters
  * live here because this file is where the inhibitor and silences meet the
  * dispatcher anyway.
@@ -281,9 +281,13 @@ static vg_err_t status_json(api_ctx *c, const vg_alert_t *a, int64_t now, vg_buf
     size_t ns = c->mute->silences
                     ? vg_silences_mutes(c->mute->silences, a->labels, a->nlabels, now, ids, 16)
                     : 0;
-    *inh = c->mute->inhibitor && vg_inhibitor_mutes(c->mute->inhibitor, a->labels, a->nlabels, now);
+    uint64_t by = 0;
+    *inh = c->mute->inhibitor &&
+           vg_inhibitor_mutes_by(c->mute->inhibitor, a->labels, a->nlabels, now, &by);
     *sil = ns > 0;
-    vg_err_t rc = vg_buf_puts(b, ",\"status\":{\"inhibitedBy\":[],\"silencedBy\":[");
+    vg_err_t rc = vg_buf_puts(b, ",\"status\":{\"inhibitedBy\":[");
+    if (!rc && *inh) rc = vg_buf_printf(b, "\"%016llx\"", (unsigned long long)by);
+    if (!rc) rc = vg_buf_puts(b, "],\"silencedBy\":[");
     for (size_t i = 0; !rc && i < ns && i < 16; i++)
         rc = vg_buf_printf(b, "%s\"%s\"", i ? "," : "", ids[i]);
     if (!rc) rc = vg_buf_printf(b, "],\"state\":\"%s\"}", *sil || *inh ? "suppressed" : "active");

@@ -14,6 +14,7 @@
 #include <string.h>
 
 #include "alerting/inhibit.h"
+#include "notify/notify.h"
 #include "vigil/alloc.h"
 #include "vigil/clock.h"
 
@@ -137,8 +138,8 @@ static int str_eq(const char *a, const char *b)
 }
 
 /* Alertmanager's hasEqual: an unresolved source agreeing on every equal label. */
-static int has_equal(const rule_cache *rc, const vg_label_t *l, size_t n, int exclude_two_sided,
-                     int64_t now)
+static const src_alert *has_equal(const rule_cache *rc, const vg_label_t *l, size_t n,
+                                  int exclude_two_sided, int64_t now)
 {
     const vg_am_inhibit_rule_t *r = rc->rule;
     for (size_t k = 0; k < rc->n; k++) {
@@ -151,22 +152,30 @@ static int has_equal(const rule_cache *rc, const vg_label_t *l, size_t n, int ex
         if (e < r->nequal) continue;
         if (exclude_two_sided && matches_all(r->target, r->ntarget, s->labels, s->nlabels))
             continue;
-        return 1;
+        return s;
     }
-    return 0;
+    return NULL;
 }
 
 int vg_inhibitor_mutes(vg_inhibitor_t *in, const vg_label_t *l, size_t n, int64_t now_ms)
 {
+    return vg_inhibitor_mutes_by(in, l, n, now_ms, NULL);
+}
+
+int vg_inhibitor_mutes_by(vg_inhibitor_t *in, const vg_label_t *l, size_t n, int64_t now_ms,
+                          uint64_t *by)
+{
     if (!in) return 0;
-    int muted = 0;
+    const src_alert *src = NULL;
     pthread_mutex_lock(&in->mu);
-    for (size_t i = 0; i < in->nrules && !muted; i++) {
+    for (size_t i = 0; i < in->nrules && !src; i++) {
         const vg_am_inhibit_rule_t *r = in->rules[i].rule;
         if (!matches_all(r->target, r->ntarget, l, n)) continue;
         int two_sided = matches_all(r->source, r->nsource, l, n);
-        muted = has_equal(&in->rules[i], l, n, two_sided, now_ms);
+        src = has_equal(&in->rules[i], l, n, two_sided, now_ms);
     }
+    /* The source's labels are in the dispatcher's order, so this is its fingerprint. */
+    if (src && by) *by = vg_notify_fingerprint(src->labels, src->nlabels);
     pthread_mutex_unlock(&in->mu);
-    return muted;
+    return src != NULL;
 }

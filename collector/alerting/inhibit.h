@@ -26,5 +26,9 @@ void vg_inhibitor_free(vg_inhibitor_t *in);
 vg_err_t vg_inhibitor_put(vg_inhibitor_t *in, const vg_alert_t *a);
 /* Is an alert with these labels inhibited at now? Thread-safe. */
 int vg_inhibitor_mutes(vg_inhibitor_t *in, const vg_label_t *l, size_t n, int64_t now_ms);
+/* vg_inhibitor_mutes that also sets *by (when muted and by is non-NULL) to the
+ * Alertmanager fingerprint of the inhibiting alert, for `inhibitedBy`. */
+int vg_inhibitor_mutes_by(vg_inhibitor_t *in, const vg_label_t *l, size_t n, int64_t now_ms,
+                          uint64_t *by);
 
 #endif

@@ -4,7 +4,8 @@
  * one side), only unresolved sources inhibit (resolved by a put or by the
  * clock), sources and targets under several rules, and the two-sided rule:
  * an alert matching both sides is not inhibited by itself or by another
- * two-sided alert, but is by a source-only alert.
+ * two-sided alert, but is by a source-only alert. vg_inhibitor_mutes_by
+ * names the source by its fingerprint.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,6 +16,7 @@
 #include <cmocka.h>
 
 #include "alerting/inhibit.h"
+#include "notify/notify.h"
 #include "vigil/clock.h"
 
 static const char *const RULES = "inhibit_rules:\n"
@@ -68,6 +70,9 @@ static void test_equal_labels(void **state)
     assert_false(vg_inhibitor_mutes(in, L({"e", "y"}, {"t", "1"}), NOW)); /* different */
     assert_false(vg_inhibitor_mutes(in, L({"t", "1"}), NOW));             /* missing on target */
     assert_false(vg_inhibitor_mutes(in, L({"e", "x"}, {"t", "2"}), NOW)); /* not a target */
+    uint64_t by = 0; /* inhibitedBy: the source's Alertmanager fingerprint */
+    assert_true(vg_inhibitor_mutes_by(in, L({"e", "x"}, {"t", "1"}), NOW, &by));
+    assert_true(by == vg_notify_fingerprint(L({"e", "x"}, {"s", "1"})));
     vg_inhibitor_free(in);
 }
 
