@@ -31,6 +31,7 @@
 #include "vigil/alloc.h"
 #include "vigil/duration.h"
 
+#include "config_audit.h"
 #include "config_scrape.h"
 
 #define EMBEDDED_NAME "<embedded default>"
@@ -343,6 +344,11 @@ static const vg_cfg_field_t kafka_schema[] = {
      .offset = AC(kafka_audit_topic),
      .def = "vigil.audit",
      .doc = "topic for audit batches"},
+    {.key = "audit_dlq_topic",
+     .type = VG_CFG_T_STRING,
+     .offset = AC(kafka_audit_dlq_topic),
+     .def = "vigil.audit.dlq",
+     .doc = "topic for audit lines that failed validation (JSON with the reason)"},
     {.key = "properties",
      .type = VG_CFG_T_KVMAP,
      .offset = AC(kafka_properties),
@@ -446,11 +452,13 @@ static const vg_cfg_field_t top_schema[] = {
      .sub = host_schema,
      .doc = "host metrics collector"},
     {.key = "audit_logs",
-     .type = VG_CFG_T_CUSTOM,
-     .parse = vg_cfg_unsupported,
-     .type_doc = "must be empty",
-     .def_doc = "`[]`",
-     .doc = "audit log tailing; not supported by this build yet, so it must be absent or empty"},
+     .type = VG_CFG_T_LIST,
+     .offset = AC(audit_logs),
+     .count_offset = AC(naudit_logs),
+     .sub = vg_audit_log_schema,
+     .elem_size = sizeof(vg_audit_log_config_t),
+     .check = vg_audit_log_check,
+     .doc = "JSON audit log files to tail, validate, redact and ship"},
     {.key = "output",
      .type = VG_CFG_T_SECTION,
      .sub = output_schema,

@@ -83,6 +83,31 @@ typedef struct vg_scrape_config {
     vg_scrape_auth_t auth; /* basic_auth, authorization (or bearer_token*), tls_config */
 } vg_scrape_config_t;
 
+/* One audit_logs entry (agent/config_audit.c). */
+typedef struct vg_audit_redact_config {
+    const char *name;        /* a preset (email, credit_card, ...) or a label */
+    const char *pattern;     /* NULL = the preset called name */
+    const char *replacement; /* NULL = "[REDACTED]" */
+} vg_audit_redact_config_t;
+
+typedef struct vg_audit_log_config {
+    const char **paths; /* globs */
+    size_t npaths;
+    const char **exclude;
+    size_t nexclude;
+    const char *tenant; /* NULL = agent.tenant */
+    const char **required_fields;
+    size_t nrequired_fields;
+    vg_kv_t *mapping; /* canonical name -> the source's field name */
+    size_t nmapping;
+    vg_audit_redact_config_t *redact;
+    size_t nredact;
+    uint64_t max_line_bytes; /* default 64 KiB */
+    int read_from_head;
+    double rate_limit;   /* lines/s, 0 = none */
+    uint64_t rate_burst; /* lines, 0 = rate_limit */
+} vg_audit_log_config_t;
+
 typedef struct vg_agent_config {
     vg_arena_t *arena;  /* owns every string and array below */
     const char *source; /* file name, or "<embedded default>" */
@@ -119,6 +144,7 @@ typedef struct vg_agent_config {
     const char *kafka_brokers;       /* output.kafka.brokers; NULL = HTTP transport */
     const char *kafka_metrics_topic; /* default vigil.metrics */
     const char *kafka_audit_topic;   /* default vigil.audit */
+    const char *kafka_audit_dlq_topic; /* default vigil.audit.dlq */
     vg_kv_t *kafka_properties;       /* passed to rd_kafka_conf_set as is */
     size_t nkafka_properties;
 
@@ -130,6 +156,9 @@ typedef struct vg_agent_config {
     const char *spool_sync;   /* spool.sync: "always" or a duration */
     int64_t spool_sync_ms;    /* from spool_sync: 0 = fdatasync every batch, else grouped */
     const char *spool_replay; /* spool.replay: "ordered" (default) or "interleave" */
+
+    vg_audit_log_config_t *audit_logs; /* audit_logs: */
+    size_t naudit_logs;
 } vg_agent_config_t;
 
 /* Load path, or the embedded default when path is NULL. Errors name file:line:col.
