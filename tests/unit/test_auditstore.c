@@ -1,0 +1,488 @@
+/*
+ * test_auditstore.c - the audit store: dedup across restarts, WAL replay
+ * with a torn tail, sealing and index lookups, the hash chain catching a
+ * flipped byte / a removed segment / a reordered chain, erasure, and tier
+ * moves and deletion under an injected clock.
+ */
+#include <dirent.h>
+#include <fcntl.h>
+#include <setjmp.h>
+#include <stdarg.h>
+#include <stddef.h>
+#include <stdint.h>
+#include <stdio.h>
+#include <stdlib.h>
+#include <string.h>
+#include <sys/stat.h>
+#include <unistd.h>
+
+#include <cmocka.h>
+
+#include "auditstore/auditstore.h"
+#include "auditstore/chain.h"
+#include "auditstore/segment.h"
+#include "vigil/buf.h"
+
+#define HOUR 3600000LL
+#define T0   (1700000000000LL - 1700000000000LL % HOUR) /* an hour boundary */
+
+static int64_t fake_now;
+
+static int64_t fake_clock(void *ud)
+{
+    (void)ud;
+    return fake_now;
+}
+
+struct fix {
+    char dir[64];
+    vg_auditstore_t *s;
+};
+
+static vg_auditstore_t *open_store(struct fix *f)
+{
+    vg_auditstore_opts o = {.dir = f->dir,
+                            .hot_ms = 2 * HOUR,
+                            .warm_ms = 4 * HOUR,
+                            .cold_ms = 6 * HOUR,
+                            .seal_grace_ms = -1,
+                            .interval_ms = -1,
+                            .clock = fake_clock};
+    vg_error err = {0};
+    vg_auditstore_t *s = NULL;
+    vg_err_t rc = vg_auditstore_open(&o, &s, &err);
+    if (rc) fprintf(stderr, "open: %s\n", err.msg);
+    assert_int_equal(rc, VG_OK);
+    return s;
+}
+
+static int setup(void **state)
+{
+    struct fix *f = calloc(1, sizeof(*f));
+    snprintf(f->dir, sizeof(f->dir), "/tmp/vg-audit-XXXXXX");
+    assert_non_null(mkdtemp(f->dir));
+    fake_now = T0 + HOUR / 2;
+    f->s = open_store(f);
+    *state = f;
+    return 0;
+}
+
+static int teardown(void **state)
+{
+    struct fix *f = *state;
+    vg_auditstore_free(f->s);
+    char cmd[128];
+    snprintf(cmd, sizeof(cmd), "rm -rf %s", f->dir);
+    assert_int_equal(system(cmd), 0);
+    free(f);
+    return 0;
+}
+
+static void reopen(struct fix *f)
+{
+    vg_auditstore_free(f->s);
+    f->s = open_store(f);
+}
+
+/* n records for user u<i%users>, action a<i%2>, file "f1", offsets off0.. */
+static vg_audit_append_stats put(vg_auditstore_t *s, const char *tenant, uint64_t off0, size_t n,
+                                 int64_t ts0, int users)
+{
+    Vigil__V1__AuditRecord *r = calloc(n, sizeof(*r)), **pr = calloc(n, sizeof(*pr));
+    char(*user)[16] = calloc(n, 16);
+    for (size_t i = 0; i < n; i++) {
+        vigil__v1__audit_record__init(&r[i]);
+        snprintf(user[i], 16, "u%zu", (off0 + i) % (size_t)users);
+        r[i].ts_ms = ts0 + (int64_t)i;
+        r[i].user_id = user[i];
+        r[i].action = (off0 + i) % 2 ? "login" : "logout";
+        r[i].result = "success";
+        r[i].original_json = "{\"x\":1}";
+        r[i].file_id = "f1";
+        r[i].offset = off0 + i;
+        pr[i] = &r[i];
+    }
+    vg_audit_append_stats st = {0};
+    vg_error err = {0};
+    assert_int_equal(vg_auditstore_append(s, tenant, pr, n, &st, &err), VG_OK);
+    free(r), free(pr), free(user);
+    return st;
+}
+
+static size_t count_lines(const vg_buf *b)
+{
+    size_t n = 0;
+    for (size_t i = 0; i < b->len; i++) n += b->data[i] == '\n';
+    return n;
+}
+
+static size_t query_count(vg_auditstore_t *s, const char *tenant, const char *user)
+{
+    vg_audit_query q = {.tenant = tenant, .user_id = user, .limit = 10000};
+    vg_buf b;
+    vg_buf_init(&b, 0);
+    char next[64];
+    vg_error err = {0};
+    assert_int_equal(vg_auditstore_query(s, &q, &b, next, &err), VG_OK);
+    size_t n = count_lines(&b);
+    vg_buf_free(&b);
+    return n;
+}
+
+static int verify(struct fix *f, const char *tenant)
+{
+    int problems = -1;
+    vg_error err = {0};
+    assert_int_equal(vg_audit_verify(f->dir, tenant, stderr, &problems, &err), VG_OK);
+    return problems;
+}
+
+static void test_dedup_across_restart(void **state)
+{
+    struct fix *f = *state;
+    vg_audit_append_stats st = put(f->s, "t1", 0, 50, T0, 5);
+    assert_int_equal(st.stored, 50);
+    st = put(f->s, "t1", 0, 50, T0, 5);
+    assert_int_equal(st.stored, 0);
+    assert_int_equal(st.duplicates, 50);
+    st = put(f->s, "t2", 0, 10, T0, 5); /* same source identity, other tenant: distinct */
+    assert_int_equal(st.stored, 10);
+    reopen(f);
+    st = put(f->s, "t1", 40, 20, T0, 5);
+    assert_int_equal(st.stored, 10);
+    assert_int_equal(st.duplicates, 10);
+    assert_int_equal(query_count(f->s, "t1", NULL), 60);
+    /* and after sealing, from the segment's key list */
+    vg_error err = {0};
+    assert_int_equal(vg_auditstore_seal_all(f->s, NULL, &err), VG_OK);
+    reopen(f);
+    st = put(f->s, "t1", 0, 60, T0, 5);
+    assert_int_equal(st.stored, 0);
+    assert_int_equal(query_count(f->s, "t1", NULL), 60);
+    assert_int_equal(verify(f, NULL), 0);
+}
+
+static void wal_file(struct fix *f, char *out, size_t cap)
+{
+    snprintf(out, cap, "%s/t1/wal/%lld.wal", f->dir, (long long)T0);
+}
+
+static void test_wal_torn_tail(void **state)
+{
+    struct fix *f = *state;
+    put(f->s, "t1", 0, 10, T0, 3);
+    vg_auditstore_free(f->s), f->s = NULL;
+    char p[256];
+    wal_file(f, p, sizeof(p));
+    struct stat sb;
+    assert_int_equal(stat(p, &sb), 0);
+    assert_int_equal(truncate(p, sb.st_size - 5), 0); /* the last record is torn */
+    f->s = open_store(f);
+    assert_int_equal(query_count(f->s, "t1", NULL), 9);
+    vg_audit_append_stats st = put(f->s, "t1", 0, 10, T0, 3); /* the agent resends */
+    assert_int_equal(st.stored, 1);
+    reopen(f);
+    assert_int_equal(query_count(f->s, "t1", NULL), 10);
+}
+
+static void test_seal_and_index(void **state)
+{
+    struct fix *f = *state;
+    put(f->s, "t1", 0, 2000, T0, 7); /* > one frame */
+    fake_now = T0 + HOUR + 1;
+    vg_error err = {0};
+    assert_int_equal(vg_auditstore_maintain(f->s, &err), VG_OK);
+    vg_audit_tier_stats ts;
+    assert_int_equal(vg_auditstore_stats(f->s, &ts, &err), VG_OK);
+    assert_int_equal(ts.segments[0], 1);
+    assert_int_equal(ts.records[0], 2000);
+    assert_int_equal(ts.open_records, 0);
+    assert_int_equal(query_count(f->s, "t1", "u3"), 2000 / 7 + (3 < 2000 % 7));
+    vg_audit_query q = {.tenant = "t1", .user_id = "u3", .action = "login", .limit = 10000};
+    vg_buf b;
+    vg_buf_init(&b, 0);
+    char next[64];
+    assert_int_equal(vg_auditstore_query(f->s, &q, &b, next, &err), VG_OK);
+    assert_non_null(strstr(b.data, "\"user_id\":\"u3\""));
+    assert_null(strstr(b.data, "\"action\":\"logout\""));
+    vg_buf_free(&b);
+    assert_int_equal(verify(f, "t1"), 0);
+}
+
+static void test_paging(void **state)
+{
+    struct fix *f = *state;
+    put(f->s, "t1", 0, 100, T0, 4);
+    vg_error err = {0};
+    put(f->s, "t1", 100, 100, T0 + 100, 4); /* half sealed, half open */
+    assert_int_equal(vg_auditstore_seal_all(f->s, NULL, &err), VG_OK);
+    put(f->s, "t1", 200, 50, T0 + 200, 4);
+    char cursor[64] = "";
+    size_t total = 0;
+    int64_t last = INT64_MAX;
+    for (int page = 0; page < 100; page++) {
+        vg_audit_query q = {.tenant = "t1", .limit = 30, .cursor = cursor};
+        vg_buf b;
+        vg_buf_init(&b, 0);
+        char next[64];
+        assert_int_equal(vg_auditstore_query(f->s, &q, &b, next, &err), VG_OK);
+        for (char *p = b.data; p && *p; p = strchr(p, '\n') + 1) {
+            long long ts = strtoll(p + strlen("{\"ts_ms\":"), NULL, 10);
+            assert_true(ts <= last); /* newest first */
+            last = ts;
+            total++;
+        }
+        vg_buf_free(&b);
+        if (!next[0]) break;
+        memcpy(cursor, next, sizeof(cursor));
+    }
+    assert_int_equal(total, 250);
+}
+
+static void seg_path(struct fix *f, const char *tier, char *out, size_t cap, int idx)
+{
+    char d[200];
+    snprintf(d, sizeof(d), "%s/t1/%s", f->dir, tier);
+    DIR *dir = opendir(d);
+    assert_non_null(dir);
+    struct dirent *de;
+    int i = 0;
+    out[0] = 0;
+    while ((de = readdir(dir)))
+        if (strstr(de->d_name, ".seg") && de->d_name[0] != '.' && i++ == idx)
+            snprintf(out, cap, "%.200s/%.250s", d, de->d_name);
+    closedir(dir);
+    assert_true(out[0] != 0);
+}
+
+static void three_segments(struct fix *f)
+{
+    vg_error err = {0};
+    for (int h = 0; h < 3; h++) put(f->s, "t1", (uint64_t)h * 100, 100, T0 + h * HOUR, 3);
+    fake_now = T0 + 3 * HOUR;
+    assert_int_equal(vg_auditstore_maintain(f->s, &err), VG_OK);
+    assert_int_equal(verify(f, "t1"), 0);
+}
+
+static void flip(const char *path, long off)
+{
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    if (off < 0) {
+        fseek(fp, 0, SEEK_END);
+        off = ftell(fp) + off;
+    }
+    fseek(fp, off, SEEK_SET);
+    int c = fgetc(fp);
+    fseek(fp, off, SEEK_SET);
+    fputc(c ^ 0x01, fp);
+    fclose(fp);
+}
+
+static void test_verify_flip(void **state)
+{
+    struct fix *f = *state;
+    three_segments(f);
+    char p[600];
+    seg_path(f, "hot", p, sizeof(p), 1);
+    flip(p, -10); /* inside a zstd frame */
+    assert_true(verify(f, "t1") > 0);
+    flip(p, -10);
+    assert_int_equal(verify(f, "t1"), 0);
+    flip(p, 70); /* in the meta block */
+    assert_true(verify(f, "t1") > 0);
+}
+
+static void test_verify_remove_and_swap(void **state)
+{
+    struct fix *f = *state;
+    three_segments(f);
+    char a[600], b[600], t[620];
+    seg_path(f, "hot", a, sizeof(a), 0);
+    seg_path(f, "hot", b, sizeof(b), 1);
+    snprintf(t, sizeof(t), "%s.x", a);
+    assert_int_equal(rename(a, t), 0);
+    assert_int_equal(rename(b, a), 0);
+    assert_int_equal(rename(t, b), 0); /* order altered: two segments swapped */
+    assert_true(verify(f, "t1") > 0);
+    assert_int_equal(rename(a, t), 0), assert_int_equal(rename(b, a), 0);
+    assert_int_equal(rename(t, b), 0);
+    assert_int_equal(verify(f, "t1"), 0);
+    assert_int_equal(unlink(a), 0); /* removed */
+    assert_true(verify(f, "t1") > 0);
+}
+
+static void test_verify_chain_reorder(void **state)
+{
+    struct fix *f = *state;
+    three_segments(f);
+    char p[200], cmd[1000];
+    snprintf(p, sizeof(p), "%s/t1/chain.log", f->dir);
+    snprintf(cmd, sizeof(cmd),
+             "awk 'NR==1{a=$0;next} NR==2{print;print a;next} {print}' %s > %s.n && mv %s.n %s", p,
+             p, p, p);
+    assert_int_equal(system(cmd), 0);
+    assert_true(verify(f, "t1") > 0);
+}
+
+static void test_erasure(void **state)
+{
+    struct fix *f = *state;
+    three_segments(f);
+    put(f->s, "t1", 1000, 9, T0 + 3 * HOUR, 3); /* open records too */
+    size_t before = query_count(f->s, "t1", "u1");
+    assert_true(before > 0);
+    uint64_t removed = 0;
+    vg_error err = {0};
+    assert_int_equal(vg_auditstore_erase(f->s, "t1", "u1", &removed, &err), VG_OK);
+    assert_int_equal(removed, before);
+    assert_int_equal(query_count(f->s, "t1", "u1"), 0);
+    assert_int_equal(query_count(f->s, "t1", NULL), 309 - before);
+    assert_int_equal(verify(f, "t1"), 0);
+    /* the erasure is in the chain, with the subject hashed, never the id */
+    char p[200], line[1024];
+    snprintf(p, sizeof(p), "%s/t1/chain.log", f->dir);
+    FILE *fp = fopen(p, "r");
+    int erasures = 0;
+    while (fgets(line, sizeof(line), fp)) {
+        if (strstr(line, " erase ")) erasures++;
+        assert_null(strstr(line, " u1 "));
+    }
+    fclose(fp);
+    assert_true(erasures >= 1);
+    /* a replay of an erased record stays erased, also after a restart */
+    reopen(f);
+    put(f->s, "t1", 0, 300, T0, 3);
+    assert_int_equal(query_count(f->s, "t1", "u1"), 0);
+}
+
+static void test_tiers(void **state)
+{
+    struct fix *f = *state;
+    three_segments(f); /* hours T0, T0+1h, T0+2h; hot < 2h, warm < 4h, cold < 6h */
+    vg_error err = {0};
+    vg_audit_tier_stats ts;
+    fake_now = T0 + 4 * HOUR; /* ages 3h, 2h, 1h */
+    assert_int_equal(vg_auditstore_maintain(f->s, &err), VG_OK);
+    assert_int_equal(vg_auditstore_stats(f->s, &ts, &err), VG_OK);
+    assert_int_equal(ts.segments[0], 1);
+    assert_int_equal(ts.segments[1], 2);
+    assert_int_equal(verify(f, "t1"), 0);
+    fake_now = T0 + 6 * HOUR; /* ages 5h, 4h, 3h */
+    assert_int_equal(vg_auditstore_maintain(f->s, &err), VG_OK);
+    assert_int_equal(vg_auditstore_stats(f->s, &ts, &err), VG_OK);
+    assert_int_equal(ts.segments[1], 1);
+    assert_int_equal(ts.segments[2], 2);
+    assert_int_equal(verify(f, "t1"), 0);
+    assert_int_equal(query_count(f->s, "t1", NULL), 300); /* readable in every tier */
+    fake_now = T0 + 8 * HOUR;                             /* ages 7h, 6h, 5h: two deleted */
+    assert_int_equal(vg_auditstore_maintain(f->s, &err), VG_OK);
+    assert_int_equal(vg_auditstore_stats(f->s, &ts, &err), VG_OK);
+    assert_int_equal(ts.segments[0] + ts.segments[1] + ts.segments[2], 1);
+    assert_int_equal(ts.deleted_segments, 2);
+    assert_int_equal(query_count(f->s, "t1", NULL), 100);
+    assert_int_equal(verify(f, "t1"), 0); /* deletion past retention is not tampering */
+}
+
+static void test_segment_roundtrip(void **state)
+{
+    (void)state;
+    vg_aseg_rec r[3] = {
+        {.ts_ms = 5, .key = 11, .line = "{\"a\":1}", .len = 7, .field = {"bob", "login", "ok"}},
+        {.ts_ms = 7, .key = 12, .line = "{\"a\":2}", .len = 7, .field = {"amy", "login", NULL}},
+        {.ts_ms = 6, .key = 13, .line = "{\"a\":3}", .len = 7, .field = {"bob", "read", "ok"}},
+    };
+    vg_buf b;
+    vg_buf_init(&b, 0);
+    uint8_t d[32], d2[32];
+    vg_error err = {0};
+    assert_int_equal(vg_aseg_encode(r, 3, NULL, 0, 0, 3, &b, d, &err), VG_OK);
+    vg_aseg_t *s = NULL;
+    assert_int_equal(vg_aseg_parse((uint8_t *)b.data, b.len, &s, &err), VG_OK);
+    assert_int_equal(vg_aseg_count(s), 3);
+    assert_int_equal(vg_aseg_min_ts(s), 5);
+    assert_int_equal(vg_aseg_max_ts(s), 7);
+    const uint32_t *o;
+    size_t n;
+    vg_aseg_lookup(s, VG_AFIELD_USER, "bob", &o, &n);
+    assert_int_equal(n, 2);
+    assert_int_equal(o[0], 0), assert_int_equal(o[1], 2);
+    vg_aseg_lookup(s, VG_AFIELD_RESULT, "", &o, &n);
+    assert_int_equal(n, 1);
+    const char *line;
+    size_t len;
+    assert_int_equal(vg_aseg_line(s, 2, &line, &len, &err), VG_OK);
+    assert_int_equal(len, 7);
+    assert_memory_equal(line, "{\"a\":3}", 7);
+    assert_int_equal(vg_aseg_digest(s, d2, &err), VG_OK);
+    assert_memory_equal(d, d2, 32);
+    for (size_t i = 0; i < b.len; i += 7) { /* no damage crashes the reader */
+        vg_aseg_t *t = NULL;
+        b.data[i] ^= 0x40;
+        if (vg_aseg_parse((uint8_t *)b.data, b.len, &t, NULL) == VG_OK) {
+            vg_aseg_digest(t, d2, NULL);
+            vg_aseg_free(t);
+        }
+        b.data[i] ^= 0x40;
+    }
+    for (size_t cut = 0; cut < b.len; cut += 5) {
+        vg_aseg_t *t = NULL;
+        assert_int_not_equal(vg_aseg_parse((uint8_t *)b.data, cut, &t, NULL), VG_OK);
+    }
+    vg_aseg_free(s);
+    vg_buf_free(&b);
+}
+
+static void test_dlq(void **state)
+{
+    struct fix *f = *state;
+    vg_error err = {0};
+    int dup = 0;
+    assert_int_equal(
+        vg_auditstore_dlq_add(f->s, "t1", "invalid_json", "{oops", "f9", 10, &dup, &err), VG_OK);
+    assert_int_equal(dup, 0);
+    assert_int_equal(
+        vg_auditstore_dlq_add(f->s, "t1", "invalid_json", "{oops", "f9", 10, &dup, &err), VG_OK);
+    assert_int_equal(dup, 1);
+    reopen(f);
+    assert_int_equal(
+        vg_auditstore_dlq_add(f->s, "t1", "invalid_json", "{oops", "f9", 10, &dup, &err), VG_OK);
+    assert_int_equal(dup, 1);
+    assert_int_equal(vg_auditstore_dlq_add(f->s, "t1", "missing_field", "{}", "f9", 20, &dup, &err),
+                     VG_OK);
+    vg_buf b;
+    vg_buf_init(&b, 0);
+    assert_int_equal(vg_auditstore_dlq_list(f->s, "t1", 0, &b, &err), VG_OK);
+    assert_int_equal(count_lines(&b), 2);
+    assert_non_null(strstr(b.data, "\"reason\":\"missing_field\""));
+    vg_buf_free(&b);
+}
+
+static void test_lock(void **state)
+{
+    struct fix *f = *state;
+    vg_auditstore_opts o = {.dir = f->dir, .interval_ms = -1};
+    vg_auditstore_t *s2 = NULL;
+    vg_error err = {0};
+    assert_int_equal(vg_auditstore_open(&o, &s2, &err), VG_EEXIST);
+    assert_null(s2);
+}
+
+int main(void)
+{
+    const struct CMUnitTest tests[] = {
+        cmocka_unit_test(test_segment_roundtrip),
+        cmocka_unit_test_setup_teardown(test_dedup_across_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_seal_and_index, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_paging, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_flip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_remove_and_swap, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_chain_reorder, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erasure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_tiers, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dlq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+    };
+    return cmocka_run_group_tests(tests, NULL, NULL);
+}
