@@ -197,6 +197,18 @@ static const vg_cfg_field_t audit_schema[] = {
      .type = VG_CFG_T_SECTION,
      .sub = audit_retention_schema,
      .doc = "audit store tiers"},
+    {.key = "seal_after",
+     .type = VG_CFG_T_DURATION,
+     .offset = CC(audit_seal_after_ms),
+     .def = "5m",
+     .min = "1s",
+     .doc = "how long after an hour ends its segment is sealed (late records wait this long)"},
+    {.key = "check_interval",
+     .type = VG_CFG_T_DURATION,
+     .offset = CC(audit_check_interval_ms),
+     .def = "10s",
+     .min = "1s",
+     .doc = "period of the task that seals hours and moves segments between tiers"},
     {0},
 };
 

@@ -57,6 +57,8 @@ typedef struct vg_collector_config {
     int64_t audit_hot_ms;  /* 30d */
     int64_t audit_warm_ms; /* 90d */
     int64_t audit_cold_ms; /* 7y */
+    int64_t audit_seal_after_ms;     /* audit.seal_after: grace after an hour ends; 5m */
+    int64_t audit_check_interval_ms; /* audit.check_interval: sealing/tiering period; 10s */
 
     /* limits: */
     vg_tenant_limits_t default_limits;

@@ -16,6 +16,7 @@
 #include "alerting/silence.h"
 #include "notify/amsender.h"
 #include "api/api.h"
+#include "auditstore/auditstore.h"
 #include "config.h"
 #include "ingest/ingest.h"
 #include "ingest/kafka_consumer.h"
@@ -36,6 +37,7 @@ typedef struct collector {
     vg_httpd_t *httpd;
     vg_ingest_t *ingest;
     vg_kafka_consumer_t *kafka;
+    vg_auditstore_t *audit; /* <data_dir>/audit */
     vg_rw_receiver_t *rw; /* POST /api/v1/write */
     vg_api_t *api;
     vg_silences_t *silences; /* /api/v2/silences, <data_dir>/silences */
@@ -98,7 +100,9 @@ static vg_err_t on_kafka_batch(void *ud, const char *topic, const char *tenant_k
 static vg_err_t on_kafka_sync(void *ud, vg_error *err)
 {
     collector *c = ud;
-    return vg_tsdb_sync(c->db, VG_TSDB_SYNC_ALL, err);
+    vg_err_t rc = vg_tsdb_sync(c->db, VG_TSDB_SYNC_ALL, err);
+    if (!rc) rc = vg_auditstore_sync(c->audit, err); /* audit appends already fsynced: cheap */
+    return rc;
 }
 
 static vg_err_t start_kafka(collector *c, vg_error *err)
@@ -137,6 +141,7 @@ static vg_err_t start_http(collector *c, vg_error *err)
     if (!rc) rc = vg_rules_register_http(c->httpd, c->rules);
     if (!rc) rc = vg_httpd_route(c->httpd, "POST", "/-/reload", on_reload, c);
     if (!rc) rc = vg_alerts_api_register(c->dispatch, &c->mute, c->httpd);
+    if (!rc) rc = vg_auditstore_register_http(c->audit, c->httpd);
     if (!rc) rc = vg_httpd_start(c->httpd, err);
     if (!rc) vg_log_info("collector", "listening", "addr=%s", c->cfg->listen);
     return rc;
@@ -164,6 +169,20 @@ static vg_err_t open_store(collector *c, vg_error *err)
     };
     vg_err_t rc = vg_tsdb_open(&o, c->metrics, &c->db, err);
     if (!rc) vg_log_info("collector", "store open", "data_dir=%s", cfg->data_dir);
+    return rc;
+}
+
+/* The audit store under <data_dir>/audit: replays its WALs before anything is served. */
+static vg_err_t open_audit(collector *c, vg_error *err)
+{
+    const vg_collector_config_t *cfg = c->cfg;
+    char dir[4096];
+    snprintf(dir, sizeof(dir), "%s/audit", cfg->data_dir);
+    vg_auditstore_opts o = {.dir = dir, .hot_ms = cfg->audit_hot_ms, .warm_ms = cfg->audit_warm_ms,
+                            .cold_ms = cfg->audit_cold_ms, .seal_grace_ms = cfg->audit_seal_after_ms,
+                            .interval_ms = cfg->audit_check_interval_ms, .metrics = c->metrics};
+    vg_err_t rc = vg_auditstore_open(&o, &c->audit, err);
+    if (!rc) vg_ingest_set_audit(c->ingest, c->audit);
     return rc;
 }
 
@@ -207,7 +226,8 @@ static vg_err_t collector_start(collector *c, vg_error *err)
     vg_metric_set(vg_metrics_gauge(c->metrics, "vigil_build_info", "Build information.",
                                    "version=\"" VIGIL_VERSION "\",program=\"vigil-collector\""),
                   1);
-    rc = vg_silences_open(c->cfg->data_dir, c->metrics, &c->silences, err);
+    rc = open_audit(c, err);
+    if (!rc) rc = vg_silences_open(c->cfg->data_dir, c->metrics, &c->silences, err);
     if (!rc) rc = start_dispatch(c, err);
     if (!rc) rc = start_rules(c, err);
     if (!rc) vg_rules_set_sink(c->rules, on_alerts, c);
@@ -231,6 +251,7 @@ static void collector_stop(collector *c)
     vg_silences_free(c->silences);
     vg_rw_receiver_free(c->rw);
     vg_ingest_free(c->ingest);
+    vg_auditstore_free(c->audit);
     vg_tsdb_free(c->db);
     vg_metrics_free(c->metrics);
     vg_collector_config_free(c->cfg);

@@ -13,6 +13,7 @@
 
 #include <string.h>
 
+#include "auditstore/auditstore.h"
 #include "ingest/seqtrack.h"
 #include "vigil/alloc.h"
 #include "vigil/envelope.h"
@@ -24,7 +25,13 @@ struct vg_ingest {
     vg_metric_t *batches_ok, *batches_bad, *batches_unsupported;
     vg_metric_t *samples_in, *samples_appended, *samples_dup, *samples_rejected;
     vg_seqtrack_t *seq; /* per-agent batch seqs: gaps and duplicates */
+    vg_auditstore_t *audit; /* NULL: audit batches are refused (VG_EUNSUPPORTED) */
 };
+
+void vg_ingest_set_audit(vg_ingest_t *in, vg_auditstore_t *a)
+{
+    in->audit = a;
+}
 
 vg_ingest_t *vg_ingest_new(vg_tsdb_t *db, vg_metrics_t *m)
 {
@@ -111,6 +118,15 @@ vg_err_t vg_ingest_batch(vg_ingest_t *in, const char *tenant, const uint8_t *dat
         rc = store_metrics(in, t, b, res, err);
         if (!rc) vg_metric_inc(in->batches_ok);
         if (!rc) vg_seqtrack_observe(in->seq, b->agent_id, b->seq); /* after it is stored */
+    } else if (in->audit) {
+        /* Durable on return: the audit store fsyncs before it answers. */
+        const Vigil__V1__AuditBatch *ab = b->audit;
+        vg_audit_append_stats st = {0};
+        rc = vg_auditstore_append(in->audit, t, ab->records, ab->n_records, &st, err);
+        res->samples = st.records, res->appended = st.stored, res->duplicates = st.duplicates;
+        if (!rc) vg_metric_inc(in->batches_ok);
+        if (!rc) vg_seqtrack_observe(in->seq, b->agent_id, b->seq);
+        if (rc == VG_EINVAL) vg_metric_inc(in->batches_bad);
     } else {
         rc = vg_error_set(err, VG_EUNSUPPORTED,
                           "audit batches are not stored by this build of the collector");

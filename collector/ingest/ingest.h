@@ -31,6 +31,12 @@ typedef struct vg_ingest_result {
 vg_ingest_t *vg_ingest_new(vg_tsdb_t *db, vg_metrics_t *m);
 void vg_ingest_free(vg_ingest_t *in);
 
+struct vg_auditstore;
+/* Store audit batches into a (borrowed; NULL = refuse them). Audit records are
+ * fsynced before vg_ingest_batch returns, so wal_pos stays 0 for them, and
+ * samples/appended/duplicates of the result count records. */
+void vg_ingest_set_audit(vg_ingest_t *in, struct vg_auditstore *a);
+
 /* Decode and store one envelope. tenant overrides the batch's tenant when
  * non-NULL (HTTP X-Scope-OrgID). VG_EPARSE/VG_ETOOLARGE for a batch that can
  * never be stored (dead-letter it), VG_EUNSUPPORTED for a payload this build
