@@ -11,6 +11,7 @@
 
 #include "agent/config.h"
 #include "collector/config.h"
+#include "audit.h"
 #include "backfill.h"
 #include "check_rules.h"
 #include "promqltest.h"
@@ -150,6 +151,9 @@ static const struct {
      vg_promqltest_main},
     {"backfill", "backfill [--tenant T] FILE: import timestamped samples (text/OpenMetrics)",
      vg_backfill_main},
+    {"audit", "audit verify --data-dir DIR [--tenant T] | audit erase --subject ID --tenant T "
+              "--data-dir DIR",
+     vg_ctl_audit_main},
 };
 
 static void usage(FILE *f)
