@@ -196,7 +196,8 @@ def run_one(cls, d, args, end_ms):
         r = {"name": s.name, "samples": samples, "wall": wall, "cpu": cpu, "cpu_send": c_send,
              "sps_cpu": samples / cpu, "rate": samples / wall, "rss": rss,
              "rss_series": rss / args.series,
-             "bps": disk / (disk_samples or samples), "disk": disk, "how": how,
+             "bps": disk / (samples if disk_samples is None else disk_samples or float("nan")),
+             "disk": disk, "how": how,
              "retries": int(kv["retries"])}
         print("  %-16s %9d samples in %6.1fs (%7.0f/s) cpu %6.1fs (%.1fs while sending) "
               "-> %8.0f samples/cpu-s; %.2f B/sample (%s); peak RSS %d MiB = %.0f B/series; "
@@ -228,7 +229,10 @@ def main():
     print("  %d series, %.1f h at %d s, %d conns, %d series x %d steps per request, %s" % (
         args.series, args.hours, args.step, args.conns, args.series_per_request,
         args.steps_per_request, time.strftime("%Y-%m-%d %H:%M UTC", time.gmtime())))
-    end_ms = (int(time.time()) // 3600 - 1) * 3600 * 1000  # an hour boundary, in the past
+    # Start on a 2 h boundary in the past, so the first block both stores cut is a whole one.
+    two_h = 2 * 3600 * 1000
+    start_ms = (int(time.time() * 1000) - int(args.hours * 3600 * 1000) - two_h) // two_h * two_h
+    end_ms = start_ms + int(args.hours * 3600 * 1000)
     res = {}
     for run in range(args.runs):
         print("run %d" % (run + 1))
