@@ -116,3 +116,23 @@ def _recv(s, n):
             raise AssertionError("broker closed the connection")
         buf += c
     return buf
+
+
+def audit_record(ts_ms, user_id, action, result, file_id, offset, original="{}",
+                 session_id="s1", resource="/r", ip_address="10.0.0.1"):
+    """A vigil.v1.AuditRecord (fields 1..10 as in envelope.proto)."""
+    b = varint(1 << 3) + varint(ts_ms)
+    for num, s in ((2, user_id), (3, session_id), (4, action), (5, resource), (6, result),
+                   (7, ip_address), (8, original), (9, file_id)):
+        b += field_bytes(num, s.encode())
+    return b + varint(10 << 3) + varint(offset)
+
+
+def audit_envelope(agent_id, tenant, seq, records, created_ms=0):
+    """A vigil.v1.Batch with an AuditBatch payload (field 11), in a zstd frame.
+    records: bytes from audit_record."""
+    ab = b"".join(field_bytes(1, r) for r in records)
+    b = field_bytes(1, agent_id.encode()) + field_bytes(2, b"it-node")
+    b += field_bytes(3, tenant.encode()) + varint(4 << 3) + varint(seq)
+    b += varint(5 << 3) + varint(created_ms) + field_bytes(11, ab)
+    return zstd_raw(b)
