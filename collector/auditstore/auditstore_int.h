@@ -14,8 +14,10 @@
 #include "auditstore/auditstore.h"
 #include "auditstore/segment.h"
 
-#define VG_AUDIT_HOUR_MS  3600000LL
-#define VG_AUDIT_MAX_LINE (1u << 20)
+#define VG_AUDIT_HOUR_MS     3600000LL
+#define VG_AUDIT_MAX_LINE    (1u << 20) /* one stored JSON line */
+#define VG_AUDIT_MAX_FILE_ID 256
+#define VG_AUDIT_MAX_TS      253402300799999LL /* 9999-12-31T23:59:59.999Z */
 
 extern const char *const vg_audit_tiers[3]; /* "hot", "warm", "cold" */
 extern const int vg_audit_tier_level[3];

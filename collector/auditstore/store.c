@@ -292,19 +292,34 @@ static vg_err_t append_one(vg_auditstore_t *s, const char *tenant, const Vigil__
     return rc ? vg_error_set(err, rc, "out of memory") : VG_OK;
 }
 
+/* Refuse the whole batch before storing any of it when one record can never be stored. */
+static vg_err_t validate(Vigil__V1__AuditRecord *const *recs, size_t n, vg_error *err)
+{
+    for (size_t i = 0; i < n; i++) {
+        const Vigil__V1__AuditRecord *r = recs[i];
+        size_t sz = strlen(nz(r->user_id)) + strlen(nz(r->session_id)) + strlen(nz(r->action)) +
+                    strlen(nz(r->resource)) + strlen(nz(r->result)) + strlen(nz(r->ip_address)) +
+                    strlen(nz(r->original_json));
+        if (!r->file_id || !*r->file_id || strlen(r->file_id) > VG_AUDIT_MAX_FILE_ID)
+            return vg_error_set(err, VG_EINVAL, "audit record %zu: file_id empty or too long", i);
+        if (r->ts_ms < 0 || r->ts_ms > VG_AUDIT_MAX_TS)
+            return vg_error_set(err, VG_EINVAL, "audit record %zu: ts_ms out of range", i);
+        if (sz > VG_AUDIT_MAX_LINE / 6) /* JSON escaping grows a byte to at most 6 */
+            return vg_error_set(err, VG_ETOOLARGE, "audit record %zu: over %u bytes", i,
+                                VG_AUDIT_MAX_LINE / 6);
+    }
+    return VG_OK;
+}
+
 static vg_err_t append_locked(vg_auditstore_t *s, const char *tenant,
                               Vigil__V1__AuditRecord *const *recs, size_t n,
                               vg_audit_append_stats *st, vg_error *err)
 {
     vg_buf lb, fb;
-    vg_buf_init(&lb, VG_AUDIT_MAX_LINE), vg_buf_init(&fb, VG_AUDIT_MAX_LINE + 4096);
-    vg_err_t rc = VG_OK;
+    vg_buf_init(&lb, VG_AUDIT_MAX_LINE + 4096), vg_buf_init(&fb, 2 * VG_AUDIT_MAX_LINE + 8192);
+    vg_err_t rc = validate(recs, n, err);
     for (size_t i = 0; i < n && !rc; i++) {
         const Vigil__V1__AuditRecord *r = recs[i];
-        if (!r->file_id || !*r->file_id) {
-            rc = vg_error_set(err, VG_EINVAL, "audit record %zu has no file_id", i);
-            break;
-        }
         uint64_t key = vg_audit_key(tenant, r->file_id, r->offset, 0);
         if (vg_akeys_has(&s->keys, key)) {
             st->duplicates++;
@@ -384,7 +399,7 @@ static size_t replay_frames(vg_auditstore_t *s, struct vg_abucket *b, const uint
     size_t off = 0;
     while (n - off >= 8) {
         uint32_t len = get_u32(p + off), crc = get_u32(p + off + 4);
-        if (len > VG_AUDIT_MAX_LINE + 4096 || n - off - 8 < len) break;
+        if (len > 2 * VG_AUDIT_MAX_LINE + 8192 || n - off - 8 < len) break;
         if (vg_crc32c(0, p + off + 8, len) != crc) break;
         vg_err_t r = frame_apply(s, b, p + off + 8, len);
         if (r == VG_ENOMEM) {

@@ -92,7 +92,7 @@ static vg_audit_append_stats put(vg_auditstore_t *s, const char *tenant, uint64_
     char(*user)[16] = calloc(n, 16);
     for (size_t i = 0; i < n; i++) {
         vigil__v1__audit_record__init(&r[i]);
-        snprintf(user[i], 16, "u%zu", (off0 + i) % (size_t)users);
+        snprintf(user[i], 32, "u%zu", (off0 + i) % (size_t)users);
         r[i].ts_ms = ts0 + (int64_t)i;
         r[i].user_id = user[i];
         r[i].action = (off0 + i) % 2 ? "login" : "logout";
@@ -458,6 +458,26 @@ static void test_dlq(void **state)
     vg_buf_free(&b);
 }
 
+static void test_bad_batch_stores_nothing(void **state)
+{
+    struct fix *f = *state;
+    Vigil__V1__AuditRecord r[2], *pr[2] = {&r[0], &r[1]};
+    for (int i = 0; i < 2; i++) {
+        vigil__v1__audit_record__init(&r[i]);
+        r[i].ts_ms = T0, r[i].file_id = "f", r[i].offset = (uint64_t)i;
+    }
+    r[1].file_id = ""; /* no source identity: cannot be deduplicated */
+    vg_error err = {0};
+    assert_int_equal(vg_auditstore_append(f->s, "t1", pr, 2, NULL, &err), VG_EINVAL);
+    r[1].file_id = "f", r[1].ts_ms = -5;
+    assert_int_equal(vg_auditstore_append(f->s, "t1", pr, 2, NULL, &err), VG_EINVAL);
+    assert_int_equal(query_count(f->s, "t1", NULL), 0);
+    char longname[400];
+    memset(longname, 'x', sizeof(longname) - 1), longname[sizeof(longname) - 1] = 0;
+    r[1].ts_ms = T0;
+    assert_int_not_equal(vg_auditstore_append(f->s, longname, pr, 2, NULL, &err), VG_OK);
+}
+
 static void test_lock(void **state)
 {
     struct fix *f = *state;
@@ -482,6 +502,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_erasure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tiers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_bad_batch_stores_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
