@@ -15,6 +15,7 @@
 #include "config.h"
 #include "host/host.h"
 #include "scrape/scrape.h"
+#include "ship/audit_ship.h"
 #include "ship/batcher.h"
 #include "ship/ship.h"
 #include "vigil/alloc.h"
@@ -35,6 +36,7 @@ typedef struct agent {
     vg_host_t *host;
     vg_label_t *host_scratch; /* the same, for the host metrics thread */
     size_t host_scratch_cap;
+    vg_audit_ship_t *audit; /* audit_logs tailing and shipping; NULL without audit_logs */
 } agent;
 
 /* Merge sorted a and sorted external labels; a sample's own label wins. */
@@ -108,6 +110,7 @@ static vg_err_t start_pipeline(agent *a, vg_error *err)
     if (!rc && a->cfg->host_metrics_enabled)
         rc = vg_host_new(a->cfg, on_host_sample, on_scrape_done, a, a->metrics, &a->host, err);
     if (!rc && a->host) rc = vg_host_start(a->host, err);
+    if (!rc) rc = vg_audit_ship_new(a->cfg, a->metrics, &a->audit, err);
     return rc;
 }
 
@@ -132,6 +135,7 @@ static void agent_stop(agent *a)
 {
     vg_scraper_free(a->scraper); /* no new samples */
     vg_host_free(a->host);
+    vg_audit_ship_free(a->audit); /* ships and commits what it holds, bounded */
     vg_ship_free(a->ship); /* flushes what is pending through the sink, spools the rest */
     vg_httpd_free(a->httpd);
     vg_metrics_free(a->metrics);

@@ -65,6 +65,7 @@ struct vg_tail {
     int64_t last_scan_ms;
     int ino_fd;
     int rescan_hint;
+    char *ckpt_path; /* our copy of o.checkpoint_path */
 };
 
 static size_t max_line(const vg_tail_t *t, const tfile *f)
@@ -503,6 +504,12 @@ vg_err_t vg_tail_new(const vg_tail_opts *o, vg_tail_t **out, vg_error *err)
         return vg_error_set(err, VG_ENOMEM, "out of memory");
     }
     t->o = *o;
+    t->ino_fd = -1;
+    if (o->checkpoint_path &&
+        !(t->o.checkpoint_path = t->ckpt_path = vg_strdup(o->checkpoint_path))) {
+        vg_tail_free(t);
+        return vg_error_set(err, VG_ENOMEM, "out of memory");
+    }
     t->ino_fd = o->no_inotify ? -1 : inotify_init1(IN_NONBLOCK | IN_CLOEXEC);
     if (!o->no_inotify && t->ino_fd < 0)
         vg_log_warn(LOGC, "inotify unavailable; polling files instead", "err=\"%s\"",
@@ -521,6 +528,7 @@ void vg_tail_free(vg_tail_t *t)
     vg_free(t->files);
     vg_free(t->buckets);
     vg_free(t->ckpt);
+    vg_free(t->ckpt_path);
     if (t->ino_fd >= 0) close(t->ino_fd);
     vg_free(t);
 }
