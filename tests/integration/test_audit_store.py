@@ -1,6 +1,8 @@
 #!/usr/bin/env python3
 """test_audit_store.py - the collector's audit store over real processes.
 
+Mode "http" (default):
+
 Posts audit batches (hand-built by wire.py) to POST /ingest/v1/batch,
 replays one (a no-op), dead-letters a bad line twice (stored once),
 restarts the collector (nothing lost), queries with filters and pages
@@ -8,6 +10,11 @@ through everything with the cursor, runs `vigilctl audit verify`, erases a
 subject over HTTP (queries stop returning them, verify still passes and
 lists the erasure), then flips one byte of a sealed segment and expects
 verify to fail naming that segment.
+
+Mode "kafka": the same batches produced to a fresh audit topic on the real
+broker (twice: a replay), consumed by the collector; after a clean restart
+nothing is redelivered (offsets were committed after the audit fsync) and
+a further batch is consumed. Every record is stored exactly once.
 """
 import glob
 import json
@@ -17,10 +24,11 @@ import subprocess
 import sys
 import time
 import urllib.parse
+import uuid
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, Procs, free_port, http_get, wait_until  # noqa: E402
+from harness import BUILD, ROOT, Procs, free_port, http_get, wait_until  # noqa: E402
 import wire  # noqa: E402
 
 TENANT = "acme"
@@ -175,5 +183,68 @@ def main():
     print("ok")
 
 
+def kafka_bootstrap():
+    addr = os.environ.get("VIGIL_KAFKA_BOOTSTRAP")
+    if addr:
+        return addr
+    out = subprocess.run([os.path.join(ROOT, "scripts", "kafka.sh"), "start"], check=True,
+                         stdout=subprocess.PIPE, text=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
+def produce(p, bootstrap, topic, bodies):
+    files = []
+    for i, b in enumerate(bodies):
+        path = os.path.join(p.dir, "msg-%d-%d" % (len(os.listdir(p.dir)), i))
+        with open(path, "wb") as f:
+            f.write(b)
+        files.append(path)
+    subprocess.run(["kcat", "-P", "-b", bootstrap, "-t", topic, "-k", TENANT,
+                    "-H", "vigil-schema=1", "-H", "content-encoding=zstd"] + files,
+                   check=True, timeout=60)
+
+
+def metric(base, name, labels):
+    _, body = http_get(base + "/metrics")
+    for line in body.decode().splitlines():
+        if line.startswith(name + "{") and labels in line:
+            return float(line.rsplit(" ", 1)[1])
+    return 0.0
+
+
+def main_kafka():
+    bootstrap = kafka_bootstrap()
+    run = uuid.uuid4().hex[:8]
+    topic = "vigil.audit.it-%s" % run
+    with Procs() as p:
+        data_dir = os.path.join(p.dir, "data")
+        cfg = os.path.join(p.dir, "collector.yml")
+        with open(cfg, "w") as f:
+            f.write("input:\n  kafka: {brokers: '%s', group_id: it-audit-%s, "
+                    "metrics_topic: vigil.metrics.it-%s, audit_topic: %s}\n"
+                    "audit:\n  seal_after: 1s\n  check_interval: 1s\n" % (bootstrap, run, run, topic))
+        port = free_port()
+        base = start_collector(p, "collector", cfg, port, data_dir)
+        batches, expect = make_batches(int(time.time() * 1000))
+        produce(p, bootstrap, topic, batches[:3] + batches[:1])  # the last one is a replay
+        wait_until("150 records via Kafka", lambda: len(query(base)) == 150, timeout=120)
+        wait_until("the replay consumed",
+                   lambda: metric(base, "vigil_audit_records_total", 'outcome="duplicate"') == 50,
+                   timeout=120)
+        stop(p, p.procs[0][1])
+        base = start_collector(p, "collector2", cfg, port, data_dir)
+        produce(p, bootstrap, topic, batches[3:])
+        wait_until("200 records via Kafka", lambda: len(query(base)) == 200, timeout=120)
+        assert keyset(query(base)) == keyset(expect)
+        # nothing before the restart was offered again: its offsets were committed
+        assert metric(base, "vigil_audit_records_total", 'outcome="duplicate"') == 0
+        rc, out = verify(data_dir)
+        assert rc == 0, out
+    print("ok")
+
+
 if __name__ == "__main__":
-    main()
+    if len(sys.argv) > 1 and sys.argv[1] == "kafka":
+        main_kafka()
+    else:
+        main()
