@@ -73,6 +73,8 @@ vg_err_t vg_audit_list_tenants(const char *dir, char ***out, size_t *n, vg_error
 vg_err_t vg_audit_list_segments(const char *dir, const char *tenant, int tier, char ***out,
                                 size_t *n, vg_error *err);
 void vg_audit_free_names(char **v, size_t n);
+/* The hour a segment name starts with ("YYYYMMDDHH-..."), in ms; -1 if none. */
+int64_t vg_audit_name_hour(const char *name);
 
 /* Load tenant's DLQ dedup keys into s->keys (at open). */
 vg_err_t vg_audit_dlq_load(vg_auditstore_t *s, const char *tenant, vg_error *err);

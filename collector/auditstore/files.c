@@ -12,6 +12,7 @@
 #include <stdlib.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <time.h>
 #include <unistd.h>
 
 #include "auditstore/auditstore_int.h"
@@ -204,6 +205,16 @@ vg_err_t vg_audit_list_segments(const char *dir, const char *tenant, int tier, c
     if (vg_audit_path(dir, tenant, vg_audit_tiers[tier], p, sizeof(p)))
         return vg_error_set(err, VG_EINVAL, "bad tenant");
     return list_dir(p, is_segment, out, n, err);
+}
+
+int64_t vg_audit_name_hour(const char *name)
+{
+    struct tm tm = {0};
+    int y, mo, d, h, used = 0;
+    if (sscanf(name, "%4d%2d%2d%2d-%n", &y, &mo, &d, &h, &used) != 4 || used != 11) return -1;
+    if (mo < 1 || mo > 12 || d < 1 || d > 31 || h < 0 || h > 23) return -1;
+    tm.tm_year = y - 1900, tm.tm_mon = mo - 1, tm.tm_mday = d, tm.tm_hour = h;
+    return (int64_t)timegm(&tm) * 1000;
 }
 
 void vg_audit_free_names(char **v, size_t n)

@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
+#include <sys/stat.h>
 
 #include "auditstore/auditstore_int.h"
 #include "auditstore/chain.h"
@@ -32,6 +33,8 @@ struct qstate {
     int64_t cts;
     uint64_t ckey;
     int has_cursor;
+    int more;         /* candidates were trimmed: there is a next page */
+    int64_t floor_ts; /* with n >= limit: the lowest ts still on the page */
     struct cand *c;
     size_t n, cap;
     vg_aseg_t **segs;
@@ -135,23 +138,77 @@ static vg_err_t scan_segment(struct qstate *st, vg_aseg_t *seg)
     return rc;
 }
 
-static vg_err_t scan_segments(vg_auditstore_t *s, struct qstate *st, vg_error *err)
+struct segref {
+    int64_t hour;
+    int tier;
+    const char *name;
+};
+
+static int segref_cmp(const void *a, const void *b)
+{
+    const struct segref *x = a, *y = b;
+    return x->hour > y->hour ? -1 : x->hour < y->hour;
+}
+
+/* Can a segment of this hour hold a record for this page (1), only for a
+ * later page (2), or for none (0)? Its records all lie in [hour, hour + 1h). */
+static int hour_wanted(const struct qstate *st, int64_t hour, size_t limit)
+{
+    int64_t last = hour + VG_AUDIT_HOUR_MS - 1;
+    if (hour < 0) return 1; /* unknown name: look inside */
+    if ((st->q->from_ms && last < st->q->from_ms) || (st->q->to_ms && hour > st->q->to_ms))
+        return 0;
+    if (st->has_cursor && hour > st->cts) return 0;
+    return st->n >= limit && last < st->floor_ts ? 2 : 1; /* 2: only for a later page */
+}
+
+/* Keep only the best limit candidates; their lowest ts bounds what is still needed. */
+static void trim(struct qstate *st, size_t limit)
+{
+    if (st->n < limit) return;
+    qsort(st->c, st->n, sizeof(*st->c), cand_cmp);
+    st->more |= st->n > limit;
+    st->n = limit;
+    st->floor_ts = st->c[limit - 1].ts;
+}
+
+static vg_err_t list_all(vg_auditstore_t *s, const char *tenant, char **names[3], size_t nn[3],
+                         struct segref **refs, size_t *nref, vg_error *err)
 {
     vg_err_t rc = VG_OK;
-    char dir[1024], p[1200];
-    for (int t = 0; t < 3 && !rc; t++) {
-        char **names = NULL;
-        size_t n = 0;
-        rc = vg_audit_list_segments(s->dir, st->q->tenant, t, &names, &n, err);
-        vg_audit_path(s->dir, st->q->tenant, vg_audit_tiers[t], dir, sizeof(dir));
-        for (size_t i = 0; i < n && !rc; i++) {
-            vg_aseg_t *seg = NULL;
-            snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
-            rc = vg_aseg_load(p, &seg, err);
-            if (!rc) rc = scan_segment(st, seg);
-        }
-        vg_audit_free_names(names, n);
+    size_t total = 0;
+    for (int t = 0; t < 3 && !rc; t++)
+        rc = vg_audit_list_segments(s->dir, tenant, t, &names[t], &nn[t], err);
+    for (int t = 0; t < 3; t++) total += nn[t];
+    *refs = rc ? NULL : vg_calloc(total + 1, sizeof(**refs));
+    if (!rc && !*refs) rc = vg_error_set(err, VG_ENOMEM, "out of memory");
+    for (int t = 0; t < 3 && !rc; t++)
+        for (size_t i = 0; i < nn[t]; i++)
+            (*refs)[(*nref)++] = (struct segref){vg_audit_name_hour(names[t][i]), t, names[t][i]};
+    if (!rc && *nref) qsort(*refs, *nref, sizeof(**refs), segref_cmp);
+    return rc;
+}
+
+static vg_err_t scan_segments(vg_auditstore_t *s, struct qstate *st, size_t limit, vg_error *err)
+{
+    char **names[3] = {0}, dir[1024], p[1200];
+    size_t nn[3] = {0}, nref = 0;
+    struct segref *refs = NULL;
+    vg_err_t rc = list_all(s, st->q->tenant, names, nn, &refs, &nref, err);
+    trim(st, limit);
+    for (size_t i = 0; i < nref && !rc; i++) {
+        int w = hour_wanted(st, refs[i].hour, limit);
+        st->more |= w == 2;
+        if (w != 1) continue;
+        vg_aseg_t *seg = NULL;
+        vg_audit_path(s->dir, st->q->tenant, vg_audit_tiers[refs[i].tier], dir, sizeof(dir));
+        snprintf(p, sizeof(p), "%s/%s", dir, refs[i].name);
+        rc = vg_aseg_load(p, &seg, err);
+        if (!rc) rc = scan_segment(st, seg);
+        if (!rc) trim(st, limit);
     }
+    vg_free(refs);
+    for (int t = 0; t < 3; t++) vg_audit_free_names(names[t], nn[t]);
     return rc;
 }
 
@@ -210,7 +267,7 @@ static vg_err_t emit(struct qstate *st, size_t limit, vg_buf *out, char next[64]
         if (!rc) rc = vg_buf_putc(out, '\n');
     }
     next[0] = 0;
-    if (!rc && st->n > limit)
+    if (!rc && (st->n > limit || (st->more && k == limit)))
         snprintf(next, 64, "%" PRId64 "-%016" PRIx64, st->c[k - 1].ts, st->c[k - 1].key);
     return rc;
 }
@@ -240,7 +297,7 @@ vg_err_t vg_auditstore_query(vg_auditstore_t *s, const vg_audit_query *q, vg_buf
     if (rc) return rc;
     pthread_rwlock_rdlock(&s->seg_mu);
     rc = scan_open(s, &st);
-    if (!rc) rc = scan_segments(s, &st, err);
+    if (!rc) rc = scan_segments(s, &st, limit, err);
     if (!rc) rc = emit(&st, limit, out, next, err);
     pthread_rwlock_unlock(&s->seg_mu);
     if (rc == VG_ETOOLARGE)
@@ -279,15 +336,14 @@ static void tier_counts(const vg_auditstore_t *s, const char *tenant, vg_audit_t
         if (vg_audit_list_segments(s->dir, tenant, t, &names, &n, NULL)) continue;
         vg_audit_path(s->dir, tenant, vg_audit_tiers[t], dir, sizeof(dir));
         for (size_t i = 0; i < n; i++) {
-            vg_aseg_t *seg = NULL;
+            uint64_t nrec = 0;
+            int64_t hour;
+            struct stat sb;
             snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
-            if (vg_aseg_load(p, &seg, NULL)) continue;
+            if (vg_aseg_peek(p, &nrec, &hour, NULL) || stat(p, &sb) != 0) continue;
             st->segments[t]++;
-            st->records[t] += vg_aseg_count(seg);
-            FILE *f = fopen(p, "rb");
-            if (f && fseek(f, 0, SEEK_END) == 0) st->bytes[t] += (uint64_t)ftell(f);
-            if (f) fclose(f);
-            vg_aseg_free(seg);
+            st->records[t] += nrec;
+            st->bytes[t] += (uint64_t)sb.st_size;
         }
         vg_audit_free_names(names, n);
     }

@@ -137,6 +137,8 @@ static vg_err_t move_or_delete(vg_auditstore_t *s, const char *tenant, int from,
                                int64_t now, vg_error *err)
 {
     char dir[1024], path[1200], to[1024];
+    int64_t hour = vg_audit_name_hour(name);
+    if (hour >= 0 && tier_for(s, now - (hour + VG_AUDIT_HOUR_MS)) <= from) return VG_OK; /* cheap */
     vg_audit_path(s->dir, tenant, vg_audit_tiers[from], dir, sizeof(dir));
     snprintf(path, sizeof(path), "%s/%s", dir, name);
     vg_aseg_t *seg = NULL;

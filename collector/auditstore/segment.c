@@ -432,6 +432,19 @@ out:
     return rc;
 }
 
+vg_err_t vg_aseg_peek(const char *path, uint64_t *nrec, int64_t *hour_ms, vg_error *err)
+{
+    uint8_t h[HDR_LEN];
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd < 0) return vg_error_set(err, VG_EIO, "%s: %s", path, strerror(errno));
+    ssize_t r = read(fd, h, sizeof(h));
+    close(fd);
+    if (r != HDR_LEN || memcmp(h, MAGIC, 8) != 0) return bad(err, "header");
+    *nrec = get64(h + 16);
+    *hour_ms = (int64_t)get64(h + 24);
+    return VG_OK;
+}
+
 void vg_aseg_free(vg_aseg_t *s)
 {
     if (!s) return;

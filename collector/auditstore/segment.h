@@ -50,6 +50,9 @@ vg_err_t vg_aseg_parse(const uint8_t *data, size_t len, vg_aseg_t **out, vg_erro
 /* Read and parse a segment file. */
 vg_err_t vg_aseg_load(const char *path, vg_aseg_t **out, vg_error *err);
 void vg_aseg_free(vg_aseg_t *s);
+/* Read only a segment file's header: record count and hour (no checksum;
+ * for counts and listings, never for integrity). */
+vg_err_t vg_aseg_peek(const char *path, uint64_t *nrec, int64_t *hour_ms, vg_error *err);
 
 size_t vg_aseg_count(const vg_aseg_t *s);
 int64_t vg_aseg_hour(const vg_aseg_t *s);
