@@ -98,7 +98,8 @@ static vg_err_t parse_all(const vg_buf *b, const char *path, vg_achain_ent **out
     vg_err_t rc = VG_OK;
     size_t cap = 0, cnt = 0;
     vg_achain_ent *v = NULL;
-    const char *p = b->data ? b->data : "", *prev = ZERO_HASH;
+    const char *p = b->data ? b->data : "";
+    char prev[65] = ZERO_HASH; /* a copy: v moves when it grows */
     while (*p && !rc) {
         const char *nl = strchr(p, '\n');
         if (!nl) {
@@ -121,7 +122,7 @@ static vg_err_t parse_all(const vg_buf *b, const char *path, vg_achain_ent **out
         if (parse_line(line, &v[cnt]))
             rc = vg_error_set(err, VG_ECORRUPT, "%s: line %zu does not parse", path, cnt + 1);
         if (!rc) rc = check_line(&v[cnt], cnt + 1, prev, path, err);
-        if (!rc) prev = v[cnt++].hash;
+        if (!rc) memcpy(prev, v[cnt++].hash, sizeof(prev));
         p = nl + 1;
     }
     if (rc) vg_free(v), v = NULL, cnt = 0;

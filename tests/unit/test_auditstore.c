@@ -21,6 +21,7 @@
 #include "auditstore/auditstore.h"
 #include "auditstore/chain.h"
 #include "auditstore/segment.h"
+#include "vigil/alloc.h"
 #include "vigil/buf.h"
 
 #define HOUR 3600000LL
@@ -500,6 +501,94 @@ static void test_bad_batch_stores_nothing(void **state)
     assert_int_not_equal(vg_auditstore_append(f->s, longname, pr, 2, NULL, &err), VG_OK);
 }
 
+/* Every allocation of encode/parse/rewrite failing in turn: an error, never a crash or leak. */
+static void test_segment_alloc_failures(void **state)
+{
+    (void)state;
+    vg_aseg_rec r[2] = {
+        {.ts_ms = 1, .key = 1, .line = "{}", .len = 2, .field = {"a", "b", "c"}},
+        {.ts_ms = 2, .key = 2, .line = "{}", .len = 2, .field = {"d", "b", NULL}},
+    };
+    int ok = 0;
+    for (long n = 1; n < 200 && !ok; n++) {
+        vg_buf b;
+        vg_buf_init(&b, 0);
+        uint8_t d[32], drop[1] = {1};
+        vg_aseg_t *s = NULL;
+        vg_alloc_fail_after(n);
+        vg_err_t rc = vg_aseg_encode(r, 2, NULL, 0, 0, 1, &b, d, NULL);
+        if (!rc) rc = vg_aseg_parse((uint8_t *)b.data, b.len, &s, NULL);
+        vg_buf out;
+        vg_buf_init(&out, 0);
+        if (!rc) rc = vg_aseg_rewrite(s, drop, 1, &out, d, NULL);
+        vg_alloc_fail_after(0);
+        ok = rc == VG_OK;
+        vg_aseg_free(s);
+        vg_buf_free(&out), vg_buf_free(&b);
+    }
+    assert_true(ok);
+}
+
+/* Run op with the nth allocation failing, n = 1, 2, ... until it succeeds. */
+static void sweep(struct fix *f, vg_err_t (*op)(struct fix *f, long n))
+{
+    int ok = 0;
+    for (long n = 1; n < 2000 && !ok; n++) {
+        vg_alloc_fail_after(n);
+        vg_err_t rc = op(f, n);
+        vg_alloc_fail_after(0);
+        ok = rc == VG_OK;
+    }
+    assert_true(ok);
+}
+
+static vg_err_t op_append(struct fix *f, long n)
+{
+    Vigil__V1__AuditRecord r, *pr = &r;
+    vigil__v1__audit_record__init(&r);
+    r.ts_ms = T0 + HOUR, r.user_id = "u1", r.file_id = "f1", r.offset = 1000 + (uint64_t)n;
+    return vg_auditstore_append(f->s, "t1", &pr, 1, NULL, NULL);
+}
+
+static vg_err_t op_seal(struct fix *f, long n)
+{
+    (void)n;
+    return vg_auditstore_seal_all(f->s, "t1", NULL);
+}
+
+static vg_err_t op_query(struct fix *f, long n)
+{
+    (void)n;
+    vg_buf b;
+    vg_buf_init(&b, 0);
+    char next[64];
+    vg_audit_query q = {.tenant = "t1", .user_id = "u1"};
+    vg_err_t rc = vg_auditstore_query(f->s, &q, &b, next, NULL);
+    vg_buf_free(&b);
+    return rc;
+}
+
+static vg_err_t op_erase(struct fix *f, long n)
+{
+    (void)n;
+    uint64_t removed = 0;
+    return vg_auditstore_erase(f->s, "t1", "u1", &removed, NULL);
+}
+
+static void test_store_alloc_failures(void **state)
+{
+    struct fix *f = *state;
+    put(f->s, "t1", 0, 5, T0, 2);
+    sweep(f, op_append);
+    sweep(f, op_seal);
+    sweep(f, op_query);
+    sweep(f, op_erase);
+    reopen(f);
+    assert_int_equal(verify(f, "t1"), 0);
+    assert_int_equal(query_count(f->s, "t1", "u1"), 0);
+    assert_int_equal(query_count(f->s, "t1", NULL), 3); /* u0 at offsets 0, 2, 4 */
+}
+
 static void test_lock(void **state)
 {
     struct fix *f = *state;
@@ -526,6 +615,8 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_dlq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_batch_stores_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
+        cmocka_unit_test(test_segment_alloc_failures),
+        cmocka_unit_test_setup_teardown(test_store_alloc_failures, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
