@@ -21,6 +21,7 @@
 
 #include "vigil/alloc.h"
 #include "vigil/crc32c.h"
+#include "vigil/le.h"
 
 #define MAGIC       "VGAUDSG1"
 #define HDR_LEN     64
@@ -53,39 +54,17 @@ struct vg_aseg {
     uint32_t *fieldof[VG_AFIELD__N]; /* ord -> entry index + 1 (0 = none), lazily */
 };
 
-/* ---- little-endian helpers ---- */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
 static vg_err_t app32(vg_buf *b, uint32_t v)
 {
     uint8_t t[4];
-    put32(t, v);
+    vg_le_put32(t, v);
     return vg_buf_append(b, t, 4);
 }
 
 static vg_err_t app64(vg_buf *b, uint64_t v)
 {
     uint8_t t[8];
-    put64(t, v);
+    vg_le_put64(t, v);
     return vg_buf_append(b, t, 8);
 }
 
@@ -210,15 +189,15 @@ static void fill_header(uint8_t *h, const vg_aseg_rec *recs, size_t n, int64_t h
         if (!i || recs[i].ts_ms > mx) mx = recs[i].ts_ms;
     }
     memcpy(h, MAGIC, 8);
-    put32(h + 8, 1);
-    put32(h + 12, (uint32_t)level);
-    put64(h + 16, n);
-    put64(h + 24, (uint64_t)hour);
-    put64(h + 32, (uint64_t)mn);
-    put64(h + 40, (uint64_t)mx);
-    put32(h + 48, nframes);
-    put32(h + 52, nkeys);
-    put32(h + 56, ilen);
+    vg_le_put32(h + 8, 1);
+    vg_le_put32(h + 12, (uint32_t)level);
+    vg_le_put64(h + 16, n);
+    vg_le_put64(h + 24, (uint64_t)hour);
+    vg_le_put64(h + 32, (uint64_t)mn);
+    vg_le_put64(h + 40, (uint64_t)mx);
+    vg_le_put32(h + 48, nframes);
+    vg_le_put32(h + 52, nkeys);
+    vg_le_put32(h + 56, ilen);
 }
 
 static vg_err_t assemble(vg_buf *out, uint8_t *hdr, vg_buf *ftab, vg_buf *rtab, vg_buf *keys,
@@ -226,13 +205,13 @@ static vg_err_t assemble(vg_buf *out, uint8_t *hdr, vg_buf *ftab, vg_buf *rtab, 
 {
     uint64_t base = HDR_LEN + ftab->len + rtab->len + keys->len + idx->len;
     for (size_t o = 0; o < ftab->len; o += FRAME_ENT)
-        put64((uint8_t *)ftab->data + o, get64((uint8_t *)ftab->data + o) + base);
+        vg_le_put64((uint8_t *)ftab->data + o, vg_le_get64((uint8_t *)ftab->data + o) + base);
     uint32_t crc = vg_crc32c(0, hdr, HDR_LEN - 4);
     crc = vg_crc32c(crc, ftab->data, ftab->len);
     crc = vg_crc32c(crc, rtab->data, rtab->len);
     crc = vg_crc32c(crc, keys->data, keys->len);
     crc = vg_crc32c(crc, idx->data, idx->len);
-    put32(hdr + 60, crc);
+    vg_le_put32(hdr + 60, crc);
     vg_err_t rc = vg_buf_append(out, hdr, HDR_LEN);
     if (!rc) rc = vg_buf_append(out, ftab->data, ftab->len);
     if (!rc) rc = vg_buf_append(out, rtab->data, rtab->len);
@@ -289,7 +268,7 @@ static vg_err_t parse_index(vg_aseg_t *s, vg_error *err)
         if ((size_t)(end - p) < (size_t)e.vlen + 4) return bad(err, "index value truncated");
         e.val = (const char *)p;
         p += e.vlen;
-        e.count = get32(p);
+        e.count = vg_le_get32(p);
         p += 4;
         if (e.count > s->nrec || (size_t)(end - p) / 4 < e.count) return bad(err, "index ordinals");
         e.ords = p;
@@ -307,7 +286,7 @@ static vg_err_t parse_index(vg_aseg_t *s, vg_error *err)
         e->ordv = vg_malloc(((size_t)e->count + 1) * sizeof(uint32_t));
         if (!e->ordv) return vg_error_set(err, VG_ENOMEM, "out of memory");
         for (uint32_t k = 0; k < e->count; k++) {
-            e->ordv[k] = get32(e->ords + 4 * (size_t)k);
+            e->ordv[k] = vg_le_get32(e->ords + 4 * (size_t)k);
             if (e->ordv[k] >= s->nrec) return bad(err, "index ordinal out of range");
         }
     }
@@ -319,14 +298,14 @@ static vg_err_t check_tables(vg_aseg_t *s, size_t meta_end, vg_error *err)
     uint64_t next = 0;
     for (uint32_t i = 0; i < s->nframes; i++) {
         const uint8_t *f = s->frames + (size_t)i * FRAME_ENT;
-        uint64_t off = get64(f), clen = get32(f + 8), first = get32(f + 16 - 4);
-        uint32_t cnt = get32(f + 16), rawlen = get32(f + 20);
+        uint64_t off = vg_le_get64(f), clen = vg_le_get32(f + 8), first = vg_le_get32(f + 16 - 4);
+        uint32_t cnt = vg_le_get32(f + 16), rawlen = vg_le_get32(f + 20);
         if (off < meta_end || off > s->len || clen > s->len - off) return bad(err, "frame bounds");
         if (first != next || cnt == 0 || cnt > s->nrec - next) return bad(err, "frame records");
         if (rawlen > VG_ASEG_MAX_FRAME) return bad(err, "frame size");
         for (uint32_t k = 0; k < cnt; k++) {
             const uint8_t *r = s->recs + (size_t)(first + k) * REC_ENT;
-            uint64_t ro = get32(r + 16), rl = get32(r + 20);
+            uint64_t ro = vg_le_get32(r + 16), rl = vg_le_get32(r + 20);
             if (ro + rl + 1 > rawlen) return bad(err, "record bounds");
         }
         next += cnt;
@@ -339,12 +318,13 @@ static vg_err_t parse_meta(vg_aseg_t *s, vg_error *err)
 {
     const uint8_t *h = s->data;
     if (s->len < HDR_LEN || memcmp(h, MAGIC, 8) != 0) return bad(err, "magic");
-    if (get32(h + 8) != 1) return bad(err, "version");
-    s->level = get32(h + 12);
-    s->nrec = get64(h + 16);
-    s->hour = (int64_t)get64(h + 24), s->min_ts = (int64_t)get64(h + 32);
-    s->max_ts = (int64_t)get64(h + 40);
-    s->nframes = get32(h + 48), s->nkeys = get32(h + 52), s->index_len = get32(h + 56);
+    if (vg_le_get32(h + 8) != 1) return bad(err, "version");
+    s->level = vg_le_get32(h + 12);
+    s->nrec = vg_le_get64(h + 16);
+    s->hour = (int64_t)vg_le_get64(h + 24), s->min_ts = (int64_t)vg_le_get64(h + 32);
+    s->max_ts = (int64_t)vg_le_get64(h + 40);
+    s->nframes = vg_le_get32(h + 48), s->nkeys = vg_le_get32(h + 52),
+    s->index_len = vg_le_get32(h + 56);
     if (s->nrec > VG_ASEG_MAX_RECORDS || s->nframes > s->nrec || s->nkeys > 2 * VG_ASEG_MAX_RECORDS)
         return bad(err, "counts");
     uint64_t need = HDR_LEN + (uint64_t)s->nframes * FRAME_ENT + s->nrec * REC_ENT +
@@ -352,7 +332,7 @@ static vg_err_t parse_meta(vg_aseg_t *s, vg_error *err)
     if (need > s->len) return bad(err, "meta truncated");
     uint32_t crc = vg_crc32c(0, h, HDR_LEN - 4);
     crc = vg_crc32c(crc, h + HDR_LEN, (size_t)need - HDR_LEN);
-    if (crc != get32(h + 60)) return bad(err, "meta checksum");
+    if (crc != vg_le_get32(h + 60)) return bad(err, "meta checksum");
     s->frames = h + HDR_LEN;
     s->recs = s->frames + (size_t)s->nframes * FRAME_ENT;
     s->keys = s->recs + (size_t)s->nrec * REC_ENT;
@@ -368,7 +348,7 @@ static vg_err_t alloc_views(vg_aseg_t *s, vg_error *err)
     s->raw = vg_calloc((size_t)s->nframes + 1, sizeof(char *));
     s->rawlen = vg_calloc((size_t)s->nframes + 1, sizeof(size_t));
     if (!s->keyv || !s->raw || !s->rawlen) return vg_error_set(err, VG_ENOMEM, "out of memory");
-    for (uint32_t i = 0; i < s->nkeys; i++) s->keyv[i] = get64(s->keys + 8 * (size_t)i);
+    for (uint32_t i = 0; i < s->nkeys; i++) s->keyv[i] = vg_le_get64(s->keys + 8 * (size_t)i);
     return VG_OK;
 }
 
@@ -440,8 +420,8 @@ vg_err_t vg_aseg_peek(const char *path, uint64_t *nrec, int64_t *hour_ms, vg_err
     ssize_t r = read(fd, h, sizeof(h));
     close(fd);
     if (r != HDR_LEN || memcmp(h, MAGIC, 8) != 0) return bad(err, "header");
-    *nrec = get64(h + 16);
-    *hour_ms = (int64_t)get64(h + 24);
+    *nrec = vg_le_get64(h + 16);
+    *hour_ms = (int64_t)vg_le_get64(h + 24);
     return VG_OK;
 }
 
@@ -479,12 +459,12 @@ int vg_aseg_level(const vg_aseg_t *s)
 
 int64_t vg_aseg_ts(const vg_aseg_t *s, size_t ord)
 {
-    return (int64_t)get64(s->recs + ord * REC_ENT);
+    return (int64_t)vg_le_get64(s->recs + ord * REC_ENT);
 }
 
 uint64_t vg_aseg_key(const vg_aseg_t *s, size_t ord)
 {
-    return get64(s->recs + ord * REC_ENT + 8);
+    return vg_le_get64(s->recs + ord * REC_ENT + 8);
 }
 
 const uint64_t *vg_aseg_keys(const vg_aseg_t *s, size_t *n)
@@ -527,7 +507,7 @@ static vg_err_t load_frame(vg_aseg_t *s, uint32_t fi, vg_error *err)
 {
     if (s->raw[fi]) return VG_OK;
     const uint8_t *f = s->frames + (size_t)fi * FRAME_ENT;
-    size_t off = (size_t)get64(f), clen = get32(f + 8), rawlen = get32(f + 20);
+    size_t off = (size_t)vg_le_get64(f), clen = vg_le_get32(f + 8), rawlen = vg_le_get32(f + 20);
     char *raw = vg_malloc(rawlen + 1);
     if (!raw) return vg_error_set(err, VG_ENOMEM, "out of memory");
     size_t z = ZSTD_decompress(raw, rawlen, s->data + off, clen);
@@ -545,7 +525,7 @@ static uint32_t frame_of(const vg_aseg_t *s, size_t ord)
     uint32_t lo = 0, hi = s->nframes - 1;
     while (lo < hi) {
         uint32_t mid = (lo + hi + 1) / 2;
-        if (get32(s->frames + (size_t)mid * FRAME_ENT + 12) <= ord)
+        if (vg_le_get32(s->frames + (size_t)mid * FRAME_ENT + 12) <= ord)
             lo = mid;
         else
             hi = mid - 1;
@@ -560,8 +540,8 @@ vg_err_t vg_aseg_line(vg_aseg_t *s, size_t ord, const char **line, size_t *len, 
     vg_err_t rc = load_frame(s, fi, err);
     if (rc) return rc;
     const uint8_t *r = s->recs + ord * REC_ENT;
-    *line = s->raw[fi] + get32(r + 16);
-    *len = get32(r + 20);
+    *line = s->raw[fi] + vg_le_get32(r + 16);
+    *len = vg_le_get32(r + 20);
     return VG_OK;
 }
 

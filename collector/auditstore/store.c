@@ -24,6 +24,7 @@
 #include "vigil/alloc.h"
 #include "vigil/clock.h"
 #include "vigil/crc32c.h"
+#include "vigil/le.h"
 #include "vigil/log.h"
 
 #define COMP "auditstore"
@@ -42,7 +43,7 @@ uint64_t vg_audit_key(const char *tenant, const char *file_id, uint64_t offset, 
     memcpy(buf, dlq ? "dlq" : "rec", 4), n = 4;
     memcpy(buf + n, tenant, tl), n += tl, buf[n++] = 0;
     memcpy(buf + n, file_id, fl), n += fl, buf[n++] = 0;
-    for (int i = 0; i < 8; i++) buf[n++] = (uint8_t)(offset >> (8 * i));
+    vg_le_put64(buf + n, offset), n += 8;
     uint64_t k = XXH3_64bits(buf, n);
     return k ? k : 1;
 }
@@ -161,45 +162,35 @@ static vg_err_t bucket_add(struct vg_abucket *b, int64_t ts, uint64_t key, char 
 
 /* ---- WAL frames ---- */
 
-static void put_u32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get_u32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
 static vg_err_t frame_encode(vg_buf *fb, int64_t ts, uint64_t key, const char *const f[3],
                              const char *line, size_t len)
 {
     uint8_t hdr[8] = {0}, t[8];
     vg_err_t rc = vg_buf_append(fb, hdr, 8);
-    for (int i = 0; i < 8; i++) t[i] = (uint8_t)((uint64_t)ts >> (8 * i));
+    vg_le_put64(t, (uint64_t)ts);
     if (!rc) rc = vg_buf_append(fb, t, 8);
-    for (int i = 0; i < 8; i++) t[i] = (uint8_t)(key >> (8 * i));
+    vg_le_put64(t, key);
     if (!rc) rc = vg_buf_append(fb, t, 8);
     for (int i = 0; i < VG_AFIELD__N && !rc; i++) {
         size_t fl = strlen(f[i]);
-        put_u32(t, (uint32_t)fl);
+        vg_le_put32(t, (uint32_t)fl);
         rc = vg_buf_append(fb, t, 4);
         if (!rc) rc = vg_buf_append(fb, f[i], fl);
     }
-    put_u32(t, (uint32_t)len);
+    vg_le_put32(t, (uint32_t)len);
     if (!rc) rc = vg_buf_append(fb, t, 4);
     if (!rc) rc = vg_buf_append(fb, line, len);
     if (rc) return rc;
     uint8_t *p = (uint8_t *)fb->data;
-    put_u32(p, (uint32_t)(fb->len - 8));
-    put_u32(p + 4, vg_crc32c(0, p + 8, fb->len - 8));
+    vg_le_put32(p, (uint32_t)(fb->len - 8));
+    vg_le_put32(p + 4, vg_crc32c(0, p + 8, fb->len - 8));
     return VG_OK;
 }
 
 static char *take_str(const uint8_t **p, const uint8_t *end)
 {
     if (end - *p < 4) return NULL;
-    uint32_t l = get_u32(*p);
+    uint32_t l = vg_le_get32(*p);
     *p += 4;
     if ((uint64_t)(end - *p) < l) return NULL;
     char *s = vg_malloc((size_t)l + 1);
@@ -214,9 +205,7 @@ static vg_err_t frame_apply(vg_auditstore_t *s, struct vg_abucket *b, const uint
 {
     const uint8_t *end = p + n;
     if (n < 16) return VG_ECORRUPT;
-    uint64_t ts = 0, key = 0;
-    for (int i = 0; i < 8; i++)
-        ts |= (uint64_t)p[i] << (8 * i), key |= (uint64_t)p[8 + i] << (8 * i);
+    uint64_t ts = vg_le_get64(p), key = vg_le_get64(p + 8);
     p += 16;
     char *f[VG_AFIELD__N] = {0}, *line = NULL;
     for (int i = 0; i < VG_AFIELD__N; i++) f[i] = take_str(&p, end);
@@ -228,7 +217,7 @@ static vg_err_t frame_apply(vg_auditstore_t *s, struct vg_abucket *b, const uint
         vg_free(line);
         return bad ? VG_ECORRUPT : VG_OK;
     }
-    size_t len = get_u32(lp);
+    size_t len = vg_le_get32(lp);
     vg_err_t rc = vg_akeys_add(&s->keys, key);
     if (rc) {
         for (int i = 0; i < VG_AFIELD__N; i++) vg_free(f[i]);
@@ -398,7 +387,7 @@ static size_t replay_frames(vg_auditstore_t *s, struct vg_abucket *b, const uint
 {
     size_t off = 0;
     while (n - off >= 8) {
-        uint32_t len = get_u32(p + off), crc = get_u32(p + off + 4);
+        uint32_t len = vg_le_get32(p + off), crc = vg_le_get32(p + off + 4);
         if (len > 2 * VG_AUDIT_MAX_LINE + 8192 || n - off - 8 < len) break;
         if (vg_crc32c(0, p + off + 8, len) != crc) break;
         vg_err_t r = frame_apply(s, b, p + off + 8, len);
