@@ -348,6 +348,23 @@ static void test_verify_chain_reorder(void **state)
     assert_true(verify(f, "t1") > 0);
 }
 
+static void test_verify_chain_edit_and_truncate(void **state)
+{
+    struct fix *f = *state;
+    three_segments(f);
+    char p[200], cmd[1000];
+    snprintf(p, sizeof(p), "%s/t1/chain.log", f->dir);
+    snprintf(cmd, sizeof(cmd), "cp %s %s.orig && sed -i '2s/ 100 / 99 /' %s", p, p, p);
+    assert_int_equal(system(cmd), 0); /* a record count edited */
+    assert_true(verify(f, "t1") > 0);
+    snprintf(cmd, sizeof(cmd), "head -n 2 %s.orig > %s", p, p);
+    assert_int_equal(system(cmd), 0); /* the last line dropped: its segment is unchained */
+    assert_true(verify(f, "t1") > 0);
+    snprintf(cmd, sizeof(cmd), "cp %s.orig %s && rm %s.orig", p, p, p);
+    assert_int_equal(system(cmd), 0);
+    assert_int_equal(verify(f, "t1"), 0);
+}
+
 static void test_erasure(void **state)
 {
     struct fix *f = *state;
@@ -610,6 +627,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_verify_flip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_remove_and_swap, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_chain_reorder, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_verify_chain_edit_and_truncate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erasure, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tiers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq, setup, teardown),
