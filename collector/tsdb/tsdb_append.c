@@ -282,6 +282,29 @@ static vg_err_t batch_prepare(batch *b, Prometheus__TimeSeries *const *ts, size_
     return VG_OK;
 }
 
+/* Look up the valid series of the batch's first m in one vg_head_lookup_n. */
+static void batch_lookup(vg_head_t *h, batch *b, size_t m)
+{
+    vg_head_key keys[LOOKUP_BATCH], *valid[LOOKUP_BATCH];
+    size_t nk = 0;
+    for (size_t i = 0; i < m; i++)
+        if (b->valid[i]) keys[nk] = b->key[i], valid[nk++] = &b->key[i];
+    vg_head_lookup_n(h, keys, nk);
+    for (size_t i = 0; i < nk; i++) *valid[i] = keys[i];
+}
+
+/* Count a series that failed check_labels; its problem is err's if first. */
+static void reject_series(vg_tsdb_t *db, const Prometheus__TimeSeries *ts, const vg_head_key *k,
+                          vg_append_stats *l, vg_error *err, int *have)
+{
+    vg_error e1;
+    check_labels(k->l, k->n, &e1);
+    l->series_rejected++;
+    vg_metric_add(db->m_invalid, (double)ts->n_samples);
+    if (!*have && err) *err = e1;
+    *have = 1;
+}
+
 vg_err_t vg_tsdb_append_timeseries(vg_tsdb_t *db, const char *tenant,
                                    Prometheus__TimeSeries *const *ts, size_t n, vg_append_stats *st,
                                    vg_error *err)
@@ -290,7 +313,6 @@ vg_err_t vg_tsdb_append_timeseries(vg_tsdb_t *db, const char *tenant,
     batch *b = NULL;
     vg_head_t *h;
     int have = 0; /* err already holds the first problem */
-    vg_error e1;
     wal_ctx w;
     vg_err_t rc = vg_tsdb_tenant_get(db, tenant, &h, err);
     if (!rc && db->limits) rc = limits_take_batch(db, tenant, ts, n, err);
@@ -298,19 +320,13 @@ vg_err_t vg_tsdb_append_timeseries(vg_tsdb_t *db, const char *tenant,
     if (!(b = vg_calloc(1, sizeof(*b)))) return vg_error_set(err, VG_ENOMEM, "out of memory");
     wal_ctx_init(db, h, tenant, &w);
     for (size_t off = 0; off < n && !rc; off += LOOKUP_BATCH) {
-        size_t m = n - off < LOOKUP_BATCH ? n - off : LOOKUP_BATCH, nk = 0;
-        vg_head_key *valid[LOOKUP_BATCH];
-        vg_head_key keys[LOOKUP_BATCH];
-        size_t cut = m;
+        size_t m = n - off < LOOKUP_BATCH ? n - off : LOOKUP_BATCH, cut = m;
         vg_err_t prc = batch_prepare(b, ts + off, &cut);
         if (prc == VG_ENOMEM) {
             rc = vg_error_set(err, prc, "out of memory");
             break;
         }
-        for (size_t i = 0; i < cut; i++)
-            if (b->valid[i]) keys[nk] = b->key[i], valid[nk++] = &b->key[i];
-        vg_head_lookup_n(h, keys, nk);
-        for (size_t i = 0; i < nk; i++) *valid[i] = keys[i];
+        batch_lookup(h, b, cut);
         for (size_t i = 0; i < m && !rc; i++) {
             if (i == cut) { /* where scratch_labels failed */
                 rc = vg_error_set(err, prc, "series has %zu labels, over the limit of %d",
@@ -318,15 +334,10 @@ vg_err_t vg_tsdb_append_timeseries(vg_tsdb_t *db, const char *tenant,
                 break;
             }
             if (!ts[off + i]) continue;
-            if (!b->valid[i]) {
-                check_labels(b->key[i].l, b->key[i].n, &e1);
-                l.series_rejected++;
-                vg_metric_add(db->m_invalid, (double)ts[off + i]->n_samples);
-                if (!have && err) *err = e1;
-                have = 1;
-                continue;
-            }
-            rc = append_one_series(h, ts[off + i], &b->key[i], &l, err, &have, &w);
+            if (!b->valid[i])
+                reject_series(db, ts[off + i], &b->key[i], &l, err, &have);
+            else
+                rc = append_one_series(h, ts[off + i], &b->key[i], &l, err, &have, &w);
         }
     }
     vg_free(b->lab);
