@@ -38,6 +38,7 @@
 #define POLL_MS           100
 #define COMMIT_EVERY_MS   1000
 #define COMMIT_EVERY_MSGS 1000
+#define LAG_EVERY_MS      1000
 #define BACKOFF_MIN_MS    500
 #define BACKOFF_MAX_MS    30000
 #define DLQ_WAIT_MS       30000
@@ -78,6 +79,8 @@ struct vg_kafka_consumer {
     struct backoff *bo;
     size_t nbo, capbo;
     vg_metric_t *consumed, *dlq_count, *commit_failures, *retries, *sync_failures;
+    vg_metric_t *lag[2]; /* per subscribed topic; set by the consumer thread */
+    int64_t last_lag_ms;
 };
 
 /* ---- pending offsets: stored only once the data is durable ---- */
@@ -361,6 +364,41 @@ static void consumer_error(const rd_kafka_message_t *m)
                 m->rkt ? rd_kafka_topic_name(m->rkt) : "-", rd_kafka_message_errstr(m));
 }
 
+/* ---- consumer lag ---- */
+
+/* Messages behind the high watermark, summed over the partitions of topic
+ * this member owns. Uses librdkafka's cached watermarks (refreshed by
+ * fetches), so it costs no broker round trip. Runs on the consumer thread,
+ * which owns rk, so a /metrics scrape never touches a freed handle. */
+static double topic_lag(vg_kafka_consumer_t *c, const char *topic,
+                        const rd_kafka_topic_partition_list_t *parts)
+{
+    double lag = 0;
+    for (int i = 0; i < parts->cnt; i++) {
+        const rd_kafka_topic_partition_t *p = &parts->elems[i];
+        int64_t lo, hi;
+        if (strcmp(p->topic, topic)) continue;
+        if (rd_kafka_get_watermark_offsets(c->rk, p->topic, p->partition, &lo, &hi) || hi < 0)
+            continue;
+        int64_t pos = p->offset >= 0 ? p->offset : lo;
+        if (hi > pos) lag += (double)(hi - pos);
+    }
+    return lag;
+}
+
+static void update_lag(vg_kafka_consumer_t *c)
+{
+    int64_t now = vg_clock_mono_ms();
+    rd_kafka_topic_partition_list_t *parts = NULL;
+    if (now - c->last_lag_ms < LAG_EVERY_MS) return;
+    c->last_lag_ms = now;
+    if (rd_kafka_assignment(c->rk, &parts) || !parts) return;
+    rd_kafka_position(c->rk, parts);
+    for (int t = 0; t < 2; t++)
+        if (c->lag[t] && c->topics[t]) vg_metric_set(c->lag[t], topic_lag(c, c->topics[t], parts));
+    rd_kafka_topic_partition_list_destroy(parts);
+}
+
 static void *consumer_main(void *arg)
 {
     vg_kafka_consumer_t *c = arg;
@@ -375,6 +413,7 @@ static void *consumer_main(void *arg)
             rd_kafka_message_destroy(m);
         }
         maybe_commit(c, m == NULL);
+        update_lag(c);
     }
     return NULL;
 }
@@ -504,6 +543,15 @@ static void register_metrics(vg_kafka_consumer_t *c, vg_metrics_t *m)
     c->sync_failures =
         vg_metrics_counter(m, "vigil_kafka_sync_failures_total",
                            "Commits held back because the store was not durable.", NULL);
+    for (int t = 0; t < 2; t++) {
+        char lab[300];
+        if (!c->topics[t]) continue;
+        snprintf(lab, sizeof(lab), "topic=\"%.250s\"", c->topics[t]);
+        c->lag[t] = vg_metrics_gauge(m, "vigil_kafka_consumer_lag",
+                                     "Messages behind the high watermark on the partitions this "
+                                     "collector owns, per topic.",
+                                     lab);
+    }
 }
 
 static char *topic_or(const char *t, const char *def)

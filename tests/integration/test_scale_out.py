@@ -192,6 +192,12 @@ def main():
                 for labels, samples in batch_series(r):
                     for ts, v in samples:
                         assert merged.get((labels["series"], ts)) == v, (t, labels, ts)
+        # B owns all four partitions and has consumed everything: its lag
+        # gauge for the topic reads 0 (it exists only when it is exported).
+        lag_name = 'vigil_kafka_consumer_lag{topic="%s"}' % topic
+        wait_until("B reports consumer lag 0",
+                   lambda: lag_name in http_get(base_b + "/metrics")[1].decode()
+                   and metric(base_b, lag_name) == 0.0, timeout=60)
         p.check_alive()
     print("test_scale_out: OK")
 
