@@ -12,6 +12,7 @@
 #include <stdio.h>
 #include <string.h>
 #include <sys/stat.h>
+#include <sys/statvfs.h>
 
 #include "tsdb/chunk.h"
 #include "tsdb/head.h"
@@ -98,13 +99,47 @@ static vg_err_t open_wal(vg_tsdb_t *db, const vg_tsdb_opts *o, vg_metrics_t *m, 
     return vg_wal_open(path, o->wal_segment_bytes, o->wal_sync_ms, &cb, m, NULL, &db->wal, err);
 }
 
+/* Free space of the filesystem holding the WAL and blocks, read at scrape
+ * time (one statvfs), so "disk nearly full" alerts need no node_exporter. */
+static double fs_bytes(const vg_tsdb_t *db, int avail)
+{
+    struct statvfs st;
+    if (!db->dir || statvfs(db->dir, &st)) return 0;
+    return (double)(avail ? st.f_bavail : st.f_blocks) * (double)st.f_frsize;
+}
+
+static double fs_avail(void *ud)
+{
+    return fs_bytes(ud, 1);
+}
+
+static double fs_size(void *ud)
+{
+    return fs_bytes(ud, 0);
+}
+
+static vg_err_t watch_disk(vg_tsdb_t *db, const char *dir, vg_metrics_t *m, vg_error *err)
+{
+    if (!(db->dir = vg_strdup(dir))) return vg_error_set(err, VG_ENOMEM, "out of memory");
+    if (!m) return VG_OK;
+    vg_metrics_gauge_fn(m, "vigil_tsdb_wal_fs_avail_bytes",
+                        "Bytes available to the collector on the filesystem holding its data.",
+                        NULL, fs_avail, db);
+    vg_metrics_gauge_fn(m, "vigil_tsdb_wal_fs_size_bytes",
+                        "Size in bytes of the filesystem holding the collector's data.", NULL,
+                        fs_size, db);
+    return VG_OK;
+}
+
 vg_err_t vg_tsdb_open(const vg_tsdb_opts *o, vg_metrics_t *metrics, vg_tsdb_t **out, vg_error *err)
 {
     vg_tsdb_t *db = vg_tsdb_new(metrics);
     *out = NULL;
     if (!db) return vg_error_set(err, VG_ENOMEM, "out of memory opening the store");
-    db->ooo_window_ms = INT64_MAX; /* the replay re-inserts what was accepted, whatever the window */
+    db->ooo_window_ms =
+        INT64_MAX; /* the replay re-inserts what was accepted, whatever the window */
     vg_err_t rc = o && o->dir ? open_wal(db, o, metrics, err) : VG_OK;
+    if (!rc && o && o->dir) rc = watch_disk(db, o->dir, metrics, err);
     if (!rc && o && o->dir) rc = vg_tsdb_blocks_attach(db, o->dir, o->block_range_ms, metrics, err);
     if (!rc && db->blocks) rc = vg_tiers_attach_tsdb(db->blocks, o, metrics, err);
     if (!rc) rc = vg_tsdb_limits_init(db, o, metrics, err); /* after replay: never refuse it */
@@ -135,6 +170,7 @@ void vg_tsdb_free(vg_tsdb_t *db)
     vg_limits_free(db->limits);
     for (size_t i = 0; i < db->ntenants; i++) vg_head_free(db->tenants[i].head);
     vg_free(db->tenants);
+    vg_free(db->dir);
     if (db->lock_ok) pthread_rwlock_destroy(&db->lock);
     vg_free(db);
 }

@@ -26,10 +26,11 @@ struct vg_tsdb {
     tenant *tenants;
     size_t ntenants, cap;
     vg_metric_t *m_appended, *m_dedup, *m_ooo, *m_conflict, *m_invalid, *m_created;
-    struct vg_wal *wal; /* NULL: memory only */
+    struct vg_wal *wal;            /* NULL: memory only */
     struct vg_tsdb_blocks *blocks; /* NULL: memory only (tsdb_blocks.c) */
-    int64_t ooo_window_ms;     /* vg_tsdb_opts.ooo_window_ms: 0 = head default, < 0 = none */
-    struct vg_limits *limits;  /* NULL: unlimited (limits.c) */
+    int64_t ooo_window_ms;         /* vg_tsdb_opts.ooo_window_ms: 0 = head default, < 0 = none */
+    struct vg_limits *limits;      /* NULL: unlimited (limits.c) */
+    char *dir;                     /* data directory; NULL: memory only */
 };
 
 /* The head of an existing tenant, or NULL. Thread-safe. */

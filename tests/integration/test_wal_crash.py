@@ -183,6 +183,10 @@ def main():
         assert "corrupt WAL record" in log and os.path.basename(victim) in log, log[-3000:]
         corrupt = metric(base, "vigil_tsdb_wal_corrupt_records_total")
         assert corrupt and corrupt >= 1, corrupt
+        # The disk gauges the "storage disk nearly full" alerts read.
+        avail = metric(base, "vigil_tsdb_wal_fs_avail_bytes")
+        size = metric(base, "vigil_tsdb_wal_fs_size_bytes")
+        assert size and avail and 0 < avail <= size, (avail, size)
         have = stored(base, eval_s)
         kept = nacked - missing(acked, have)
         print("phase 3: %d corrupt records counted; %d of %d samples still served"
