@@ -85,8 +85,12 @@ class System:
 def start_systems(d):
     out = []
     p = free_port()
-    out.append(System("vigil", [os.path.join(BUILD, "vigil-collector"), "--listen",
-                                "127.0.0.1:%d" % p, "--data-dir", os.path.join(d, "vigil"),
+    cfg = os.path.join(d, "vigil.yml")
+    with open(cfg, "w") as f:  # the default tenant limit (100 k samples/s) would pace the backfill
+        f.write("collector: {listen: '127.0.0.1:%d', data_dir: '%s'}\n"
+                "limits:\n  default: {ingestion_rate: 1e12, ingestion_burst: 1e12, "
+                "max_series: 100000000}\n" % (p, os.path.join(d, "vigil")))
+    out.append(System("vigil", [os.path.join(BUILD, "vigil-collector"), "--config", cfg,
                                 "--log-level", "warn"],
                       p, "/api/v1/write", os.path.join(d, "vigil.log")))
     p = free_port()

@@ -214,7 +214,7 @@ typedef struct pq_rsrc {
     int64_t *bt; /* buffer for the selector's series */
     double *bv;
     size_t bcap;
-    struct pq_prefetch *pf; /* decodes the next series on a helper thread */
+    struct pq_prefetch *pf; /* decodes batches of series on a helper thread */
     /* window */
     int64_t range_ms, offset_ms, at_ms;
     vg_pq_at at;

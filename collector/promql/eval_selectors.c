@@ -12,18 +12,18 @@
  *   - offset shifts t back, '@' pins it (start()/end() are the query's).
  * Raw samples are counted against max_samples while they are held.
  *
- * Decoding Gorilla chunks is about 40% of a range query over many series,
- * so a range selector over many series decodes on a helper thread one
- * series ahead of the evaluator (two buffers handed back and forth): the
- * evaluator computes rate() of series i while series i+1 is decoded. Only
- * the helper touches the series set until it is joined; labels, limits and
- * the arena stay on the query's thread.
+ * Decoding Gorilla chunks is most of a range query over many series, so a
+ * range selector decodes each series a chunk at a time (vg_seriesset_read)
+ * into flat arrays, and the range functions slide their window over them.
+ * Over many series the decoding runs on a helper thread, a batch of series
+ * ahead of the evaluator (see the prefetch section).
  */
 #include "promql/eval.h"
 
 #include <pthread.h>
 #include <string.h>
 
+#include "tsdb/chunk.h"
 #include "vigil/alloc.h"
 #include "vigil/expfmt.h"
 
@@ -165,22 +165,58 @@ vg_err_t pq_rsrc_open(pq_ev *ev, vg_pq_node *n, pq_rsrc *src)
     return rc;
 }
 
-static vg_err_t buf_push(pq_rsrc *src, int64_t t, double v)
+/* A growable pair of sample arrays. */
+typedef struct sbuf {
+    int64_t *t;
+    double *v;
+    size_t n, cap;
+} sbuf;
+
+/* Room for want more samples. */
+static vg_err_t sbuf_reserve(sbuf *b, size_t want)
 {
-    if (src->n == src->bcap) {
-        size_t nc = src->bcap ? src->bcap * 2 : 64;
-        int64_t *nt = vg_realloc(src->bt, nc * sizeof(*nt));
-        if (!nt) return VG_ENOMEM;
-        src->bt = nt;
-        double *nv = vg_realloc(src->bv, nc * sizeof(*nv));
-        if (!nv) return VG_ENOMEM;
-        src->bv = nv;
-        src->bcap = nc;
-    }
-    src->bt[src->n] = t;
-    src->bv[src->n] = v;
-    src->n++;
+    if (b->n + want <= b->cap) return VG_OK;
+    size_t nc = b->cap ? b->cap * 2 : 1024;
+    while (nc < b->n + want) nc *= 2;
+    int64_t *nt = vg_realloc(b->t, nc * sizeof(*nt));
+    if (!nt) return VG_ENOMEM;
+    b->t = nt;
+    double *nv = vg_realloc(b->v, nc * sizeof(*nv));
+    if (!nv) return VG_ENOMEM;
+    b->v = nv;
+    b->cap = nc;
     return VG_OK;
+}
+
+/* Append the current series of ss to b, a chunk at a time, stale markers
+ * dropped in place. */
+static vg_err_t sbuf_read_series(sbuf *b, vg_seriesset_t *ss)
+{
+    for (;;) {
+        vg_err_t rc = sbuf_reserve(b, VG_CHUNK_MAX_SAMPLES);
+        if (rc) return rc;
+        int64_t *t = b->t + b->n;
+        double *v = b->v + b->n;
+        size_t k = vg_seriesset_read(ss, t, v, b->cap - b->n), w = 0;
+        if (k == 0) return VG_OK;
+        for (size_t q = 0; q < k; q++) {
+            t[w] = t[q];
+            v[w] = v[q];
+            w += !vg_is_stale_nan(v[q]);
+        }
+        b->n += w;
+    }
+}
+
+/* The current series' samples are in; account for them and expose them. */
+static int series_loaded(pq_rsrc *src, const int64_t *t, const double *v, size_t n, vg_err_t *rc)
+{
+    src->loaded += n;
+    if ((*rc = pq_samples_add(src->ev->c, n))) return 0;
+    src->t = t;
+    src->v = v;
+    src->n = n;
+    return 1;
 }
 
 static int next_selected(pq_rsrc *src, vg_err_t *rc)
@@ -190,71 +226,77 @@ static int next_selected(pq_rsrc *src, vg_err_t *rc)
     if ((*rc = pq_tick(c))) return 0;
     if ((*rc = series_labels(c, src->ss, &src->lbl, &src->nlbl))) return 0;
     src->drop_name = 0;
-    src->n = 0;
-    int64_t t;
-    double v;
-    while (vg_seriesset_sample_next(src->ss, &t, &v)) {
-        if (vg_is_stale_nan(v)) continue;
-        src->loaded++;
-        if ((*rc = pq_samples_add(c, 1)) || (*rc = buf_push(src, t, v))) return 0;
-    }
-    src->t = src->bt;
-    src->v = src->bv;
-    return 1;
+    sbuf b = {src->bt, src->bv, 0, src->bcap};
+    *rc = sbuf_read_series(&b, src->ss);
+    src->bt = b.t;
+    src->bv = b.v;
+    src->bcap = b.cap;
+    return !*rc && series_loaded(src, b.t, b.v, b.n, rc);
 }
 
-/* ---- prefetch: one series decoded ahead on a helper thread ---- */
+/* ---- prefetch: batches of series decoded ahead on a helper thread ----
+ *
+ * With many series, a helper decodes the next batch (about PF_BATCH
+ * samples, whole series) while the query's thread evaluates the current
+ * one: two batches handed back and forth, so the threads meet once per
+ * batch, not once per series (a context switch per series cost more than
+ * the overlap gained). Only the helper touches the series set until it is
+ * joined; label copies, limits and the arena stay on the query's thread. */
 
-#define PREFETCH_MIN_SERIES 32
+#define PF_MIN_SERIES 32
+#define PF_BATCH      (64 * 1024)
 
-typedef struct pf_slot {
-    int64_t *t;
-    double *v;
-    size_t n, cap;
-    const vg_label_t *lbl;
-    size_t nlbl;
+typedef struct pf_batch {
+    sbuf s;
+    size_t *off; /* series i is s[off[i], off[i + 1]) */
+    const vg_label_t **lbl;
+    size_t *nlbl;
+    size_t ns, scap, next;
     int full;
-} pf_slot;
+} pf_batch;
 
 struct pq_prefetch {
     pthread_t th;
     pthread_mutex_t mu;
     pthread_cond_t cv;
     vg_seriesset_t *ss;
-    pf_slot slot[2];
-    int prod, cons, cur; /* slot to fill, slot to take, slot in use (-1 none) */
+    pf_batch b[2];
+    int prod, cons, cur; /* batch to fill, batch to take, batch in use (-1 none) */
     int done, stop;
     vg_err_t err;
 };
 
-static int slot_push(pf_slot *s, int64_t t, double v)
+static vg_err_t batch_grow(pf_batch *b)
 {
-    if (s->n == s->cap) {
-        size_t nc = s->cap ? s->cap * 2 : 256;
-        int64_t *nt = vg_realloc(s->t, nc * sizeof(*nt));
-        if (!nt) return 0;
-        s->t = nt;
-        double *nv = vg_realloc(s->v, nc * sizeof(*nv));
-        if (!nv) return 0;
-        s->v = nv;
-        s->cap = nc;
-    }
-    s->t[s->n] = t;
-    s->v[s->n++] = v;
-    return 1;
+    if (b->ns + 1 < b->scap) return VG_OK;
+    size_t nc = b->scap ? b->scap * 2 : 64;
+    size_t *off = vg_realloc(b->off, nc * sizeof(*off));
+    if (!off) return VG_ENOMEM;
+    b->off = off;
+    const vg_label_t **l = vg_realloc(b->lbl, nc * sizeof(*l));
+    if (!l) return VG_ENOMEM;
+    b->lbl = l;
+    size_t *nl = vg_realloc(b->nlbl, nc * sizeof(*nl));
+    if (!nl) return VG_ENOMEM;
+    b->nlbl = nl;
+    b->scap = nc;
+    return VG_OK;
 }
 
-/* Decode the set's next series into s; 0 at the end, -1 on ENOMEM. */
-static int slot_fill(vg_seriesset_t *ss, pf_slot *s)
+/* Decode whole series into b until it holds PF_BATCH samples or the set
+ * ends: the number of series (0 at the end), or -1 on ENOMEM. */
+static long batch_fill(vg_seriesset_t *ss, pf_batch *b)
 {
-    if (!vg_seriesset_next(ss)) return 0;
-    s->lbl = vg_seriesset_labels(ss, &s->nlbl);
-    s->n = 0;
-    int64_t t;
-    double v;
-    while (vg_seriesset_sample_next(ss, &t, &v))
-        if (!vg_is_stale_nan(v) && !slot_push(s, t, v)) return -1;
-    return 1;
+    b->ns = b->next = b->s.n = 0;
+    while (b->s.n < PF_BATCH) {
+        if (batch_grow(b)) return -1;
+        if (!vg_seriesset_next(ss)) break;
+        b->lbl[b->ns] = vg_seriesset_labels(ss, &b->nlbl[b->ns]);
+        b->off[b->ns] = b->s.n;
+        if (sbuf_read_series(&b->s, ss)) return -1;
+        b->off[++b->ns] = b->s.n;
+    }
+    return (long)b->ns;
 }
 
 static void *prefetch_main(void *arg)
@@ -262,13 +304,13 @@ static void *prefetch_main(void *arg)
     struct pq_prefetch *pf = arg;
     for (;;) {
         pthread_mutex_lock(&pf->mu);
-        while (pf->slot[pf->prod].full && !pf->stop) pthread_cond_wait(&pf->cv, &pf->mu);
+        while (pf->b[pf->prod].full && !pf->stop) pthread_cond_wait(&pf->cv, &pf->mu);
         int stop = pf->stop;
         pthread_mutex_unlock(&pf->mu);
-        int got = stop ? 0 : slot_fill(pf->ss, &pf->slot[pf->prod]);
+        long got = stop ? 0 : batch_fill(pf->ss, &pf->b[pf->prod]);
         pthread_mutex_lock(&pf->mu);
         if (got > 0) {
-            pf->slot[pf->prod].full = 1;
+            pf->b[pf->prod].full = 1;
             pf->prod ^= 1;
         } else {
             pf->done = 1;
@@ -291,8 +333,11 @@ static void prefetch_free(struct pq_prefetch *pf)
     pthread_mutex_destroy(&pf->mu);
     pthread_cond_destroy(&pf->cv);
     for (int i = 0; i < 2; i++) {
-        vg_free(pf->slot[i].t);
-        vg_free(pf->slot[i].v);
+        vg_free(pf->b[i].s.t);
+        vg_free(pf->b[i].s.v);
+        vg_free(pf->b[i].off);
+        vg_free(pf->b[i].lbl);
+        vg_free(pf->b[i].nlbl);
     }
     vg_free(pf);
 }
@@ -301,7 +346,7 @@ static void prefetch_free(struct pq_prefetch *pf)
  * failure the source simply stays on the inline path. */
 static void prefetch_start(pq_rsrc *src)
 {
-    if (vg_seriesset_len(src->ss) < PREFETCH_MIN_SERIES) return;
+    if (vg_seriesset_len(src->ss) < PF_MIN_SERIES) return;
     struct pq_prefetch *pf = vg_calloc(1, sizeof(*pf));
     if (!pf) return;
     pf->ss = src->ss;
@@ -317,43 +362,42 @@ static void prefetch_start(pq_rsrc *src)
     src->pf = pf;
 }
 
-/* Hand the slot in use back and take the next decoded series (0: none). */
-static int prefetch_take(struct pq_prefetch *pf, pf_slot **out, vg_err_t *rc)
+/* The batch in use, or the next decoded one once it is used up (the used
+ * one goes back to the helper); NULL at the end (*rc: the helper's error). */
+static pf_batch *prefetch_batch(struct pq_prefetch *pf, vg_err_t *rc)
 {
+    if (pf->cur >= 0 && pf->b[pf->cur].next < pf->b[pf->cur].ns) return &pf->b[pf->cur];
     pthread_mutex_lock(&pf->mu);
     if (pf->cur >= 0) {
-        pf->slot[pf->cur].full = 0;
+        pf->b[pf->cur].full = 0;
         pf->cur = -1;
         pthread_cond_broadcast(&pf->cv);
     }
-    while (!pf->slot[pf->cons].full && !pf->done) pthread_cond_wait(&pf->cv, &pf->mu);
-    int ok = pf->slot[pf->cons].full;
-    if (ok) {
+    while (!pf->b[pf->cons].full && !pf->done) pthread_cond_wait(&pf->cv, &pf->mu);
+    pf_batch *b = NULL;
+    if (pf->b[pf->cons].full) {
         pf->cur = pf->cons;
         pf->cons ^= 1;
-        *out = &pf->slot[pf->cur];
+        b = &pf->b[pf->cur];
     } else {
         *rc = pf->err;
     }
     pthread_mutex_unlock(&pf->mu);
-    return ok;
+    return b;
 }
 
 static int next_prefetched(pq_rsrc *src, vg_err_t *rc)
 {
     pq_ctx *c = src->ev->c;
-    pf_slot *s;
     if ((*rc = pq_tick(c))) return 0;
-    if (!prefetch_take(src->pf, &s, rc)) return 0;
-    if ((*rc = pq_lbl_copy(c, s->lbl, s->nlbl, &src->lbl))) return 0;
-    src->nlbl = s->nlbl;
+    pf_batch *b = prefetch_batch(src->pf, rc);
+    if (!b) return 0;
+    size_t i = b->next++;
+    if ((*rc = pq_lbl_copy(c, b->lbl[i], b->nlbl[i], &src->lbl))) return 0;
+    src->nlbl = b->nlbl[i];
     src->drop_name = 0;
-    src->loaded += s->n;
-    if ((*rc = pq_samples_add(c, s->n))) return 0;
-    src->t = s->t;
-    src->v = s->v;
-    src->n = s->n;
-    return 1;
+    size_t o = b->off[i];
+    return series_loaded(src, b->s.t + o, b->s.v + o, b->off[i + 1] - o, rc);
 }
 
 int pq_rsrc_next(pq_rsrc *src, vg_err_t *rc)

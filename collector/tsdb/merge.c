@@ -96,3 +96,57 @@ int vg_merge_iter_next(vg_merge_iter *it, int64_t *ts, double *v)
         return 1;
     }
 }
+
+/* Copy the samples of ts/v[0..k) that are newer than the last one emitted
+ * down to the front; how many were kept. */
+static size_t keep_newer(vg_merge_iter *it, int64_t *ts, double *v, size_t k)
+{
+    size_t w = 0;
+    for (size_t q = 0; q < k; q++) {
+        if (it->started && ts[q] <= it->last) continue;
+        ts[w] = ts[q];
+        v[w++] = v[q];
+        it->started = 1;
+        it->last = ts[q];
+    }
+    return w;
+}
+
+/* The rest of best's open chunk, decoded in one batch, when all of it sorts
+ * before limit (the next sample of any other run; strictly, as on a tie the
+ * older run wins): always for the only run left, and for a chunk whose
+ * recorded end is before limit (block chunks; head chunks record none).
+ * Overlapping runs fall back to one sample at a time. */
+static size_t drain_chunk(vg_merge_iter *it, vg_mcur *best, int64_t limit, int64_t *ts, double *v,
+                          size_t max)
+{
+    if (!best->live || max == 0) return 0;
+    if (limit != INT64_MAX && best->run->c[best->next - 1].maxt >= limit) return 0;
+    return keep_newer(it, ts, v, vg_chunk_iter_read(&best->it, ts, v, max));
+}
+
+size_t vg_merge_iter_read(vg_merge_iter *it, int64_t *ts, double *v, size_t max)
+{
+    size_t n = 0;
+    while (n < max) {
+        vg_mcur *best = NULL;
+        int64_t limit = INT64_MAX;
+        for (size_t i = 0; i < it->n; i++) {
+            vg_mcur *c = &it->cur[i];
+            if (!c->has) continue;
+            if (!best || c->ts < best->ts) {
+                if (best && best->ts < limit) limit = best->ts;
+                best = c;
+            } else if (c->ts < limit) {
+                limit = c->ts;
+            }
+        }
+        if (!best) break;
+        ts[n] = best->ts;
+        v[n] = best->v;
+        n += keep_newer(it, ts + n, v + n, 1);
+        n += drain_chunk(it, best, limit, ts + n, v + n, max - n);
+        cur_advance(best, &it->err);
+    }
+    return n;
+}

@@ -59,5 +59,8 @@ typedef struct vg_merge_iter {
 void vg_merge_iter_init(vg_merge_iter *it, vg_mcur *cur, const vg_mseries *s);
 /* Next sample in time order, duplicates dropped: 1, or 0 at the end. */
 int vg_merge_iter_next(vg_merge_iter *it, int64_t *ts, double *v);
+/* Up to max (>= 1) next samples into ts[], v[], the same ones next() gives
+ * in the same order: how many, 0 at the end. Decodes a chunk at a time. */
+size_t vg_merge_iter_read(vg_merge_iter *it, int64_t *ts, double *v, size_t max);
 
 #endif

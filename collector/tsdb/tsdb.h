@@ -113,6 +113,9 @@ int vg_seriesset_next(vg_seriesset_t *ss);
 const vg_label_t *vg_seriesset_labels(vg_seriesset_t *ss, size_t *n);
 /* Next sample of the current series within [mint, maxt]: 1, or 0 when done. */
 int vg_seriesset_sample_next(vg_seriesset_t *ss, int64_t *ts, double *v);
+/* Up to max next samples of the current series into ts[], v[] (the ones
+ * sample_next would give, decoded a chunk at a time): how many, 0 when done. */
+size_t vg_seriesset_read(vg_seriesset_t *ss, int64_t *ts, double *v, size_t max);
 /* Number of series in the set. */
 size_t vg_seriesset_len(const vg_seriesset_t *ss);
 /* VG_ECORRUPT if a chunk failed to decode while iterating (a bug), else VG_OK. */

@@ -154,6 +154,29 @@ int vg_seriesset_sample_next(vg_seriesset_t *ss, int64_t *ts, double *v)
     return 0;
 }
 
+size_t vg_seriesset_read(vg_seriesset_t *ss, int64_t *ts, double *v, size_t max)
+{
+    size_t w = 0;
+    while (w == 0 && max && ss->cur && !ss->done) {
+        size_t k = vg_merge_iter_read(&ss->it, ts, v, max);
+        for (size_t q = 0; q < k; q++) {
+            if (ts[q] < ss->mint) continue;
+            if (ts[q] > ss->maxt) {
+                ss->done = 1;
+                break;
+            }
+            ts[w] = ts[q];
+            v[w] = v[q];
+            if (ss->kind == VG_AGGR_COUNT && ts[w] >= ss->raw_start && !vg_is_stale_nan(v[w]))
+                v[w] = 1; /* as in sample_next */
+            w++;
+        }
+        if (k == 0) ss->done = 1;
+    }
+    if (ss->done && ss->it.err) ss->err = ss->it.err;
+    return w;
+}
+
 size_t vg_seriesset_len(const vg_seriesset_t *ss)
 {
     return ss->n;
