@@ -45,7 +45,7 @@ vg_err_t vg_notify_time(vg_buf *b, int64_t ms)
         char f[8];
         snprintf(f, sizeof(f), ".%03d", frac);
         size_t len = strlen(f);
-        while (f[len - 1] == '0') f[--len] = 0;
+        while (len > 1 && f[len - 1] == '0') f[--len] = 0;
         rc = vg_buf_puts(b, f);
     }
     return rc ? rc : vg_buf_putc(b, 'Z');
