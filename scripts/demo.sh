@@ -5,8 +5,12 @@
 # Kafka. The agent scrapes its own /metrics (job vigil-agent), collects the
 # node's host metrics (job vigil-host) and, where prometheus-node-exporter is
 # installed, scrapes a local node_exporter (job node; started here on
-# 127.0.0.1:9100 unless one already answers there). Ctrl-C stops everything
-# this script started.
+# 127.0.0.1:9100 unless one already answers there). The collector evaluates
+# the rule pack (alerts/*.yml) under the default alerting policy
+# (packaging/alerting-default.yml) with its placeholders left in and
+# PagerDuty pointed at a .invalid host too, so nothing leaves the machine: a
+# firing alert's notification fails, is logged once per flush and counted in
+# vigil_notifications_failed_total. Ctrl-C stops everything this script started.
 set -euo pipefail
 cd "$(dirname "$0")/.."
 ROOT=$(pwd)
@@ -54,7 +58,21 @@ output:
   http: {url: 'http://$CPORT'}
 YAML
 
-build/vigil-collector --listen "$CPORT" --data-dir "$DIR/collector" &
+# The policy file is a top-level `alerting:` block; the demo adds a global
+# PagerDuty URL on the .invalid domain under it, so the placeholder routing key
+# is never sent to the real service.
+{
+    cat <<YAML
+collector: {listen: '$CPORT', data_dir: '$DIR/collector'}
+global: {external_labels: {cluster: demo}}
+rule_files: ['$ROOT/alerts/*.yml']
+YAML
+    sed 's|^alerting:$|&\n  global: {pagerduty_url: "https://REPLACE_WITH_PAGERDUTY_URL.invalid/v2/enqueue"}|' \
+        packaging/alerting-default.yml
+} > "$DIR/collector.yml"
+grep -q REPLACE_WITH_PAGERDUTY_URL "$DIR/collector.yml" ||
+    { echo "demo.sh: no alerting: line in packaging/alerting-default.yml" >&2; exit 1; }
+build/vigil-collector --config "$DIR/collector.yml" &
 pids+=($!)
 build/vigil-agent --config "$DIR/agent.yml" &
 pids+=($!)
@@ -72,6 +90,9 @@ Vigil is running: collector on http://$CPORT, agent on http://$APORT.
   Query:    curl -s 'http://$CPORT/api/v1/query?query=up'
             VIGIL_URL=http://$CPORT build/vigilctl query 'up'
   Metrics:  curl -s http://$CPORT/metrics
+  Alerts:   curl -s http://$CPORT/api/v1/rules   (the rule pack; firing: /api/v1/alerts)
+            notifications go to the placeholders of packaging/alerting-default.yml
+            and fail: curl -s http://$CPORT/metrics | grep vigil_notifications_failed
 Press Ctrl-C to stop.
 MSG
 curl -s "http://$CPORT/api/v1/query?query=up"; echo
