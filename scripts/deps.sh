@@ -16,7 +16,7 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config git python3
     libcurl4-openssl-dev libpcre2-dev libyaml-dev libsnappy-dev libxxhash-dev libssl-dev
     libjansson-dev zstd curl ca-certificates)
 TEST_PKGS=(libcmocka-dev openjdk-17-jre-headless maven prometheus prometheus-node-exporter
-    prometheus-alertmanager victoria-metrics rsyslog kcat clang libclang-rt-14-dev
+    prometheus-alertmanager victoria-metrics rsyslog rsyslog-kafka rsyslog-openssl kcat clang libclang-rt-14-dev
     clang-format valgrind curl procps)
 
 missing() {
