@@ -209,6 +209,14 @@ static const vg_cfg_field_t audit_schema[] = {
      .def = "10s",
      .min = "1s",
      .doc = "period of the task that seals hours and moves segments between tiers"},
+    {.key = "signing_key_file",
+     .type = VG_CFG_T_STRING,
+     .offset = CC(audit_signing_key_file),
+     .def_doc = "`<data_dir>/audit/signing.key`, created (32 random bytes, mode 0600) if absent",
+     .doc = "file of 16 to 256 raw bytes: the HMAC-SHA256 key that signs erasure and deletion "
+            "records in the audit chain; must exist when set. The default, beside the data, "
+            "only protects against accidental edits (a warning is logged): keep it elsewhere "
+            "so that whoever can change the store cannot re-sign it"},
     {0},
 };
 

@@ -59,6 +59,7 @@ typedef struct vg_collector_config {
     int64_t audit_cold_ms; /* 7y */
     int64_t audit_seal_after_ms;     /* audit.seal_after: grace after an hour ends; 5m */
     int64_t audit_check_interval_ms; /* audit.check_interval: sealing/tiering period; 10s */
+    const char *audit_signing_key_file; /* audit.signing_key_file; NULL = audit/signing.key */
 
     /* limits: */
     vg_tenant_limits_t default_limits;

@@ -180,7 +180,8 @@ static vg_err_t open_audit(collector *c, vg_error *err)
     snprintf(dir, sizeof(dir), "%s/audit", cfg->data_dir);
     vg_auditstore_opts o = {.dir = dir, .hot_ms = cfg->audit_hot_ms, .warm_ms = cfg->audit_warm_ms,
                             .cold_ms = cfg->audit_cold_ms, .seal_grace_ms = cfg->audit_seal_after_ms,
-                            .interval_ms = cfg->audit_check_interval_ms, .metrics = c->metrics};
+                            .interval_ms = cfg->audit_check_interval_ms, .metrics = c->metrics,
+                            .signing_key_file = cfg->audit_signing_key_file};
     vg_err_t rc = vg_auditstore_open(&o, &c->audit, err);
     if (!rc) vg_ingest_set_audit(c->ingest, c->audit);
     return rc;

@@ -144,15 +144,17 @@ static const struct {
     cmd_fn fn;
 } commands[] = {
     {"version", "print the version", cmd_version},
-    {"check", "check config agent|collector FILE... | check rules FILE...: validate files", cmd_check},
+    {"check", "check config agent|collector FILE... | check rules FILE...: validate files",
+     cmd_check},
     {"query", "query EXPR: run an instant query on the collector", cmd_query},
     {"series", "series SELECTOR: list matching series", cmd_series},
     {"promql-test", "promql-test [-v] FILE...: run promqltest scripts in-process",
      vg_promqltest_main},
     {"backfill", "backfill [--tenant T] FILE: import timestamped samples (text/OpenMetrics)",
      vg_backfill_main},
-    {"audit", "audit verify --data-dir DIR [--tenant T] | audit erase --subject ID --tenant T "
-              "--data-dir DIR",
+    {"audit",
+     "audit verify --data-dir DIR [--tenant T] [--key-file F] [--require-signatures] | "
+     "audit erase --subject ID --tenant T --data-dir DIR [--key-file F]",
      vg_ctl_audit_main},
 };
 

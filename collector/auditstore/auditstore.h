@@ -14,7 +14,8 @@
  *
  * On disk, under dir (<data_dir>/audit): LOCK, <tenant>/wal/<hour>.wal,
  * <tenant>/{hot,warm,cold}/<YYYYMMDDHH>-<digest16>.seg, <tenant>/chain.log,
- * <tenant>/dlq.log. Tenant names are percent-encoded into directory names.
+ * <tenant>/dlq.log, and signing.key unless the key lives elsewhere. Tenant
+ * names are percent-encoded into directory names.
  */
 #ifndef VIGIL_AUDITSTORE_H
 #define VIGIL_AUDITSTORE_H
@@ -23,6 +24,7 @@
 #include <stdint.h>
 #include <stdio.h>
 
+#include "auditstore/sign.h"
 #include "vigil/buf.h"
 #include "vigil/error.h"
 #include "vigil/httpd.h"
@@ -44,6 +46,10 @@ typedef struct vg_auditstore_opts {
     vg_audit_clock_fn clock; /* NULL = wall clock */
     void *clock_ud;
     vg_metrics_t *metrics; /* borrowed, may be NULL */
+    /* HMAC key for erasure/deletion chain lines: must exist when set; NULL =
+     * dir/signing.key, created if absent (logged: it only guards against
+     * accidental edits, since whoever can change the data can read it) */
+    const char *signing_key_file;
 } vg_auditstore_opts;
 
 typedef struct vg_audit_append_stats {
@@ -114,11 +120,27 @@ vg_err_t vg_auditstore_dlq_add(vg_auditstore_t *s, const char *tenant, const cha
 vg_err_t vg_auditstore_dlq_list(vg_auditstore_t *s, const char *tenant, size_t limit, vg_buf *out,
                                 vg_error *err);
 
-/* Offline check of the store at dir (tenant NULL = all): walks each chain,
- * recomputes every live segment's digest and reports to rep (may be NULL)
- * one line per problem naming the segment, plus deletions and erasures.
- * *problems = number of problems (0 = intact). VG_OK unless dir is unreadable. */
-vg_err_t vg_audit_verify(const char *dir, const char *tenant, FILE *rep, int *problems,
+typedef struct vg_audit_verify_opts {
+    const char *dir;             /* the store */
+    const char *tenant;          /* NULL = all tenants */
+    const vg_audit_signkey *key; /* NULL = signatures not checked */
+    int require_signed;          /* an unsigned erasure/deletion is a problem, not legacy */
+} vg_audit_verify_opts;
+
+typedef struct vg_audit_verify_stats {
+    int problems;             /* 0 = intact */
+    uint64_t sig_checked;     /* signatures that verified under the key */
+    uint64_t sig_unchecked;   /* signed lines not checked (no key) */
+    uint64_t unsigned_legacy; /* erasure/deletion lines from before signing */
+} vg_audit_verify_stats;
+
+/* Offline check of the store: walks each chain, checks the signatures of
+ * erasure/deletion lines, recomputes every live segment's digest and
+ * reports to rep (may be NULL) one line per problem naming the segment or
+ * chain line, plus deletions and erasures. Unsigned erasure/deletion lines
+ * before a chain's first signed line are legacy (reported, not problems);
+ * after it they are problems. VG_OK unless dir is unreadable. */
+vg_err_t vg_audit_verify(const vg_audit_verify_opts *o, FILE *rep, vg_audit_verify_stats *st,
                          vg_error *err);
 
 /* Register POST /ingest/v1/dlq and /api/v1/audit/{query,stats,dlq,subject/USER} on h. */

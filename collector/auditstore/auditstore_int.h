@@ -51,6 +51,7 @@ struct vg_auditstore {
     int failed;            /* an fsync failed: refuse writes (the page cache is suspect) */
     pthread_t thr;
     int thr_started, stop;
+    vg_audit_signkey key; /* signs erasure and deletion chain lines */
     vg_metric_t *m_stored, *m_dup, *m_sealed, *m_moved, *m_deleted, *m_dlq;
     vg_metrics_t *metrics;
 };

@@ -1,9 +1,10 @@
 /*
  * chain.c - append to and check the audit hash chain (see chain.h).
  *
- * A line is "seq kind name hour records digest extra at prev hash"; hash is
- * SHA-256 over "prev|body" where body is the line up to prev. Appends take
- * an flock so the collector and vigilctl never interleave lines.
+ * A line is "seq kind name hour records digest extra at prev hash [sig]";
+ * hash is SHA-256 over "prev|body" where body is the line up to prev, and
+ * sig is "hmac-sha256:<key id>:<HMAC-SHA256 of the same prev|body>". Appends
+ * take an flock so the collector and vigilctl never interleave lines.
  */
 #include "auditstore/chain.h"
 
@@ -14,6 +15,8 @@
 #include <string.h>
 #include <sys/file.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "auditstore/segment.h"
 #include "vigil/alloc.h"
@@ -28,14 +31,46 @@ static int body_of(const vg_achain_ent *e, char *out, size_t cap)
                     e->kind, e->name, e->hour_ms, e->records, e->digest, e->extra, e->at_ms);
 }
 
+/* "prev|body": what the hash and the signature cover. */
+static size_t input_of(const vg_achain_ent *e, char *out, size_t cap)
+{
+    char body[512];
+    body_of(e, body, sizeof(body));
+    int n = snprintf(out, cap, "%s|%s", e->prev, body);
+    return n < 0 ? 0 : (size_t)n < cap ? (size_t)n : cap - 1;
+}
+
 static void hash_of(const vg_achain_ent *e, char out[65])
 {
-    char body[512], both[600];
-    body_of(e, body, sizeof(body));
-    int n = snprintf(both, sizeof(both), "%s|%s", e->prev, body);
+    char both[600];
+    size_t n = input_of(e, both, sizeof(both));
     uint8_t d[32];
-    vg_audit_sha256(both, (size_t)n, d);
+    vg_audit_sha256(both, n, d);
     vg_audit_hex(d, out);
+}
+
+#define SIG_ALG "hmac-sha256"
+
+static vg_err_t sign(vg_achain_ent *e, const vg_audit_signkey *key)
+{
+    char both[600], mac[65];
+    size_t n = input_of(e, both, sizeof(both));
+    if (vg_audit_mac(key, both, n, mac)) return VG_EINTERNAL;
+    snprintf(e->sig, sizeof(e->sig), SIG_ALG ":%s:%s", key->id, mac);
+    return VG_OK;
+}
+
+int vg_achain_sig_check(const vg_achain_ent *e, const vg_audit_signkey *key)
+{
+    char want[sizeof(e->sig)];
+    vg_achain_ent c = *e;
+    size_t pre = sizeof(SIG_ALG ":") - 1;
+    if (strncmp(e->sig, SIG_ALG ":", pre) != 0 || strlen(e->sig) != pre + 16 + 1 + 64)
+        return VG_ACHAIN_SIG_BAD;
+    if (strncmp(e->sig + pre, key->id, 16) != 0) return VG_ACHAIN_SIG_OTHER_KEY;
+    if (sign(&c, key)) return VG_ACHAIN_SIG_BAD;
+    memcpy(want, c.sig, sizeof(want));
+    return CRYPTO_memcmp(want, e->sig, strlen(want)) == 0 ? VG_ACHAIN_SIG_OK : VG_ACHAIN_SIG_BAD;
 }
 
 static int is_hex64(const char *s)
@@ -54,7 +89,13 @@ static int parse_line(const char *l, vg_achain_ent *e)
         sscanf(l, "%" SCNu64 " %7s %63s %" SCNd64 " %" SCNu64 " %64s %64s %" SCNd64 " %64s %64s%n",
                &e->seq, e->kind, e->name, &e->hour_ms, &e->records, e->digest, e->extra, &e->at_ms,
                e->prev, e->hash, &used);
-    if (n != 10 || l[used] != 0) return -1;
+    if (n != 10) return -1;
+    if (l[used] == ' ') { /* a signature: one more field, nothing after it */
+        int more = 0;
+        if (sscanf(l + used, " %99s%n", e->sig, &more) != 1) return -1;
+        used += more;
+    }
+    if (l[used] != 0) return -1;
     if (!is_hex64(e->prev) || !is_hex64(e->hash)) return -1;
     return 0;
 }
@@ -145,7 +186,8 @@ vg_err_t vg_achain_read(const char *path, vg_achain_ent **out, size_t *n, vg_err
     return rc;
 }
 
-vg_err_t vg_achain_append(const char *path, vg_achain_ent *e, vg_error *err)
+vg_err_t vg_achain_append(const char *path, vg_achain_ent *e, const vg_audit_signkey *key,
+                          vg_error *err)
 {
     vg_achain_ent *all = NULL;
     size_t n = 0;
@@ -160,8 +202,13 @@ vg_err_t vg_achain_append(const char *path, vg_achain_ent *e, vg_error *err)
     if (!e->extra[0]) snprintf(e->extra, sizeof(e->extra), "-");
     if (!e->digest[0]) snprintf(e->digest, sizeof(e->digest), "-");
     hash_of(e, e->hash);
+    if (key && sign(e, key)) {
+        rc = vg_error_set(err, VG_EINTERNAL, "%s: HMAC failed", path);
+        goto out;
+    }
     body_of(e, body, sizeof(body));
-    int ll = snprintf(line, sizeof(line), "%s %s %s\n", body, e->prev, e->hash);
+    int ll = snprintf(line, sizeof(line), "%s %s %s%s%s\n", body, e->prev, e->hash,
+                      e->sig[0] ? " " : "", e->sig);
     if (write(fd, line, (size_t)ll) != ll || fsync(fd) != 0)
         rc = vg_error_set(err, VG_EIO, "%s: append: %s", path, strerror(errno));
 out:

@@ -8,6 +8,9 @@
  * in first, so replaying a WAL whose hour was already sealed (a crash
  * between the seal and the WAL's removal) adds nothing, and the WAL is
  * then removed.
+ *
+ * The signing key is loaded (or, by default, created) before anything else
+ * is touched, so a store never chains an unsigned erasure or deletion.
  */
 #include <dirent.h>
 #include <errno.h>
@@ -20,6 +23,8 @@
 #include <sys/stat.h>
 #include <time.h>
 #include <unistd.h>
+
+#include <openssl/crypto.h>
 
 #include "auditstore/auditstore_int.h"
 #include "vigil/alloc.h"
@@ -140,6 +145,38 @@ static vg_err_t take_lock(vg_auditstore_t *s, vg_error *err)
     return VG_OK;
 }
 
+/* The configured key must exist; the default one is created on first use. */
+static vg_err_t load_key(vg_auditstore_t *s, vg_error *err)
+{
+    char def[1100];
+    const char *p = s->o.signing_key_file;
+    int loose = 0, created = 0;
+    vg_err_t rc;
+    if (p && *p) {
+        rc = vg_audit_signkey_load(p, &s->key, &loose, err);
+        if (rc == VG_ENOTFOUND)
+            rc = vg_error_set(err, VG_ECONFIG,
+                              "audit.signing_key_file %s does not exist: create it with "
+                              "`head -c 32 /dev/urandom > %s; chmod 600 %s`",
+                              p, p, p);
+    } else {
+        snprintf(def, sizeof(def), "%s/" VG_AUDIT_KEY_DEFAULT, s->dir);
+        p = def;
+        rc = vg_audit_signkey_load(p, &s->key, &loose, err);
+        if (rc == VG_ENOTFOUND) rc = vg_audit_signkey_create(p, &s->key, err), created = 1;
+        if (!rc)
+            vg_log_warn(COMP, "audit signing key stored beside the data",
+                        "path=%s created=%d hint=\"it only protects against accidental edits, not "
+                        "an attacker with disk access: put the key elsewhere and set "
+                        "audit.signing_key_file\"",
+                        p, created);
+    }
+    if (!rc && loose)
+        vg_log_warn(COMP, "audit signing key readable by others", "path=%s hint=\"chmod 600\"", p);
+    if (!rc) vg_log_info(COMP, "audit signing key loaded", "path=%s key_id=%s", p, s->key.id);
+    return rc;
+}
+
 vg_err_t vg_auditstore_open(const vg_auditstore_opts *o, vg_auditstore_t **out, vg_error *err)
 {
     *out = NULL;
@@ -156,6 +193,7 @@ vg_err_t vg_auditstore_open(const vg_auditstore_opts *o, vg_auditstore_t **out, 
         (s->dir = vg_strdup(o->dir)) ? VG_OK : vg_error_set(err, VG_ENOMEM, "out of memory");
     if (!rc) rc = vg_audit_mkdirs(s->dir, err);
     if (!rc) rc = take_lock(s, err);
+    if (!rc) rc = load_key(s, err);
     if (!rc) rc = load_all(s, err);
     if (!rc && s->o.interval_ms > 0) {
         if (pthread_create(&s->thr, NULL, bg_main, s) != 0)
@@ -192,6 +230,7 @@ void vg_auditstore_free(vg_auditstore_t *s)
     pthread_mutex_destroy(&s->sync_mu);
     pthread_rwlock_destroy(&s->seg_mu);
     pthread_cond_destroy(&s->cv);
+    OPENSSL_cleanse(&s->key, sizeof(s->key));
     vg_free(s->dir);
     vg_free(s);
 }

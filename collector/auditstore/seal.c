@@ -9,7 +9,8 @@
  * the content digest); a crash after it leaves a WAL whose records are all
  * duplicates and is dropped at open. Tier moves recompress without
  * changing the content digest, so they need no chain line; deletions and
- * erasures change what verify must find, so they get one.
+ * erasures change what verify must find, so they get one, signed with the
+ * store's key (sign.h).
  */
 #include <errno.h>
 #include <inttypes.h>
@@ -48,7 +49,10 @@ static vg_err_t chain_event(const vg_auditstore_t *s, const char *tenant, const 
     if (extra) snprintf(e.extra, sizeof(e.extra), "%s", extra);
     if (vg_audit_path(s->dir, tenant, "chain.log", cp, sizeof(cp)))
         return vg_error_set(err, VG_EINVAL, "bad tenant");
-    return vg_achain_append(cp, &e, err);
+    /* the events that take records away are signed; a seal adds, and its
+     * digest is re-checked against the file anyway */
+    int sign = !strcmp(kind, "erase") || !strcmp(kind, "delete");
+    return vg_achain_append(cp, &e, sign ? &s->key : NULL, err);
 }
 
 /* Write seg bytes as dir/name via temp + fsync, chain it, rename it in. */

@@ -8,6 +8,14 @@
  * is looked up in any tier, decompressed and hashed, and any segment file
  * the chain does not know is reported too. Problems name the segment;
  * deletions and erasures are listed so an auditor sees them.
+ *
+ * Signatures (sign.h): erasure and deletion lines are checked under the key
+ * when there is one. Lines written before signing existed carry none; they
+ * are listed as unsigned, not failed, as long as they come before the
+ * chain's first signed line: a store cannot go back to not signing, so an
+ * unsigned one after it has had its signature stripped. A chain re-written
+ * whole without signatures looks like an old one, which require_signed
+ * (`--require-signatures`) turns into a failure for stores that began signed.
  */
 #include <inttypes.h>
 #include <stdarg.h>
@@ -25,9 +33,12 @@ struct expect {
 };
 
 struct vstate {
+    const vg_audit_verify_opts *o;
     const char *dir, *tenant;
     FILE *rep;
+    vg_audit_verify_stats *st;
     int problems;
+    int seen_signed; /* in this tenant's chain */
 };
 
 static void say(struct vstate *v, int problem, const char *fmt, ...)
@@ -52,11 +63,55 @@ static struct expect *find(struct expect *x, size_t n, const char *name)
     return NULL;
 }
 
+static int takes_away(const vg_achain_ent *e)
+{
+    return !strcmp(e->kind, "erase") || !strcmp(e->kind, "delete");
+}
+
+static void check_unsigned(struct vstate *v, const vg_achain_ent *e)
+{
+    if (!takes_away(e)) return;
+    if (v->seen_signed || v->o->require_signed) {
+        say(v, 1, "segment=%s: chain line %" PRIu64 " (%s): signature missing (%s)", e->name,
+            e->seq, e->kind,
+            v->seen_signed ? "stripped: earlier lines are signed" : "signatures are required");
+        return;
+    }
+    v->st->unsigned_legacy++;
+    say(v, 0, "segment=%s: chain line %" PRIu64 " (%s): unsigned (written before signing)", e->name,
+        e->seq, e->kind);
+}
+
+static void check_sig(struct vstate *v, const vg_achain_ent *e)
+{
+    if (!e->sig[0]) {
+        check_unsigned(v, e);
+        return;
+    }
+    v->seen_signed = 1;
+    if (!v->o->key) {
+        v->st->sig_unchecked++;
+        return;
+    }
+    int r = vg_achain_sig_check(e, v->o->key);
+    if (r == VG_ACHAIN_SIG_OK)
+        v->st->sig_checked++;
+    else if (r == VG_ACHAIN_SIG_OTHER_KEY)
+        say(v, 1,
+            "segment=%s: chain line %" PRIu64 " (%s): signed with another key (%.28s..., the key "
+            "given has id %s)",
+            e->name, e->seq, e->kind, e->sig, v->o->key->id);
+    else
+        say(v, 1, "segment=%s: chain line %" PRIu64 " (%s): bad signature (line altered)", e->name,
+            e->seq, e->kind);
+}
+
 static size_t replay_chain(struct vstate *v, const vg_achain_ent *e, size_t n, struct expect *x)
 {
     size_t nx = 0;
     for (size_t i = 0; i < n; i++) {
         struct expect *p = find(x, nx, e[i].name);
+        check_sig(v, &e[i]);
         if (!strcmp(e[i].kind, "seal")) {
             if (!p) p = &x[nx++];
             *p = (struct expect){.e = &e[i]};
@@ -141,6 +196,7 @@ static vg_err_t verify_tenant(struct vstate *v, vg_error *err)
         return vg_error_set(err, VG_ENOMEM, "out of memory");
     }
     int before = v->problems;
+    v->seen_signed = 0;
     size_t nx = replay_chain(v, e, n, x);
     check_disk(v, x, nx);
     if (v->problems == before) say(v, 0, "ok: %zu chain events, %zu segments", n, nx);
@@ -149,24 +205,25 @@ static vg_err_t verify_tenant(struct vstate *v, vg_error *err)
     return VG_OK;
 }
 
-vg_err_t vg_audit_verify(const char *dir, const char *tenant, FILE *rep, int *problems,
+vg_err_t vg_audit_verify(const vg_audit_verify_opts *o, FILE *rep, vg_audit_verify_stats *st,
                          vg_error *err)
 {
-    struct vstate v = {.dir = dir, .rep = rep};
+    *st = (vg_audit_verify_stats){0};
+    struct vstate v = {.o = o, .dir = o->dir, .rep = rep, .st = st};
     char **ten = NULL;
     size_t nt = 0;
     vg_err_t rc = VG_OK;
-    if (tenant) {
-        v.tenant = tenant;
+    if (o->tenant) {
+        v.tenant = o->tenant;
         rc = verify_tenant(&v, err);
     } else {
-        rc = vg_audit_list_tenants(dir, &ten, &nt, err);
+        rc = vg_audit_list_tenants(o->dir, &ten, &nt, err);
         for (size_t i = 0; i < nt && !rc; i++) {
             v.tenant = ten[i];
             rc = verify_tenant(&v, err);
         }
     }
     vg_audit_free_names(ten, nt);
-    *problems = v.problems;
+    st->problems = v.problems;
     return rc;
 }

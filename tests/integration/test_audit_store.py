@@ -11,14 +11,26 @@ subject over HTTP (queries stop returning them, verify still passes and
 lists the erasure), then flips one byte of a sealed segment and expects
 verify to fail naming that segment.
 
+Signing: the collector creates <data_dir>/audit/signing.key (32 bytes,
+0600) and warns that a key beside the data is weak; verify checks the
+erasure lines' signatures with it, fails with another key, says
+"signatures not checked" on a copy without the key, fails on a copy whose
+erased count was edited and whose chain was re-hashed (what someone without
+the key can do), and reports a chain stripped of signatures (as written
+before signing existed) as unsigned, not tampered, unless
+--require-signatures.
+
 Mode "kafka": the same batches produced to a fresh audit topic on the real
 broker (twice: a replay), consumed by the collector; after a clean restart
 nothing is redelivered (offsets were committed after the audit fsync) and
-a further batch is consumed. Every record is stored exactly once.
+a further batch is consumed. Every record is stored exactly once. This run
+uses audit.signing_key_file, so no key is created beside the data.
 """
 import glob
+import hashlib
 import json
 import os
+import shutil
 import signal
 import subprocess
 import sys
@@ -108,6 +120,62 @@ def verify(data_dir, *extra):
     return r.returncode, r.stdout + r.stderr
 
 
+def rewrite_chain(chain, edit):
+    """Edit chain lines (list of fields) and re-link and re-hash them all, as
+    anyone who can write the file can; signatures are kept as they are."""
+    with open(chain) as f:
+        lines = [l.split() for l in f.read().splitlines()]
+    prev = "0" * 64
+    out = []
+    for fields in lines:
+        edit(fields)
+        fields[8] = prev
+        fields[9] = hashlib.sha256((prev + "|" + " ".join(fields[:8])).encode()).hexdigest()
+        prev = fields[9]
+        out.append(" ".join(f for f in fields if f) + "\n")
+    with open(chain, "w") as f:
+        f.write("".join(out))
+
+
+def check_signatures(p, data_dir):
+    """Signed erasure lines against the right key, another key, no key, an
+    edited-and-re-hashed copy and a copy stripped of signatures."""
+    key = os.path.join(data_dir, "audit", "signing.key")
+    rc, out = verify(data_dir)
+    assert rc == 0 and "signatures checked: " in out and " 0 ok" not in out, out
+    wrong = os.path.join(p.dir, "wrong.key")
+    with open(wrong, "wb") as f:
+        f.write(os.urandom(32))
+    rc, out = verify(data_dir, "--key-file", wrong)
+    assert rc == 1 and "signed with another key" in out and "chain line" in out, out
+
+    copy = os.path.join(p.dir, "copy")
+    shutil.copytree(os.path.join(data_dir, "audit"), copy)
+    os.unlink(os.path.join(copy, "signing.key"))
+    rc, out = verify(copy)
+    assert rc == 0 and "signatures not checked" in out, out
+    chain = os.path.join(copy, TENANT, "chain.log")
+
+    def erased_count(delta):
+        def edit(fields):
+            if fields[1] == "erase":
+                fields[4] = str(int(fields[4]) + delta)
+        return edit
+    rewrite_chain(chain, erased_count(+1))
+    rc, out = verify(copy, "--key-file", key)
+    assert rc == 1 and "bad signature" in out and "chain line" in out, out
+
+    def strip(fields):
+        if len(fields) > 10:
+            fields[10] = ""
+    rewrite_chain(chain, erased_count(-1))
+    rewrite_chain(chain, strip)
+    rc, out = verify(copy, "--key-file", key)
+    assert rc == 0 and "unsigned (written before signing)" in out, out
+    rc, out = verify(copy, "--key-file", key, "--require-signatures")
+    assert rc == 1 and "signature missing" in out, out
+
+
 def keyset(recs):
     return sorted((r["file_id"], r["offset"]) for r in recs)
 
@@ -121,6 +189,9 @@ def main():
         port = free_port()
         base = start_collector(p, "collector", cfg, port, data_dir)
         batches, expect = make_batches(int(time.time() * 1000))
+        st = os.stat(os.path.join(data_dir, "audit", "signing.key"))
+        assert st.st_size == 32 and st.st_mode & 0o777 == 0o600, st
+        assert "audit signing key stored beside the data" in p.log("collector")
 
         for b in batches:
             assert post_batch(base, b) == 204
@@ -173,6 +244,7 @@ def main():
         rc, out = verify(data_dir, "--tenant", TENANT)
         assert rc == 0, out
         assert "erasure" in out, out
+        check_signatures(p, data_dir)
 
         # one flipped byte in a sealed segment: verify fails and names it
         seg = sorted(glob.glob(os.path.join(data_dir, "audit", TENANT, "hot", "*.seg")))[0]
@@ -223,10 +295,15 @@ def main_kafka():
     with Procs() as p:
         data_dir = os.path.join(p.dir, "data")
         cfg = os.path.join(p.dir, "collector.yml")
+        key = os.path.join(p.dir, "audit.key")
+        with open(key, "wb") as f:
+            f.write(os.urandom(32))
+        os.chmod(key, 0o600)
         with open(cfg, "w") as f:
             f.write("input:\n  kafka: {brokers: '%s', group_id: it-audit-%s, "
                     "metrics_topic: vigil.metrics.it-%s, audit_topic: %s}\n"
-                    "audit:\n  seal_after: 1s\n  check_interval: 1s\n" % (bootstrap, run, run, topic))
+                    "audit:\n  seal_after: 1s\n  check_interval: 1s\n"
+                    "  signing_key_file: %s\n" % (bootstrap, run, run, topic, key))
         port = free_port()
         base = start_collector(p, "collector", cfg, port, data_dir)
         batches, expect = make_batches(int(time.time() * 1000))
@@ -242,8 +319,12 @@ def main_kafka():
         assert keyset(query(base)) == keyset(expect)
         # nothing before the restart was offered again: its offsets were committed
         assert metric(base, "vigil_audit_records_total", 'outcome="duplicate"') == 0
+        assert not os.path.exists(os.path.join(data_dir, "audit", "signing.key"))
+        assert "stored beside the data" not in p.log("collector")
+        rc, out = verify(data_dir, "--key-file", key)
+        assert rc == 0 and "signatures checked" in out, out
         rc, out = verify(data_dir)
-        assert rc == 0, out
+        assert rc == 0 and "signatures not checked" in out, out
     print("ok")
 
 

@@ -2,7 +2,10 @@
  * test_auditstore.c - the audit store: dedup across restarts, WAL replay
  * with a torn tail, sealing and index lookups, the hash chain catching a
  * flipped byte / a removed segment / a reordered chain, erasure, and tier
- * moves and deletion under an injected clock.
+ * moves and deletion under an injected clock. Signed erasure/deletion lines:
+ * a re-hashed chain with an altered erasure count fails, a wrong key fails,
+ * no key leaves signatures unchecked, old unsigned chains are legacy, not
+ * tampering, and a stripped signature after a signed line fails.
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -130,12 +133,23 @@ static size_t query_count(vg_auditstore_t *s, const char *tenant, const char *us
     return n;
 }
 
+/* verify with the store's own key (created at open) */
+static int verify_st(struct fix *f, const char *tenant, vg_audit_verify_stats *st)
+{
+    char kp[128];
+    vg_audit_signkey key;
+    vg_error err = {0};
+    snprintf(kp, sizeof(kp), "%s/signing.key", f->dir);
+    assert_int_equal(vg_audit_signkey_load(kp, &key, NULL, &err), VG_OK);
+    vg_audit_verify_opts o = {.dir = f->dir, .tenant = tenant, .key = &key};
+    assert_int_equal(vg_audit_verify(&o, stderr, st, &err), VG_OK);
+    return st->problems;
+}
+
 static int verify(struct fix *f, const char *tenant)
 {
-    int problems = -1;
-    vg_error err = {0};
-    assert_int_equal(vg_audit_verify(f->dir, tenant, stderr, &problems, &err), VG_OK);
-    return problems;
+    vg_audit_verify_stats st;
+    return verify_st(f, tenant, &st);
 }
 
 static void test_dedup_across_restart(void **state)
@@ -396,6 +410,138 @@ static void test_erasure(void **state)
     assert_int_equal(query_count(f->s, "t1", "u1"), 0);
 }
 
+/* Re-write the chain as someone without the key would: mutate lines with
+ * fn, then re-link and re-hash every line (signatures kept as they are). */
+static void rewrite_chain(struct fix *f, void (*fn)(vg_achain_ent *e, size_t i))
+{
+    char p[200];
+    snprintf(p, sizeof(p), "%s/t1/chain.log", f->dir);
+    vg_achain_ent *e = NULL;
+    size_t n = 0;
+    vg_error err = {0};
+    assert_int_equal(vg_achain_read(p, &e, &n, &err), VG_OK);
+    assert_int_equal(unlink(p), 0);
+    for (size_t i = 0; i < n; i++) {
+        fn(&e[i], i);
+        assert_int_equal(vg_achain_append(p, &e[i], NULL, &err), VG_OK);
+    }
+    vg_free(e);
+}
+
+static void count_plus_one(vg_achain_ent *e, size_t i)
+{
+    (void)i;
+    if (!strcmp(e->kind, "erase")) e->records++;
+}
+
+static void strip_all(vg_achain_ent *e, size_t i)
+{
+    (void)i;
+    e->sig[0] = 0;
+}
+
+static size_t last_erase;
+
+static void strip_last_erase(vg_achain_ent *e, size_t i)
+{
+    if (i == last_erase) e->sig[0] = 0;
+}
+
+static void erase_u1(struct fix *f)
+{
+    uint64_t removed = 0;
+    vg_error err = {0};
+    three_segments(f);
+    assert_int_equal(vg_auditstore_erase(f->s, "t1", "u1", &removed, &err), VG_OK);
+    assert_int_equal(removed, 100); /* u1 in each of the three hours */
+}
+
+static void test_erasure_signed(void **state)
+{
+    struct fix *f = *state;
+    erase_u1(f);
+    vg_audit_verify_stats st;
+    assert_int_equal(verify_st(f, "t1", &st), 0);
+    assert_int_equal(st.sig_checked, 3); /* one erasure line per segment */
+    assert_int_equal(st.unsigned_legacy, 0);
+    /* without a key: intact, signatures counted as not checked */
+    vg_audit_verify_opts o = {.dir = f->dir, .tenant = "t1"};
+    assert_int_equal(vg_audit_verify(&o, stderr, &st, NULL), VG_OK);
+    assert_int_equal(st.problems, 0);
+    assert_int_equal(st.sig_unchecked, 3);
+    assert_int_equal(st.sig_checked, 0);
+    /* with another key: every signed line fails */
+    vg_audit_signkey other;
+    uint8_t kb[32] = {9};
+    assert_int_equal(vg_audit_signkey_set(&other, kb, sizeof(kb), NULL), VG_OK);
+    o.key = &other;
+    assert_int_equal(vg_audit_verify(&o, stderr, &st, NULL), VG_OK);
+    assert_int_equal(st.problems, 3);
+    /* erased counts altered and the chain re-hashed: the hash chain holds,
+     * the signatures do not */
+    rewrite_chain(f, count_plus_one);
+    assert_int_equal(verify_st(f, "t1", &st), 3);
+}
+
+static void test_unsigned_legacy_and_stripped(void **state)
+{
+    struct fix *f = *state;
+    erase_u1(f);
+    vg_audit_verify_stats st;
+    /* a chain from before signing: reported as unsigned, not as tampering */
+    rewrite_chain(f, strip_all);
+    assert_int_equal(verify_st(f, "t1", &st), 0);
+    assert_int_equal(st.unsigned_legacy, 3);
+    assert_int_equal(st.sig_checked, 0);
+    vg_audit_verify_opts o = {.dir = f->dir, .tenant = "t1", .require_signed = 1};
+    assert_int_equal(vg_audit_verify(&o, stderr, &st, NULL), VG_OK);
+    assert_int_equal(st.problems, 3);
+    /* the upgraded store signs from now on: old lines stay legacy */
+    uint64_t removed = 0;
+    vg_error err = {0};
+    assert_int_equal(vg_auditstore_erase(f->s, "t1", "u2", &removed, &err), VG_OK);
+    assert_int_equal(verify_st(f, "t1", &st), 0);
+    assert_int_equal(st.unsigned_legacy, 3);
+    assert_int_equal(st.sig_checked, 3);
+    /* a signature stripped after the first signed line is a failure */
+    char p[200];
+    snprintf(p, sizeof(p), "%s/t1/chain.log", f->dir);
+    vg_achain_ent *e = NULL;
+    size_t n = 0;
+    assert_int_equal(vg_achain_read(p, &e, &n, &err), VG_OK);
+    last_erase = n - 1;
+    assert_string_equal(e[last_erase].kind, "erase");
+    vg_free(e);
+    rewrite_chain(f, strip_last_erase);
+    assert_int_equal(verify_st(f, "t1", &st), 1);
+}
+
+static void test_signing_key_file(void **state)
+{
+    struct fix *f = *state;
+    char kp[128];
+    snprintf(kp, sizeof(kp), "%s.key", f->dir);
+    vg_auditstore_free(f->s);
+    vg_auditstore_opts o = {.dir = f->dir, .interval_ms = -1, .signing_key_file = kp};
+    vg_error err = {0};
+    f->s = NULL;
+    assert_int_equal(vg_auditstore_open(&o, &f->s, &err), VG_ECONFIG); /* must exist */
+    assert_non_null(strstr(err.msg, kp));
+    vg_audit_signkey k;
+    assert_int_equal(vg_audit_signkey_create(kp, &k, &err), VG_OK);
+    assert_int_equal(vg_auditstore_open(&o, &f->s, &err), VG_OK);
+    put(f->s, "t1", 0, 10, T0, 2);
+    uint64_t removed = 0;
+    assert_int_equal(vg_auditstore_erase(f->s, "t1", "u1", &removed, &err), VG_OK);
+    assert_int_equal(removed, 5);
+    vg_audit_verify_stats st;
+    vg_audit_verify_opts vo = {.dir = f->dir, .key = &k};
+    assert_int_equal(vg_audit_verify(&vo, stderr, &st, &err), VG_OK);
+    assert_int_equal(st.problems, 0);
+    assert_int_equal(st.sig_checked, 1);
+    unlink(kp);
+}
+
 static void test_tiers(void **state)
 {
     struct fix *f = *state;
@@ -421,7 +567,9 @@ static void test_tiers(void **state)
     assert_int_equal(ts.segments[0] + ts.segments[1] + ts.segments[2], 1);
     assert_int_equal(ts.deleted_segments, 2);
     assert_int_equal(query_count(f->s, "t1", NULL), 100);
-    assert_int_equal(verify(f, "t1"), 0); /* deletion past retention is not tampering */
+    vg_audit_verify_stats st;
+    assert_int_equal(verify_st(f, "t1", &st), 0); /* deletion past retention is not tampering */
+    assert_int_equal(st.sig_checked, 2);          /* and each deletion is signed */
 }
 
 static void test_segment_roundtrip(void **state)
@@ -629,6 +777,9 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_verify_chain_reorder, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_chain_edit_and_truncate, setup, teardown),
         cmocka_unit_test_setup_teardown(test_erasure, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_erasure_signed, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_unsigned_legacy_and_stripped, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_signing_key_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tiers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_batch_stores_nothing, setup, teardown),
