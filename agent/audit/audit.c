@@ -23,6 +23,7 @@
 #include <string.h>
 
 #include "vigil/alloc.h"
+#include "vigil/timefmt.h"
 
 static const char *const field_names[VG_AF__COUNT] = {
     "timestamp", "user_id", "session_id", "action", "resource", "result", "ip_address",
@@ -65,78 +66,6 @@ int vg_audit_utf8_valid(const char *str, size_t len)
         s += n + 1;
     }
     return 1;
-}
-
-/* Days since 1970-01-01 of a proleptic Gregorian date (Howard Hinnant's formula). */
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int digits(const char *s, size_t n, int *v)
-{
-    *v = 0;
-    for (size_t i = 0; i < n; i++) {
-        if (!isdigit((unsigned char)s[i])) return 0;
-        *v = *v * 10 + (s[i] - '0');
-    }
-    return 1;
-}
-
-static int mdays(int y, int m)
-{
-    static const int d[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    return m == 2 ? 28 + leap : d[m - 1];
-}
-
-/* Fraction ".ddd..." at s (up to e) into milliseconds (truncated); *p past it. */
-static int parse_frac(const char **p, const char *e, int *ms)
-{
-    const char *s = *p;
-    int n = 0;
-    *ms = 0;
-    if (s >= e || *s != '.') return 1;
-    for (s++; s < e && isdigit((unsigned char)*s); s++, n++)
-        if (n < 3) *ms = *ms * 10 + (*s - '0');
-    for (int i = n; i < 3; i++) *ms *= 10;
-    *p = s;
-    return n > 0;
-}
-
-vg_err_t vg_audit_parse_rfc3339(const char *s, size_t len, int64_t *ms)
-{
-    int Y, M, D, h, m, sec, frac, oh = 0, om = 0, sign = 0;
-    const char *e = s + len, *p = s + 19;
-    if (len < 20 || !digits(s, 4, &Y) || s[4] != '-' || !digits(s + 5, 2, &M) || s[7] != '-' ||
-        !digits(s + 8, 2, &D) || (s[10] != 'T' && s[10] != 't' && s[10] != ' ') ||
-        !digits(s + 11, 2, &h) || s[13] != ':' || !digits(s + 14, 2, &m) || s[16] != ':' ||
-        !digits(s + 17, 2, &sec))
-        return VG_EPARSE;
-    if (M < 1 || M > 12 || D < 1 || D > mdays(Y, M) || h > 23 || m > 59 || sec > 60)
-        return VG_EPARSE;
-    if (!parse_frac(&p, e, &frac) || p >= e) return VG_EPARSE;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        sign = *p == '-' ? -1 : 1;
-        if (e - p < 6 || !digits(p + 1, 2, &oh) || p[3] != ':' || !digits(p + 4, 2, &om) ||
-            oh > 23 || om > 59)
-            return VG_EPARSE;
-        p += 6;
-    } else {
-        return VG_EPARSE;
-    }
-    if (p != e) return VG_EPARSE;
-    int64_t t = days_from_civil(Y, M, D) * 86400 + h * 3600 + m * 60 + sec;
-    t -= sign * (oh * 3600 + om * 60);
-    *ms = t * 1000 + frac;
-    return VG_OK;
 }
 
 int64_t vg_audit_epoch_ms(double v)
@@ -184,7 +113,8 @@ static vg_audit_reason read_ts(const vg_audit_schema *s, json_t *root, int64_t n
     *ms = now_ms;
     if (!v) return VG_AUDIT_OK; /* not required, or check_required had said so */
     if (json_is_string(v)) {
-        if (!vg_audit_parse_rfc3339(json_string_value(v), json_string_length(v), ms))
+        if (!vg_timefmt_parse_rfc3339(json_string_value(v), json_string_length(v), VG_TIMEFMT_LAX,
+                                      ms))
             return VG_AUDIT_OK;
         snprintf(d, dn, "timestamp \"%.40s\" is not RFC 3339", json_string_value(v));
         return VG_AUDIT_BAD_TIMESTAMP;

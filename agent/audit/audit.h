@@ -75,9 +75,6 @@ vg_err_t vg_audit_parse(const vg_audit_schema *s, const char *line, size_t len, 
                         vg_audit_rec *out, vg_audit_reason *reason, char *detail, size_t dn);
 /* Free the strings of r and zero it. */
 void vg_audit_rec_clear(vg_audit_rec *r);
-/* RFC 3339 date-time (fraction and offset optional only as RFC 3339 allows:
- * an offset or Z is required) to Unix milliseconds. VG_EPARSE otherwise. */
-vg_err_t vg_audit_parse_rfc3339(const char *s, size_t len, int64_t *ms);
 /* Epoch number to ms: |v| >= 1e11 is milliseconds, else seconds (fractions kept). */
 int64_t vg_audit_epoch_ms(double v);
 /* 1 when s is well-formed UTF-8 (no overlongs, surrogates, or > U+10FFFF). */

@@ -29,6 +29,7 @@
 #include "alerting/silence_int.h"
 #include "vigil/alloc.h"
 #include "vigil/spool.h"
+#include "vigil/timefmt.h"
 
 #define RETENTION_MS (120LL * 3600 * 1000)
 #define SILENCES_MAX 100000
@@ -61,15 +62,6 @@ void vg_silences_free(vg_silences_t *s)
 }
 
 /* ---- time and ids ---- */
-
-void vg_silence_fmt_time(int64_t ms, char out[32])
-{
-    time_t t = (time_t)(ms >= 0 ? ms / 1000 : (ms - 999) / 1000);
-    struct tm tm;
-    gmtime_r(&t, &tm);
-    size_t n = strftime(out, 32, "%Y-%m-%dT%H:%M:%S", &tm);
-    snprintf(out + n, 32 - n, ".%03dZ", (int)(ms - (int64_t)t * 1000));
-}
 
 /* RFC 3339: 2024-01-02T03:04:05(.frac)(Z|+hh:mm). */
 int vg_silence_parse_time(const char *s, int64_t *ms)
@@ -192,9 +184,9 @@ static json_t *matcher_json(const vg_matcher_t *m)
 json_t *vg_silence_to_json(const vg_silence_t *x, int64_t now)
 {
     char st[32], en[32], up[32];
-    vg_silence_fmt_time(x->starts_at, st);
-    vg_silence_fmt_time(x->ends_at, en);
-    vg_silence_fmt_time(x->updated_at, up);
+    vg_timefmt_format_rfc3339(x->starts_at, st);
+    vg_timefmt_format_rfc3339(x->ends_at, en);
+    vg_timefmt_format_rfc3339(x->updated_at, up);
     json_t *ms = json_array();
     for (size_t i = 0; ms && i < x->nms; i++) json_array_append_new(ms, matcher_json(x->ms[i]));
     json_t *o =

@@ -15,6 +15,7 @@
 #include "alerting/amconfig.h"
 #include "vigil/alloc.h"
 #include "vigil/clock.h"
+#include "vigil/timefmt.h"
 
 #define FILTERS_MAX 64
 
@@ -172,7 +173,7 @@ static void h_delete(void *ud, const vg_http_req *req, vg_http_resp *resp)
 static void h_status(void *ud, const vg_http_req *req, vg_http_resp *resp)
 {
     char up[32];
-    vg_silence_fmt_time(started_ms, up);
+    vg_timefmt_format_rfc3339(started_ms, up);
     resp->content_type = "application/json";
     (void)vg_buf_printf(&resp->body,
                         "{\"cluster\":{\"name\":\"vigil\",\"peers\":[],\"status\":\"ready\"},"

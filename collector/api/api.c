@@ -27,62 +27,9 @@
 #include "vigil/alloc.h"
 #include "vigil/clock.h"
 #include "vigil/duration.h"
+#include "vigil/timefmt.h"
 
 /* ---- time parsing ---- */
-
-static int64_t days_from_civil(int64_t y, int m, int d)
-{
-    y -= m <= 2;
-    int64_t era = (y >= 0 ? y : y - 399) / 400;
-    int64_t yoe = y - era * 400;
-    int64_t doy = (153 * (m + (m > 2 ? -3 : 9)) + 2) / 5 + d - 1;
-    int64_t doe = yoe * 365 + yoe / 4 - yoe / 100 + doy;
-    return era * 146097 + doe - 719468;
-}
-
-static int read_digits(const char **s, int n, int *out)
-{
-    *out = 0;
-    for (int i = 0; i < n; i++, (*s)++) {
-        if (**s < '0' || **s > '9') return 0;
-        *out = *out * 10 + (**s - '0');
-    }
-    return 1;
-}
-
-/* time.Parse(time.RFC3339Nano, s): YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm). */
-static int parse_rfc3339(const char *s, int64_t *ms)
-{
-    static const int mdays[] = {31, 29, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
-    int y, mo, d, h, mi, sec, frac_ms = 0, oh = 0, om = 0, sign = 0;
-    if (!read_digits(&s, 4, &y) || *s++ != '-' || !read_digits(&s, 2, &mo) || *s++ != '-' ||
-        !read_digits(&s, 2, &d) || *s++ != 'T' || !read_digits(&s, 2, &h) || *s++ != ':' ||
-        !read_digits(&s, 2, &mi) || *s++ != ':' || !read_digits(&s, 2, &sec))
-        return 0;
-    if (*s == '.') {
-        int n = 0;
-        for (s++; *s >= '0' && *s <= '9'; s++, n++)
-            if (n < 3) frac_ms = frac_ms * 10 + (*s - '0');
-        if (n == 0 || n > 9) return 0;
-        for (; n < 3; n++) frac_ms *= 10;
-    }
-    if (*s == 'Z')
-        s++;
-    else if (*s == '+' || *s == '-') {
-        sign = *s++ == '-' ? -1 : 1;
-        if (!read_digits(&s, 2, &oh) || *s++ != ':' || !read_digits(&s, 2, &om)) return 0;
-    } else
-        return 0;
-    if (*s || mo < 1 || mo > 12 || d < 1 || d > mdays[mo - 1] || h > 23 || mi > 59 || sec > 59 ||
-        oh > 23 || om > 59)
-        return 0;
-    int leap = (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
-    if (mo == 2 && d == 29 && !leap) return 0;
-    int64_t secs = days_from_civil(y, mo, d) * 86400 + h * 3600 + mi * 60 + sec;
-    secs -= sign * (oh * 3600 + om * 60);
-    *ms = secs * 1000 + frac_ms;
-    return 1;
-}
 
 /* strconv.ParseFloat seconds, rounded to milliseconds as Prometheus does. */
 static int parse_float_time(const char *s, int64_t *ms)
@@ -109,7 +56,8 @@ static vg_err_t quoted_error(vg_error *err, const char *fmt, const char *s)
 
 vg_err_t vg_api_parse_time(const char *s, int64_t *ms, vg_error *err)
 {
-    if (parse_float_time(s, ms) || parse_rfc3339(s, ms)) return VG_OK;
+    if (parse_float_time(s, ms) || vg_timefmt_parse_rfc3339(s, strlen(s), 0, ms) == VG_OK)
+        return VG_OK;
     if (strcmp(s, "-292273086-05-16T16:47:06Z") == 0) return *ms = VG_API_MIN_TIME, VG_OK;
     if (strcmp(s, "292277025-08-18T07:12:54.999999999Z") == 0) return *ms = VG_API_MAX_TIME, VG_OK;
     return quoted_error(err, "cannot parse %s to a valid timestamp", s);

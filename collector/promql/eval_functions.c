@@ -26,6 +26,7 @@
 #include "tsdb/tiers.h"
 #include "vigil/alloc.h"
 #include "vigil/metrics.h"
+#include "vigil/timefmt.h"
 
 /* Go's math.Max / math.Min: NaN wins, +0 > -0. */
 static double go_max(double a, double b)
@@ -556,19 +557,6 @@ static int64_t floor_div(int64_t a, int64_t b)
     return (a % b != 0 && (a < 0) != (b < 0)) ? q - 1 : q;
 }
 
-static void civil_from_days(int64_t z, int64_t *y, int *m, int *d)
-{
-    z += 719468;
-    int64_t era = floor_div(z, 146097);
-    int64_t doe = z - era * 146097;
-    int64_t yoe = (doe - doe / 1460 + doe / 36524 - doe / 146096) / 365;
-    int64_t doy = doe - (365 * yoe + yoe / 4 - yoe / 100);
-    int64_t mp = (5 * doy + 2) / 153;
-    *d = (int)(doy - (153 * mp + 2) / 5 + 1);
-    *m = (int)(mp < 10 ? mp + 3 : mp - 9);
-    *y = yoe + era * 400 + (*m <= 2);
-}
-
 static int is_leap(int64_t y)
 {
     return (y % 4 == 0 && y % 100 != 0) || y % 400 == 0;
@@ -583,8 +571,7 @@ static double date_fn(vg_pq_fn_id id, double secs)
         s = (int64_t)secs;
     int64_t days = floor_div(s, 86400), sod = s - days * 86400, y;
     int m, d;
-    civil_from_days(days, &y, &m, &d);
-    static const int mdays[] = {31, 28, 31, 30, 31, 30, 31, 31, 30, 31, 30, 31};
+    vg_timefmt_civil_from_days(days, &y, &m, &d);
     static const int cum[] = {0, 31, 59, 90, 120, 151, 181, 212, 243, 273, 304, 334};
     switch (id) {
     case VG_PQ_FN_YEAR: return (double)y;
@@ -592,7 +579,7 @@ static double date_fn(vg_pq_fn_id id, double secs)
     case VG_PQ_FN_DAY_OF_MONTH: return d;
     case VG_PQ_FN_DAY_OF_WEEK: return (double)(((days % 7) + 7 + 4) % 7);
     case VG_PQ_FN_DAY_OF_YEAR: return cum[m - 1] + d + (m > 2 && is_leap(y));
-    case VG_PQ_FN_DAYS_IN_MONTH: return mdays[m - 1] + (m == 2 && is_leap(y));
+    case VG_PQ_FN_DAYS_IN_MONTH: return vg_timefmt_days_in_month(y, m);
     case VG_PQ_FN_HOUR: return (double)(sod / 3600);
     case VG_PQ_FN_MINUTE: return (double)(sod % 3600 / 60);
     default: return NAN;

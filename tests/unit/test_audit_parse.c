@@ -17,44 +17,6 @@
 
 #define NOW 1700000000000LL
 
-typedef struct ts_row {
-    const char *in;
-    int ok;
-    int64_t ms;
-} ts_row;
-
-static const ts_row ts_rows[] = {
-    {"1970-01-01T00:00:00Z", 1, 0},
-    {"2026-11-28T04:36:11Z", 1, 1795840571000LL},
-    {"2026-11-28T04:36:11.123Z", 1, 1795840571123LL},
-    {"2026-11-28T04:36:11.123456789Z", 1, 1795840571123LL},
-    {"2026-11-28T05:36:11.5+01:00", 1, 1795840571500LL},
-    {"2026-11-27T23:06:11-05:30", 1, 1795840571000LL},
-    {"2026-11-28t04:36:11z", 1, 1795840571000LL},
-    {"2024-02-29T00:00:00Z", 1, 1709164800000LL},
-    {"2023-02-29T00:00:00Z", 0, 0},
-    {"2026-11-28T04:36:11", 0, 0}, /* no offset */
-    {"2026-11-28T24:00:00Z", 0, 0},
-    {"2026-13-01T00:00:00Z", 0, 0},
-    {"2026-11-28T04:36:11.Z", 0, 0}, /* empty fraction */
-    {"2026-11-28T04:36:11+0100", 0, 0},
-    {"2026-11-28T04:36:11Zjunk", 0, 0},
-    {"yesterday", 0, 0},
-};
-
-static void test_rfc3339(void **state)
-{
-    (void)state;
-    for (size_t i = 0; i < sizeof ts_rows / sizeof ts_rows[0]; i++) {
-        int64_t ms = -1;
-        vg_err_t rc = vg_audit_parse_rfc3339(ts_rows[i].in, strlen(ts_rows[i].in), &ms);
-        if ((rc == VG_OK) != ts_rows[i].ok) fail_msg("row %zu %s: rc %d", i, ts_rows[i].in, rc);
-        if (ts_rows[i].ok && ms != ts_rows[i].ms)
-            fail_msg("row %zu %s: %lld want %lld", i, ts_rows[i].in, (long long)ms,
-                     (long long)ts_rows[i].ms);
-    }
-}
-
 #define BASE                                                                                       \
     "\"user_id\":\"u1\",\"session_id\":\"s1\",\"action\":\"read\",\"resource\":\"/r\","            \
     "\"result\":\"allow\",\"ip_address\":\"10.0.0.1\""
@@ -220,7 +182,6 @@ static void test_epoch(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_rfc3339),
         cmocka_unit_test(test_lines),
         cmocka_unit_test(test_too_long),
         cmocka_unit_test(test_mapping_and_required),
