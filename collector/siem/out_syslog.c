@@ -50,7 +50,6 @@
 #include <strings.h>
 #include <sys/ioctl.h>
 #include <sys/socket.h>
-#include <time.h>
 #include <unistd.h>
 
 #include <jansson.h>
@@ -62,6 +61,7 @@
 #include "vigil/buf.h"
 #include "vigil/clock.h"
 #include "vigil/log.h"
+#include "vigil/timefmt.h"
 
 #define COMPONENT          "siem"
 #define SD_ID              "vigil@32473"
@@ -110,16 +110,16 @@ static int severity_of(const char *r, size_t n)
     return 5;
 }
 
-/* RFC 3339 UTC with milliseconds, or the NILVALUE outside years 0000..9999. */
+/* RFC 3339 UTC with milliseconds, or the NILVALUE outside years 0000..9999
+ * (RFC 5424's FULL-DATE has four digits). */
 static vg_err_t put_timestamp(vg_buf *out, int64_t ts_ms)
 {
-    int64_t ms = ((ts_ms % 1000) + 1000) % 1000;
-    time_t secs = (time_t)((ts_ms - ms) / 1000);
-    struct tm tm;
-    if (!gmtime_r(&secs, &tm) || tm.tm_year + 1900 < 0 || tm.tm_year + 1900 > 9999)
+    const int64_t day = 86400000;
+    char ts[VG_TIMEFMT_RFC3339_MAX];
+    if (ts_ms < vg_timefmt_days_from_civil(0, 1, 1) * day ||
+        ts_ms >= vg_timefmt_days_from_civil(10000, 1, 1) * day)
         return vg_buf_putc(out, '-');
-    return vg_buf_printf(out, "%04d-%02d-%02dT%02d:%02d:%02d.%03dZ", tm.tm_year + 1900,
-                         tm.tm_mon + 1, tm.tm_mday, tm.tm_hour, tm.tm_min, tm.tm_sec, (int)ms);
+    return vg_buf_puts(out, vg_timefmt_format_rfc3339(ts_ms, ts));
 }
 
 /* A header token (HOSTNAME, APP-NAME): 1..max PRINTUSASCII, "-" when empty;
