@@ -22,6 +22,17 @@ BUILD = os.environ.get("VIGIL_BUILD_DIR", os.path.join(ROOT, "build"))
 SHARED = os.environ.get("VIGIL_SHARED_DIR", os.path.join(os.path.dirname(ROOT), "shared"))
 
 
+def kafka_bootstrap():
+    """The shared broker's bootstrap address: $VIGIL_KAFKA_BOOTSTRAP, else
+    whatever scripts/kafka.sh start (idempotent) prints last."""
+    addr = os.environ.get("VIGIL_KAFKA_BOOTSTRAP")
+    if addr:
+        return addr
+    out = subprocess.run([os.path.join(ROOT, "scripts", "kafka.sh"), "start"], check=True,
+                         stdout=subprocess.PIPE, text=True)
+    return out.stdout.strip().splitlines()[-1]
+
+
 def free_port():
     with socket.socket() as s:
         s.bind(("127.0.0.1", 0))

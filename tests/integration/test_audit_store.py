@@ -40,7 +40,8 @@ import uuid
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, ROOT, Procs, free_port, http_get, wait_until  # noqa: E402
+from harness import (BUILD, Procs, free_port, http_get, kafka_bootstrap,  # noqa: E402
+                     wait_until)
 import wire  # noqa: E402
 
 TENANT = "acme"
@@ -257,15 +258,6 @@ def main():
         assert rc != 0, out
         assert os.path.basename(seg) in out, out
     print("ok")
-
-
-def kafka_bootstrap():
-    addr = os.environ.get("VIGIL_KAFKA_BOOTSTRAP")
-    if addr:
-        return addr
-    out = subprocess.run([os.path.join(ROOT, "scripts", "kafka.sh"), "start"], check=True,
-                         stdout=subprocess.PIPE, text=True)
-    return out.stdout.strip().splitlines()[-1]
 
 
 def produce(p, bootstrap, topic, bodies):

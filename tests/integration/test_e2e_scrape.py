@@ -11,24 +11,14 @@ the collector's /api/v1/series with its exact labels plus job and instance,
 """
 import math
 import os
-import subprocess
 import sys
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import (BUILD, ROOT, SHARED, FixtureServer, Procs, api, free_port,  # noqa: E402
-                     parse_exposition, wait_until)
+from harness import (BUILD, SHARED, FixtureServer, Procs, api, free_port,  # noqa: E402
+                     kafka_bootstrap, parse_exposition, wait_until)
 
 FIXTURE = os.path.join(SHARED, "testdata", "exposition", "alltypes.237mfs.prom.txt")
-
-
-def kafka_bootstrap():
-    addr = os.environ.get("VIGIL_KAFKA_BOOTSTRAP")
-    if addr:
-        return addr
-    out = subprocess.run([os.path.join(ROOT, "scripts", "kafka.sh"), "start"], check=True,
-                         stdout=subprocess.PIPE, text=True)
-    return out.stdout.strip().splitlines()[-1]
 
 
 def write_configs(d, mode, fixture_port, cport, aport):

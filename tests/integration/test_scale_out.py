@@ -27,7 +27,8 @@ import urllib.parse
 import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import BUILD, ROOT, Procs, free_port, http_get, wait_until  # noqa: E402
+from harness import (BUILD, Procs, free_port, http_get, kafka_bootstrap,  # noqa: E402
+                     wait_until)
 from ship_helpers import stop  # noqa: E402
 import wire  # noqa: E402
 
@@ -37,15 +38,6 @@ SAMPLES = 4
 ROUNDS_BEFORE = 8
 ROUNDS_TOTAL = 24
 T0 = (int(time.time()) - 3 * 3600) * 1000
-
-
-def kafka_bootstrap():
-    addr = os.environ.get("VIGIL_KAFKA_BOOTSTRAP")
-    if addr:
-        return addr
-    out = subprocess.run([os.path.join(ROOT, "scripts", "kafka.sh"), "start"], check=True,
-                         stdout=subprocess.PIPE, text=True)
-    return out.stdout.strip().splitlines()[-1]
 
 
 def partitions(bootstrap, topic):
