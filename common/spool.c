@@ -39,6 +39,7 @@
 #include "vigil/buf.h"
 #include "vigil/clock.h"
 #include "vigil/crc32c.h"
+#include "vigil/le.h"
 #include "vigil/log.h"
 
 #define MAGIC       0x4c505356u /* "VSPL" as little-endian bytes */
@@ -90,26 +91,6 @@ struct frame {
 enum rd { RD_OK, RD_SHORT, RD_BAD, RD_IOERR, RD_NOMEM };
 
 /* ---- little helpers ---- */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
 
 static void seg_path(const vg_spool_t *s, uint64_t first_id, char *out, size_t n)
 {
@@ -227,17 +208,17 @@ static uint64_t cursor_load(const vg_spool_t *s)
     size_t n = 0;
     cursor_path(s, path, sizeof(path));
     if (vg_spool_read_file(path, b, sizeof(b), &n, NULL) || n != sizeof(b)) return 0;
-    if (get32(b) != CURSOR_MAG || get32(b + 4) != vg_crc32c(0, b + 8, 8)) return 0;
-    return get64(b + 8);
+    if (vg_le_get32(b) != CURSOR_MAG || vg_le_get32(b + 4) != vg_crc32c(0, b + 8, 8)) return 0;
+    return vg_le_get64(b + 8);
 }
 
 static vg_err_t cursor_store(vg_spool_t *s, int do_sync, vg_error *err)
 {
     char path[PATH_MAX];
     uint8_t b[16];
-    put32(b, CURSOR_MAG);
-    put64(b + 8, s->cursor);
-    put32(b + 4, vg_crc32c(0, b + 8, 8));
+    vg_le_put32(b, CURSOR_MAG);
+    vg_le_put64(b + 8, s->cursor);
+    vg_le_put32(b + 4, vg_crc32c(0, b + 8, 8));
     cursor_path(s, path, sizeof(path));
     vg_err_t rc = vg_spool_write_file(path, b, sizeof(b), do_sync, err);
     if (!rc) s->cursor_dirty = 0;
@@ -253,8 +234,8 @@ static enum rd parse_meta(vg_spool_t *s, uint32_t len, uint64_t min_id, uint64_t
     if (p[0] != VERSION || (size_t)META + p[2] > len) return RD_BAD;
     f->kind = p[1];
     f->tlen = p[2];
-    f->id = get64(p + 4);
-    f->seq = get64(p + 12);
+    f->id = vg_le_get64(p + 4);
+    f->seq = vg_le_get64(p + 12);
     f->dlen = len - META - f->tlen;
     f->end = end;
     if (f->id < min_id || f->id == UINT64_MAX) return RD_BAD;
@@ -269,14 +250,14 @@ static enum rd read_frame(vg_spool_t *s, int fd, uint64_t off, uint64_t end, uin
     uint8_t h[HDR];
     if (end < off || end - off < HDR) return RD_SHORT;
     if (full_pread(fd, h, HDR, off)) return RD_IOERR;
-    uint32_t len = get32(h + 4);
-    if (get32(h) != MAGIC || len < META || len > MAX_PAYLOAD) return RD_BAD;
+    uint32_t len = vg_le_get32(h + 4);
+    if (vg_le_get32(h) != MAGIC || len < META || len > MAX_PAYLOAD) return RD_BAD;
     if (end - off - HDR < len) return RD_SHORT;
     vg_buf_reset(&s->buf);
     if (vg_buf_reserve(&s->buf, len)) return RD_NOMEM;
     if (full_pread(fd, s->buf.data, len, off + HDR)) return RD_IOERR;
     s->buf.len = len;
-    if (vg_crc32c(vg_crc32c(0, h, 8), s->buf.data, len) != get32(h + 8)) return RD_BAD;
+    if (vg_crc32c(vg_crc32c(0, h, 8), s->buf.data, len) != vg_le_get32(h + 8)) return RD_BAD;
     return parse_meta(s, len, min_id, off + HDR + len, f);
 }
 
@@ -294,7 +275,7 @@ static uint64_t find_next(vg_spool_t *s, int fd, uint64_t from, uint64_t end, ui
             return NOT_FOUND;
         }
         for (size_t i = 0; i + 4 <= n; i++) {
-            if (get32(chunk + i) != MAGIC) continue;
+            if (vg_le_get32(chunk + i) != MAGIC) continue;
             enum rd r = read_frame(s, fd, pos + i, end, min_id, f);
             if (r == RD_OK) return pos + i;
             if (r == RD_IOERR || r == RD_NOMEM) {
@@ -563,18 +544,18 @@ static vg_err_t make_room(vg_spool_t *s, uint64_t need, vg_error *err)
 static size_t encode_head(const vg_spool_rec *r, uint64_t id, size_t tlen, uint8_t *h)
 {
     uint32_t plen = (uint32_t)(META + tlen + r->len);
-    put32(h, MAGIC);
-    put32(h + 4, plen);
+    vg_le_put32(h, MAGIC);
+    vg_le_put32(h + 4, plen);
     h[HDR] = VERSION;
     h[HDR + 1] = r->kind;
     h[HDR + 2] = (uint8_t)tlen;
     h[HDR + 3] = 0;
-    put64(h + HDR + 4, id);
-    put64(h + HDR + 12, r->seq);
+    vg_le_put64(h + HDR + 4, id);
+    vg_le_put64(h + HDR + 12, r->seq);
     if (tlen) memcpy(h + HDR + META, r->tenant, tlen);
     uint32_t crc = vg_crc32c(0, h, 8);
     crc = vg_crc32c(crc, h + HDR, META + tlen);
-    put32(h + 8, vg_crc32c(crc, r->data, r->len));
+    vg_le_put32(h + 8, vg_crc32c(crc, r->data, r->len));
     return HDR + META + tlen;
 }
 

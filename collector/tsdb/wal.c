@@ -36,6 +36,7 @@
 #include "vigil/alloc.h"
 #include "vigil/clock.h"
 #include "vigil/crc32c.h"
+#include "vigil/le.h"
 #include "vigil/log.h"
 
 #define COMP         "wal"
@@ -112,33 +113,6 @@ static vg_err_t rm_put(refmap *m, uint64_t k, uint64_t v)
     return VG_OK;
 }
 
-/* ---- little-endian helpers ---- */
-
-static void put32(uint8_t *p, uint32_t v)
-{
-    for (int i = 0; i < 4; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static void put64(uint8_t *p, uint64_t v)
-{
-    for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
-}
-
-static uint32_t get32(const uint8_t *p)
-{
-    return (uint32_t)p[0] | (uint32_t)p[1] << 8 | (uint32_t)p[2] << 16 | (uint32_t)p[3] << 24;
-}
-
-static uint64_t get64(const uint8_t *p)
-{
-    return (uint64_t)get32(p) | (uint64_t)get32(p + 4) << 32;
-}
-
-static uint16_t get16(const uint8_t *p)
-{
-    return (uint16_t)(p[0] | p[1] << 8);
-}
-
 /* ---- batches ---- */
 
 void vg_wal_batch_init(vg_wal_batch *b)
@@ -176,8 +150,8 @@ static void frame_close(vg_buf *buf, size_t start)
 {
     uint8_t *r = (uint8_t *)buf->data + start;
     uint32_t len = (uint32_t)(buf->len - start - HDR_LEN);
-    put32(r, len);
-    put32(r + 4, vg_crc32c(0, r + HDR_LEN, len));
+    vg_le_put32(r, len);
+    vg_le_put32(r + 4, vg_crc32c(0, r + HDR_LEN, len));
 }
 
 static vg_err_t frame_open(vg_buf *buf, uint8_t type)
@@ -192,7 +166,7 @@ static vg_err_t put_str(vg_buf *b, const char *s, int wide)
     size_t n = strlen(s);
     uint8_t h[4];
     if (n > (wide ? REC_MAX / 2 : 0xffffu)) return VG_ETOOLARGE;
-    put32(h, (uint32_t)n);
+    vg_le_put32(h, (uint32_t)n);
     vg_err_t rc = vg_buf_append(b, h, wide ? 4 : 2);
     return rc ? rc : vg_buf_append(b, s, n);
 }
@@ -219,11 +193,11 @@ vg_err_t vg_wal_batch_series(vg_wal_batch *b, uint64_t ref, const char *tenant, 
     if (tl > 255 || n > 0xffff) return VG_ETOOLARGE;
     vg_err_t rc = grow_series(b);
     if (!rc) rc = frame_open(&b->series, REC_SERIES);
-    put64(h, ref);
+    vg_le_put64(h, ref);
     h[8] = (uint8_t)tl;
     if (!rc) rc = vg_buf_append(&b->series, h, 9);
     if (!rc) rc = vg_buf_append(&b->series, tenant, tl);
-    put32(h, (uint32_t)n);
+    vg_le_put32(h, (uint32_t)n);
     if (!rc) rc = vg_buf_append(&b->series, h, 2);
     for (size_t i = 0; i < n && !rc; i++) {
         rc = put_str(&b->series, l[i].name, 0);
@@ -249,9 +223,9 @@ vg_err_t vg_wal_batch_sample(vg_wal_batch *b, uint64_t ref, int64_t ts, double v
         if (rc) return rc;
     }
     memcpy(&bits, &v, sizeof(bits));
-    put64(s, ref);
-    put64(s + 8, (uint64_t)ts);
-    put64(s + 16, bits);
+    vg_le_put64(s, ref);
+    vg_le_put64(s + 8, (uint64_t)ts);
+    vg_le_put64(s + 16, bits);
     vg_err_t rc = vg_buf_append(&b->samples, s, sizeof(s));
     if (rc) return rc;
     if (ts > b->maxt) b->maxt = ts;
@@ -582,14 +556,14 @@ static int replay_series(replay *r, const uint8_t *p, size_t n)
     vg_label_t l[1024];
     size_t at = 9, used = 0;
     if (n < 11) return -1;
-    uint64_t ref = get64(p);
+    uint64_t ref = vg_le_get64(p);
     size_t tl = p[8];
     if (at + tl + 2 > n) return -1;
     char tenant[256];
     memcpy(tenant, p + at, tl);
     tenant[tl] = '\0';
     at += tl;
-    size_t nl = get16(p + at);
+    size_t nl = vg_le_get16(p + at);
     at += 2;
     if (nl > 1024) return -1;
     char *heap = vg_malloc(n + 2 * nl + 1); /* names and values, NUL-terminated */
@@ -602,7 +576,7 @@ static int replay_series(replay *r, const uint8_t *p, size_t n)
                 bad = 1;
                 break;
             }
-            size_t sl = k ? get32(p + at) : get16(p + at);
+            size_t sl = k ? vg_le_get32(p + at) : vg_le_get16(p + at);
             at += w;
             if (sl > n - at) {
                 bad = 1;
@@ -632,8 +606,8 @@ static int replay_samples(replay *r, const uint8_t *p, size_t n)
 {
     if (n % SAMPLE_LEN) return -1;
     for (size_t at = 0; at < n; at += SAMPLE_LEN) {
-        uint64_t ref = get64(p + at), bits = get64(p + at + 16);
-        int64_t ts = (int64_t)get64(p + at + 8);
+        uint64_t ref = vg_le_get64(p + at), bits = vg_le_get64(p + at + 16);
+        int64_t ts = (int64_t)vg_le_get64(p + at + 8);
         double v;
         memcpy(&v, &bits, sizeof(v));
         if (ts > r->maxt) r->maxt = ts;
@@ -666,7 +640,7 @@ static size_t replay_records(replay *r, const uint8_t *p, size_t size, int last)
     size_t off = MAGIC_LEN;
     while (off < size) {
         size_t left = size - off;
-        uint32_t len = left >= HDR_LEN ? get32(p + off) : 0;
+        uint32_t len = left >= HDR_LEN ? vg_le_get32(p + off) : 0;
         if (left < HDR_LEN || (len && len <= REC_MAX && len > left - HDR_LEN)) {
             if (last) return off; /* a write cut short by a crash */
             corrupt(r, off, "record runs past the end of the segment");
@@ -676,7 +650,7 @@ static size_t replay_records(replay *r, const uint8_t *p, size_t size, int last)
             corrupt(r, off, "garbage record length; rest of the segment skipped");
             return size;
         }
-        if (vg_crc32c(0, p + off + HDR_LEN, len) != get32(p + off + 4))
+        if (vg_crc32c(0, p + off + HDR_LEN, len) != vg_le_get32(p + off + 4))
             corrupt(r, off, "CRC mismatch; record skipped");
         else
             replay_record(r, p + off + HDR_LEN, len, off);

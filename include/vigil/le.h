@@ -11,6 +11,12 @@
 
 #include <stdint.h>
 
+/* Store v at p (2 bytes). */
+static inline void vg_le_put16(uint8_t *p, uint16_t v)
+{
+    p[0] = (uint8_t)v, p[1] = (uint8_t)(v >> 8);
+}
+
 /* Store v at p (4 bytes). */
 static inline void vg_le_put32(uint8_t *p, uint32_t v)
 {
@@ -21,6 +27,12 @@ static inline void vg_le_put32(uint8_t *p, uint32_t v)
 static inline void vg_le_put64(uint8_t *p, uint64_t v)
 {
     for (int i = 0; i < 8; i++) p[i] = (uint8_t)(v >> (8 * i));
+}
+
+/* Load 2 bytes at p. */
+static inline uint16_t vg_le_get16(const uint8_t *p)
+{
+    return (uint16_t)(p[0] | p[1] << 8);
 }
 
 /* Load 4 bytes at p. */
