@@ -498,7 +498,7 @@ fail:;
 
 static vg_err_t tcp_connect(syslog_out *s, int64_t deadline, vg_error *err)
 {
-    struct addrinfo hints = {.ai_socktype = SOCK_STREAM, .ai_flags = AI_ADDRCONFIG};
+    struct addrinfo hints = {.ai_socktype = SOCK_STREAM}; /* no AI_ADDRCONFIG: lo-only hosts */
     struct addrinfo *res = NULL;
     int g = getaddrinfo(s->host, s->port, &hints, &res);
     if (g != 0)
