@@ -17,7 +17,7 @@ BUILD_PKGS=(build-essential cmake ninja-build pkg-config git python3
     libjansson-dev zstd curl ca-certificates)
 TEST_PKGS=(libcmocka-dev openjdk-17-jre-headless maven prometheus prometheus-node-exporter
     prometheus-alertmanager victoria-metrics rsyslog rsyslog-kafka rsyslog-openssl kcat clang libclang-rt-14-dev
-    clang-format valgrind curl procps)
+    clang-format valgrind curl procps openssl)
 
 missing() {
     local p out=()
