@@ -180,12 +180,68 @@ static void test_chunk_read_matches_next(void **state)
     }
 }
 
+/* A timestamp step whose delta-of-delta lands in each bucket ('0', 14,
+ * 17, 20 and 64 bits), so the unchecked decoder sees every prefix. */
+static int64_t rnd_step(void)
+{
+    switch (rnd() % 6) {
+    case 0: return 30000 + (int64_t)(rnd() % 16000) - 8000;
+    case 1: return 30000 + (int64_t)(rnd() % 200000) - 100000;
+    case 2: return 30000 + (int64_t)(rnd() % 1000000);
+    case 3: return (int64_t)(rnd() >> 20);
+    default: return 30000;
+    }
+}
+
+/* The unchecked middle of vg_chunk_iter_read (read_fast) against next()
+ * on chunks of every length, some with flipped bits, batches of any size. */
+static void test_chunk_read_fast_path(void **state)
+{
+    (void)state;
+    static int64_t tb[400];
+    static double vb[400];
+    int64_t ta;
+    double va;
+    for (int i = 0; i < 4000; i++) {
+        vg_chunk_t *c = vg_chunk_new();
+        assert_non_null(c);
+        size_t n = 1 + rnd() % (i % 3 ? 300 : 20);
+        int64_t t = (int64_t)(rnd() % 2000000000000ull);
+        for (size_t j = 0; j < n; j++, t += rnd_step())
+            assert_int_equal(vg_chunk_append(c, t, rnd_value(j)), VG_OK);
+        size_t len;
+        const uint8_t *bytes = vg_chunk_bytes(c, &len);
+        uint8_t *d = vg_malloc(len);
+        assert_non_null(d);
+        memcpy(d, bytes, len);
+        if (i % 4 == 0)
+            for (int f = 0; f < 3; f++) d[2 + rnd() % (len - 2 ? len - 2 : 1)] ^= 1u << (rnd() % 8);
+        vg_chunk_iter x, y;
+        vg_chunk_iter_init(&x, d, len);
+        vg_chunk_iter_init(&y, d, len);
+        size_t k, got = 0;
+        while ((k = vg_chunk_iter_read(&y, tb, vb, 1 + rnd() % (i % 2 ? 7 : 400))) >
+               0) /* tb: 400 */
+            for (size_t j = 0; j < k; j++, got++) {
+                assert_true(vg_chunk_iter_next(&x, &ta, &va));
+                assert_true(ta == tb[j]);
+                assert_memory_equal(&va, &vb[j], sizeof(va));
+            }
+        assert_false(vg_chunk_iter_next(&x, &ta, &va));
+        assert_int_equal(vg_chunk_iter_err(&x), vg_chunk_iter_err(&y));
+        if (i % 4) assert_int_equal(got, n);
+        vg_free(d);
+        vg_chunk_free(c);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_merge_read_matches_next),
         cmocka_unit_test(test_merge_read_matches_next_corrupt),
         cmocka_unit_test(test_chunk_read_matches_next),
+        cmocka_unit_test(test_chunk_read_fast_path),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
