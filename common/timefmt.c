@@ -120,6 +120,7 @@ char *vg_timefmt_format_rfc3339(int64_t ms, char out[VG_TIMEFMT_RFC3339_MAX])
     int m, d;
     vg_timefmt_civil_from_days(days, &y, &m, &d);
     snprintf(out, VG_TIMEFMT_RFC3339_MAX, "%04" PRId64 "-%02d-%02dT%02d:%02d:%02d.%03dZ", y, m, d,
-             (int)(sod / 3600), (int)(sod % 3600 / 60), (int)(sod % 60), (int)(ms - secs * 1000));
+             (int)(sod / 3600), (int)(sod % 3600 / 60), (int)(sod % 60),
+             (int)((ms % 1000 + 1000) % 1000));
     return out;
 }
