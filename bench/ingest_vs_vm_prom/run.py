@@ -98,14 +98,20 @@ class Vigil:
         """Vigil cuts blocks by itself; nothing to force."""
 
     def disk(self):
-        blocks, samples = 0, 0
+        blocks, samples, chunks, index = 0, 0, 0, 0
         for meta in glob.glob(os.path.join(self.dir, "**", "meta.json"), recursive=True):
             with open(meta) as f:
                 samples += json.load(f)["stats"]["numSamples"]
-            blocks += du(os.path.dirname(meta))
+            bdir = os.path.dirname(meta)
+            blocks += du(bdir)
+            chunks += du(os.path.join(bdir, "chunks"))
+            index += os.lstat(os.path.join(bdir, "index")).st_blocks * 512
         wal = sum(du(p) for p in glob.glob(os.path.join(self.dir, "**", "wal"), recursive=True))
-        return blocks, samples, "blocks %d MiB, %d samples in blocks; WAL %d MiB" % (
-            blocks >> 20, samples, wal >> 20)
+        per = float(samples or 1)
+        return blocks, samples, ("blocks %d MiB (chunks %.2f + index %.2f + rest %.2f B/sample), "
+                                 "%d samples in blocks; WAL %d MiB" % (
+                                     blocks >> 20, chunks / per, index / per,
+                                     (blocks - chunks - index) / per, samples, wal >> 20))
 
 
 class VM:

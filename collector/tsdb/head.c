@@ -724,13 +724,13 @@ static vg_err_t copy_chunks(const series *s, int64_t mint, int64_t maxt, vg_aren
     return VG_OK;
 }
 
-static vg_err_t snapshot_locked(vg_head_t *h, const vg_postings *refs, int64_t mint, int64_t maxt,
-                                vg_arena_t *a, vg_snap_series *out, size_t *n)
+static vg_err_t snapshot_locked(vg_head_t *h, const uint32_t *refs, size_t nrefs, int64_t mint,
+                                int64_t maxt, vg_arena_t *a, vg_snap_series *out, size_t *n)
 {
     vg_err_t rc = VG_OK;
     *n = 0;
-    for (size_t i = 0; i < refs->n && !rc; i++) {
-        const series *s = get_series(h, refs->v[i]);
+    for (size_t i = 0; i < nrefs && !rc; i++) {
+        const series *s = get_series(h, refs[i]);
         if (!s) continue; /* removed by a truncate, still in an old index */
         pthread_mutex_t *mu = &h->stripes[s->ref % NSTRIPES].mu;
         pthread_mutex_lock(mu);
@@ -760,12 +760,62 @@ vg_err_t vg_head_snapshot(vg_head_t *h, vg_matcher_t *const *m, size_t nm, int64
     vg_err_t rc = vg_index_select(&h->index, h->next_ref, m, nm, &refs);
     if (!rc && refs.n) {
         *out = vg_arena_alloc(a, refs.n * sizeof(**out));
-        rc = *out ? snapshot_locked(h, &refs, mint, maxt, a, *out, n) : VG_ENOMEM;
+        rc = *out ? snapshot_locked(h, refs.v, refs.n, mint, maxt, a, *out, n) : VG_ENOMEM;
     }
     pthread_rwlock_unlock(&h->lock);
     vg_postings_free(&refs);
     if (!rc && *n > 1) qsort(*out, *n, sizeof(**out), cmp_snap);
     return rc;
+}
+
+vg_err_t vg_head_snapshot_refs(vg_head_t *h, const uint32_t *refs, size_t nrefs, int64_t mint,
+                               int64_t maxt, vg_arena_t *a, vg_snap_series **out, size_t *n)
+{
+    *out = NULL;
+    *n = 0;
+    if (nrefs == 0) return VG_OK;
+    *out = vg_arena_alloc(a, nrefs * sizeof(**out));
+    if (!*out) return VG_ENOMEM;
+    pthread_rwlock_rdlock(&h->lock);
+    vg_err_t rc = snapshot_locked(h, refs, nrefs, mint, maxt, a, *out, n);
+    pthread_rwlock_unlock(&h->lock);
+    return rc;
+}
+
+static int cmp_series(const void *x, const void *y)
+{
+    const series *a = *(const series *const *)x, *b = *(const series *const *)y;
+    return vg_labels_cmp(a->labels, a->nlabels, b->labels, b->nlabels);
+}
+
+/* Sorting happens under the shared lock: the series (and their interned
+ * labels) cannot be freed meanwhile, and appends go on. */
+vg_err_t vg_head_refs_sorted(vg_head_t *h, uint32_t **refs, size_t *n)
+{
+    *refs = NULL;
+    *n = 0;
+    pthread_rwlock_rdlock(&h->lock);
+    size_t cap = h->nlive ? h->nlive : 1, k = 0;
+    const series **keys = vg_malloc(cap * sizeof(*keys));
+    uint32_t *v = vg_malloc(cap * sizeof(*v));
+    for (uint32_t r = 0; keys && v && r < h->next_ref && k < cap; r++) {
+        const series *s = get_series(h, r);
+        if (s) keys[k++] = s;
+    }
+    if (keys && v) {
+        qsort(keys, k, sizeof(*keys), cmp_series);
+        for (size_t i = 0; i < k; i++) v[i] = keys[i]->ref;
+    }
+    pthread_rwlock_unlock(&h->lock);
+    vg_err_t rc = keys && v ? VG_OK : VG_ENOMEM;
+    vg_free(keys);
+    if (rc) {
+        vg_free(v);
+        return rc;
+    }
+    *refs = v;
+    *n = k;
+    return VG_OK;
 }
 
 /* ---- label names and values ---- */

@@ -131,6 +131,15 @@ typedef struct vg_snap_series {
  * [mint, maxt] into arena a, sorted by labels. nm == 0 selects all. */
 vg_err_t vg_head_snapshot(vg_head_t *h, vg_matcher_t *const *m, size_t nm, int64_t mint,
                           int64_t maxt, vg_arena_t *a, vg_snap_series **out, size_t *n);
+/* Refs of every live series, sorted by labels (vg_free the array). A block
+ * cut snapshots them a slice at a time with vg_head_snapshot_refs, so it
+ * never holds a copy of the whole head's range. Thread-safe. */
+vg_err_t vg_head_refs_sorted(vg_head_t *h, uint32_t **refs, size_t *n);
+/* vg_head_snapshot of the series refs[0..nrefs) in that order, into a; refs
+ * removed since, and series without a chunk overlapping [mint, maxt], are
+ * skipped. Thread-safe. */
+vg_err_t vg_head_snapshot_refs(vg_head_t *h, const uint32_t *refs, size_t nrefs, int64_t mint,
+                               int64_t maxt, vg_arena_t *a, vg_snap_series **out, size_t *n);
 /* Sorted distinct label names (name == NULL) or values of label name, of the
  * series selected by the matchers (all series when nm == 0), copied into a. */
 vg_err_t vg_head_label_strings(vg_head_t *h, const char *name, vg_matcher_t *const *m, size_t nm,

@@ -376,30 +376,60 @@ static vg_err_t gather(const vg_snap_series *s, int64_t mint, int64_t maxt, int6
     return VG_OK;
 }
 
-/* Write tenant's head samples in [mint, maxt) as a block; VG_EAGAIN if none. */
+/* Series snapshotted at a time by a cut: the copy of their chunks is all a
+ * cut holds beyond the writer's labels and chunk metas, instead of the whole
+ * range of every series at once (which doubled the peak RSS). */
+#define CUT_SLICE 4096
+
+typedef struct cut_buf {
+    int64_t *ts;
+    double *v;
+    size_t cap;
+} cut_buf;
+
+/* Add the series of refs[0..n) with samples in [mint, maxt) to w. */
+static vg_err_t cut_slice(vg_head_t *h, const uint32_t *refs, size_t n, int64_t mint, int64_t maxt,
+                          vg_arena_t *a, cut_buf *b, vg_block_writer_t *w, vg_error *err)
+{
+    vg_snap_series *s = NULL;
+    size_t ns = 0, k = 0;
+    vg_arena_reset(a);
+    vg_err_t rc = vg_head_snapshot_refs(h, refs, n, mint, maxt - 1, a, &s, &ns);
+    if (rc) return vg_error_set(err, rc, "snapshot of the head: %s", vg_strerror(rc));
+    for (size_t i = 0; i < ns && !rc; i++) {
+        rc = gather(&s[i], mint, maxt, &b->ts, &b->v, &k, &b->cap);
+        if (rc) vg_error_set(err, rc, "decoding the head");
+        if (!rc)
+            rc = vg_block_writer_add_samples(w, s[i].labels, s[i].nlabels, b->ts, b->v, k, err);
+    }
+    return rc;
+}
+
+/* Write tenant's head samples in [mint, maxt) as a block; VG_EAGAIN if none.
+ * Series go in label order, CUT_SLICE at a time. */
 static vg_err_t write_cut(vg_tsdb_blocks_t *bs, const char *tenant, vg_head_t *h, int64_t mint,
                           int64_t maxt, char *ulid, vg_error *err)
 {
     char dir[4096];
-    vg_snap_series *s = NULL;
-    size_t ns = 0, n = 0, cap = 0;
-    int64_t *ts = NULL;
-    double *v = NULL;
+    uint32_t *refs = NULL;
+    size_t nrefs = 0;
+    cut_buf b = {0};
     vg_block_writer_t *w = NULL;
     vg_arena_t *a = vg_arena_new(0);
     vg_tsdb_blocks_dir(bs, tenant, dir, sizeof(dir));
-    vg_err_t rc = a ? vg_head_snapshot(h, NULL, 0, mint, maxt - 1, a, &s, &ns) : VG_ENOMEM;
-    if (rc) vg_error_set(err, rc, "snapshot of tenant %s: %s", tenant, vg_strerror(rc));
+    vg_err_t rc = a ? vg_head_refs_sorted(h, &refs, &nrefs) : VG_ENOMEM;
+    if (rc) vg_error_set(err, rc, "listing the series of tenant %s: %s", tenant, vg_strerror(rc));
     if (!rc) rc = vg_block_writer_new(dir, mint, maxt, 0, &w, err);
-    for (size_t i = 0; i < ns && !rc; i++) {
-        rc = gather(&s[i], mint, maxt, &ts, &v, &n, &cap);
-        if (rc) vg_error_set(err, rc, "decoding the head of tenant %s", tenant);
-        if (!rc) rc = vg_block_writer_add_samples(w, s[i].labels, s[i].nlabels, ts, v, n, err);
+    for (size_t i = 0; i < nrefs && !rc; i += CUT_SLICE) {
+        size_t n = nrefs - i < CUT_SLICE ? nrefs - i : CUT_SLICE;
+        rc = cut_slice(h, refs + i, n, mint, maxt, a, &b, w, err);
+        if (rc) vg_error_prefix(err, "cutting tenant %s", tenant);
     }
     if (!rc) rc = vg_block_writer_commit(w, ulid, err);
     vg_block_writer_free(w);
-    vg_free(ts);
-    vg_free(v);
+    vg_free(b.ts);
+    vg_free(b.v);
+    vg_free(refs);
     vg_arena_free(a);
     return rc;
 }

@@ -1,7 +1,8 @@
 /*
  * test_block.c - on-disk blocks: writer/reader round trip, postings and
  * matchers against brute force, a store that cuts its head into blocks and
- * answers the same after a restart, and corruption of every byte of every
+ * answers the same after a restart, a cut of more series than one slice,
+ * and corruption of every byte of every
  * file (flips and truncations) giving clean errors, never a crash.
  */
 #include <dirent.h>
@@ -314,6 +315,54 @@ static void test_store_cut_restart(void **state)
     vg_tsdb_free(db);
 }
 
+/* More series than a cut snapshots at a time (CUT_SLICE), created out of
+ * label order: the block holds every series once, in order, every sample. */
+#define SLICED_SERIES 9000
+#define SLICED_SAMP   180 /* 3 h at 60 s */
+
+static void test_store_cut_slices(void **state)
+{
+    (void)state;
+    vg_tsdb_t *db = open_store();
+    vg_error e = {0};
+    char id[16];
+    for (int k = 0; k < SLICED_SAMP; k++)
+        for (int i = 0; i < SLICED_SERIES; i++) {
+            snprintf(id, sizeof(id), "%05d", (i * 7919) % SLICED_SERIES);
+            vg_label_t l[2] = {{"__name__", "sliced"}, {"id", id}};
+            assert_int_equal(
+                vg_tsdb_append(db, "default", l, 2, BASE + (int64_t)k * 60000, k, NULL, &e), VG_OK);
+        }
+    /* the block thread may have cut already; this waits for its pass */
+    assert_int_equal(vg_tsdb_blocks_cut(db->blocks, NULL, &e), VG_OK);
+    vg_block_t **bl = NULL;
+    size_t nb = 0;
+    assert_int_equal(vg_tsdb_blocks_acquire(db->blocks, "default", BASE, BASE + 1, &bl, &nb),
+                     VG_OK);
+    assert_int_equal(nb, 1);
+    vg_arena_t *a = vg_arena_new(0);
+    vg_block_series *s = NULL;
+    size_t n = 0;
+    assert_int_equal(vg_block_select(bl[0], NULL, 0, INT64_MIN, INT64_MAX, a, &s, &n, &e), VG_OK);
+    assert_int_equal(n, SLICED_SERIES);
+    for (size_t i = 0; i < n; i++) {
+        snprintf(id, sizeof(id), "%05d", (int)i);
+        assert_string_equal(s[i].labels[1].value, id);
+        size_t k = 0;
+        for (size_t c = 0; c < s[i].nchunks; c++) {
+            vg_chunk_iter it;
+            int64_t t;
+            double v;
+            vg_chunk_iter_init(&it, s[i].chunks[c].data, s[i].chunks[c].len);
+            while (vg_chunk_iter_next(&it, &t, &v)) assert_true(v == (double)k++);
+        }
+        assert_int_equal(k, 60); /* the first hour */
+    }
+    vg_arena_free(a);
+    vg_tsdb_blocks_release(bl, nb);
+    vg_tsdb_free(db);
+}
+
 /* ---- corruption ---- */
 
 static uint8_t *slurp(const char *p, size_t *n)
@@ -429,6 +478,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
         cmocka_unit_test_setup_teardown(test_postings, setup, teardown),
         cmocka_unit_test_setup_teardown(test_store_cut_restart, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_store_cut_slices, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corruption, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
