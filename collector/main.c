@@ -24,7 +24,9 @@
 #include "rules/manager.h"
 #include "rules/rules_api.h"
 #include "tsdb/tsdb.h"
+#include "vigil/alloc.h"
 #include "vigil/cli.h"
+#include "vigil/clock.h"
 #include "vigil/duration.h"
 #include "vigil/httpd.h"
 #include "vigil/log.h"
@@ -50,22 +52,46 @@ typedef struct collector {
     vg_rules_t *rules;       /* rule groups; /api/v1/rules, /api/v1/alerts */
     const char *config_path; /* re-read on SIGHUP and POST /-/reload */
     pthread_mutex_t reload_mu;
+    /* configs loaded by reloads: the dispatcher borrows their alerting
+     * section (a flush in flight may still use an older one); freed at exit */
+    vg_collector_config_t **reloaded;
+    size_t nreloaded;
+    vg_metric_t *m_reload_ok, *m_reload_ts; /* vigil_config_last_reload_* */
 } collector;
 
-/* Reload what can change at run time (the rules) from the config file. A
- * broken config or rule file keeps the running rules and says why. */
+/* Keep a reloaded config alive for the dispatcher (lock held). */
+static vg_err_t keep_reloaded(collector *c, vg_collector_config_t *cfg)
+{
+    vg_collector_config_t **n = vg_realloc(c->reloaded, (c->nreloaded + 1) * sizeof(*n));
+    if (!n) return VG_ENOMEM;
+    c->reloaded = n;
+    n[c->nreloaded++] = cfg;
+    return VG_OK;
+}
+
+/* Reload what can change at run time from the config file: the rules, and
+ * the alerting section (routes, receivers, inhibit rules). The new file is
+ * parsed and checked whole first, so a broken config or rule file changes
+ * nothing: the running ones stay, the error is logged and
+ * vigil_config_last_reload_successful drops to 0. alerting.alertmanagers
+ * and everything else are read at start only. */
 static vg_err_t collector_reload(collector *c, vg_error *err)
 {
     vg_collector_config_t *cfg = NULL;
     pthread_mutex_lock(&c->reload_mu);
     vg_err_t rc = vg_collector_config_load(c->config_path, &cfg, err);
     if (!rc) rc = vg_rules_load_config(c->rules, cfg, err);
+    if (!rc && (rc = keep_reloaded(c, cfg))) vg_error_set(err, rc, "reload: out of memory");
+    if (!rc) rc = vg_dispatch_reload(c->dispatch, &cfg->alerting, err);
+    if (!rc || (c->nreloaded && c->reloaded[c->nreloaded - 1] == cfg)) cfg = NULL; /* kept */
     pthread_mutex_unlock(&c->reload_mu);
     vg_collector_config_free(cfg);
+    vg_metric_set(c->m_reload_ok, rc ? 0 : 1);
+    if (!rc) vg_metric_set(c->m_reload_ts, (double)vg_clock_wall_ms() / 1000.0);
     char q[600];
     if (rc)
-        vg_log_error("collector", "reload failed; keeping the previous rules", "err=%s",
-                     vg_logq(q, sizeof(q), vg_error_msg(err, rc)));
+        vg_log_error("collector", "reload failed; keeping the previous rules and alerting",
+                     "err=%s", vg_logq(q, sizeof(q), vg_error_msg(err, rc)));
     else
         vg_log_info("collector", "reloaded", "config=%s", c->config_path ? c->config_path : "-");
     return rc;
@@ -198,7 +224,7 @@ static vg_err_t start_dispatch(collector *c, vg_error *err)
     vg_dispatch_opts o = {.cfg = &cfg->alerting, .nflog = c->nflog, .metrics = c->metrics,
                           .external_url = cfg->external_url, .workers = 4,
                           .muted = vg_alerting_mutes, .observe = vg_alerting_observe,
-                          .mute_ud = &c->mute};
+                          .reconfigure = vg_alerting_reconfigure, .mute_ud = &c->mute};
     if (!rc) rc = vg_dispatch_new(&o, &c->dispatch, err);
     if (!rc) rc = vg_dispatch_start(c->dispatch, err);
     if (!rc && cfg->alerting.nalertmanagers)
@@ -227,6 +253,13 @@ static vg_err_t collector_start(collector *c, vg_error *err)
     vg_metric_set(vg_metrics_gauge(c->metrics, "vigil_build_info", "Build information.",
                                    "version=\"" VIGIL_VERSION "\",program=\"vigil-collector\""),
                   1);
+    c->m_reload_ok = vg_metrics_gauge(c->metrics, "vigil_config_last_reload_successful",
+                                      "Whether the last configuration reload succeeded.", NULL);
+    c->m_reload_ts =
+        vg_metrics_gauge(c->metrics, "vigil_config_last_reload_success_timestamp_seconds",
+                         "Time of the last successful configuration load.", NULL);
+    vg_metric_set(c->m_reload_ok, 1);
+    vg_metric_set(c->m_reload_ts, (double)vg_clock_wall_ms() / 1000.0);
     rc = open_audit(c, err);
     if (!rc) rc = vg_silences_open(c->cfg->data_dir, c->metrics, &c->silences, err);
     if (!rc) rc = start_dispatch(c, err);
@@ -256,6 +289,8 @@ static void collector_stop(collector *c)
     vg_tsdb_free(c->db);
     vg_metrics_free(c->metrics);
     vg_collector_config_free(c->cfg);
+    for (size_t i = 0; i < c->nreloaded; i++) vg_collector_config_free(c->reloaded[i]);
+    vg_free(c->reloaded);
 }
 
 static int load_config(const vg_cli *cli, collector *c)

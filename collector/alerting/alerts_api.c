@@ -41,6 +41,13 @@ vg_err_t vg_alerting_observe(void *ud, const vg_alert_t *a)
     return m->inhibitor ? vg_inhibitor_put(m->inhibitor, a) : VG_OK;
 }
 
+vg_err_t vg_alerting_reconfigure(void *ud, const vg_amconfig_t *cfg, const vg_alert_t *alerts,
+                                 size_t n)
+{
+    vg_alerting_mute_t *m = ud;
+    return m->inhibitor ? vg_inhibitor_reload(m->inhibitor, cfg, alerts, n) : VG_OK;
+}
+
 static int digits(const char **p, int n, int *out)
 {
     int v = 0;

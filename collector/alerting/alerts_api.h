@@ -23,6 +23,10 @@ typedef struct vg_alerting_mute {
 int vg_alerting_mutes(void *ud, const vg_label_t *l, size_t n, int64_t now_ms);
 /* Dispatcher `observe` callback (ud: vg_alerting_mute_t): feeds the inhibitor. */
 vg_err_t vg_alerting_observe(void *ud, const vg_alert_t *a);
+/* Dispatcher `reconfigure` callback (ud: vg_alerting_mute_t): the inhibitor
+ * switches to cfg's inhibit_rules, rebuilt from the stored alerts. */
+vg_err_t vg_alerting_reconfigure(void *ud, const vg_amconfig_t *cfg, const vg_alert_t *alerts,
+                                 size_t n);
 
 /* Register GET/POST /api/v2/alerts and GET /api/v2/alerts/groups on h
  * (before it starts). d and mute must outlive h; one registration per process. */

@@ -10,6 +10,13 @@
  * resolved alerts that were not replaced meanwhile (Alertmanager's
  * DeleteIfNotModified) by comparing pointers. A group is "busy" while a
  * worker flushes it, so the timer never flushes one group twice at once.
+ *
+ * A reload swaps the config under the lock and re-routes the stored alerts
+ * into fresh groups, as Alertmanager rebuilds its dispatcher: new groups
+ * wait group_wait, and the notification log keeps alerts already sent from
+ * being sent again. A group a worker is flushing at that moment is
+ * orphaned: its job finishes with the config it started with (jobs carry
+ * their config) and frees it.
  */
 #include "alerting/dispatch.h"
 
@@ -44,6 +51,7 @@ typedef struct am_group {
     size_t n, cap;
     int64_t next;
     int flushed, busy;
+    int orphan; /* dropped by a reload while busy: flush_done frees it */
     struct am_group *next_group;
 } am_group;
 
@@ -51,7 +59,8 @@ typedef struct am_job {
     am_group *g;
     am_alert **snap;
     size_t n;
-    int64_t now; /* the tick that found the group due */
+    int64_t now;              /* the tick that found the group due */
+    const vg_amconfig_t *cfg; /* the config of that tick */
     struct am_job *next;
 } am_job;
 
@@ -386,20 +395,21 @@ static vg_err_t put_locked(vg_dispatch_t *d, am_alert *a, int64_t now)
  * of one POST (Alertmanager hands a batch to the dispatcher at once too). */
 vg_err_t vg_dispatch_put_at(vg_dispatch_t *d, const vg_alert_t *alerts, size_t n, int64_t now)
 {
-    if (!d->o.cfg->configured || n == 0) return VG_OK;
+    if (n == 0) return VG_OK;
     am_alert **cp = vg_calloc(n, sizeof(*cp));
     vg_err_t rc = cp ? VG_OK : VG_ENOMEM;
+    for (size_t i = 0; cp && i < n; i++)
+        if (!(cp[i] = alert_copy(&alerts[i]))) rc = VG_ENOMEM;
+    pthread_mutex_lock(&d->mu); /* the config may be swapped by a reload */
     for (size_t i = 0; cp && i < n; i++) {
-        if (!(cp[i] = alert_copy(&alerts[i]))) {
-            rc = VG_ENOMEM;
+        if (!cp[i]) continue;
+        if (!d->o.cfg->configured) {
+            alert_unref(cp[i]);
             continue;
         }
         stamp(d, cp[i], now);
         vg_metric_inc(resolved_at(cp[i], now) ? d->m_received_resolved : d->m_received_firing);
-    }
-    pthread_mutex_lock(&d->mu);
-    for (size_t i = 0; cp && i < n; i++) {
-        vg_err_t r = cp[i] ? put_locked(d, cp[i], now) : VG_OK;
+        vg_err_t r = put_locked(d, cp[i], now);
         if (r && !rc) rc = r;
     }
     pthread_cond_signal(&d->cv);
@@ -457,6 +467,7 @@ static int alert_order(const void *x, const void *y)
 
 typedef struct flush_ctx {
     vg_dispatch_t *d;
+    const vg_amconfig_t *cfg;
     am_group *g;
     const vg_am_receiver_t *recv;
     vg_notify_msg_t msg; /* the alerts left after inhibition and silences */
@@ -472,7 +483,7 @@ static vg_err_t send_one(flush_ctx *f, const vg_notifier_t *nt, const void *conf
     vg_buf_init(&body, 0);
     vg_error err = {0};
     vg_err_t rc = VG_OK;
-    const char *u = nt->url(conf, f->d->o.cfg, &url);
+    const char *u = nt->url(conf, f->cfg, &url);
     if (!u) {
         rc = vg_error_set(&err, VG_ECONFIG, "%s: no URL configured", nt->name);
         goto out;
@@ -567,8 +578,8 @@ static int muted(vg_dispatch_t *d, const am_alert *a, int64_t now)
 /* Notify for one snapshot; VG_OK when every integration succeeded. */
 static vg_err_t flush_notify(vg_dispatch_t *d, am_job *j, vg_httpc_t *http, int64_t now)
 {
-    flush_ctx f = {.d = d, .g = j->g, .now = now, .http = http};
-    f.recv = vg_amconfig_receiver(d->o.cfg, j->g->route->receiver);
+    flush_ctx f = {.d = d, .cfg = j->cfg, .g = j->g, .now = now, .http = http};
+    f.recv = vg_amconfig_receiver(j->cfg, j->g->route->receiver);
     f.deadline_mono = vg_clock_mono_ms() + j->g->route->group_interval_ms;
     vg_notify_alert_t *na = vg_calloc(j->n + 1, sizeof(*na));
     if (!na) return VG_ENOMEM;
@@ -604,7 +615,10 @@ static void flush_done(vg_dispatch_t *d, am_job *j, int ok, int64_t now)
     }
     for (size_t i = 0; i < j->n; i++) alert_unref(j->snap[i]);
     g->busy = 0;
-    if (g->n == 0) group_unlink(d, g);
+    if (g->orphan)
+        group_free(g);
+    else if (g->n == 0)
+        group_unlink(d, g);
     pthread_cond_signal(&d->cv);
     pthread_mutex_unlock(&d->mu);
     vg_free(j->snap);
@@ -650,6 +664,7 @@ static int64_t collect_due(vg_dispatch_t *d, int64_t now, am_job **jobs)
             am_job *j = job_new(g);
             if (!j) continue;
             j->now = now;
+            j->cfg = d->o.cfg;
             g->next = now + g->route->group_interval_ms;
             g->flushed = 1;
             j->next = *jobs;
@@ -833,6 +848,7 @@ void vg_dispatch_free(vg_dispatch_t *d)
     while (d->queue) {
         am_job *j = d->queue;
         d->queue = j->next;
+        if (j->g->orphan) group_free(j->g);
         for (size_t i = 0; i < j->n; i++) alert_unref(j->snap[i]);
         vg_free(j->snap);
         vg_free(j);
@@ -948,9 +964,68 @@ void vg_dispatch_groups_free(vg_dispatch_t *d, vg_dispatch_group_t *g, size_t n)
     vg_free(g);
 }
 
-const vg_amconfig_t *vg_dispatch_config(const vg_dispatch_t *d)
+const vg_amconfig_t *vg_dispatch_config(vg_dispatch_t *d)
 {
-    return d->o.cfg;
+    pthread_mutex_lock(&d->mu);
+    const vg_amconfig_t *c = d->o.cfg;
+    pthread_mutex_unlock(&d->mu);
+    return c;
+}
+
+/* ---- reload ---- */
+
+/* Hand the stored alerts to the reconfigure hook (lock held). */
+static vg_err_t reconfigure_locked(vg_dispatch_t *d, const vg_amconfig_t *cfg)
+{
+    if (!d->o.reconfigure) return VG_OK;
+    vg_alert_t *v = vg_calloc(d->nstore + 1, sizeof(*v));
+    if (!v) return VG_ENOMEM;
+    for (size_t i = 0; i < d->nstore; i++) {
+        const am_alert *a = d->store[i];
+        v[i] = (vg_alert_t){a->labels, a->nlabels, a->ann, a->nann, a->starts, a->ends, a->gen_url};
+    }
+    vg_err_t rc = d->o.reconfigure(d->o.mute_ud, cfg, v, d->nstore);
+    vg_free(v);
+    return rc;
+}
+
+/* Drop every group (lock held); busy ones are left to their job. */
+static void drop_groups(vg_dispatch_t *d)
+{
+    while (d->groups) {
+        am_group *g = d->groups;
+        d->groups = g->next_group;
+        if (g->busy)
+            g->orphan = 1;
+        else
+            group_free(g);
+    }
+    d->ngroups = 0;
+}
+
+vg_err_t vg_dispatch_reload(vg_dispatch_t *d, const vg_amconfig_t *cfg, vg_error *err)
+{
+    return vg_dispatch_reload_at(d, cfg, vg_dispatch_now(d), err);
+}
+
+vg_err_t vg_dispatch_reload_at(vg_dispatch_t *d, const vg_amconfig_t *cfg, int64_t now,
+                               vg_error *err)
+{
+    pthread_mutex_lock(&d->mu);
+    vg_err_t rc = reconfigure_locked(d, cfg);
+    if (rc) {
+        pthread_mutex_unlock(&d->mu);
+        return vg_error_set(err, rc, "alerting reload: inhibit rules: %s", vg_strerror(rc));
+    }
+    drop_groups(d);
+    d->o.cfg = cfg;
+    for (size_t i = 0; i < d->nstore && cfg->configured && !rc; i++)
+        rc = route_alert(d, d->store[i], now);
+    pthread_cond_signal(&d->cv);
+    pthread_mutex_unlock(&d->mu);
+    if (rc) /* the new config is in place; alerts not re-routed come back with their next update */
+        return vg_error_set(err, rc, "alerting reload: re-routing alerts: %s", vg_strerror(rc));
+    return VG_OK;
 }
 
 size_t vg_dispatch_ngroups(vg_dispatch_t *d)

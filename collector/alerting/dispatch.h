@@ -32,13 +32,17 @@ typedef vg_err_t (*vg_dispatch_deliver_fn)(void *ud, const vg_notifier_t *n, con
                                            const vg_notify_msg_t *m, const char *body, size_t len);
 
 typedef struct vg_dispatch_opts {
-    const vg_amconfig_t *cfg; /* borrowed; must outlive the dispatcher */
+    const vg_amconfig_t *cfg; /* borrowed; must outlive the dispatcher (so must reloaded ones) */
     /* Inhibition and silences, behind callbacks so the dispatcher depends on
      * neither module (vg_alerting_mutes/vg_alerting_observe in alerts_api.c
      * adapt them). muted: is the alert muted at now? observe: every alert
      * as stored (feeds the inhibitor's sources). Either may be NULL. */
     int (*muted)(void *ud, const vg_label_t *l, size_t n, int64_t now_ms);
     vg_err_t (*observe)(void *ud, const vg_alert_t *a);
+    /* reconfigure: on vg_dispatch_reload, before anything changes, with
+     * every stored alert (rebuilds the inhibitor); an error aborts the
+     * reload. May be NULL. */
+    vg_err_t (*reconfigure)(void *ud, const vg_amconfig_t *cfg, const vg_alert_t *alerts, size_t n);
     void *mute_ud;
     vg_nflog_t *nflog;           /* required; borrowed */
     vg_metrics_t *metrics;       /* may be NULL */
@@ -98,7 +102,18 @@ void vg_dispatch_groups_free(vg_dispatch_t *d, vg_dispatch_group_t *g, size_t n)
 /* The clock the dispatcher uses. */
 int64_t vg_dispatch_now(const vg_dispatch_t *d);
 /* The alerting config the dispatcher routes with (borrowed). */
-const vg_amconfig_t *vg_dispatch_config(const vg_dispatch_t *d);
+const vg_amconfig_t *vg_dispatch_config(vg_dispatch_t *d);
+
+/* Route with cfg from now on (borrowed; must outlive the dispatcher, since
+ * a flush in flight may still use the previous one): calls reconfigure,
+ * then, atomically for puts and flushes, swaps the config, drops the
+ * aggregation groups and re-routes every stored alert into new ones
+ * (group_wait starts again; the notification log suppresses repeats). On
+ * a reconfigure error nothing changed. */
+vg_err_t vg_dispatch_reload(vg_dispatch_t *d, const vg_amconfig_t *cfg, vg_error *err);
+/* vg_dispatch_reload with the groups' timers started from now (tests). */
+vg_err_t vg_dispatch_reload_at(vg_dispatch_t *d, const vg_amconfig_t *cfg, int64_t now_ms,
+                               vg_error *err);
 /* Number of aggregation groups (tests, self-metrics). */
 size_t vg_dispatch_ngroups(vg_dispatch_t *d);
 

@@ -71,6 +71,24 @@ void vg_inhibitor_free(vg_inhibitor_t *in)
     vg_free(in);
 }
 
+vg_err_t vg_inhibitor_reload(vg_inhibitor_t *in, const vg_amconfig_t *cfg, const vg_alert_t *alerts,
+                             size_t n)
+{
+    vg_inhibitor_t *fresh = vg_inhibitor_new(cfg);
+    vg_err_t rc = fresh ? VG_OK : VG_ENOMEM;
+    for (size_t i = 0; i < n && !rc; i++) rc = vg_inhibitor_put(fresh, &alerts[i]);
+    if (!rc) { /* swap the caches: fresh leaves with the old ones */
+        pthread_mutex_lock(&in->mu);
+        rule_cache *r = in->rules;
+        size_t nr = in->nrules;
+        in->rules = fresh->rules, in->nrules = fresh->nrules;
+        fresh->rules = r, fresh->nrules = nr;
+        pthread_mutex_unlock(&in->mu);
+    }
+    vg_inhibitor_free(fresh);
+    return rc;
+}
+
 static vg_label_t *copy_labels(const vg_label_t *l, size_t n)
 {
     size_t bytes = n * sizeof(vg_label_t);

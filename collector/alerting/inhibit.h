@@ -21,6 +21,12 @@ typedef struct vg_inhibitor vg_inhibitor_t;
 /* New inhibitor for cfg's inhibit_rules (cfg is borrowed and must outlive it). */
 vg_inhibitor_t *vg_inhibitor_new(const vg_amconfig_t *cfg);
 void vg_inhibitor_free(vg_inhibitor_t *in);
+/* Switch to cfg's inhibit_rules (cfg borrowed, as for new), rebuilding the
+ * source caches from alerts (every alert the caller holds). Checks see the
+ * old rules or the new ones, never a half-built set; on VG_ENOMEM nothing
+ * changed. Thread-safe. */
+vg_err_t vg_inhibitor_reload(vg_inhibitor_t *in, const vg_amconfig_t *cfg, const vg_alert_t *alerts,
+                             size_t n);
 /* Record the latest state of an alert (keyed by its label fingerprint);
  * a resolved alert stops inhibiting. Thread-safe. */
 vg_err_t vg_inhibitor_put(vg_inhibitor_t *in, const vg_alert_t *a);

@@ -2,7 +2,10 @@
  * test_dispatch.c - the dispatcher on an injected clock: group_wait,
  * group_interval, repeat_interval, resolution, muting, failed deliveries
  * and group keys. Flushes run inline (workers = 0) and deliveries are
- * recorded instead of posted, so nothing sleeps.
+ * recorded instead of posted, so nothing sleeps. Reloads: alerts are
+ * re-routed under the new routes and receivers, new inhibit rules apply to
+ * alerts already stored, a failing reconfigure changes nothing, and
+ * allocation failures during a reload leave a working dispatcher.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -15,8 +18,10 @@
 
 #include "alerting/alerts_api.h"
 #include "alerting/dispatch.h"
+#include "alerting/inhibit.h"
 #include "vigil/alloc.h"
 #include "vigil/arena.h"
+#include "vigil/clock.h"
 
 static const char *CFG =
     "route:\n"
@@ -293,6 +298,141 @@ static void test_api_post_validation(void **state)
     assert_int_equal(vg_alerts_api_parse_time("2023-11-14T22:13:20", &ms), VG_EPARSE);
 }
 
+/* The second config: everything to "pager", and a critical alert inhibits
+ * a warning of the same alertname and instance. */
+static const char *CFG2 = "route:\n"
+                          "  receiver: pager\n"
+                          "  group_by: [alertname]\n"
+                          "  group_wait: 10s\n"
+                          "  group_interval: 1m\n"
+                          "  repeat_interval: 1h\n"
+                          "receivers:\n"
+                          "  - name: pager\n"
+                          "    webhook_configs: [{url: 'http://127.0.0.1:1/pager'}]\n"
+                          "inhibit_rules:\n"
+                          "  - source_matchers: ['severity=\"critical\"']\n"
+                          "    target_matchers: ['severity=\"warning\"']\n"
+                          "    equal: [instance]\n";
+
+static void parse2(fx *f, vg_amconfig_t *c2)
+{
+    vg_error err = {0};
+    assert_int_equal(vg_amconfig_parse_text("t2.yml", CFG2, strlen(CFG2), f->arena, c2, &err),
+                     VG_OK);
+}
+
+static void test_reload_reroutes(void **state)
+{
+    fx *f = *state;
+    vg_amconfig_t c2 = {0};
+    parse2(f, &c2);
+    put(f, "Down", "a", NULL, T0, 0, T0);
+    vg_dispatch_tick(f->d, T0 + 10000);
+    assert_int_equal(f->n, 1);
+    assert_string_equal(f->out[0].receiver, "hook");
+    vg_error err = {0};
+    assert_int_equal(vg_dispatch_reload_at(f->d, &c2, T0 + 10000, &err), VG_OK);
+    assert_ptr_equal(vg_dispatch_config(f->d), &c2);
+    assert_int_equal(vg_dispatch_ngroups(f->d), 1); /* the stored alert, re-routed */
+    vg_dispatch_tick(f->d, T0 + 15000);             /* a new group waits group_wait again */
+    assert_int_equal(f->n, 1);
+    vg_dispatch_tick(f->d, T0 + 20000);
+    assert_int_equal(f->n, 2);
+    assert_string_equal(f->out[1].receiver, "pager");
+    /* reloading the same routes again: the log keeps it from being sent twice */
+    assert_int_equal(vg_dispatch_reload_at(f->d, &c2, T0 + 30000, &err), VG_OK);
+    vg_dispatch_tick(f->d, T0 + 40000);
+    assert_int_equal(f->n, 2);
+    vg_amconfig_release(&c2);
+}
+
+static vg_err_t failing_reconfigure(void *ud, const vg_amconfig_t *cfg, const vg_alert_t *a,
+                                    size_t n)
+{
+    (void)ud, (void)cfg, (void)a, (void)n;
+    return VG_ENOMEM;
+}
+
+static void test_reload_refused_keeps_config(void **state)
+{
+    fx *f = *state;
+    vg_amconfig_t c2 = {0};
+    parse2(f, &c2);
+    vg_dispatch_free(f->d);
+    vg_dispatch_opts o = {.cfg = &f->cfg,
+                          .nflog = f->log,
+                          .deliver = deliver,
+                          .deliver_ud = f,
+                          .reconfigure = failing_reconfigure};
+    assert_int_equal(vg_dispatch_new(&o, &f->d, NULL), VG_OK);
+    put(f, "Down", "a", NULL, T0, 0, T0);
+    vg_error err = {0};
+    assert_int_equal(vg_dispatch_reload(f->d, &c2, &err), VG_ENOMEM);
+    assert_non_null(strstr(err.msg, "alerting reload"));
+    assert_ptr_equal(vg_dispatch_config(f->d), &f->cfg);
+    vg_dispatch_tick(f->d, T0 + 10000); /* the group kept its timer */
+    assert_int_equal(f->n, 1);
+    assert_string_equal(f->out[0].receiver, "hook");
+    vg_amconfig_release(&c2);
+}
+
+/* New inhibit rules mute alerts that were stored before the reload. */
+static void test_reload_inhibit_rules(void **state)
+{
+    fx *f = *state;
+    vg_amconfig_t c2 = {0};
+    parse2(f, &c2);
+    vg_dispatch_free(f->d);
+    vg_alerting_mute_t mute = {vg_inhibitor_new(&f->cfg), NULL};
+    vg_dispatch_opts o = {.cfg = &f->cfg,
+                          .nflog = f->log,
+                          .deliver = deliver,
+                          .deliver_ud = f,
+                          .muted = vg_alerting_mutes,
+                          .observe = vg_alerting_observe,
+                          .reconfigure = vg_alerting_reconfigure,
+                          .mute_ud = &mute};
+    assert_int_equal(vg_dispatch_new(&o, &f->d, NULL), VG_OK);
+    vg_label_t crit[] = {{"alertname", "Crit"}, {"instance", "a"}, {"severity", "critical"}};
+    vg_label_t warn[] = {{"alertname", "Warn"}, {"instance", "a"}, {"severity", "warning"}};
+    int64_t now = vg_clock_wall_ms(); /* the inhibitor ages sources on the wall clock */
+    vg_alert_t as[] = {{.labels = crit, .nlabels = 3, .starts_at = now},
+                       {.labels = warn, .nlabels = 3, .starts_at = now}};
+    assert_int_equal(vg_dispatch_put_at(f->d, as, 2, now), VG_OK);
+    assert_int_equal(vg_inhibitor_mutes(mute.inhibitor, warn, 3, now), 0); /* no rules yet */
+    vg_error err = {0};
+    assert_int_equal(vg_dispatch_reload_at(f->d, &c2, now + 1, &err), VG_OK);
+    assert_int_equal(vg_inhibitor_mutes(mute.inhibitor, warn, 3, now + 1), 1);
+    vg_dispatch_tick(f->d, now + 10001);
+    assert_int_equal(f->n, 1); /* only Crit's group: Warn's is all muted */
+    assert_non_null(strstr(f->out[0].key, "Crit"));
+    vg_dispatch_free(f->d);
+    f->d = NULL;
+    vg_inhibitor_free(mute.inhibitor);
+    vg_amconfig_release(&c2);
+}
+
+/* Allocation failing at every step of a reload: an error or a reload, never
+ * a crash or a leak, and the dispatcher routes under the config it reports. */
+static void test_reload_allocation_failures(void **state)
+{
+    fx *f = *state;
+    vg_amconfig_t c2 = {0};
+    parse2(f, &c2);
+    for (int i = 0; i < 20; i++) put(f, i % 2 ? "Down" : "Up", i % 3 ? "a" : "b", NULL, T0, 0, T0);
+    for (long n = 1; n < 60; n++) {
+        vg_alloc_fail_after(n);
+        (void)vg_dispatch_reload_at(f->d, n % 2 ? &c2 : &f->cfg, T0 + n, NULL);
+        vg_alloc_fail_after(0);
+    }
+    vg_error err = {0};
+    assert_int_equal(vg_dispatch_reload_at(f->d, &c2, T0 + 100, &err), VG_OK);
+    vg_dispatch_tick(f->d, T0 + 10100);
+    assert_true(f->n >= 1);
+    assert_string_equal(f->out[f->n - 1].receiver, "pager");
+    vg_amconfig_release(&c2);
+}
+
 /* Every allocation on the put/flush/nflog path failing in turn: no crash, no
  * leak (ASan), and the dispatcher still works once allocation succeeds. */
 static void test_allocation_failures(void **state)
@@ -328,6 +468,10 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_merge_keeps_earliest_start, setup, teardown),
         cmocka_unit_test_setup_teardown(test_api_post_validation, setup, teardown),
         cmocka_unit_test_setup_teardown(test_allocation_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_reroutes, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_refused_keeps_config, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_inhibit_rules, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_allocation_failures, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
