@@ -22,6 +22,8 @@
 vg_err_t vg_api_json_time(vg_buf *b, int64_t ms);
 /* Append a sample value as a quoted string. */
 vg_err_t vg_api_json_value(vg_buf *b, double v);
+/* Append [time,"value"] (one point of a matrix or vector). */
+vg_err_t vg_api_json_point(vg_buf *b, int64_t ms, double v);
 /* Append {"name":"value",...} for a label set, in the given order. */
 vg_err_t vg_api_json_labels(vg_buf *b, const vg_label_t *l, size_t n);
 /* Append ["a","b",...]. */

@@ -19,15 +19,6 @@
 
 /* ---- results ---- */
 
-static vg_err_t write_point(vg_buf *out, int64_t t, double v)
-{
-    vg_err_t rc = vg_buf_putc(out, '[');
-    if (!rc) rc = vg_api_json_time(out, t);
-    if (!rc) rc = vg_buf_putc(out, ',');
-    if (!rc) rc = vg_api_json_value(out, v);
-    return rc ? rc : vg_buf_putc(out, ']');
-}
-
 static vg_err_t write_series(vg_buf *out, const vg_promql_series *s, int matrix)
 {
     vg_err_t rc = vg_buf_puts(out, "{\"metric\":");
@@ -35,7 +26,7 @@ static vg_err_t write_series(vg_buf *out, const vg_promql_series *s, int matrix)
     if (!rc) rc = vg_buf_puts(out, matrix ? ",\"values\":[" : ",\"value\":");
     for (size_t i = 0; i < s->n && !rc && (matrix || i == 0); i++) {
         if (i) rc = vg_buf_putc(out, ',');
-        if (!rc) rc = write_point(out, s->ts[i], s->v[i]);
+        if (!rc) rc = vg_api_json_point(out, s->ts[i], s->v[i]);
     }
     if (!rc && matrix) rc = vg_buf_putc(out, ']');
     return rc ? rc : vg_buf_putc(out, '}');
