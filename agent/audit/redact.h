@@ -42,6 +42,11 @@ void vg_redactor_free(vg_redactor_t *r);
 vg_err_t vg_redact_value(vg_redactor_t *r, const char *s, size_t len, vg_buf *out, int *changed);
 /* 1 when the key matches a field-name rule (password_field). */
 int vg_redact_key(const vg_redactor_t *r, const char *key);
+/* The same for a key of len bytes (verdicts are cached per redactor). */
+int vg_redact_keyn(const vg_redactor_t *r, const char *key, size_t len);
+/* The replacement of a secret-named field's value (the first field-name
+ * rule's), or NULL when there is no such rule. */
+const char *vg_redact_field_repl(const vg_redactor_t *r, size_t *len);
 /* Redact every string (and long integer) value in root, in place, replacing the
  * values of secret-named fields; *count (may be NULL) gets the number changed. */
 vg_err_t vg_redact_json(vg_redactor_t *r, json_t *root, size_t *count);
