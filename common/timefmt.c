@@ -79,7 +79,7 @@ static int fraction(struct cur *c, unsigned flags, int *ms)
     for (; c->p < c->e && *c->p >= '0' && *c->p <= '9'; c->p++, n++)
         if (n < 3) *ms = *ms * 10 + (*c->p - '0');
     for (int i = n; i < 3; i++) *ms *= 10;
-    return n > 0 && (n <= 9 || (flags & VG_TIMEFMT_LAX));
+    return n > 0 && (n <= 9 || (flags & VG_TIMEFMT_LONGFRAC));
 }
 
 /* Z or +hh:mm / -hh:mm into seconds east of UTC. */
@@ -87,7 +87,7 @@ static int offset(struct cur *c, unsigned flags, int *secs)
 {
     int oh, om;
     *secs = 0;
-    if (lit(c, (flags & VG_TIMEFMT_LAX) ? "Zz" : "Z")) return 1;
+    if (lit(c, (flags & VG_TIMEFMT_ANYCASE) ? "Zz" : "Z")) return 1;
     if (c->p >= c->e || (*c->p != '+' && *c->p != '-')) return 0;
     int sign = *c->p++ == '-' ? -1 : 1;
     if (!digits(c, 2, &oh) || !lit(c, ":") || !digits(c, 2, &om) || oh > 23 || om > 59) return 0;
@@ -99,13 +99,15 @@ vg_err_t vg_timefmt_parse_rfc3339(const char *s, size_t len, unsigned flags, int
 {
     struct cur c = {s, s + len};
     int Y, M, D, h, m, sec, frac, off;
-    int lax = (flags & VG_TIMEFMT_LAX) != 0;
+    const char *sep = (flags & VG_TIMEFMT_ANYCASE) ? ((flags & VG_TIMEFMT_SPACE) ? "Tt " : "Tt")
+                      : (flags & VG_TIMEFMT_SPACE) ? "T "
+                                                   : "T";
     if (!digits(&c, 4, &Y) || !lit(&c, "-") || !digits(&c, 2, &M) || !lit(&c, "-") ||
-        !digits(&c, 2, &D) || !lit(&c, lax ? "Tt " : "T") || !digits(&c, 2, &h) || !lit(&c, ":") ||
+        !digits(&c, 2, &D) || !lit(&c, sep) || !digits(&c, 2, &h) || !lit(&c, ":") ||
         !digits(&c, 2, &m) || !lit(&c, ":") || !digits(&c, 2, &sec))
         return VG_EPARSE;
     if (M < 1 || M > 12 || D < 1 || D > vg_timefmt_days_in_month(Y, M) || h > 23 || m > 59 ||
-        sec > (lax ? 60 : 59))
+        sec > ((flags & VG_TIMEFMT_LEAP) ? 60 : 59))
         return VG_EPARSE;
     if (!fraction(&c, flags, &frac) || !offset(&c, flags, &off) || c.p != c.e) return VG_EPARSE;
     int64_t t = vg_timefmt_days_from_civil(Y, M, D) * 86400 + h * 3600 + m * 60 + sec - off;

@@ -24,6 +24,7 @@
 
 #include "notify/notify.h"
 #include "vigil/alloc.h"
+#include "vigil/timefmt.h"
 
 #define MAX_ALERTS_PER_POST 100000
 #define MAX_FILTERS         32
@@ -48,52 +49,10 @@ vg_err_t vg_alerting_reconfigure(void *ud, const vg_amconfig_t *cfg, const vg_al
     return m->inhibitor ? vg_inhibitor_reload(m->inhibitor, cfg, alerts, n) : VG_OK;
 }
 
-static int digits(const char **p, int n, int *out)
-{
-    int v = 0;
-    for (int i = 0; i < n; i++, (*p)++) {
-        if (**p < '0' || **p > '9') return -1;
-        v = v * 10 + (**p - '0');
-    }
-    *out = v;
-    return 0;
-}
-
 vg_err_t vg_alerts_api_parse_time(const char *s, int64_t *ms)
 {
-    struct tm tm = {0};
-    int Y, M, D, h, m, sec, ms_frac = 0;
-    const char *p = s;
-    if (digits(&p, 4, &Y) || *p++ != '-' || digits(&p, 2, &M) || *p++ != '-' || digits(&p, 2, &D) ||
-        (*p != 'T' && *p != 't') || !*p++ || digits(&p, 2, &h) || *p++ != ':' ||
-        digits(&p, 2, &m) || *p++ != ':' || digits(&p, 2, &sec))
-        return VG_EPARSE;
-    if (*p == '.') {
-        int nd = 0;
-        for (p++; *p >= '0' && *p <= '9'; p++, nd++)
-            if (nd < 3) ms_frac = ms_frac * 10 + (*p - '0');
-        if (!nd) return VG_EPARSE;
-        for (; nd < 3; nd++) ms_frac *= 10;
-    }
-    int off = 0;
-    if (*p == 'Z' || *p == 'z') {
-        p++;
-    } else if (*p == '+' || *p == '-') {
-        int sign = *p++ == '-' ? -1 : 1, oh, om;
-        if (digits(&p, 2, &oh) || *p++ != ':' || digits(&p, 2, &om)) return VG_EPARSE;
-        off = sign * (oh * 60 + om);
-    } else {
-        return VG_EPARSE;
-    }
-    if (*p || M < 1 || M > 12 || D < 1 || D > 31 || h > 23 || m > 59 || sec > 60) return VG_EPARSE;
-    tm.tm_year = Y - 1900;
-    tm.tm_mon = M - 1;
-    tm.tm_mday = D;
-    tm.tm_hour = h;
-    tm.tm_min = m;
-    tm.tm_sec = sec;
-    *ms = ((int64_t)timegm(&tm) - (int64_t)off * 60) * 1000 + ms_frac;
-    return VG_OK;
+    return vg_timefmt_parse_rfc3339(s, strlen(s),
+                                    VG_TIMEFMT_ANYCASE | VG_TIMEFMT_LEAP | VG_TIMEFMT_LONGFRAC, ms);
 }
 
 /* A JSON object of strings into sorted labels (arena-like: strings point into j).

@@ -39,7 +39,9 @@ vg_err_t vg_alerts_api_register(vg_dispatch_t *d, vg_alerting_mute_t *mute, vg_h
 void vg_alerts_api_post(vg_dispatch_t *d, const char *body, size_t len, int64_t now_ms, int *status,
                         vg_buf *out);
 
-/* RFC 3339 time (as Go prints and parses it) to Unix ms; VG_EPARSE when bad. */
+/* An Alertmanager API time (alerts' startsAt/endsAt, silences): RFC 3339,
+ * 't'/'z' and any fraction length accepted, no space separator, to Unix
+ * ms; VG_EPARSE when bad. */
 vg_err_t vg_alerts_api_parse_time(const char *s, int64_t *ms);
 
 #endif

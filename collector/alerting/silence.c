@@ -25,6 +25,7 @@
 #include <time.h>
 #include <unistd.h>
 
+#include "alerting/alerts_api.h"
 #include "alerting/silence.h"
 #include "alerting/silence_int.h"
 #include "vigil/alloc.h"
@@ -63,38 +64,6 @@ void vg_silences_free(vg_silences_t *s)
 
 /* ---- time and ids ---- */
 
-/* RFC 3339: 2024-01-02T03:04:05(.frac)(Z|+hh:mm). */
-int vg_silence_parse_time(const char *s, int64_t *ms)
-{
-    struct tm tm = {0};
-    int used = 0;
-    if (!s || sscanf(s, "%4d-%2d-%2dT%2d:%2d:%2d%n", &tm.tm_year, &tm.tm_mon, &tm.tm_mday,
-                     &tm.tm_hour, &tm.tm_min, &tm.tm_sec, &used) != 6)
-        return -1;
-    const char *p = s + used;
-    int64_t frac = 0, scale = 1000;
-    if (*p == '.') {
-        for (p++; *p >= '0' && *p <= '9'; p++)
-            if (scale > 1) frac += (*p - '0') * (scale /= 10);
-    }
-    int off = 0;
-    if (*p == 'Z' || *p == 'z')
-        p++;
-    else if (*p == '+' || *p == '-') {
-        int hh = 0, mm = 0;
-        if (sscanf(p + 1, "%2d:%2d", &hh, &mm) != 2) return -1;
-        off = (hh * 60 + mm) * (*p == '-' ? -1 : 1);
-        p += 6;
-    } else
-        return -1;
-    if (*p || tm.tm_mon < 1 || tm.tm_mon > 12 || tm.tm_mday < 1 || tm.tm_mday > 31) return -1;
-    tm.tm_year -= 1900;
-    tm.tm_mon -= 1;
-    time_t t = timegm(&tm);
-    *ms = ((int64_t)t - off * 60) * 1000 + frac;
-    return 0;
-}
-
 static int new_uuid(char out[37])
 {
     unsigned char b[16];
@@ -128,7 +97,7 @@ static vg_err_t matcher_from_json(json_t *j, vg_matcher_t **out, vg_error *err)
 static vg_err_t time_field(json_t *o, const char *key, int64_t *ms, vg_error *err)
 {
     json_t *v = json_object_get(o, key);
-    if (!json_is_string(v) || vg_silence_parse_time(json_string_value(v), ms))
+    if (!json_is_string(v) || vg_alerts_api_parse_time(json_string_value(v), ms))
         return vg_error_set(err, VG_EINVAL, "%s must be an RFC 3339 time", key);
     return VG_OK;
 }

@@ -36,7 +36,5 @@ json_t *vg_silence_to_json(const vg_silence_t *x, int64_t now);
 vg_err_t vg_silence_from_json(json_t *o, vg_silence_t *x, vg_error *err);
 /* Silence by id with s->mu held, or NULL. */
 vg_silence_t *vg_silences_find_locked(vg_silences_t *s, const char *id);
-/* RFC 3339 (Alertmanager writes it with vg_timefmt_format_rfc3339) to ms (0 = OK). */
-int vg_silence_parse_time(const char *s, int64_t *ms);
 
 #endif

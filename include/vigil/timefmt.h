@@ -24,14 +24,16 @@ void vg_timefmt_civil_from_days(int64_t days, int64_t *y, int *m, int *d);
 /* Days in month m (1..12) of year y. */
 int vg_timefmt_days_in_month(int64_t y, int m);
 
-/* vg_timefmt_parse_rfc3339 flags */
-#define VG_TIMEFMT_LAX                                                                             \
-    1u /* also 't' or ' ' between date and time, 'z', second 60 (a leap                            \
-        * second, read as the next one) and over 9 fraction digits */
+/* vg_timefmt_parse_rfc3339 flags; 0 = Go's time.RFC3339Nano */
+#define VG_TIMEFMT_ANYCASE  1u  /* 't' and 'z' too (RFC 3339 5.6 allows them) */
+#define VG_TIMEFMT_SPACE    2u  /* ' ' between date and time (RFC 3339's note) */
+#define VG_TIMEFMT_LEAP     4u  /* second 60, read as the next second */
+#define VG_TIMEFMT_LONGFRAC 8u  /* over 9 fraction digits */
+#define VG_TIMEFMT_LAX      15u /* all of them: timestamps as log producers write them */
 
 /* YYYY-MM-DDTHH:MM:SS[.frac](Z|+hh:mm|-hh:mm), exactly len bytes of s, to Unix
- * milliseconds (the fraction truncated). Without flags this is what Go's
- * time.Parse(time.RFC3339Nano) accepts. VG_EPARSE otherwise, *ms untouched. */
+ * milliseconds (the fraction truncated), relaxed by flags. VG_EPARSE
+ * otherwise (also for dates that do not exist), *ms untouched. */
 vg_err_t vg_timefmt_parse_rfc3339(const char *s, size_t len, unsigned flags, int64_t *ms);
 
 /* "YYYY-MM-DDTHH:MM:SS.mmmZ" (UTC, milliseconds) into out; years outside

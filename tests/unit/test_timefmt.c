@@ -1,6 +1,7 @@
 /*
  * test_timefmt.c - dates and RFC 3339 as tables: strict (Go's RFC3339Nano,
- * the HTTP API's rules) and lax (audit log lines) parsing, formatting,
+ * the HTTP API's rules), lax (audit log lines) and each relaxation alone,
+ * formatting,
  * and the day arithmetic against libc's timegm/gmtime over four centuries
  * plus far years.
  */
@@ -73,6 +74,32 @@ static void test_parse(void **state)
     }
 }
 
+/* Each relaxation on its own. */
+static void test_parse_flags(void **state)
+{
+    (void)state;
+    static const struct {
+        const char *in;
+        unsigned needs;
+    } rows[] = {
+        {"2026-11-28t04:36:11Z", VG_TIMEFMT_ANYCASE},
+        {"2026-11-28T04:36:11z", VG_TIMEFMT_ANYCASE},
+        {"2026-11-28 04:36:11Z", VG_TIMEFMT_SPACE},
+        {"2016-12-31T23:59:60Z", VG_TIMEFMT_LEAP},
+        {"2026-11-28T04:36:11.1234567891Z", VG_TIMEFMT_LONGFRAC},
+    };
+    static const unsigned flags[] = {VG_TIMEFMT_ANYCASE, VG_TIMEFMT_SPACE, VG_TIMEFMT_LEAP,
+                                     VG_TIMEFMT_LONGFRAC};
+    for (size_t i = 0; i < sizeof rows / sizeof rows[0]; i++)
+        for (size_t k = 0; k < 4; k++) {
+            int64_t ms;
+            int ok =
+                vg_timefmt_parse_rfc3339(rows[i].in, strlen(rows[i].in), flags[k], &ms) == VG_OK;
+            if (ok != (flags[k] == rows[i].needs))
+                fail_msg("%s with flags %u: ok=%d", rows[i].in, flags[k], ok);
+        }
+}
+
 static void test_parse_bounded(void **state)
 {
     (void)state;
@@ -143,9 +170,8 @@ static void test_days_vs_libc(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_parse),
-        cmocka_unit_test(test_parse_bounded),
-        cmocka_unit_test(test_format),
+        cmocka_unit_test(test_parse),         cmocka_unit_test(test_parse_flags),
+        cmocka_unit_test(test_parse_bounded), cmocka_unit_test(test_format),
         cmocka_unit_test(test_days_vs_libc),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
