@@ -125,6 +125,19 @@ vg_err_t pq_mat_add(pq_ctx *c, pq_matrix *m, const vg_label_t *l, size_t nl, uin
     return VG_OK;
 }
 
+vg_err_t pq_series_reserve(pq_series *s, size_t n)
+{
+    if (n <= s->cap) return VG_OK;
+    int64_t *nt = vg_realloc(s->t, n * sizeof(*nt));
+    if (!nt) return VG_ENOMEM;
+    s->t = nt;
+    double *nv = vg_realloc(s->v, n * sizeof(*nv));
+    if (!nv) return VG_ENOMEM;
+    s->v = nv;
+    s->cap = n;
+    return VG_OK;
+}
+
 vg_err_t pq_series_push(pq_ctx *c, pq_series *s, int64_t t, double v)
 {
     if (s->n == s->cap) {

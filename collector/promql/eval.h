@@ -130,6 +130,8 @@ vg_err_t pq_annotate(pq_ctx *c, int info, const vg_pq_node *node, const char *fm
 vg_err_t pq_mat_add(pq_ctx *c, pq_matrix *m, const vg_label_t *l, size_t nl, uint64_t hash,
                     int drop_name, size_t *idx);
 vg_err_t pq_series_push(pq_ctx *c, pq_series *s, int64_t t, double v);
+/* Capacity for n points (not counted: only pushed points are). */
+vg_err_t pq_series_reserve(pq_series *s, size_t n);
 void pq_mat_free(pq_ctx *c, pq_matrix *m);
 void pq_value_free(pq_ctx *c, pq_value *v);
 size_t pq_mat_points(const pq_matrix *m);

@@ -51,6 +51,7 @@ typedef struct rwin {
     size_t n;
     int64_t ts, range_start, range_end, range_ms;
     double arg[2]; /* scalar arguments of this step */
+    int resets;    /* counter resets in the window (v[i] < v[i - 1]), -1 unknown */
 } rwin;
 
 static double kahan_sum(const double *v, size_t n)
@@ -106,7 +107,7 @@ static int extrapolated_rate(const rwin *w, int is_counter, int is_rate, double 
     if (w->n < 2) return 0;
     size_t last = w->n - 1;
     double result = w->v[last] - w->v[0];
-    if (is_counter)
+    if (is_counter && w->resets != 0) /* the sum in Prometheus's order */
         for (size_t i = 1; i < w->n; i++)
             if (w->v[i] < w->v[i - 1]) result += w->v[i - 1];
     double to_start = (double)(w->t[0] - w->range_start) / 1000;
@@ -331,20 +332,37 @@ static vg_err_t check_args(rcall *r, const rwin *w)
     return VG_OK;
 }
 
-/* Slide the window over the steps for the current series of src. */
+/* A counter reset between samples i - 1 and i. */
+static inline int reset_at(const double *v, size_t i)
+{
+    return v[i] < v[i - 1];
+}
+
+/* Slide the window over the steps for the current series of src. For
+ * rate and increase the resets inside the window are counted as it slides,
+ * so a window without one skips the per-sample loop. */
 static vg_err_t range_series(rcall *r, pq_rsrc *src, pq_series *o)
 {
     pq_ev *ev = r->ev;
     size_t lo = 0, hi = 0, step = 0;
-    vg_err_t rc = VG_OK;
+    int counting = r->id == VG_PQ_FN_RATE || r->id == VG_PQ_FN_INCREASE, resets = 0;
+    /* Room for every output point up front: a window holds each sample for
+     * at most range / interval + 1 steps, so sparse series reserve little. */
+    size_t per = (size_t)(src->range_ms / ev->interval) + 1, want = pq_nsteps(ev);
+    if (src->n < want / per + 1) want = src->n * per;
+    vg_err_t rc = pq_series_reserve(o, want);
     for (int64_t ts = ev->start; !rc && ts <= ev->end; ts += ev->interval, step++) {
         int64_t maxt = pq_ref_time(ev, src->at, src->at_ms, src->offset_ms, ts);
         int64_t mint = maxt - src->range_ms;
-        while (lo < src->n && src->t[lo] <= mint) lo++;
-        if (hi < lo) hi = lo;
-        while (hi < src->n && src->t[hi] <= maxt) hi++;
+        /* resets counts pairs (i - 1, i) with lo < i < hi */
+        for (; lo < src->n && src->t[lo] <= mint; lo++)
+            if (counting && lo + 1 < hi) resets -= reset_at(src->v, lo + 1);
+        if (hi < lo) hi = lo, resets = 0;
+        for (; hi < src->n && src->t[hi] <= maxt; hi++)
+            if (counting && hi > lo) resets += reset_at(src->v, hi);
         if (hi <= lo) continue;
-        rwin w = {src->t + lo, src->v + lo, hi - lo, ts, mint, maxt, src->range_ms, {0, 0}};
+        rwin w = {src->t + lo, src->v + lo,           hi - lo, ts, mint, maxt, src->range_ms,
+                  {0, 0},      counting ? resets : -1};
         for (size_t k = 0; k < r->nsargs; k++) w.arg[k] = r->argv[k][step];
         if ((rc = check_args(r, &w))) break;
         double v;

@@ -380,8 +380,9 @@ int vg_chunk_iter_next(vg_chunk_iter *it, int64_t *ts, double *v)
  * 64) stop the batch, and the tail of the chunk goes through the checked
  * path. */
 
-/* Bits of the largest sample after the second ('1111' + 64 + '11' + 5 + 6 + 64). */
-#define MAX_SAMPLE_BITS 145
+/* Where the last peek of a sample can start: '1111' + 64 bits of dod, then
+ * '11' + 5 + 6 bits of value header ('10' peeks earlier). */
+#define LAST_PEEK_BITS (4 + 64 + 13)
 
 /* The 64 bits at pos; the caller guarantees pos / 8 + 9 <= len. For a
  * byte-aligned pos the ninth byte shifts out (a byte >> 8 is 0). */
@@ -436,12 +437,13 @@ static inline int fast_xor(const uint8_t *d, size_t *pos, vg_chunk_iter *l)
     return 1;
 }
 
-/* Decode into ts/v while the worst-case sample stays clear of the end;
+/* Decode into ts/v while every peek of the next sample stays clear of the end;
  * the number decoded (l->err set on corrupt data). */
 static size_t read_fast(vg_chunk_iter *l, int64_t *ts, double *v, size_t want)
 {
     if (l->read < 2 || l->len < 32) return 0;
-    size_t limit = (l->len - 9) * 8 - MAX_SAMPLE_BITS, pos = l->bitpos, n = 0;
+    /* A peek at p is safe while p / 8 + 9 <= len. */
+    size_t limit = (l->len - 9) * 8 + 7 - LAST_PEEK_BITS, pos = l->bitpos, n = 0;
     const uint8_t *d = l->data;
     int64_t t = l->ts, delta = l->delta;
     while (n < want && pos <= limit) {
