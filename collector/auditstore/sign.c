@@ -55,9 +55,9 @@ vg_err_t vg_audit_signkey_load(const char *path, vg_audit_signkey *key, int *loo
         return vg_error_set(err, errno == ENOENT ? VG_ENOTFOUND : VG_EIO, "signing key %s: %s",
                             path, strerror(errno));
     vg_err_t rc = VG_OK;
-    ssize_t n = 0, r;
+    ssize_t n = 0, r = 0;
     while ((size_t)n < sizeof(buf) && (r = read(fd, buf + n, sizeof(buf) - (size_t)n)) > 0) n += r;
-    if (n < 0 || fstat(fd, &st) != 0)
+    if (r < 0 || fstat(fd, &st) != 0)
         rc = vg_error_set(err, VG_EIO, "signing key %s: %s", path, strerror(errno));
     close(fd);
     if (!rc && loose) *loose = (st.st_mode & 077) != 0;
