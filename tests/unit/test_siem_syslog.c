@@ -16,6 +16,7 @@
 #include <unistd.h>
 
 #include "siem/output.h"
+#include "vigil/alloc.h"
 #include "vigil/buf.h"
 
 #define BOM "\xef\xbb\xbf"
@@ -210,6 +211,32 @@ static void test_open_rejects(void **state)
     vg_siem_out_syslog.close(NULL);
 }
 
+/* Every allocation of open() and frame() may fail: a clean error, no leak,
+ * and frame() leaves the buffer as it was. */
+static void test_alloc_failures(void **state)
+{
+    (void)state;
+    vg_siem_output_conf c = conf();
+    vg_siem_rec r = rec("t", 0, "{\"user_id\":\"u\",\"original\":\"{}\"}");
+    int failed = 0;
+    for (long n = 1; n < 40; n++) {
+        void *s = NULL;
+        vg_buf b;
+        vg_buf_init(&b, 0);
+        assert_int_equal(vg_buf_puts(&b, "keep"), VG_OK);
+        vg_alloc_fail_after(n);
+        vg_err_t rc1 = vg_siem_out_syslog.open(&c, &s, NULL);
+        vg_err_t rc2 = vg_siem_syslog_frame(&c, "h", &r, &b);
+        vg_alloc_fail_after(0);
+        assert_true(rc1 == VG_OK || (rc1 == VG_ENOMEM && s == NULL));
+        assert_true(rc2 == VG_OK || (rc2 == VG_ENOMEM && strcmp(b.data, "keep") == 0));
+        failed += rc1 != VG_OK || rc2 != VG_OK;
+        vg_siem_out_syslog.close(s);
+        vg_buf_free(&b);
+    }
+    assert_true(failed > 0);
+}
+
 /* ---- loopback sends ---- */
 
 static int listener(int *port, int rcvbuf)
@@ -333,11 +360,17 @@ static void test_send_stalled_receiver(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_full_record),    cmocka_unit_test(test_severity_and_facility),
-        cmocka_unit_test(test_timestamp),      cmocka_unit_test(test_escaping_and_utf8),
-        cmocka_unit_test(test_missing_fields), cmocka_unit_test(test_bad_line),
-        cmocka_unit_test(test_frames_append),  cmocka_unit_test(test_open_rejects),
-        cmocka_unit_test(test_send_loopback),  cmocka_unit_test(test_send_stalled_receiver),
+        cmocka_unit_test(test_full_record),
+        cmocka_unit_test(test_severity_and_facility),
+        cmocka_unit_test(test_timestamp),
+        cmocka_unit_test(test_escaping_and_utf8),
+        cmocka_unit_test(test_missing_fields),
+        cmocka_unit_test(test_bad_line),
+        cmocka_unit_test(test_frames_append),
+        cmocka_unit_test(test_open_rejects),
+        cmocka_unit_test(test_alloc_failures),
+        cmocka_unit_test(test_send_loopback),
+        cmocka_unit_test(test_send_stalled_receiver),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
