@@ -35,10 +35,11 @@ typedef struct vg_collector_config {
 
     /* input.kafka: brokers NULL = no Kafka consumer */
     const char *kafka_brokers;
-    const char *kafka_group_id;      /* default vigil-collector */
-    const char *kafka_metrics_topic; /* default vigil.metrics */
-    const char *kafka_audit_topic;   /* default vigil.audit */
-    vg_kv_t *kafka_properties;       /* librdkafka properties, passed through as is */
+    const char *kafka_group_id;        /* default vigil-collector */
+    const char *kafka_metrics_topic;   /* default vigil.metrics */
+    const char *kafka_audit_topic;     /* default vigil.audit */
+    const char *kafka_audit_dlq_topic; /* default vigil.audit.dlq; "" = not consumed */
+    vg_kv_t *kafka_properties;         /* librdkafka properties, passed through as is */
     size_t nkafka_properties;
 
     /* storage: */

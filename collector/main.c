@@ -8,6 +8,7 @@
  */
 #include <stdio.h>
 #include <stdlib.h>
+#include <string.h>
 #include <pthread.h>
 #include <signal.h>
 
@@ -118,7 +119,9 @@ static vg_err_t on_kafka_batch(void *ud, const char *topic, const char *tenant_k
                                const uint8_t *data, size_t len, vg_error *err)
 {
     collector *c = ud;
-    (void)topic;
+    const char *dlq = c->cfg->kafka_audit_dlq_topic;
+    if (dlq && *dlq && !strcmp(topic, dlq)) /* durable on return, as over HTTP */
+        return vg_auditstore_dlq_ingest(c->audit, tenant_key, data, len, err);
     return vg_ingest_batch(c->ingest, tenant_key, data, len, NULL, err);
 }
 
@@ -140,6 +143,7 @@ static vg_err_t start_kafka(collector *c, vg_error *err)
         .group_id = cfg->kafka_group_id,
         .metrics_topic = cfg->kafka_metrics_topic,
         .audit_topic = cfg->kafka_audit_topic,
+        .audit_dlq_topic = cfg->kafka_audit_dlq_topic,
         .props = cfg->kafka_properties,
         .nprops = cfg->nkafka_properties,
         .sync = on_kafka_sync,

@@ -1,6 +1,7 @@
 /*
  * audit_http.c - the audit store over HTTP: POST /ingest/v1/dlq (the
- * agent's dead-letter path in HTTP mode), GET /api/v1/audit/query,
+ * agent's dead-letter path in HTTP mode; vg_auditstore_dlq_ingest is the
+ * same path for the Kafka dead-letter topic), GET /api/v1/audit/query,
  * /api/v1/audit/stats, /api/v1/audit/dlq and DELETE
  * /api/v1/audit/subject/{user_id}?tenant=T.
  *
@@ -88,25 +89,31 @@ static vg_err_t dlq_one(vg_auditstore_t *s, const char *hdr_tenant, json_t *e, v
     return rc;
 }
 
-static void handle_dlq_post(void *ud, const vg_http_req *req, vg_http_resp *resp)
+vg_err_t vg_auditstore_dlq_ingest(vg_auditstore_t *s, const char *tenant, const uint8_t *data,
+                                  size_t len, vg_error *err)
 {
-    vg_auditstore_t *s = ud;
-    size_t len = 0;
-    const uint8_t *body = vg_http_req_body(req, &len);
-    vg_error err = {0};
-    if (len > MAX_DLQ_BODY) return vg_http_resp_text(resp, 413, "body too large\n");
     json_error_t je;
-    json_t *j = json_loadb((const char *)body, len, 0, &je);
-    if (!j) return vg_http_resp_text(resp, 400, "invalid JSON: %s\n", je.text);
-    const char *ht = vg_http_req_header(req, "X-Scope-OrgID");
+    if (len > MAX_DLQ_BODY) return vg_error_set(err, VG_ETOOLARGE, "dead letters over 4 MiB");
+    json_t *j = json_loadb((const char *)data, len, 0, &je);
+    if (!j) return vg_error_set(err, VG_EPARSE, "dead letter: invalid JSON: %s", je.text);
     vg_err_t rc = VG_OK;
     if (json_is_array(j)) {
         for (size_t i = 0; i < json_array_size(j) && !rc; i++)
-            rc = dlq_one(s, ht && *ht ? ht : NULL, json_array_get(j, i), &err);
+            rc = dlq_one(s, tenant, json_array_get(j, i), err);
     } else {
-        rc = dlq_one(s, ht && *ht ? ht : NULL, j, &err);
+        rc = dlq_one(s, tenant, j, err);
     }
     json_decref(j);
+    return rc;
+}
+
+static void handle_dlq_post(void *ud, const vg_http_req *req, vg_http_resp *resp)
+{
+    size_t len = 0;
+    const uint8_t *body = vg_http_req_body(req, &len);
+    vg_error err = {0};
+    const char *ht = vg_http_req_header(req, "X-Scope-OrgID");
+    vg_err_t rc = vg_auditstore_dlq_ingest(ud, ht && *ht ? ht : NULL, body, len, &err);
     if (rc) return fail(resp, rc, &err);
     resp->status = 204;
 }

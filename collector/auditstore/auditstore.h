@@ -116,6 +116,14 @@ vg_err_t vg_auditstore_stats(vg_auditstore_t *s, vg_audit_tier_stats *st, vg_err
 vg_err_t vg_auditstore_dlq_add(vg_auditstore_t *s, const char *tenant, const char *reason,
                                const char *line, const char *file_id, uint64_t offset, int *dup,
                                vg_error *err);
+/* The agent's dead letters as it sends them (a JSON object with tenant,
+ * reason, line, file_id, offset, or an array of them), from POST
+ * /ingest/v1/dlq or the Kafka dead-letter topic: each stored durably with
+ * vg_auditstore_dlq_add. tenant (the header or Kafka key) overrides the
+ * entry's. VG_EPARSE/VG_EINVAL/VG_ETOOLARGE for a bad body, VG_EIO when
+ * the store cannot write. */
+vg_err_t vg_auditstore_dlq_ingest(vg_auditstore_t *s, const char *tenant, const uint8_t *data,
+                                  size_t len, vg_error *err);
 /* List DLQ entries (tenant NULL = all) as JSON lines, oldest first, at most limit. */
 vg_err_t vg_auditstore_dlq_list(vg_auditstore_t *s, const char *tenant, size_t limit, vg_buf *out,
                                 vg_error *err);

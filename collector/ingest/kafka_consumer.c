@@ -19,6 +19,11 @@
  *  - A bad batch is copied to "<topic>.dlq" with the reason in a header by a
  *    separate idempotent producer, and waited for: only a delivered DLQ copy
  *    lets us commit past the original.
+ *  - The agents' audit dead-letter topic (JSON lines they could not parse) is
+ *    a third subscription handed to the same callback; its entries are
+ *    durable when the callback returns (the DLQ log is fdatasynced), so the
+ *    same pending/commit rule holds. Copies of bad batches that land there
+ *    (the default audit topic's "<topic>.dlq" is that topic) are skipped.
  */
 #include "kafka_consumer.h"
 
@@ -64,7 +69,7 @@ struct pending {
 struct vg_kafka_consumer {
     rd_kafka_t *rk;
     rd_kafka_t *dlq;
-    char *topics[2];
+    char *topics[3]; /* metrics, audit, the agents' audit dead letters */
     vg_consume_fn fn;
     vg_consume_sync_fn sync;
     void *ud;
@@ -79,7 +84,7 @@ struct vg_kafka_consumer {
     struct backoff *bo;
     size_t nbo, capbo;
     vg_metric_t *consumed, *dlq_count, *commit_failures, *retries, *sync_failures;
-    vg_metric_t *lag[2]; /* per subscribed topic; set by the consumer thread */
+    vg_metric_t *lag[3]; /* per subscribed topic; set by the consumer thread */
     int64_t last_lag_ms;
 };
 
@@ -330,12 +335,32 @@ static void dead_letter(vg_kafka_consumer_t *c, const rd_kafka_message_t *m, vg_
 
 /* ---- the consumer thread ---- */
 
+/* A collector's own copy of a bad batch (it keeps the batch's vigil-schema
+ * header) on the agents' dead-letter topic: with the default names the audit
+ * topic's "<topic>.dlq" is that topic. It is not an agent dead letter. */
+static int is_batch_copy(vg_kafka_consumer_t *c, const rd_kafka_message_t *m)
+{
+    rd_kafka_headers_t *h = NULL;
+    const void *v;
+    size_t n;
+    if (!c->topics[2] || strcmp(rd_kafka_topic_name(m->rkt), c->topics[2]) != 0) return 0;
+    if (rd_kafka_message_headers(m, &h) != RD_KAFKA_RESP_ERR_NO_ERROR || !h) return 0;
+    return rd_kafka_header_get_last(h, "vigil-schema", &v, &n) == RD_KAFKA_RESP_ERR_NO_ERROR;
+}
+
 static void handle(vg_kafka_consumer_t *c, const rd_kafka_message_t *m)
 {
     char key[MAX_KEY];
     const char *tenant = NULL;
     vg_error e = {0};
     vg_err_t rc = VG_OK;
+    if (is_batch_copy(c, m)) {
+        vg_log_info(COMP, "skipped a copied bad batch on the audit dead-letter topic",
+                    "topic=%s partition=%" PRId32 " offset=%" PRId64, rd_kafka_topic_name(m->rkt),
+                    m->partition, m->offset);
+        store_next(c, m);
+        return;
+    }
     if (m->key && m->key_len >= sizeof(key)) {
         rc = vg_error_set(&e, VG_EINVAL, "tenant key longer than %d bytes", MAX_KEY - 1);
     } else if (m->key) {
@@ -394,7 +419,7 @@ static void update_lag(vg_kafka_consumer_t *c)
     c->last_lag_ms = now;
     if (rd_kafka_assignment(c->rk, &parts) || !parts) return;
     rd_kafka_position(c->rk, parts);
-    for (int t = 0; t < 2; t++)
+    for (int t = 0; t < 3; t++)
         if (c->lag[t] && c->topics[t]) vg_metric_set(c->lag[t], topic_lag(c, c->topics[t], parts));
     rd_kafka_topic_partition_list_destroy(parts);
 }
@@ -477,6 +502,10 @@ static vg_err_t build_conf(const vg_kafka_consumer_opts *o, int consumer, rd_kaf
         {"enable.auto.offset.store", "false"},
         {"auto.offset.reset", "earliest"},
         {"enable.partition.eof", "false"},
+        /* A subscribed topic that does not exist yet (the audit dead-letter
+         * topic appears with the first bad line) is noticed at the next
+         * metadata refresh: 10 s instead of librdkafka's 5 min. */
+        {"topic.metadata.refresh.interval.ms", "10000"},
     };
     static const vg_kafka_prop pdefaults[] = {
         {"enable.idempotence", "true"},  {"acks", "all"},
@@ -543,7 +572,7 @@ static void register_metrics(vg_kafka_consumer_t *c, vg_metrics_t *m)
     c->sync_failures =
         vg_metrics_counter(m, "vigil_kafka_sync_failures_total",
                            "Commits held back because the store was not durable.", NULL);
-    for (int t = 0; t < 2; t++) {
+    for (int t = 0; t < 3; t++) {
         char lab[300];
         if (!c->topics[t]) continue;
         snprintf(lab, sizeof(lab), "topic=\"%.250s\"", c->topics[t]);
@@ -574,7 +603,8 @@ vg_err_t vg_kafka_consumer_new(const vg_kafka_consumer_opts *o, vg_consume_fn fn
     c->ud = ud;
     c->topics[0] = topic_or(o->metrics_topic, "vigil.metrics");
     c->topics[1] = topic_or(o->audit_topic, "vigil.audit");
-    if (!c->topics[0] && !c->topics[1]) {
+    c->topics[2] = topic_or(o->audit_dlq_topic, "vigil.audit.dlq");
+    if (!c->topics[0] && !c->topics[1] && !c->topics[2]) {
         rc = vg_error_set(err, VG_ECONFIG, "kafka consumer: no topic to consume");
         goto fail;
     }
@@ -591,8 +621,8 @@ fail:
 vg_err_t vg_kafka_consumer_start(vg_kafka_consumer_t *c, vg_error *err)
 {
     if (!c || c->started) return vg_error_set(err, VG_EINVAL, "kafka consumer: already started");
-    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(2);
-    for (int i = 0; i < 2; i++)
+    rd_kafka_topic_partition_list_t *l = rd_kafka_topic_partition_list_new(3);
+    for (int i = 0; i < 3; i++)
         if (c->topics[i]) rd_kafka_topic_partition_list_add(l, c->topics[i], RD_KAFKA_PARTITION_UA);
     rd_kafka_resp_err_t e = rd_kafka_subscribe(c->rk, l);
     rd_kafka_topic_partition_list_destroy(l);
@@ -619,7 +649,6 @@ void vg_kafka_consumer_free(vg_kafka_consumer_t *c)
     while (c->npend) pend_drop(c, c->npend - 1);
     vg_free(c->pend);
     vg_free(c->bo);
-    vg_free(c->topics[0]);
-    vg_free(c->topics[1]);
+    for (int i = 0; i < 3; i++) vg_free(c->topics[i]);
     vg_free(c);
 }

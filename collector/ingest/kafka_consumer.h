@@ -43,10 +43,11 @@ typedef vg_err_t (*vg_consume_sync_fn)(void *ud, vg_error *err);
 
 typedef struct vg_kafka_consumer_opts {
     const char *brokers;
-    const char *group_id;       /* NULL = "vigil-collector" */
-    const char *metrics_topic;  /* NULL = "vigil.metrics"; "" = do not subscribe */
-    const char *audit_topic;    /* NULL = "vigil.audit"; "" = do not subscribe */
-    const vg_kafka_prop *props; /* applied after our defaults, to consumer and DLQ producer */
+    const char *group_id;        /* NULL = "vigil-collector" */
+    const char *metrics_topic;   /* NULL = "vigil.metrics"; "" = do not subscribe */
+    const char *audit_topic;     /* NULL = "vigil.audit"; "" = do not subscribe */
+    const char *audit_dlq_topic; /* agents' audit dead letters; NULL = "vigil.audit.dlq"; "" = no */
+    const vg_kafka_prop *props;  /* applied after our defaults, to consumer and DLQ producer */
     size_t nprops;
     vg_consume_sync_fn sync; /* NULL: data is durable when the consume callback returns */
 } vg_kafka_consumer_opts;
