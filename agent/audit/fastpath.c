@@ -122,7 +122,7 @@ static int hex4(const char *p)
 static int decode_escape(scan_t *sc)
 {
     static const char from[] = "\"\\/bfnrt", to[] = "\"\\/\b\f\n\r\t";
-    char c = *sc->p, u[3];
+    char c = sc->p < sc->e ? *sc->p : '\0', u[3];
     const char *k = c ? strchr(from, c) : NULL;
     if (k) {
         sc->p++;
