@@ -7,12 +7,14 @@
  * alerts already stored, a failing reconfigure changes nothing, and
  * allocation failures during a reload leave a working dispatcher.
  */
+#include <pthread.h>
 #include <setjmp.h>
 #include <stdarg.h>
 #include <stddef.h>
 #include <stdint.h>
 #include <stdio.h>
 #include <string.h>
+#include <unistd.h>
 
 #include <cmocka.h>
 
@@ -433,6 +435,49 @@ static void test_reload_allocation_failures(void **state)
     vg_amconfig_release(&c2);
 }
 
+static pthread_mutex_t slow_mu = PTHREAD_MUTEX_INITIALIZER;
+static int slow_n;
+
+/* A receiver slow enough that reloads land while flushes are in flight. */
+static vg_err_t slow_deliver(void *ud, const vg_notifier_t *n, const char *url,
+                             const vg_notify_msg_t *m, const char *body, size_t len)
+{
+    (void)ud, (void)n, (void)url, (void)m, (void)body, (void)len;
+    usleep(2000);
+    pthread_mutex_lock(&slow_mu);
+    slow_n++;
+    pthread_mutex_unlock(&slow_mu);
+    return VG_OK;
+}
+
+/* Reloads racing real worker threads: groups being flushed are orphaned and
+ * freed by their job (ASan checks there is no use after free or leak). */
+static void test_reload_during_flushes(void **state)
+{
+    fx *f = *state;
+    vg_amconfig_t c2 = {0};
+    parse2(f, &c2);
+    vg_dispatch_free(f->d);
+    vg_dispatch_opts o = {.cfg = &f->cfg, .nflog = f->log, .deliver = slow_deliver, .workers = 2};
+    assert_int_equal(vg_dispatch_new(&o, &f->d, NULL), VG_OK);
+    assert_int_equal(vg_dispatch_start(f->d, NULL), VG_OK);
+    char name[16];
+    for (int i = 0; i < 200; i++) {
+        snprintf(name, sizeof(name), "A%d", i % 17);
+        vg_label_t l[] = {{"alertname", name}, {"instance", "x"}};
+        vg_alert_t a = {.labels = l, .nlabels = 2, .starts_at = vg_clock_wall_ms() - 3600000};
+        vg_dispatch_put(f->d, &a, 1); /* old: its group flushes at once */
+        if (i % 5 == 0) assert_int_equal(vg_dispatch_reload(f->d, i % 2 ? &c2 : &f->cfg, NULL), 0);
+        if (i % 20 == 0) usleep(3000);
+    }
+    vg_dispatch_free(f->d); /* joins the workers; queued orphans are freed too */
+    f->d = NULL;
+    pthread_mutex_lock(&slow_mu);
+    assert_true(slow_n > 0);
+    pthread_mutex_unlock(&slow_mu);
+    vg_amconfig_release(&c2);
+}
+
 /* Every allocation on the put/flush/nflog path failing in turn: no crash, no
  * leak (ASan), and the dispatcher still works once allocation succeeds. */
 static void test_allocation_failures(void **state)
@@ -472,6 +517,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_reload_refused_keeps_config, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_inhibit_rules, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reload_allocation_failures, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_reload_during_flushes, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
