@@ -123,6 +123,7 @@ class Writer:
     def rename(self):
         self.rotations += 1
         os.rename(self.path, "%s.r%d" % (self.path, self.rotations))
+        open(self.path, "ab").close()  # logrotate's "create"
 
     def copytruncate(self):
         self.rotations += 1
@@ -229,14 +230,14 @@ class Pipeline:
 
 
 def plan(rng):
-    """Chunk indices of the events: {chunk: [event, ...]}."""
-    nchunks = (VALID + CHUNK - 1) // CHUNK
-    pick = lambda k: rng.sample(range(5, nchunks - 5), k)  # noqa: E731
-    events = {}
+    """The events as [(line, event)], sorted: each fires once that many valid
+    lines are written. They are drawn from the first 64% of the lines, because
+    an event writes up to 4 chunks itself and the 9 of them must all fit."""
+    lo, hi = VALID // 50, VALID * 64 // 100
+    events = []
     for e, k in (("kill_agent", 3), ("restart_collector", 1), ("rename", 3), ("copytruncate", 2)):
-        for c in pick(k):
-            events.setdefault(c, []).append(e)
-    return events
+        events += [(n, e) for n in rng.sample(range(lo, hi), k)]
+    return sorted(events)
 
 
 def wait_caught_up(pl, w, what):
@@ -267,10 +268,11 @@ def kill_mid_flight(pl, w, rng):
 
 
 def run_writer(pl, w, rng, events):
-    chunk = 0
+    events = list(events)
     while w.n < VALID:
-        for e in events.get(chunk, []):
-            print("chunk %d (line %d): %s" % (chunk, w.n, e), flush=True)
+        while events and events[0][0] <= w.n:
+            e = events.pop(0)[1]
+            print("line %d: %s" % (w.n, e), flush=True)
             if e == "kill_agent":
                 kill_mid_flight(pl, w, rng)
                 w.chunk()  # written while the agent is down
@@ -287,8 +289,8 @@ def run_writer(pl, w, rng, events):
                 wait_caught_up(pl, w, "caught up before copytruncate")
                 w.copytruncate()
         w.chunk()
-        chunk += 1
         time.sleep(0.02)
+    assert not events, "events not run: %r" % events
 
 
 def segment_lines(path):
