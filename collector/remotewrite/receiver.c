@@ -203,13 +203,15 @@ vg_rw_series_check vg_rw_check_series(const Prometheus__TimeSeries *ts, vg_error
                      MAX_LABELS);
         return VG_RW_SERIES_TOO_MANY_LABELS;
     }
+    int ascending = 1; /* the usual case: strictly sorted names cannot repeat */
     for (size_t i = 0; i < ts->n_labels; i++) {
         const Prometheus__Label *l = ts->labels[i];
         names[i] = l && l->name ? l->name : "";
         if (strcmp(names[i], VG_METRIC_NAME) == 0 && l->value && l->value[0]) have_name = 1;
+        if (i && ascending && strcmp(names[i - 1], names[i]) >= 0) ascending = 0;
     }
-    qsort(names, ts->n_labels, sizeof(names[0]), cmp_str);
-    for (size_t i = 1; i < ts->n_labels; i++) {
+    if (!ascending) qsort(names, ts->n_labels, sizeof(names[0]), cmp_str);
+    for (size_t i = 1; i < ts->n_labels && !ascending; i++) {
         if (strcmp(names[i - 1], names[i]) == 0) {
             vg_error_set(err, VG_EINVAL, "series has the label name \"%.100s\" more than once",
                          names[i]);

@@ -161,6 +161,14 @@ out:
     return rc;
 }
 
+/* Senders sort their labels (remote-write wants it): check before sorting. */
+static int names_ascending(const vg_label_t *l, size_t n)
+{
+    for (size_t i = 1; i < n; i++)
+        if (strcmp(l[i - 1].name, l[i].name) >= 0) return 0;
+    return 1;
+}
+
 /* Copy, drop empty values, sort. *n = number kept. */
 static vg_err_t scratch_labels(const Prometheus__TimeSeries *ts, vg_label_t *scratch, size_t *n)
 {
@@ -173,7 +181,7 @@ static vg_err_t scratch_labels(const Prometheus__TimeSeries *ts, vg_label_t *scr
         scratch[*n].value = lb->value;
         (*n)++;
     }
-    vg_labels_sort(scratch, *n);
+    if (!names_ascending(scratch, *n)) vg_labels_sort(scratch, *n);
     return VG_OK;
 }
 

@@ -118,25 +118,22 @@ static vg_err_t rm_put(refmap *m, uint64_t k, uint64_t v)
 void vg_wal_batch_init(vg_wal_batch *b)
 {
     memset(b, 0, sizeof(*b));
-    vg_buf_init(&b->series, 0);
     vg_buf_init(&b->samples, 0);
     b->maxt = INT64_MIN;
 }
 
 void vg_wal_batch_free(vg_wal_batch *b)
 {
-    vg_buf_free(&b->series);
     vg_buf_free(&b->samples);
-    vg_free(b->refs);
-    vg_free(b->lens);
+    vg_free(b->decl);
+    vg_free(b->lab);
     vg_wal_batch_init(b);
 }
 
 void vg_wal_batch_reset(vg_wal_batch *b)
 {
-    vg_buf_reset(&b->series);
     vg_buf_reset(&b->samples);
-    b->nseries = b->rec_start = b->rec_n = 0;
+    b->ndecl = b->nlab = b->rec_start = b->rec_n = 0;
     b->maxt = INT64_MIN;
 }
 
@@ -171,45 +168,60 @@ static vg_err_t put_str(vg_buf *b, const char *s, int wide)
     return rc ? rc : vg_buf_append(b, s, n);
 }
 
-static vg_err_t grow_series(vg_wal_batch *b)
+static vg_err_t grow_decl(vg_wal_batch *b, size_t nl)
 {
-    if (b->nseries < b->capseries) return VG_OK;
-    size_t cap = b->capseries ? b->capseries * 2 : 64;
-    uint64_t *r = vg_realloc(b->refs, cap * sizeof(*r));
-    if (!r) return VG_ENOMEM;
-    b->refs = r;
-    uint32_t *l = vg_realloc(b->lens, cap * sizeof(*l));
-    if (!l) return VG_ENOMEM;
-    b->lens = l;
-    b->capseries = cap;
+    if (b->ndecl == b->capdecl) {
+        size_t cap = b->capdecl ? b->capdecl * 2 : 64;
+        vg_wal_decl *d = vg_realloc(b->decl, cap * sizeof(*d));
+        if (!d) return VG_ENOMEM;
+        b->decl = d;
+        b->capdecl = cap;
+    }
+    if (b->nlab + nl > b->caplab) {
+        size_t cap = b->caplab ? b->caplab * 2 : 512;
+        while (cap < b->nlab + nl) cap *= 2;
+        vg_label_t *l = vg_realloc(b->lab, cap * sizeof(*l));
+        if (!l) return VG_ENOMEM;
+        b->lab = l;
+        b->caplab = cap;
+    }
     return VG_OK;
 }
 
 vg_err_t vg_wal_batch_series(vg_wal_batch *b, uint64_t ref, const char *tenant, const vg_label_t *l,
                              size_t n)
 {
-    size_t start = b->series.len, tl = strlen(tenant);
+    if (n > 0xffff) return VG_ETOOLARGE;
+    vg_err_t rc = grow_decl(b, n);
+    if (rc) return rc;
+    memcpy(b->lab + b->nlab, l, n * sizeof(*l));
+    b->decl[b->ndecl++] = (vg_wal_decl){ref, tenant, b->nlab, n};
+    b->nlab += n;
+    return VG_OK;
+}
+
+/* Append the framed series record of d to out. */
+static vg_err_t encode_series(vg_buf *out, const vg_wal_decl *d, const vg_label_t *l)
+{
+    size_t start = out->len, tl = strlen(d->tenant);
     uint8_t h[11];
-    if (tl > 255 || n > 0xffff) return VG_ETOOLARGE;
-    vg_err_t rc = grow_series(b);
-    if (!rc) rc = frame_open(&b->series, REC_SERIES);
-    vg_le_put64(h, ref);
+    if (tl > 255) return VG_ETOOLARGE;
+    vg_err_t rc = frame_open(out, REC_SERIES);
+    vg_le_put64(h, d->ref);
     h[8] = (uint8_t)tl;
-    if (!rc) rc = vg_buf_append(&b->series, h, 9);
-    if (!rc) rc = vg_buf_append(&b->series, tenant, tl);
-    vg_le_put32(h, (uint32_t)n);
-    if (!rc) rc = vg_buf_append(&b->series, h, 2);
-    for (size_t i = 0; i < n && !rc; i++) {
-        rc = put_str(&b->series, l[i].name, 0);
-        if (!rc) rc = put_str(&b->series, l[i].value, 1);
+    if (!rc) rc = vg_buf_append(out, h, 9);
+    if (!rc) rc = vg_buf_append(out, d->tenant, tl);
+    vg_le_put32(h, (uint32_t)d->n);
+    if (!rc) rc = vg_buf_append(out, h, 2);
+    for (size_t i = 0; i < d->n && !rc; i++) {
+        rc = put_str(out, l[i].name, 0);
+        if (!rc) rc = put_str(out, l[i].value, 1);
     }
     if (rc) {
-        b->series.len = start;
+        out->len = start;
         return rc;
     }
-    frame_close(&b->series, start);
-    b->refs[b->nseries] = ref;
-    b->lens[b->nseries++] = (uint32_t)(b->series.len - start);
+    frame_close(out, start);
     return VG_OK;
 }
 
@@ -348,36 +360,46 @@ static vg_err_t rollover(vg_wal_t *w, vg_error *err)
     return seg_create(w, w->cur_no + 1, err);
 }
 
-/* Copy the series records this segment has not declared, then the samples, into wbuf. */
-/* The series records the segment still needs, into wbuf. The samples are
- * written from the batch itself: copying them here, under the mutex, was
- * most of the memmove in the ingest profile. */
+/* The series records the segment still needs, encoded into wbuf. The
+ * samples are written from the batch itself: copying them here, under the
+ * mutex, was most of the memmove in the ingest profile. */
 static vg_err_t assemble(vg_wal_t *w, const vg_wal_batch *b)
 {
     vg_err_t rc = VG_OK;
-    size_t off = 0;
     vg_buf_reset(&w->wbuf);
-    for (size_t i = 0; i < b->nseries && !rc; i++) {
-        if (!rm_find(&w->declared, b->refs[i])) {
-            rc = vg_buf_append(&w->wbuf, b->series.data + off, b->lens[i]);
-            if (!rc) rc = rm_put(&w->declared, b->refs[i], 1);
-        }
-        off += b->lens[i];
+    for (size_t i = 0; i < b->ndecl && !rc; i++) {
+        const vg_wal_decl *d = &b->decl[i];
+        if (rm_find(&w->declared, d->ref)) continue;
+        rc = encode_series(&w->wbuf, d, b->lab + d->lab);
+        if (!rc) rc = rm_put(&w->declared, d->ref, 1);
     }
+    if (rc) rm_clear(&w->declared); /* re-declare everything: harmless */
     return rc;
+}
+
+/* assemble(), in the next segment when this one would pass seg_bytes. */
+static vg_err_t assemble_roll(vg_wal_t *w, const vg_wal_batch *b, vg_error *err)
+{
+    vg_err_t rc = assemble(w, b);
+    if (!rc && w->cur_size > MAGIC_LEN &&
+        w->cur_size + w->wbuf.len + b->samples.len > w->seg_bytes) {
+        rc = rollover(w, err);
+        if (rc) {
+            rm_clear(&w->declared);
+            return rc;
+        }
+        rc = assemble(w, b);
+    }
+    if (rc == VG_ETOOLARGE) return vg_error_set(err, rc, "wal: a series' labels are too long");
+    if (rc) return vg_error_set(err, rc, "wal: out of memory");
+    return VG_OK;
 }
 
 static vg_err_t write_locked(vg_wal_t *w, const vg_wal_batch *b, uint64_t *pos, vg_error *err)
 {
     if (w->failed) return vg_error_set(err, w->failed, "wal: an earlier write or fsync failed");
-    if (w->cur_size > MAGIC_LEN && w->cur_size + b->series.len + b->samples.len > w->seg_bytes) {
-        vg_err_t rc = rollover(w, err);
-        if (rc) return rc;
-    }
-    if (assemble(w, b)) {
-        rm_clear(&w->declared);
-        return vg_error_set(err, VG_ENOMEM, "wal: out of memory");
-    }
+    vg_err_t rc = assemble_roll(w, b, err);
+    if (rc) return rc;
     if (write_all(w->fd, w->wbuf.data, w->wbuf.len) ||
         write_all(w->fd, b->samples.data, b->samples.len)) {
         int e = errno;

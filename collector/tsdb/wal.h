@@ -34,12 +34,22 @@ typedef struct vg_wal vg_wal_t;
 #define VG_WAL_SYNC_MS_DEFAULT 5
 #define VG_WAL_SYNC_ALL        UINT64_MAX /* vg_wal_sync: everything written so far */
 
+/* A series the batch declares: its record is encoded by vg_wal_write, under
+ * the mutex, only when the segment has not declared it yet (most requests
+ * repeat series the segment already holds: encoding them all was a tenth
+ * of the ingest profile). */
+typedef struct vg_wal_decl {
+    uint64_t ref;
+    const char *tenant;
+    size_t lab, n; /* its labels: lab[lab .. lab + n) of the batch */
+} vg_wal_decl;
+
 /* Records built by one appender; written at once by vg_wal_write. */
 typedef struct vg_wal_batch {
-    vg_buf series;  /* framed series records, back to back */
-    uint64_t *refs; /* ref of each series record, in order */
-    uint32_t *lens; /* framed length of each series record */
-    size_t nseries, capseries;
+    vg_wal_decl *decl; /* declared series, in order */
+    size_t ndecl, capdecl;
+    vg_label_t *lab; /* copies of their label arrays (the strings are the caller's) */
+    size_t nlab, caplab;
     vg_buf samples;   /* framed samples records */
     size_t rec_start; /* offset of the open samples record in samples */
     size_t rec_n;     /* samples in the open record (0 = none open) */
@@ -67,7 +77,9 @@ void vg_wal_batch_init(vg_wal_batch *b);
 void vg_wal_batch_free(vg_wal_batch *b);
 /* Drop the contents, keep the memory. */
 void vg_wal_batch_reset(vg_wal_batch *b);
-/* Declare series ref (written only if this segment has not declared it yet). */
+/* Declare series ref (written only if this segment has not declared it yet).
+ * The tenant and label strings are not copied: they must stay valid until
+ * the batch is written, reset or freed. */
 vg_err_t vg_wal_batch_series(vg_wal_batch *b, uint64_t ref, const char *tenant, const vg_label_t *l,
                              size_t n);
 /* Add one sample of a series declared in this batch. */
