@@ -199,7 +199,8 @@ static vg_err_t sbuf_read_series(sbuf *b, vg_seriesset_t *ss)
         double *v = b->v + b->n;
         size_t k = vg_seriesset_read(ss, t, v, b->cap - b->n), w = 0;
         if (k == 0) return VG_OK;
-        for (size_t q = 0; q < k; q++) {
+        while (w < k && !vg_is_stale_nan(v[w])) w++; /* in place up to the first marker */
+        for (size_t q = w; q < k; q++) {
             t[w] = t[q];
             v[w] = v[q];
             w += !vg_is_stale_nan(v[q]);

@@ -101,6 +101,17 @@ int vg_merge_iter_next(vg_merge_iter *it, int64_t *ts, double *v)
  * down to the front; how many were kept. */
 static size_t keep_newer(vg_merge_iter *it, int64_t *ts, double *v, size_t k)
 {
+    /* The usual batch is strictly increasing and newer than the last
+     * sample: all kept, nothing to move. */
+    if (k && (!it->started || ts[0] > it->last)) {
+        size_t q = 1;
+        while (q < k && ts[q] > ts[q - 1]) q++;
+        if (q == k) {
+            it->started = 1;
+            it->last = ts[k - 1];
+            return k;
+        }
+    }
     size_t w = 0;
     for (size_t q = 0; q < k; q++) {
         if (it->started && ts[q] <= it->last) continue;

@@ -159,6 +159,12 @@ size_t vg_seriesset_read(vg_seriesset_t *ss, int64_t *ts, double *v, size_t max)
     size_t w = 0;
     while (w == 0 && max && ss->cur && !ss->done) {
         size_t k = vg_merge_iter_read(&ss->it, ts, v, max);
+        /* The merge's output increases strictly: a batch inside
+         * [mint, maxt] end to end is kept as it is. */
+        if (k && ss->kind != VG_AGGR_COUNT && ts[0] >= ss->mint && ts[k - 1] <= ss->maxt) {
+            w = k;
+            break;
+        }
         for (size_t q = 0; q < k; q++) {
             if (ts[q] < ss->mint) continue;
             if (ts[q] > ss->maxt) {
