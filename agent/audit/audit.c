@@ -55,6 +55,11 @@ int vg_audit_utf8_valid(const char *str, size_t len)
 {
     const unsigned char *s = (const unsigned char *)str, *e = s + len;
     while (s < e) {
+        uint64_t w;
+        if (e - s >= 8 && (memcpy(&w, s, 8), !(w & 0x8080808080808080ULL))) {
+            s += 8; /* eight ASCII bytes at once */
+            continue;
+        }
         unsigned c = *s;
         if (c < 0x80) {
             s++;

@@ -20,6 +20,7 @@
 #include "fastpath.h"
 
 #include <math.h>
+#include <stdint.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -55,6 +56,7 @@ typedef struct scan {
     vg_buf out, dec, tmp;
     top_t top[MAX_KEYS];
     size_t ntop;
+    const top_t *f[VG_AF__COUNT]; /* the canonical fields among top (NULL: absent or null) */
 } scan_t;
 
 static int scan_value(scan_t *sc, int depth, top_t *t, int redact);
@@ -165,11 +167,24 @@ static int scan_escaped(scan_t *sc, const char *start, span_t *sp)
     return ST_BAIL;
 }
 
+/* Nonzero when one of the 8 bytes in w is '"', '\\' or below 0x20 (exact as a
+ * yes/no: the classic "has a zero byte" and "has a byte less than n" tests). */
+static uint64_t special8(uint64_t w)
+{
+    const uint64_t ones = 0x0101010101010101ULL;
+    uint64_t q = w ^ (ones * '"'), b = w ^ (ones * '\\');
+    return (((q - ones) & ~q) | ((b - ones) & ~b) | ((w - ones * 0x20) & ~w)) &
+           0x8080808080808080ULL;
+}
+
 /* A string at p (on its opening quote): its text, raw when it has no escapes. */
 static int scan_string(scan_t *sc, span_t *sp)
 {
     const char *start = ++sc->p;
-    for (; sc->p < sc->e; sc->p++) {
+    uint64_t w;
+    for (;;) {
+        while (sc->e - sc->p >= 8 && (memcpy(&w, sc->p, 8), !special8(w))) sc->p += 8;
+        if (sc->p >= sc->e) return ST_BAIL;
         unsigned char c = (unsigned char)*sc->p;
         if (c == '"') {
             *sp = (span_t){(size_t)(start - sc->line), (size_t)(sc->p - start), 0};
@@ -178,8 +193,8 @@ static int scan_string(scan_t *sc, span_t *sp)
         }
         if (c == '\\') return scan_escaped(sc, start, sp);
         if (c < 0x20) return ST_BAIL;
+        sc->p++;
     }
-    return ST_BAIL;
 }
 
 /* A string as jansson dumps it: the raw bytes with their quotes when no escape was decoded. */
@@ -416,17 +431,27 @@ static const top_t *field(const scan_t *sc, const vg_audit_schema *s, const char
     return NULL;
 }
 
+/* A required field is present (the canonical ones were looked up already). */
+static int has_required(const scan_t *sc, const vg_audit_schema *s, const char *name)
+{
+    for (int i = 0; i < VG_AF__COUNT; i++)
+        if (!strcmp(name, vg_audit_field_name(i))) return sc->f[i] != NULL;
+    return field(sc, s, name) != NULL;
+}
+
 /* Required fields present, typed fields strings or integers, a usable timestamp. */
-static int checks_pass(const scan_t *sc, const vg_audit_schema *s, int64_t now_ms, int64_t *ms)
+static int checks_pass(scan_t *sc, const vg_audit_schema *s, int64_t now_ms, int64_t *ms)
 {
     size_t n = s->required ? s->nrequired : VG_AF__COUNT;
+    for (int i = 0; i < VG_AF__COUNT; i++) sc->f[i] = field(sc, s, vg_audit_field_name(i));
     for (size_t i = 0; i < n; i++)
-        if (!field(sc, s, s->required ? s->required[i] : vg_audit_field_name((int)i))) return 0;
+        if (!has_required(sc, s, s->required ? s->required[i] : vg_audit_field_name((int)i)))
+            return 0;
     for (int i = VG_AF_USER_ID; i < VG_AF__COUNT; i++) {
-        const top_t *t = field(sc, s, vg_audit_field_name(i));
+        const top_t *t = sc->f[i];
         if (t && t->type != T_STR && t->type != T_INT) return 0;
     }
-    const top_t *t = field(sc, s, vg_audit_field_name(VG_AF_TIMESTAMP));
+    const top_t *t = sc->f[VG_AF_TIMESTAMP];
     *ms = now_ms;
     if (!t) return 1;
     if (t->type == T_STR)
@@ -444,19 +469,19 @@ static int checks_pass(const scan_t *sc, const vg_audit_schema *s, int64_t now_m
 }
 
 /* Field i's text: user_id as it was before redaction, the others after. */
-static char *field_text(const scan_t *sc, const vg_audit_schema *s, int i)
+static char *field_text(const scan_t *sc, int i)
 {
-    const top_t *t = field(sc, s, vg_audit_field_name(i));
+    const top_t *t = sc->f[i];
     if (t && t->red && i != VG_AF_USER_ID) return vg_strndup(str_of(sc, t->rval), t->rval.len);
     if (t && (t->type == T_STR || t->type == T_INT))
         return vg_strndup(str_of(sc, t->val), t->val.len);
     return vg_strdup("");
 }
 
-static int fill(scan_t *sc, const vg_audit_schema *s, vg_audit_rec *out)
+static int fill(scan_t *sc, vg_audit_rec *out)
 {
     for (int i = VG_AF_USER_ID; i < VG_AF__COUNT; i++)
-        if (!(out->field[i] = field_text(sc, s, i))) return ST_NOMEM;
+        if (!(out->field[i] = field_text(sc, i))) return ST_NOMEM;
     out->json_len = sc->out.len;
     out->json = vg_buf_steal(&sc->out, NULL);
     return out->json ? ST_OK : ST_NOMEM;
@@ -490,7 +515,7 @@ vg_err_t vg_audit_fast_parse(const vg_audit_schema *s, const char *line, size_t 
     vg_buf_init(&sc->dec, 0);
     vg_buf_init(&sc->tmp, 0);
     if ((st = scan_line(sc, line, len)) == ST_OK)
-        st = checks_pass(sc, s, now_ms, &out->ts_ms) ? fill(sc, s, out) : ST_BAIL;
+        st = checks_pass(sc, s, now_ms, &out->ts_ms) ? fill(sc, out) : ST_BAIL;
     if (st != ST_OK) vg_audit_rec_clear(out);
     *done = st == ST_OK;
     vg_buf_free(&sc->out);

@@ -32,8 +32,9 @@ enum { K_VALUE, K_FIELD };
 /* A prefilter: 0 when the preset's pattern cannot match s (what it requires is absent). */
 typedef int (*prefilter_fn)(const char *s, size_t len);
 
-#define KEY_CACHE     64 /* slots (power of two) */
-#define KEY_CACHE_LEN 48 /* longer keys are not cached */
+#define KEY_CACHE     256 /* slots (power of two) */
+#define KEY_PROBES    4   /* slots tried from a key's own */
+#define KEY_CACHE_LEN 48  /* longer keys are not cached */
 
 typedef struct key_slot {
     unsigned char len, used, hit;
@@ -76,6 +77,7 @@ static int is_digit(char c)
 static int has_card_run(const char *s, size_t len)
 {
     int run = 0;
+    if (len < 13) return 0;
     for (size_t i = 0; i < len; i++) {
         if (is_digit(s[i])) {
             if (++run >= 13) return 1;
@@ -234,9 +236,15 @@ int vg_redact_keyn(const vg_redactor_t *r, const char *key, size_t len)
 {
     if (!r || !key || !r->n) return 0;
     if (len >= KEY_CACHE_LEN) return key_match(r, key, len);
-    key_slot *k = &r->keys[key_slot_of(key, len)];
-    if (k->used && k->len == len && !memcmp(k->key, key, len)) return k->hit;
-    k->hit = (unsigned char)key_match(r, key, len); /* a collision just replaces the slot */
+    size_t h = key_slot_of(key, len);
+    key_slot *k = NULL;
+    for (size_t i = 0; i < KEY_PROBES; i++) {
+        key_slot *c = &r->keys[(h + i) & (KEY_CACHE - 1)];
+        if (c->used && c->len == len && !memcmp(c->key, key, len)) return c->hit;
+        if (!c->used && !k) k = c;
+    }
+    if (!k) k = &r->keys[h]; /* all taken: replace the key's own slot */
+    k->hit = (unsigned char)key_match(r, key, len);
     k->len = (unsigned char)len;
     k->used = 1;
     memcpy(k->key, key, len);
