@@ -464,6 +464,37 @@ static size_t read_fast(vg_chunk_iter *l, int64_t *ts, double *v, size_t want)
     return n;
 }
 
+/* The last bytes of a chunk (read_fast stops LAST_PEEK_BITS + 72 bits
+ * short of the end) through the same unchecked decoders, on a zero-padded
+ * copy: a sample that ends past the data is corrupt, as the checked path
+ * would have found on one of its fields. 0 when more than the tail is
+ * left (the checked path takes it). */
+static size_t read_tail(vg_chunk_iter *l, int64_t *ts, double *v, size_t want)
+{
+    size_t byte = l->bitpos >> 3, rem = l->len - byte;
+    if (l->read < 2 || rem > 24) return 0;
+    uint8_t buf[64] = {0}; /* rem + 81 bits of the next sample's peeks + 9 */
+    memcpy(buf, l->data + byte, rem);
+    size_t pos = l->bitpos - byte * 8, end = rem * 8, n = 0;
+    int64_t t = l->ts, delta = l->delta;
+    while (n < want) {
+        delta = (int64_t)((uint64_t)delta + (uint64_t)fast_dod(buf, &pos));
+        t = (int64_t)((uint64_t)t + (uint64_t)delta);
+        if (!fast_xor(buf, &pos, l) || pos > end) {
+            l->err = VG_ECORRUPT;
+            break;
+        }
+        ts[n] = t;
+        memcpy(&v[n], &l->vbits, sizeof(v[n]));
+        n++;
+    }
+    l->bitpos = byte * 8 + pos;
+    l->ts = t;
+    l->delta = delta;
+    l->read += (uint32_t)n;
+    return n;
+}
+
 /* One checked sample into ts/v; 0 (and l->err) on corrupt data. */
 static inline int read_checked(vg_chunk_iter *l, int64_t *ts, double *v)
 {
@@ -479,8 +510,8 @@ static inline int read_checked(vg_chunk_iter *l, int64_t *ts, double *v)
 
 /* The same decode as next(), run on a local copy of the state so that the
  * compiler keeps it in registers for the whole batch (the output arrays
- * cannot alias it), written back once: the first two samples and the tail
- * checked, the middle through read_fast(). */
+ * cannot alias it), written back once: the first two samples checked, the
+ * middle through read_fast(), the last bytes through read_tail(). */
 size_t vg_chunk_iter_read(vg_chunk_iter *it, int64_t *ts, double *v, size_t max)
 {
     if (it->err || it->read >= it->total) return 0;
@@ -489,6 +520,7 @@ size_t vg_chunk_iter_read(vg_chunk_iter *it, int64_t *ts, double *v, size_t max)
     if (want > max) want = max;
     while (n < want && l.read < 2 && read_checked(&l, &ts[n], &v[n])) n++;
     if (!l.err) n += read_fast(&l, ts + n, v + n, want - n);
+    if (!l.err && n < want) n += read_tail(&l, ts + n, v + n, want - n);
     while (n < want && !l.err && read_checked(&l, &ts[n], &v[n])) n++;
     *it = l;
     return n;
