@@ -52,14 +52,11 @@ vg_err_t pq_tick(pq_ctx *c)
     return pq_deadline(c);
 }
 
-vg_err_t pq_samples_add(pq_ctx *c, size_t n)
+vg_err_t pq_samples_over(pq_ctx *c)
 {
-    c->cur_samples += n;
-    if (c->max_samples && c->cur_samples > c->max_samples)
-        return pq_fail(c, VG_ELIMIT,
-                       "query processing would load too many samples into memory in query "
-                       "execution");
-    return VG_OK;
+    return pq_fail(c, VG_ELIMIT,
+                   "query processing would load too many samples into memory in query "
+                   "execution");
 }
 
 void pq_samples_sub(pq_ctx *c, size_t n)

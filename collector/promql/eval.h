@@ -118,9 +118,17 @@ size_t pq_nsteps(const pq_ev *ev);
 
 vg_err_t pq_fail(pq_ctx *c, vg_err_t code, const char *fmt, ...)
     __attribute__((format(printf, 3, 4)));
-vg_err_t pq_tick(pq_ctx *c);     /* throttled deadline check, VG_ERETRY past it */
-vg_err_t pq_deadline(pq_ctx *c); /* unthrottled */
-vg_err_t pq_samples_add(pq_ctx *c, size_t n);
+vg_err_t pq_tick(pq_ctx *c);         /* throttled deadline check, VG_ERETRY past it */
+vg_err_t pq_deadline(pq_ctx *c);     /* unthrottled */
+vg_err_t pq_samples_over(pq_ctx *c); /* the max_samples error */
+/* Count n more points held; the error past max_samples. Inline: once per
+ * output point. */
+static inline vg_err_t pq_samples_add(pq_ctx *c, size_t n)
+{
+    c->cur_samples += n;
+    if (c->max_samples && c->cur_samples > c->max_samples) return pq_samples_over(c);
+    return VG_OK;
+}
 void pq_samples_sub(pq_ctx *c, size_t n);
 /* Annotations: kind 0 warning, 1 info; node may be NULL (no position). */
 vg_err_t pq_annotate(pq_ctx *c, int info, const vg_pq_node *node, const char *fmt, ...)

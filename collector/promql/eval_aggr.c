@@ -663,10 +663,16 @@ static vg_err_t plain_series_major(aggctx *ac, pq_matrix *out)
         const pq_series *s = &ac->in->s[i];
         grp *row = &st[ac->gid[i] * ns];
         if ((rc = pq_tick(ev->c))) break;
+        size_t k = 0; /* step of the previous point + 1: the usual next one */
         for (size_t j = 0; j < s->n; j++) {
             int64_t off = s->t[j] - ev->start;
-            if (off < 0 || s->t[j] > ev->end || (ev->interval && off % ev->interval)) continue;
-            grp *g = &row[ev->interval ? (size_t)(off / ev->interval) : 0];
+            if (k < ns && off == (int64_t)k * ev->interval) {
+                k++; /* on the grid, no division */
+            } else {
+                if (off < 0 || s->t[j] > ev->end || (ev->interval && off % ev->interval)) continue;
+                k = (ev->interval ? (size_t)(off / ev->interval) : 0) + 1;
+            }
+            grp *g = &row[k - 1];
             if (!g->seen)
                 group_first(g, op, s->v[j], s->drop_name);
             else {

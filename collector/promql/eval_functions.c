@@ -352,7 +352,9 @@ static vg_err_t range_series(rcall *r, pq_rsrc *src, pq_series *o)
     if (src->n < want / per + 1) want = src->n * per;
     vg_err_t rc = pq_series_reserve(o, want);
     for (int64_t ts = ev->start; !rc && ts <= ev->end; ts += ev->interval, step++) {
-        int64_t maxt = pq_ref_time(ev, src->at, src->at_ms, src->offset_ms, ts);
+        int64_t maxt = src->at == VG_PQ_AT_NONE
+                           ? ts - src->offset_ms
+                           : pq_ref_time(ev, src->at, src->at_ms, src->offset_ms, ts);
         int64_t mint = maxt - src->range_ms;
         /* resets counts pairs (i - 1, i) with lo < i < hi */
         for (; lo < src->n && src->t[lo] <= mint; lo++)
@@ -364,9 +366,16 @@ static vg_err_t range_series(rcall *r, pq_rsrc *src, pq_series *o)
         rwin w = {src->t + lo, src->v + lo,           hi - lo, ts, mint, maxt, src->range_ms,
                   {0, 0},      counting ? resets : -1};
         for (size_t k = 0; k < r->nsargs; k++) w.arg[k] = r->argv[k][step];
-        if ((rc = check_args(r, &w))) break;
+        if (r->nsargs && (rc = check_args(r, &w))) break; /* only functions with arguments */
         double v;
-        if (range_fn(r->id, &w, &v)) rc = pq_series_push(ev->c, o, ts, v);
+        if (!range_fn(r->id, &w, &v)) continue;
+        if (o->n < o->cap) { /* reserved above: pq_series_push without the call */
+            o->t[o->n] = ts;
+            o->v[o->n++] = v;
+            rc = pq_samples_add(ev->c, 1);
+        } else {
+            rc = pq_series_push(ev->c, o, ts, v);
+        }
     }
     return rc;
 }
