@@ -110,8 +110,13 @@ static void test_consumer_bad_config(void **state)
     assert_null(c);
     assert_non_null(strstr(e.msg, "session.timeout.ms"));
     vg_kafka_consumer_opts none = {
-        .brokers = "127.0.0.1:1", .metrics_topic = "", .audit_topic = ""};
+        .brokers = "127.0.0.1:1", .metrics_topic = "", .audit_topic = "", .audit_dlq_topic = ""};
     assert_int_equal(vg_kafka_consumer_new(&none, never_called, NULL, NULL, &c, &e), VG_ECONFIG);
+    vg_kafka_consumer_opts dlq_only = {
+        .brokers = "127.0.0.1:1", .metrics_topic = "", .audit_topic = ""};
+    assert_int_equal(vg_kafka_consumer_new(&dlq_only, never_called, NULL, NULL, &c, &e), VG_OK);
+    vg_kafka_consumer_free(c);
+    c = NULL;
     vg_kafka_consumer_opts ok = {.brokers = "127.0.0.1:1"};
     assert_int_equal(vg_kafka_consumer_new(&ok, never_called, NULL, NULL, &c, &e), VG_OK);
     vg_kafka_consumer_free(c); /* never started: must not hang */
