@@ -5,7 +5,8 @@
  * moves and deletion under an injected clock. Signed erasure/deletion lines:
  * a re-hashed chain with an altered erasure count fails, a wrong key fails,
  * no key leaves signatures unchecked, old unsigned chains are legacy, not
- * tampering, and a stripped signature after a signed line fails.
+ * tampering, and a stripped signature after a signed line fails. Dead
+ * letters, added directly and as the agents' JSON (HTTP and Kafka).
  */
 #include <dirent.h>
 #include <fcntl.h>
@@ -646,6 +647,39 @@ static void test_dlq(void **state)
     vg_buf_free(&b);
 }
 
+/* The agents' dead letters as JSON (POST /ingest/v1/dlq and the Kafka topic
+ * share vg_auditstore_dlq_ingest): same dedup key as dlq_add, the transport's
+ * tenant wins, arrays, and bad bodies are final errors (not retried). */
+static void test_dlq_ingest(void **state)
+{
+    struct fix *f = *state;
+    vg_error err = {0};
+    int dup = 0;
+    const char *one = "{\"tenant\":\"t1\",\"reason\":\"invalid_json\",\"line\":\"{oops\","
+                      "\"file_id\":\"f9\",\"offset\":10}";
+    const char *two = "[{\"reason\":\"too_long\",\"line\":\"x\",\"file_id\":\"f9\",\"offset\":30},"
+                      "{\"reason\":\"too_long\",\"line\":\"y\",\"file_id\":\"f9\",\"offset\":40}]";
+#define INGEST(t, j) vg_auditstore_dlq_ingest(f->s, t, (const uint8_t *)(j), strlen(j), &err)
+    assert_int_equal(INGEST(NULL, one), VG_OK);
+    assert_int_equal(INGEST("t1", one), VG_OK); /* a redelivery: stored once */
+    assert_int_equal(
+        vg_auditstore_dlq_add(f->s, "t1", "invalid_json", "{oops", "f9", 10, &dup, &err), VG_OK);
+    assert_int_equal(dup, 1); /* the key HTTP and Kafka share */
+    assert_int_equal(INGEST("t1", two), VG_OK);
+    assert_int_equal(INGEST("t2", one), VG_OK); /* the key (transport tenant) decides */
+    assert_int_equal(INGEST("t1", "{nope"), VG_EPARSE);
+    assert_int_equal(INGEST("t1", "{\"reason\":\"x\",\"line\":\"l\",\"offset\":1}"), VG_EINVAL);
+#undef INGEST
+    vg_buf b;
+    vg_buf_init(&b, 0);
+    assert_int_equal(vg_auditstore_dlq_list(f->s, "t1", 0, &b, &err), VG_OK);
+    assert_int_equal(count_lines(&b), 3);
+    vg_buf_reset(&b);
+    assert_int_equal(vg_auditstore_dlq_list(f->s, "t2", 0, &b, &err), VG_OK);
+    assert_int_equal(count_lines(&b), 1);
+    vg_buf_free(&b);
+}
+
 static void test_bad_batch_stores_nothing(void **state)
 {
     struct fix *f = *state;
@@ -782,6 +816,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_signing_key_file, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tiers, setup, teardown),
         cmocka_unit_test_setup_teardown(test_dlq, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_dlq_ingest, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_batch_stores_nothing, setup, teardown),
         cmocka_unit_test_setup_teardown(test_lock, setup, teardown),
         cmocka_unit_test(test_segment_alloc_failures),
