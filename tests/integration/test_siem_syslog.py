@@ -15,7 +15,12 @@ The collector has one `siem:` output of type syslog pointing at it.
    on the same port; poll until every one of the N+M is present (at least
    once: duplicates are tolerated, a missing record is not).
 
-Mode "tls": the same over RFC 5425 (rsyslog's ossl driver) with a CA and
+Modes "output" and "output-tls" drive the same output code through
+siem_syslog_send (a minimal forwarder reading stored lines from stdin)
+instead of the collector, so the output is proven against rsyslogd on its
+own; "plain" and "tls" go through the collector's `siem:` forwarder.
+
+"tls" modes: the same over RFC 5425 (rsyslog's ossl driver) with a CA and
 server/client certificates made here with the openssl CLI; rsyslog requires a
 client certificate signed by that CA, and the collector verifies the server
 against the CA and the name "localhost".
@@ -234,60 +239,123 @@ def metric(base, name, labels):
     return total
 
 
+class CollectorSender:
+    """Records go in over HTTP ingest; the collector's forwarder sends them."""
+
+    def __init__(self, p, d, rport, tls):
+        cfg = os.path.join(p.dir, "collector.yml")
+        with open(cfg, "w") as f:
+            f.write(collector_conf(d, rport, tls))
+        self.base = start_collector(p, "collector", cfg, free_port(), os.path.join(p.dir, "data"))
+        self.seq = 1
+
+    def ship(self, recs, expect):
+        ship(self.base, recs, self.seq)
+        self.seq += 1000
+
+    def failures(self):
+        return metric(self.base, "vigil_siem_send_failures_total", 'output="rsyslog"')
+
+    def finish(self):
+        pass
+
+
+class OutputSender:
+    """siem_syslog_send: the same output code driven from stdin by a minimal
+    forwarder (one long-lived output, failed batches resent)."""
+
+    def __init__(self, p, d, rport, tls):
+        self.p, self.expect_lines = p, []
+        argv = [os.path.join(BUILD, "tests", "integration", "siem_syslog_send"),
+                "--address", "127.0.0.1:%d" % rport, "--batch", "64", "--timeout-ms", "5000"]
+        if tls:
+            argv += ["--tls", "--ca-file", d + "/ca.pem", "--server-name", "localhost",
+                     "--cert-file", d + "/cli.pem", "--key-file", d + "/cli.key"]
+        self.log = open(os.path.join(p.dir, "sender.log"), "wb")
+        self.proc = subprocess.Popen(argv, stdin=subprocess.PIPE, stdout=subprocess.PIPE,
+                                     stderr=self.log)
+
+    def ship(self, recs, expect):
+        for e in expect:  # the line the audit store keeps (store.c record_line)
+            o = dict(ts_ms=e["ts"], tenant=TENANT, user_id=e["user"], session_id=e["session_id"],
+                     action=e["action"], resource=e["resource"], result=e["result"],
+                     ip_address=e["ip_address"], file_id=e["file_id"], offset=e["offset"],
+                     original=e["original"])
+            self.proc.stdin.write(("%s\t%d\t%s\n" % (TENANT, e["ts"], json.dumps(o))).encode())
+        self.proc.stdin.flush()
+
+    def failures(self):
+        return self.p.log("sender").count("send failed")
+
+    def finish(self):
+        self.proc.stdin.close()
+        out = self.proc.stdout.read().decode()
+        assert self.proc.wait(timeout=120) == 0, self.p.log("sender")
+        print(out.strip())
+
+
 def main(mode):
-    tls = mode == "tls"
+    tls = mode.endswith("tls")
     hostname = socket.gethostname()
     with Procs() as p:
         d = os.path.join(p.dir, "rsyslog")
         os.makedirs(d + "/work")
         if tls:
             make_certs(d)
-        rport, cport = free_port(), free_port()
+        rport = free_port()
         with open(d + "/rsyslog.conf", "w") as f:
             f.write(rsyslog_conf(d, rport, tls))
-        cfg = os.path.join(p.dir, "collector.yml")
-        with open(cfg, "w") as f:
-            f.write(collector_conf(d, rport, tls))
         rs = start_rsyslogd(p, "rsyslogd", d, rport)
-        base = start_collector(p, "collector", cfg, cport, os.path.join(p.dir, "data"))
+        via_output = mode.startswith("output")
+        sender = (OutputSender if via_output else CollectorSender)(p, d, rport, tls)
+        try:
+            run(p, d, rs, rport, sender, hostname)
+        finally:
+            if via_output:
+                if sender.proc.poll() is None:
+                    sender.proc.kill()
+                    sender.proc.wait()
+                sender.log.close()
 
-        now = int(time.time() * 1000)
-        recs, expect = records(0, N, now)
-        ship(base, recs, 1)
-        keys = {(e["file_id"], e["offset"]): e for e in expect}
-        raw = d + "/raw.log"
-        wait_until("rsyslog has all %d records" % N,
-                   lambda: set(keys) <= set(received(raw)), timeout=120)
-        got = received(raw)
-        for k, e in keys.items():
-            check_message(got[k], e, hostname)
-        # rsyslog's own RFC 5424 parser saw the same header and structured data
-        parsed = read_lines(d + "/parsed.log")
-        assert len(parsed) >= N, len(parsed)
-        for line in read_lines(raw):
-            g = parse_5424(line)
-            sd_raw = line[line.index("[vigil@32473"):line.index("] " + BOM) + 1]
-            want = "%d|%s|%s|vigil|-|audit|%s" % (g["pri"], g["ts"], hostname, sd_raw)
-            assert want in parsed, (want, parsed[:2])
 
-        # receiver down: more records arrive, then the receiver comes back
-        stop(rs, "rsyslogd")
-        recs, expect2 = records(N, M, now)
-        ship(base, recs, 1000)
-        wait_until("the output noticed the receiver is down",
-                   lambda: metric(base, "vigil_siem_send_failures_total", 'output="rsyslog"') > 0,
-                   timeout=120)
-        start_rsyslogd(p, "rsyslogd2", d, rport)
-        keys.update({(e["file_id"], e["offset"]): e for e in expect2})
-        wait_until("rsyslog has all %d records after its restart" % (N + M),
-                   lambda: set(keys) <= set(received(raw)), timeout=240, interval=1.0)
-        got = received(raw)
-        for e in expect2:
-            check_message(got[(e["file_id"], e["offset"])], e, hostname)
-        extra = set(got) - set(keys)
-        assert not extra, "records nobody sent: %r" % sorted(extra)[:5]
-        dups = len(read_lines(raw)) - len(keys)
-        print("ok: %d records, %d duplicates after the restart" % (len(keys), dups))
+def run(p, d, rs, rport, sender, hostname):
+    now = int(time.time() * 1000)
+    recs, expect = records(0, N, now)
+    sender.ship(recs, expect)
+    keys = {(e["file_id"], e["offset"]): e for e in expect}
+    raw = d + "/raw.log"
+    wait_until("rsyslog has all %d records" % N,
+               lambda: set(keys) <= set(received(raw)), timeout=120)
+    got = received(raw)
+    for k, e in keys.items():
+        check_message(got[k], e, hostname)
+    # rsyslog's own RFC 5424 parser saw the same header and structured data
+    parsed = read_lines(d + "/parsed.log")
+    assert len(parsed) >= N, len(parsed)
+    for line in read_lines(raw):
+        g = parse_5424(line)
+        sd_raw = line[line.index("[vigil@32473"):line.index("] " + BOM) + 1]
+        want = "%d|%s|%s|vigil|-|audit|%s" % (g["pri"], g["ts"], hostname, sd_raw)
+        assert want in parsed, (want, parsed[:2])
+
+    # receiver down: more records arrive, then the receiver comes back
+    stop(rs, "rsyslogd")
+    recs, expect2 = records(N, M, now)
+    sender.ship(recs, expect2)
+    wait_until("the output noticed the receiver is down", lambda: sender.failures() > 0,
+               timeout=120)
+    start_rsyslogd(p, "rsyslogd2", d, rport)
+    keys.update({(e["file_id"], e["offset"]): e for e in expect2})
+    wait_until("rsyslog has all %d records after its restart" % (N + M),
+               lambda: set(keys) <= set(received(raw)), timeout=240, interval=1.0)
+    sender.finish()
+    got = received(raw)
+    for e in expect2:
+        check_message(got[(e["file_id"], e["offset"])], e, hostname)
+    extra = set(got) - set(keys)
+    assert not extra, "records nobody sent: %r" % sorted(extra)[:5]
+    dups = len(read_lines(raw)) - len(keys)
+    print("ok: %d records, %d duplicates after the restart" % (len(keys), dups))
 
 
 if __name__ == "__main__":
