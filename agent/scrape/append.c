@@ -89,6 +89,7 @@ static int mbuf_reserve(vg_scrape_sink *k, size_t n)
 vg_err_t vg_scrape_sink_init(vg_scrape_sink *k)
 {
     vg_buf_init(&k->raw, 0);
+    vg_buf_init(&k->strs, 0);
     k->scratch = vg_arena_new(16 * 1024);
     k->zc = ZSTD_createCCtx();
     k->zd = ZSTD_createDCtx();
@@ -104,6 +105,7 @@ void vg_scrape_sink_destroy(vg_scrape_sink *k)
     vg_free(k->mtmp);
     vg_scrape_stage_destroy(&k->stage);
     vg_buf_free(&k->raw);
+    vg_buf_free(&k->strs);
     ZSTD_freeCCtx(k->zc);
     ZSTD_freeDCtx(k->zd);
     vg_scrape_encode_destroy(k);
@@ -322,11 +324,10 @@ static void emit_staged(vg_scrape_sink *k)
             if (vg_scrape_encode_rec(k, rec)) k->emit_errors++;
             continue;
         }
-        if (!lbuf_reserve(k, rec->n)) {
+        if (!lbuf_reserve(k, rec->n) || vg_scrape_stage_labels(rec, k->lbuf, &k->strs)) {
             k->emit_errors++;
             continue;
         }
-        vg_scrape_stage_labels(rec, k->lbuf);
         emit(k, k->lbuf, rec->n, rec->ts_ms, rec->v);
     }
 }

@@ -103,6 +103,24 @@ static int ebuf_reserve(vg_scrape_sink *k, size_t n)
     return 1;
 }
 
+/* The Sample field of a TimeSeries: its size, then the bytes. */
+static size_t sample_size(int64_t ts)
+{
+    return 9 + (ts ? 1 + vlen((uint64_t)ts) : 0);
+}
+
+static char *put_sample(char *p, size_t smp, int64_t ts, double v)
+{
+    *p++ = 0x12;
+    p = put_varint(p, smp);
+    uint64_t bits;
+    memcpy(&bits, &v, sizeof bits);
+    *p++ = 0x09;
+    for (int i = 0; i < 8; i++) *p++ = (char)(uint8_t)(bits >> (8 * i)); /* little-endian */
+    if (ts) *p++ = 0x10, p = put_varint(p, (uint64_t)ts);
+    return p;
+}
+
 /* One TimeSeries field from the labels in k->ebuf[0..n). */
 static vg_err_t write_series(vg_scrape_sink *k, size_t n, int64_t ts, double v)
 {
@@ -111,7 +129,7 @@ static vg_err_t write_series(vg_scrape_sink *k, size_t n, int64_t ts, double v)
         size_t lab = str_len(k->ebuf[i].nlen) + str_len(k->ebuf[i].vlen);
         body += 1 + vlen(lab) + lab;
     }
-    size_t smp = 9 + (ts ? 1 + vlen((uint64_t)ts) : 0);
+    size_t smp = sample_size(ts);
     body += 1 + vlen(smp) + smp;
     vg_err_t rc = vg_buf_reserve(&k->enc, 1 + vlen(body) + body);
     if (rc) return rc;
@@ -125,13 +143,7 @@ static vg_err_t write_series(vg_scrape_sink *k, size_t n, int64_t ts, double v)
         p = put_str(p, 0x0a, x->name, x->nlen);
         p = put_str(p, 0x12, x->value, x->vlen);
     }
-    *p++ = 0x12;
-    p = put_varint(p, smp);
-    uint64_t bits;
-    memcpy(&bits, &v, sizeof bits);
-    *p++ = 0x09;
-    for (int i = 0; i < 8; i++) *p++ = (char)(uint8_t)(bits >> (8 * i)); /* little-endian */
-    if (ts) *p++ = 0x10, p = put_varint(p, (uint64_t)ts);
+    p = put_sample(p, smp, ts, v);
     k->enc.len = (size_t)(p - k->enc.data);
     k->enc_n++;
     return VG_OK;
@@ -150,35 +162,68 @@ static int name_cmp(const vg_scrape_label *a, const vg_scrape_label *b)
     return c ? c : (a->nlen > b->nlen) - (a->nlen < b->nlen);
 }
 
-/* Label i of a staged record: name and value lengths from the offsets
- * (each string is followed by its NUL; the key ends at `end`). */
-static vg_scrape_label rec_label(const char *base, const uint32_t *offs, uint32_t i, uint32_t n,
-                                 uint32_t end)
+/* Walk the record's key beside the external labels: with out NULL, return
+ * the bytes of the external labels that are not shadowed by a label of the
+ * record; otherwise write the merged label entries to out and return the end
+ * offset. Runs of record labels are copied as they are. */
+static size_t merge_key_ext(const vg_scrape_sink *k, const vg_stage_rec *r, char *out)
 {
-    uint32_t no = offs[2 * i], vo = offs[2 * i + 1], nx = i + 1 < n ? offs[2 * i + 2] : end;
-    return (vg_scrape_label){base + no, base + vo, vo - no - 1, nx - vo - 1};
+    const char *key = vg_scrape_rec_key(r), *end = key + r->keylen, *p = key, *run = key;
+    char *o = out;
+    size_t j = 0, extra = 0;
+    while (p < end) {
+        vg_scrape_label x;
+        const char *next = vg_scrape_key_label(p, &x);
+        for (; j < k->next; j++) {
+            int c = name_cmp(&k->ext[j], &x);
+            if (c > 0) break;
+            if (c == 0) { /* the sample's own label wins */
+                j++;
+                break;
+            }
+            size_t sz = vg_scrape_key_label_size(k->ext[j].nlen, k->ext[j].vlen);
+            extra += sz;
+            if (!out) continue;
+            memcpy(o, run, (size_t)(p - run));
+            o += p - run;
+            run = p;
+            o = vg_scrape_key_put_label(o, &k->ext[j]);
+        }
+        p = next;
+    }
+    for (; j < k->next; j++) {
+        extra += vg_scrape_key_label_size(k->ext[j].nlen, k->ext[j].vlen);
+        if (!out) continue;
+        memcpy(o, run, (size_t)(end - run));
+        o += end - run;
+        run = end;
+        o = vg_scrape_key_put_label(o, &k->ext[j]);
+    }
+    if (!out) return extra;
+    memcpy(o, run, (size_t)(end - run));
+    return (size_t)(o + (end - run) - out);
 }
 
 vg_err_t vg_scrape_encode_rec(vg_scrape_sink *k, const vg_stage_rec *r)
 {
-    if (!ebuf_reserve(k, r->n + k->next)) return VG_ENOMEM;
-    const char *base = (const char *)r;
-    const uint32_t *offs = (const uint32_t *)(const void *)(base + sizeof *r);
-    uint32_t end = (uint32_t)(sizeof *r + 2 * r->n * sizeof(uint32_t)) + r->keylen;
-    size_t i = 0, j = 0, o = 0;
-    while (i < r->n || j < k->next) {
-        vg_scrape_label x = {0};
-        if (i < r->n) x = rec_label(base, offs, (uint32_t)i, r->n, end);
-        int c = i == r->n ? 1 : j == k->next ? -1 : name_cmp(&x, &k->ext[j]);
-        if (c <= 0) {
-            k->ebuf[o++] = x;
-            i++;
-            if (c == 0) j++;
-        } else {
-            k->ebuf[o++] = k->ext[j++];
-        }
+    size_t extra = k->next ? merge_key_ext(k, r, NULL) : 0;
+    size_t smp = sample_size(r->ts_ms);
+    size_t body = r->keylen + extra + 1 + vlen(smp) + smp;
+    vg_err_t rc = vg_buf_reserve(&k->enc, 1 + vlen(body) + body);
+    if (rc) return rc;
+    char *p = k->enc.data + k->enc.len;
+    *p++ = 0x0a;
+    p = put_varint(p, body);
+    if (extra) {
+        p += merge_key_ext(k, r, p);
+    } else {
+        memcpy(p, vg_scrape_rec_key(r), r->keylen);
+        p += r->keylen;
     }
-    return write_series(k, o, r->ts_ms, r->v);
+    p = put_sample(p, smp, r->ts_ms, r->v);
+    k->enc.len = (size_t)(p - k->enc.data);
+    k->enc_n++;
+    return VG_OK;
 }
 
 void vg_scrape_encode_flush(vg_scrape_sink *k)

@@ -303,11 +303,16 @@ vg_err_t vg_scraper_run_once(vg_scraper_t *s, vg_error *err)
 
 /* ---- the thread ---- */
 
-/* Start what is due; return ms until the next due scrape (capped). */
+/* Start what is due; return ms until the next due scrape (capped). The loop
+ * wakes for every chunk of every body, so the earliest due time is kept and
+ * the targets are only walked when it has come. */
 static int64_t start_due(vg_scraper_t *s)
 {
     int64_t now = vg_clock_mono_ms(), wait = MAX_POLL_MS;
+    if (s->next_due && now < s->next_due)
+        return s->next_due - now < wait ? s->next_due - now : wait;
     size_conn_cache(s);
+    int64_t due = INT64_MAX;
     for (size_t i = 0; i < s->ntargets; i++) {
         vg_scrape_target_t *t = s->targets[i];
         if (now >= t->next_ms) {
@@ -316,7 +321,9 @@ static int64_t start_due(vg_scraper_t *s)
             t->next_ms += (late / t->interval_ms + 1) * t->interval_ms; /* skip missed slots */
         }
         if (t->next_ms - now < wait) wait = t->next_ms - now;
+        if (t->next_ms < due) due = t->next_ms;
     }
+    s->next_due = s->ntargets ? due : 0;
     return wait < 0 ? 0 : wait;
 }
 
@@ -356,6 +363,7 @@ static void *scrape_main(void *arg)
     int64_t mono = vg_clock_mono_ms(), wall = vg_clock_wall_ms();
     for (size_t i = 0; i < s->ntargets; i++)
         s->targets[i]->next_ms = mono + vg_scrape_target_first_delay(s->targets[i], wall);
+    s->next_due = 0;
     for (size_t j = 0; j < s->njobs; j++)
         if (s->jobs[j].sd) s->jobs[j].next_refresh_ms = mono + vg_file_sd_interval(s->jobs[j].sd);
     vg_log_info("scrape", "scrape loop started", "targets=%zu", s->ntargets);

@@ -24,6 +24,7 @@
 #include <stdatomic.h>
 #include <stddef.h>
 #include <stdint.h>
+#include <string.h>
 
 #include "scrape/scrape.h"
 #include "vigil/arena.h"
@@ -48,9 +49,11 @@ typedef struct vg_scrape_label {
 #define VG_STAGE_TRACK 1u /* takes part in staleness (no explicit timestamp) */
 #define VG_STAGE_DUP   2u /* same series earlier in the body: not emitted */
 
-/* One staged sample, followed in the stage buffer by uint32_t off[2 * n]
- * (offsets of each name and value from the record start) and the series key
- * "name\0value\0..." (sorted labels) that both the strings and the hash use. */
+/* One staged sample, followed in the stage buffer by its series key: the
+ * sorted labels as protobuf prometheus.TimeSeries field 1 entries (tag 0x0a,
+ * varint length, a Label with name as field 1 and value as field 2, an
+ * empty string left out as proto3 does), so the hash, the duplicate check
+ * and the encoded emission all use the same bytes. */
 typedef struct vg_stage_rec {
     uint64_t hash; /* series hash of the key */
     int64_t ts_ms;
@@ -95,8 +98,96 @@ static inline vg_stage_rec *vg_scrape_stage_rec(const vg_scrape_stage *st, uint3
 {
     return (vg_stage_rec *)(void *)(st->buf.data + off);
 }
-/* Labels of a record into out (room for rec->n), as C strings. */
-void vg_scrape_stage_labels(const vg_stage_rec *r, vg_label_t *out);
+/* Labels of a record into out (room for rec->n), as C strings kept in strs
+ * (valid until strs changes). VG_ENOMEM. */
+vg_err_t vg_scrape_stage_labels(const vg_stage_rec *r, vg_label_t *out, vg_buf *strs);
+
+/* ---- the key encoding (stage.c writes it, encode.c copies it) ---- */
+
+static inline size_t vg_scrape_varint_size(uint64_t v)
+{
+    size_t n = 1;
+    while (v >= 0x80) v >>= 7, n++;
+    return n;
+}
+
+static inline char *vg_scrape_put_varint(char *p, uint64_t v)
+{
+    while (v >= 0x80) *p++ = (char)(uint8_t)(v | 0x80), v >>= 7;
+    *p++ = (char)(uint8_t)v;
+    return p;
+}
+
+/* Bytes of a string field (none when empty, as proto3 writes it). */
+static inline size_t vg_scrape_str_field_size(size_t n)
+{
+    return n ? 1 + vg_scrape_varint_size(n) + n : 0;
+}
+
+/* Bytes of one label as a TimeSeries field 1 entry. */
+static inline size_t vg_scrape_key_label_size(size_t nlen, size_t vlen)
+{
+    size_t lab = vg_scrape_str_field_size(nlen) + vg_scrape_str_field_size(vlen);
+    return 1 + vg_scrape_varint_size(lab) + lab;
+}
+
+/* Write one label as a TimeSeries field 1 entry; returns the end. */
+static inline char *vg_scrape_key_put_label(char *p, const vg_scrape_label *l)
+{
+    *p++ = 0x0a;
+    p = vg_scrape_put_varint(p,
+                             vg_scrape_str_field_size(l->nlen) + vg_scrape_str_field_size(l->vlen));
+    if (l->nlen) {
+        *p++ = 0x0a;
+        p = vg_scrape_put_varint(p, l->nlen);
+        memcpy(p, l->name, l->nlen);
+        p += l->nlen;
+    }
+    if (l->vlen) {
+        *p++ = 0x12;
+        p = vg_scrape_put_varint(p, l->vlen);
+        memcpy(p, l->value, l->vlen);
+        p += l->vlen;
+    }
+    return p;
+}
+
+static inline const char *vg_scrape_get_varint(const char *p, uint64_t *v)
+{
+    uint64_t x = 0;
+    for (unsigned s = 0; s < 64; s += 7) {
+        uint8_t c = (uint8_t)*p++;
+        x |= (uint64_t)(c & 0x7f) << s;
+        if (c < 0x80) break;
+    }
+    *v = x;
+    return p;
+}
+
+/* The label entry at p of a key this process wrote (never peer input):
+ * name and value with their lengths (not NUL-terminated); returns the end. */
+static inline const char *vg_scrape_key_label(const char *p, vg_scrape_label *out)
+{
+    uint64_t len, n;
+    p = vg_scrape_get_varint(p + 1, &len);
+    const char *end = p + len;
+    *out = (vg_scrape_label){"", "", 0, 0};
+    while (p < end) {
+        char tag = *p;
+        p = vg_scrape_get_varint(p + 1, &n);
+        if (tag == 0x0a)
+            out->name = p, out->nlen = (size_t)n;
+        else
+            out->value = p, out->vlen = (size_t)n;
+        p += n;
+    }
+    return end;
+}
+
+static inline const char *vg_scrape_rec_key(const vg_stage_rec *r)
+{
+    return (const char *)(r + 1);
+}
 /* Sort v[0..n) by hash, stably (equal hashes keep their order): buckets by
  * the top bits, then insertion sort inside each (qsort for a crowded one). */
 vg_err_t vg_scrape_sort_refs(vg_scrape_stage *st, vg_stage_ref *v, size_t n);
@@ -274,6 +365,7 @@ typedef struct vg_scrape_sink {
     size_t mcap;
     vg_scrape_stage stage; /* the scrape being processed */
     vg_buf raw;            /* a kept body, decompressed to recover stale series */
+    vg_buf strs;           /* a staged record's labels as C strings (sample by sample) */
     void *zc, *zd;         /* ZSTD_CCtx, ZSTD_DCtx */
     size_t emitted;        /* samples emitted (for vigil_scrape_samples_total) */
     size_t emit_errors;
@@ -345,7 +437,8 @@ struct vg_scraper {
     vg_scrape_sink sink;
     vg_buf pool[VG_SCRAPE_POOL]; /* idle body buffers (loop.c) */
     size_t npool;
-    size_t maxconn; /* CURLMOPT_MAXCONNECTS as last set */
+    size_t maxconn;   /* CURLMOPT_MAXCONNECTS as last set */
+    int64_t next_due; /* monotonic ms of the earliest next_ms; 0 = unknown */
     pthread_t thread;
     int started;
     atomic_int stop;

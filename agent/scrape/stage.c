@@ -5,12 +5,14 @@
  * its last line drops every sample), and the emit callback cannot be rolled
  * back, so a scrape is staged completely first. The stage is one byte buffer
  * shared by all targets (one scrape is processed at a time on the scrape
- * thread): each sample is a fixed header, the offsets of its label strings,
- * and its series key "name\0value\0..." over the sorted labels. The key
- * doubles as the strings handed to emit (no second copy) and as the input of
- * the series hash (XXH3 with a per-process seed, one call over contiguous
- * bytes, no strlen). Nothing here grows per target: the buffer keeps the
- * size of the largest scrape and is reused.
+ * thread): each sample is a fixed header and its series key, the sorted
+ * labels written as the protobuf Label fields of a prometheus.TimeSeries
+ * (see scrape_int.h). The key is the input of the series hash (XXH3 with a
+ * per-process seed, one call over contiguous bytes; the framing keeps it
+ * unambiguous) and is already the bytes the encoded emission sends, so a
+ * record goes out with one copy instead of being re-framed label by label.
+ * Nothing here grows per target: the buffer keeps the size of the largest
+ * scrape and is reused.
  *
  * Duplicates and set comparisons work on (hash, offset) refs sorted by
  * hash. Hashes are uniform, so a counting pass on the top bits puts nearly
@@ -76,25 +78,15 @@ uint32_t vg_scrape_stage_add(vg_scrape_stage *st, const vg_scrape_label *l, size
                              double v, uint32_t flags)
 {
     size_t key = 0;
-    for (size_t i = 0; i < n; i++) key += l[i].nlen + l[i].vlen + 2;
-    size_t size = (sizeof(vg_stage_rec) + 2 * n * sizeof(uint32_t) + key + 7) & ~(size_t)7;
+    for (size_t i = 0; i < n; i++) key += vg_scrape_key_label_size(l[i].nlen, l[i].vlen);
+    size_t size = (sizeof(vg_stage_rec) + key + 7) & ~(size_t)7;
     size_t off = st->buf.len;
     if (off + size > UINT32_MAX || n > UINT32_MAX / 4 || !refs_reserve(st) ||
         vg_buf_reserve(&st->buf, size))
         return UINT32_MAX;
     char *base = st->buf.data + off;
-    uint32_t *offs = (uint32_t *)(void *)(base + sizeof(vg_stage_rec));
-    char *k = (char *)(offs + 2 * n), *p = k;
-    for (size_t i = 0; i < n; i++) {
-        offs[2 * i] = (uint32_t)(p - base);
-        memcpy(p, l[i].name, l[i].nlen);
-        p[l[i].nlen] = '\0';
-        p += l[i].nlen + 1;
-        offs[2 * i + 1] = (uint32_t)(p - base);
-        memcpy(p, l[i].value, l[i].vlen);
-        p[l[i].vlen] = '\0';
-        p += l[i].vlen + 1;
-    }
+    char *k = base + sizeof(vg_stage_rec), *p = k;
+    for (size_t i = 0; i < n; i++) p = vg_scrape_key_put_label(p, &l[i]);
     vg_stage_rec *r = (vg_stage_rec *)(void *)base;
     *r = (vg_stage_rec){.hash = XXH3_64bits_withSeed(k, key, st->seed),
                         .ts_ms = ts_ms,
@@ -114,12 +106,26 @@ void vg_scrape_stage_undo(vg_scrape_stage *st, uint32_t rec)
     st->n--;
 }
 
-void vg_scrape_stage_labels(const vg_stage_rec *r, vg_label_t *out)
+vg_err_t vg_scrape_stage_labels(const vg_stage_rec *r, vg_label_t *out, vg_buf *strs)
 {
-    const char *base = (const char *)r;
-    const uint32_t *offs = (const uint32_t *)(const void *)(base + sizeof *r);
-    for (uint32_t i = 0; i < r->n; i++)
-        out[i] = (vg_label_t){base + offs[2 * i], base + offs[2 * i + 1]};
+    vg_buf_reset(strs);
+    vg_err_t rc = vg_buf_reserve(strs, r->keylen + 2 * (size_t)r->n + 1);
+    if (rc) return rc;
+    const char *p = vg_scrape_rec_key(r), *end = p + r->keylen;
+    char *o = strs->data;
+    for (uint32_t i = 0; i < r->n && p < end; i++) {
+        vg_scrape_label x;
+        p = vg_scrape_key_label(p, &x);
+        out[i].name = o;
+        memcpy(o, x.name, x.nlen);
+        o[x.nlen] = '\0';
+        o += x.nlen + 1;
+        out[i].value = o;
+        memcpy(o, x.value, x.vlen);
+        o[x.vlen] = '\0';
+        o += x.vlen + 1;
+    }
+    return VG_OK;
 }
 
 static int ref_cmp(const void *a, const void *b)
@@ -174,9 +180,7 @@ static int same_key(const vg_scrape_stage *st, uint32_t a, uint32_t b)
 {
     const vg_stage_rec *x = vg_scrape_stage_rec(st, a), *y = vg_scrape_stage_rec(st, b);
     if (x->n != y->n || x->keylen != y->keylen) return 0;
-    const char *kx = (const char *)(x + 1) + 2 * x->n * sizeof(uint32_t);
-    const char *ky = (const char *)(y + 1) + 2 * y->n * sizeof(uint32_t);
-    return memcmp(kx, ky, x->keylen) == 0;
+    return memcmp(vg_scrape_rec_key(x), vg_scrape_rec_key(y), x->keylen) == 0;
 }
 
 size_t vg_scrape_stage_dedup(vg_scrape_stage *st, vg_err_t *rc)

@@ -138,6 +138,7 @@ static void schedule(vg_scraper_t *s, tlist *fresh)
     int64_t mono = vg_clock_mono_ms(), wall = vg_clock_wall_ms();
     for (size_t i = 0; i < fresh->n; i++)
         fresh->v[i]->next_ms = mono + vg_scrape_target_first_delay(fresh->v[i], wall);
+    s->next_due = 0; /* start_due looks at every target again */
 }
 
 vg_err_t vg_scrape_sync_job(vg_scraper_t *s, size_t j, int strict, vg_error *err)

@@ -60,7 +60,9 @@ static void test_stage_record(void **state)
     assert_int_equal(a->n, 3);
     assert_true(a->ts_ms == 42 && a->v == 2.5 && a->flags == VG_STAGE_TRACK);
     vg_label_t out[3];
-    vg_scrape_stage_labels(a, out);
+    vg_buf strs;
+    vg_buf_init(&strs, 0);
+    assert_int_equal(vg_scrape_stage_labels(a, out, &strs), VG_OK);
     assert_string_equal(out[0].name, "__name__");
     assert_string_equal(out[1].value, "x\ny");
     assert_string_equal(out[2].name, "zz");
@@ -76,6 +78,7 @@ static void test_stage_record(void **state)
     assert_int_equal(st.n, 0);
     assert_int_equal(st.buf.len, 0);
     vg_scrape_stage_destroy(&st);
+    vg_buf_free(&strs);
 }
 
 static void check_sorted_stable(const vg_stage_ref *v, size_t n)
