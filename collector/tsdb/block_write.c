@@ -3,8 +3,10 @@
  *
  * Chunks stream to segment files as series are added (buffered, a new
  * segment past VG_BLOCK_SEGMENT_MAX); labels and chunk metas stay in memory
- * until commit, where the symbol table is derived (sort + unique of every
- * label string) and the index is encoded in one go. Every file and both
+ * until commit, where the index is encoded in one go. Label strings are
+ * interned as series arrive (a block's series share most of them: a copy
+ * per series was a tenth of a block cut's peak memory), so the symbol table
+ * is just the sorted interned set. Every file and both
  * directories are fsynced before and after the rename, so a crash leaves no
  * half block under a real ULID.
  */
@@ -20,6 +22,7 @@
 
 #include "tsdb/block_index.h"
 #include "tsdb/chunk.h"
+#include "tsdb/postings.h"
 #include "vigil/alloc.h"
 #include "vigil/buf.h"
 #include "vigil/clock.h"
@@ -43,6 +46,7 @@ struct vg_block_writer {
     uint64_t seg_off;
     vg_buf cbuf;
     vg_arena_t *a;
+    vg_smap syms; /* interned label strings (key == value, in a) */
     wseries *s;
     size_t ns, cap;
     uint64_t nsamples, nchunks;
@@ -162,6 +166,16 @@ static vg_err_t put_chunk(vg_block_writer_t *w, const uint8_t *d, size_t len, ui
     return rc ? vg_error_set(err, rc, "writing chunk segment %u in %s", w->seg, w->tmp) : VG_OK;
 }
 
+/* The writer's copy of string str. */
+static const char *intern(vg_block_writer_t *w, const char *str)
+{
+    char *v = vg_smap_get(&w->syms, str);
+    if (v) return v;
+    v = vg_arena_strdup(w->a, str);
+    if (!v || vg_smap_put(&w->syms, v, v)) return NULL;
+    return v;
+}
+
 static vg_err_t add_series_slot(vg_block_writer_t *w, const vg_label_t *l, size_t n, size_t nc,
                                 wseries **out)
 {
@@ -178,8 +192,8 @@ static vg_err_t add_series_slot(vg_block_writer_t *w, const vg_label_t *l, size_
     s->c = vg_arena_alloc(w->a, (nc ? nc : 1) * sizeof(vg_block_chunk));
     if (!s->l || !s->c) return VG_ENOMEM;
     for (size_t i = 0; i < n; i++) {
-        s->l[i].name = vg_arena_strdup(w->a, l[i].name);
-        s->l[i].value = vg_arena_strdup(w->a, l[i].value);
+        s->l[i].name = intern(w, l[i].name);
+        s->l[i].value = intern(w, l[i].value);
         if (!s->l[i].name || !s->l[i].value) return VG_ENOMEM;
     }
     s->nl = n;
@@ -278,24 +292,17 @@ static uint32_t sym_ref(const char *const *syms, size_t n, const char *s)
     return (uint32_t)lo;
 }
 
-/* Sorted distinct label strings of every series. */
+/* Sorted distinct label strings of every series: the interned set. */
 static vg_err_t collect_symbols(vg_block_writer_t *w, const char ***out, size_t *n)
 {
-    size_t total = 0, k = 0;
-    for (size_t i = 0; i < w->ns; i++) total += 2 * w->s[i].nl;
-    const char **v = vg_arena_alloc(w->a, (total ? total : 1) * sizeof(*v));
+    size_t k = 0;
+    const char **v = vg_arena_alloc(w->a, (w->syms.n ? w->syms.n : 1) * sizeof(*v));
     if (!v) return VG_ENOMEM;
-    for (size_t i = 0; i < w->ns; i++)
-        for (size_t j = 0; j < w->s[i].nl; j++) {
-            v[k++] = w->s[i].l[j].name;
-            v[k++] = w->s[i].l[j].value;
-        }
+    for (size_t i = 0; i < w->syms.cap; i++)
+        if (w->syms.e[i].key) v[k++] = w->syms.e[i].key;
     qsort(v, k, sizeof(*v), str_cmp);
-    size_t u = 0;
-    for (size_t i = 0; i < k; i++)
-        if (u == 0 || strcmp(v[u - 1], v[i]) != 0) v[u++] = v[i];
     *out = v;
-    *n = u;
+    *n = k;
     return VG_OK;
 }
 
@@ -389,6 +396,7 @@ void vg_block_writer_free(vg_block_writer_t *w)
     if (!w->committed && w->tmp) vg_block_rmdir(w->tmp);
     vg_buf_free(&w->cbuf);
     vg_arena_free(w->a);
+    vg_smap_free(&w->syms);
     vg_free(w->s);
     vg_free(w->src);
     vg_free(w->parent);

@@ -33,9 +33,14 @@ struct vg_chunk {
 
 vg_chunk_t *vg_chunk_new(void)
 {
+    return vg_chunk_new_sized(32);
+}
+
+vg_chunk_t *vg_chunk_new_sized(size_t bytes)
+{
     vg_chunk_t *c = vg_calloc(1, sizeof(*c));
     if (!c) return NULL;
-    c->cap = 32;
+    c->cap = bytes < 32 ? 32 : bytes > 4096 ? 4096 : bytes;
     c->buf = vg_calloc(1, c->cap);
     if (!c->buf) {
         vg_free(c);
@@ -59,8 +64,8 @@ static vg_err_t reserve_bits(vg_chunk_t *c, size_t nbits)
 {
     size_t need = (c->nbits + nbits + 7) / 8;
     if (need <= c->cap) return VG_OK;
-    size_t ncap = c->cap * 2;
-    while (ncap < need) ncap *= 2;
+    size_t ncap = c->cap; /* double while small, then by a quarter */
+    while (ncap < need) ncap += ncap < 256 ? ncap : ncap / 4;
     uint8_t *nb = vg_realloc(c->buf, ncap);
     if (!nb) return VG_ENOMEM;
     memset(nb + c->cap, 0, ncap - c->cap);

@@ -29,6 +29,10 @@ typedef struct vg_chunk vg_chunk_t;
 
 /* New empty chunk; NULL on ENOMEM. */
 vg_chunk_t *vg_chunk_new(void);
+/* New empty chunk with room for bytes of encoding to start with (the head
+ * starts at half its previous chunk, then grows by quarters: fewer
+ * reallocations than doubling from 32 bytes, and at most a quarter unused). */
+vg_chunk_t *vg_chunk_new_sized(size_t bytes);
 /* Free a chunk; NULL is a no-op. */
 void vg_chunk_free(vg_chunk_t *c);
 /* Append a sample. The caller guarantees ts is after the last one.

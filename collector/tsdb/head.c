@@ -388,7 +388,9 @@ static vg_err_t append_tail(series *s, int64_t ts, double v)
 {
     if (s->nchunks == 0 ||
         vg_chunk_num_samples(s->chunks[s->nchunks - 1]) >= VG_CHUNK_MAX_SAMPLES) {
-        vg_chunk_t *c = vg_chunk_new();
+        size_t prev = 0;
+        if (s->nchunks) vg_chunk_bytes(s->chunks[s->nchunks - 1], &prev);
+        vg_chunk_t *c = vg_chunk_new_sized(prev / 2);
         if (!c) return VG_ENOMEM;
         vg_err_t rc = chunks_insert(s, s->nchunks, c);
         if (rc) {
