@@ -73,12 +73,44 @@ static int is_digit(char c)
     return c >= '0' && c <= '9';
 }
 
-/* 13 ASCII digits in a row, each pair separated by at most one ' ' or '-'. */
+#define ONES 0x0101010101010101ULL
+#define HIGH 0x8080808080808080ULL
+
+static uint64_t load8(const char *s)
+{
+    uint64_t w;
+    memcpy(&w, s, 8);
+    return w;
+}
+
+/* Nonzero when one of the 8 bytes of w is an ASCII digit (bytes in 0x30..0x39;
+ * the "has a byte between m and n" test, exact as a yes/no). */
+static uint64_t digit8(uint64_t w)
+{
+    uint64_t low = w & (ONES * 127);
+    return (ONES * (127 + 0x3A) - low) & ~w & (low + ONES * (127 - 0x2F)) & HIGH;
+}
+
+/* Nonzero when one of the 8 bytes of w is 'b' or 'B'. */
+static uint64_t b8(uint64_t w)
+{
+    uint64_t x = (w | (ONES * 0x20)) ^ (ONES * 'b');
+    return (x - ONES) & ~x & HIGH;
+}
+
+/* 13 ASCII digits in a row, each pair separated by at most one ' ' or '-'.
+ * Eight bytes without a digit end any run (a separator there is not
+ * followed by a digit), so they are skipped at once. */
 static int has_card_run(const char *s, size_t len)
 {
     int run = 0;
     if (len < 13) return 0;
     for (size_t i = 0; i < len; i++) {
+        while (i + 8 <= len && !digit8(load8(s + i))) {
+            i += 8;
+            run = 0;
+        }
+        if (i >= len) break;
         if (is_digit(s[i])) {
             if (++run >= 13) return 1;
         } else if (!(run && (s[i] == ' ' || s[i] == '-') && i + 1 < len && is_digit(s[i + 1]))) {
@@ -91,10 +123,13 @@ static int has_card_run(const char *s, size_t len)
 /* "bearer" in any ASCII case (none of its letters has a non-ASCII case variant). */
 static int has_bearer(const char *s, size_t len)
 {
-    for (size_t i = 0; i + 6 <= len; i++)
+    for (size_t i = 0; i + 6 <= len; i++) {
+        while (i + 8 <= len && !b8(load8(s + i))) i += 8; /* no match starts there */
+        if (i + 6 > len) break;
         if ((s[i] | 0x20) == 'b' && (s[i + 1] | 0x20) == 'e' && (s[i + 2] | 0x20) == 'a' &&
             (s[i + 3] | 0x20) == 'r' && (s[i + 4] | 0x20) == 'e' && (s[i + 5] | 0x20) == 'r')
             return 1;
+    }
     return 0;
 }
 

@@ -104,7 +104,8 @@ static void test_cards(void **state)
         }
         num[nd - 1] = (char)('0' + (10 - sum % 10) % 10);
         size_t n = 0;
-        n += (size_t)snprintf(s, sizeof s, "%s", rnd(2) ? "card " : "");
+        for (unsigned pad = rnd(20); n < pad; n++)
+            s[n] = (char)(rnd(2) ? 'x' : ' '); /* any offset */
         for (int k = 0; k < nd; k++) {
             s[n++] = num[k];
             if (k + 1 < nd && rnd(4) == 0) s[n++] = rnd(2) ? ' ' : '-';
@@ -112,6 +113,18 @@ static void test_cards(void **state)
         snprintf(s + n, sizeof s - n, "%s", rnd(2) ? " ok" : "");
         redact(r, s, out, sizeof out);
         if (!strstr(out, "[REDACTED]")) fail_msg("card not caught: \"%s\"", s);
+    }
+    for (int i = 0; i < 20000; i++) { /* 12-digit chains at any offset: never a card */
+        size_t n = 0;
+        for (unsigned pad = rnd(20); n < pad; n++) s[n] = (char)(rnd(2) ? 'y' : '-');
+        for (int k = 0; k < 12; k++) {
+            s[n++] = (char)('0' + rnd(10));
+            if (k < 11 && rnd(3) == 0) s[n++] = rnd(2) ? ' ' : '-';
+        }
+        for (unsigned pad = rnd(20); pad > 0; pad--) s[n++] = 'z';
+        s[n] = '\0';
+        redact(r, s, out, sizeof out);
+        assert_string_equal(out, s);
     }
     redact(r, "order 123456789012 of 1-2-3-4-5-6-7-8-9-0-1-2", out, sizeof out);
     assert_string_equal(out, "order 123456789012 of 1-2-3-4-5-6-7-8-9-0-1-2");
