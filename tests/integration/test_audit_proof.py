@@ -13,7 +13,8 @@ random generator (the seed is printed; VIGIL_PROOF_SEED replays a run):
     excluded name, then truncated);
   - the agent is killed with SIGKILL three times and restarted (lines keep
     being written and a rotation may happen while it is down);
-  - the collector is restarted once (SIGTERM, lines written meanwhile).
+  - the collector is restarted once (SIGTERM or SIGKILL, drawn the same way;
+    lines are written meanwhile).
 The agent ships to the collector (mode "http": the embedded default; mode
 "kafka": through the broker, the collector consuming the audit and the
 audit dead-letter topics). Once the store holds 100,000 records:
@@ -180,9 +181,9 @@ class Pipeline:
                                  "--data-dir", self.data])
         wait_until(self.coll + " ready", lambda: self.get("/-/ready")[0] == 200, timeout=120)
 
-    def stop_collector(self):
+    def stop_collector(self, sig=signal.SIGTERM):
         self.dups += metric(self.base, "vigil_audit_records_total", outcome="duplicate")
-        stop(self.p, self.coll)
+        stop(self.p, self.coll, sig=sig)
 
     def start_agent(self):
         self.nagent += 1
@@ -280,7 +281,9 @@ def run_writer(pl, w, rng, events):
                     w.rename()  # and rotated while it is down
                 pl.start_agent()
             elif e == "restart_collector":
-                pl.stop_collector()
+                sig = rng.choice([signal.SIGTERM, signal.SIGKILL])
+                print("  collector stopped with %s" % signal.Signals(sig).name, flush=True)
+                pl.stop_collector(sig)
                 w.chunk()
                 pl.start_collector()
             elif e == "rename":
