@@ -17,7 +17,8 @@ random generator (the seed is printed; VIGIL_PROOF_SEED replays a run):
     lines are written meanwhile).
 The agent ships to the collector (mode "http": the embedded default; mode
 "kafka": through the broker, the collector consuming the audit and the
-audit dead-letter topics). Once the store holds 100,000 records:
+audit dead-letter topics; a collector's copy of a bad batch put on the
+dead-letter topic must be skipped). Once the store holds 100,000 records:
   - the query API (paged with the cursor) returns exactly 100,000 records,
     each sequence number exactly once, and so do the sealed segments read
     straight from disk (zstd frames decompressed with the zstd tool);
@@ -145,6 +146,7 @@ class Pipeline:
         self.port = free_port()
         self.base = "http://127.0.0.1:%d" % self.port
         self.ncoll = self.nagent = 0
+        self.kafka = None  # (bootstrap, dead-letter topic) in mode kafka
         self.dups = 0  # redelivered records the store absorbed, over all collector runs
         run = uuid.uuid4().hex[:8]
         inp, out = "", "  http: {url: '%s'}\n" % self.base
@@ -154,6 +156,7 @@ class Pipeline:
                       "audit_dlq_topic: vigil.audit.dlq.proof-%s" % (run, run, run))
             inp = "input:\n  kafka: {brokers: '%s', group_id: proof-%s, %s}\n" % (bs, run, topics)
             out = "  kafka: {brokers: '%s', %s}\n" % (bs, topics)
+            self.kafka = (bs, "vigil.audit.dlq.proof-%s" % run)
         aport = free_port()
         self.cfg = write_configs(
             procs.dir,
@@ -228,6 +231,17 @@ class Pipeline:
             if not cursor:
                 return out
         raise AssertionError("query paging did not end")
+
+
+def batch_copy_on_dlq_topic(procs, bootstrap, topic):
+    """A collector's copy of a bad batch (it keeps the vigil-schema header) on
+    the agents' dead-letter topic, as with the default topic names: skipped,
+    not a dead letter (the count must stay 100)."""
+    path = os.path.join(procs.dir, "batch-copy")
+    with open(path, "wb") as f:
+        f.write(b"\x28\xb5\x2f\xfd not a batch")
+    subprocess.run(["kcat", "-P", "-b", bootstrap, "-t", topic, "-k", TENANT, "-H", "vigil-schema=1",
+                    "-H", "vigil-dlq-reason=test", path], check=True, timeout=60)
 
 
 def plan(rng):
@@ -373,6 +387,8 @@ def main(mode):
         pl = Pipeline(procs, mode)
         w = Writer(pl.app, hour0, rng)
         pl.start_collector()
+        if pl.kafka:
+            batch_copy_on_dlq_topic(procs, *pl.kafka)
         pl.start_agent()
         run_writer(pl, w, rng, events)
         print("writer done after %.1fs: %d valid, %d bad, %d rotations"
@@ -409,6 +425,10 @@ def main(mode):
         rc, out = verify(pl.data)
         assert rc == 0, out
         assert "erasure" in out, out
+        if pl.kafka:
+            logs = "".join(procs.log("collector%d" % i) for i in range(1, pl.ncoll + 1))
+            assert "skipped a copied bad batch" in logs, "the batch copy was not recognised"
+
         seg = rng.choice(segs)
         with open(seg, "r+b") as f:
             f.seek(-20, os.SEEK_END)
