@@ -17,14 +17,16 @@
 
 #include "vigil/alloc.h"
 
+/* 56 bytes (a head holds one per 120 samples of every series): 32-bit
+ * sizes are enough for 65535 samples of at most 145 bits each. */
 struct vg_chunk {
     uint8_t *buf;
-    size_t cap;   /* bytes allocated */
-    size_t nbits; /* bits written, header included */
-    uint32_t n;
     int64_t t0, t;
     uint64_t delta;
     uint64_t v;
+    uint32_t cap;   /* bytes allocated */
+    uint32_t nbits; /* bits written, header included */
+    uint16_t n;
     uint8_t leading, trailing;
 };
 
@@ -40,7 +42,7 @@ vg_chunk_t *vg_chunk_new_sized(size_t bytes)
 {
     vg_chunk_t *c = vg_calloc(1, sizeof(*c));
     if (!c) return NULL;
-    c->cap = bytes < 32 ? 32 : bytes > 4096 ? 4096 : bytes;
+    c->cap = (uint32_t)(bytes < 32 ? 32 : bytes > 4096 ? 4096 : bytes);
     c->buf = vg_calloc(1, c->cap);
     if (!c->buf) {
         vg_free(c);
@@ -70,7 +72,7 @@ static vg_err_t reserve_bits(vg_chunk_t *c, size_t nbits)
     if (!nb) return VG_ENOMEM;
     memset(nb + c->cap, 0, ncap - c->cap);
     c->buf = nb;
-    c->cap = ncap;
+    c->cap = (uint32_t)ncap;
     return VG_OK;
 }
 
@@ -191,7 +193,7 @@ void vg_chunk_shrink(vg_chunk_t *c)
     uint8_t *nb = vg_realloc(c->buf, used);
     if (!nb) return; /* keep the larger buffer */
     c->buf = nb;
-    c->cap = used;
+    c->cap = (uint32_t)used;
 }
 
 void vg_chunk_prefetch_tail(const vg_chunk_t *c)
@@ -276,6 +278,22 @@ static inline int get_bits(vg_chunk_iter *it, unsigned n, uint64_t *out)
 
 static int get_uvarint(vg_chunk_iter *it, uint64_t *out)
 {
+    /* The first two samples' varints start on a byte: read the bytes
+     * directly when all ten a varint may take are there. */
+    if (!(it->bitpos & 7) && (it->bitpos >> 3) + 10 <= it->len) {
+        const uint8_t *p = it->data + (it->bitpos >> 3);
+        uint64_t x = 0;
+        for (unsigned i = 0; i < 10; i++) {
+            if (i == 9 && p[i] > 1) return 0; /* overflows 64 bits */
+            x |= (uint64_t)(p[i] & 0x7f) << (7 * i);
+            if (!(p[i] & 0x80)) {
+                it->bitpos += 8 * (i + 1);
+                *out = x;
+                return 1;
+            }
+        }
+        return 0;
+    }
     uint64_t x = 0, b;
     for (unsigned shift = 0; shift < 70; shift += 7) {
         if (!get_bits(it, 8, &b)) return 0;
