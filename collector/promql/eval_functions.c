@@ -50,9 +50,29 @@ typedef struct rwin {
     const double *v;
     size_t n;
     int64_t ts, range_start, range_end, range_ms;
-    double arg[2]; /* scalar arguments of this step */
-    int resets;    /* counter resets in the window (v[i] < v[i - 1]), -1 unknown */
+    double arg[2];          /* scalar arguments of this step */
+    int resets;             /* counter resets in the window (v[i] < v[i - 1]), -1 unknown */
+    struct rate_memo *memo; /* extrapolated_rate's quotients of the last window */
 } rwin;
+
+/* The divisions of extrapolated_rate bound a rate over many series; with
+ * regular samples successive windows divide the same numbers, so the last
+ * quotient of each kind is kept (same operands, same bits). Zero keys map
+ * to zero quotients, so a zeroed memo is valid. */
+typedef struct rate_memo {
+    int64_t start_ms, end_ms, sampled_ms, avg_ms, range_ms;
+    double start_s, end_s, sampled_s, avg, range_s;
+    size_t avg_n;
+} rate_memo;
+
+static inline double ms_to_s(int64_t ms, int64_t *key, double *val)
+{
+    if (ms != *key) {
+        *key = ms;
+        *val = (double)ms / 1000;
+    }
+    return *val;
+}
 
 static double kahan_sum(const double *v, size_t n)
 {
@@ -110,10 +130,17 @@ static int extrapolated_rate(const rwin *w, int is_counter, int is_rate, double 
     if (is_counter && w->resets != 0) /* the sum in Prometheus's order */
         for (size_t i = 1; i < w->n; i++)
             if (w->v[i] < w->v[i - 1]) result += w->v[i - 1];
-    double to_start = (double)(w->t[0] - w->range_start) / 1000;
-    double to_end = (double)(w->range_end - w->t[last]) / 1000;
-    double sampled = (double)(w->t[last] - w->t[0]) / 1000;
-    double avg = sampled / (double)last, threshold = avg * 1.1;
+    rate_memo *m = w->memo;
+    int64_t sampled_ms = w->t[last] - w->t[0];
+    double to_start = ms_to_s(w->t[0] - w->range_start, &m->start_ms, &m->start_s);
+    double to_end = ms_to_s(w->range_end - w->t[last], &m->end_ms, &m->end_s);
+    double sampled = ms_to_s(sampled_ms, &m->sampled_ms, &m->sampled_s);
+    if (m->avg_n != last || m->avg_ms != sampled_ms) { /* avg_n 0: never cached */
+        m->avg_n = last;
+        m->avg_ms = sampled_ms;
+        m->avg = sampled / (double)last;
+    }
+    double avg = m->avg, threshold = avg * 1.1;
     if (to_start >= threshold) to_start = avg / 2;
     if (is_counter) {
         double to_zero = to_start;
@@ -122,7 +149,7 @@ static int extrapolated_rate(const rwin *w, int is_counter, int is_rate, double 
     }
     if (to_end >= threshold) to_end = avg / 2;
     double factor = (sampled + to_start + to_end) / sampled;
-    if (is_rate) factor /= (double)w->range_ms / 1000;
+    if (is_rate) factor /= ms_to_s(w->range_ms, &m->range_ms, &m->range_s);
     *out = result * factor;
     return 1;
 }
@@ -286,6 +313,7 @@ typedef struct rcall {
     pq_value sargs[2]; /* scalar arguments (matrices) */
     size_t nsargs;
     double *argv[2]; /* per step */
+    rate_memo memo;
 } rcall;
 
 static vg_err_t eval_scalar_args(rcall *rc_)
@@ -363,8 +391,16 @@ static vg_err_t range_series(rcall *r, pq_rsrc *src, pq_series *o)
         for (; hi < src->n && src->t[hi] <= maxt; hi++)
             if (counting && hi > lo) resets += reset_at(src->v, hi);
         if (hi <= lo) continue;
-        rwin w = {src->t + lo, src->v + lo,           hi - lo, ts, mint, maxt, src->range_ms,
-                  {0, 0},      counting ? resets : -1};
+        rwin w = {src->t + lo,
+                  src->v + lo,
+                  hi - lo,
+                  ts,
+                  mint,
+                  maxt,
+                  src->range_ms,
+                  {0, 0},
+                  counting ? resets : -1,
+                  &r->memo};
         for (size_t k = 0; k < r->nsargs; k++) w.arg[k] = r->argv[k][step];
         if (r->nsargs && (rc = check_args(r, &w))) break; /* only functions with arguments */
         double v;
