@@ -113,10 +113,15 @@ static char *put_sample(char *p, size_t smp, int64_t ts, double v)
 {
     *p++ = 0x12;
     p = put_varint(p, smp);
+    *p++ = 0x09;
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    memcpy(p, &v, 8); /* fixed64 is little-endian, as the host */
+    p += 8;
+#else
     uint64_t bits;
     memcpy(&bits, &v, sizeof bits);
-    *p++ = 0x09;
     for (int i = 0; i < 8; i++) *p++ = (char)(uint8_t)(bits >> (8 * i)); /* little-endian */
+#endif
     if (ts) *p++ = 0x10, p = put_varint(p, (uint64_t)ts);
     return p;
 }
