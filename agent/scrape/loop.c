@@ -15,6 +15,9 @@
  * due skips that slot, as Prometheus does. The loop sleeps in
  * curl_multi_poll until the earliest due time (curl shortens the wait for
  * its own timers) and vg_scraper_free wakes it with curl_multi_wakeup.
+ * curl is driven after every poll, and before it only when a scrape was just
+ * started: each curl_multi_perform visits every running transfer, and the
+ * loop wakes many times per body.
  *
  * Discovery shares the thread: the inotify fd of file_sd is polled beside
  * curl's sockets, and when it fires (or a job's refresh_interval passes)
@@ -272,17 +275,19 @@ static void size_conn_cache(vg_scraper_t *s)
     curl_multi_setopt(s->multi, CURLMOPT_MAXCONNECTS, (long)s->maxconn);
 }
 
-/* A scrape that could not even start counts as a transport failure. */
-static void start_or_fail(vg_scraper_t *s, vg_scrape_target_t *t)
+/* A scrape that could not even start counts as a transport failure.
+ * Returns 1 when a request was started. */
+static int start_or_fail(vg_scraper_t *s, vg_scrape_target_t *t)
 {
     vg_scrape_result r;
     memset(&r, 0, sizeof r);
-    if (start_scrape(s, t, r.msg, sizeof r.msg) == VG_OK) return;
+    if (start_scrape(s, t, r.msg, sizeof r.msg) == VG_OK) return 1;
     body_give(s, t);
     r.reason = VG_SCRAPE_ERR_HTTP;
     vg_scrape_report(t, &s->sink, &r, 0);
     vg_metric_inc(s->m_failures[r.reason]);
     log_health(t, &r);
+    return 0;
 }
 
 vg_err_t vg_scraper_run_once(vg_scraper_t *s, vg_error *err)
@@ -303,10 +308,11 @@ vg_err_t vg_scraper_run_once(vg_scraper_t *s, vg_error *err)
 
 /* ---- the thread ---- */
 
-/* Start what is due; return ms until the next due scrape (capped). The loop
- * wakes for every chunk of every body, so the earliest due time is kept and
- * the targets are only walked when it has come. */
-static int64_t start_due(vg_scraper_t *s)
+/* Start what is due (*started counts the requests started); return ms until
+ * the next due scrape (capped). The loop wakes for every chunk of every body,
+ * so the earliest due time is kept and the targets are only walked when it
+ * has come. */
+static int64_t start_due(vg_scraper_t *s, int *started)
 {
     int64_t now = vg_clock_mono_ms(), wait = MAX_POLL_MS;
     if (s->next_due && now < s->next_due)
@@ -316,7 +322,7 @@ static int64_t start_due(vg_scraper_t *s)
     for (size_t i = 0; i < s->ntargets; i++) {
         vg_scrape_target_t *t = s->targets[i];
         if (now >= t->next_ms) {
-            if (!t->busy) start_or_fail(s, t);
+            if (!t->busy) *started += start_or_fail(s, t);
             int64_t late = now - t->next_ms;
             t->next_ms += (late / t->interval_ms + 1) * t->interval_ms; /* skip missed slots */
         }
@@ -369,9 +375,10 @@ static void *scrape_main(void *arg)
     vg_log_info("scrape", "scrape loop started", "targets=%zu", s->ntargets);
     int fired = 0;
     while (!atomic_load(&s->stop)) {
-        int64_t sd_wait = discover(s, fired), wait = start_due(s);
+        int started = 0;
+        int64_t sd_wait = discover(s, fired), wait = start_due(s, &started);
         if (sd_wait < wait) wait = sd_wait;
-        drive(s);
+        if (started) drive(s); /* the rest was driven right after the poll */
         if (atomic_load(&s->stop)) break;
         struct curl_waitfd wfd = {.fd = s->inotify_fd, .events = CURL_WAIT_POLLIN};
         curl_multi_poll(s->multi, s->inotify_fd >= 0 ? &wfd : NULL, s->inotify_fd >= 0, (int)wait,
