@@ -2,8 +2,11 @@
  * block_index.c - encode and decode a block's index (format in block_index.h).
  *
  * Building is done in one pass at commit time from series already sorted by
- * labels: the (name, value, series) triples are sorted once to produce the
- * postings. Reading validates the fixed structures at open (symbol offsets,
+ * labels. Postings are bucketed, not sorted: label pairs get group ids from
+ * a hash table, the groups (few) are sorted, and series ids are scattered
+ * into their group in series order, so each list comes out ascending. A
+ * sort of every (pair, series) triple needed three times the memory at the
+ * peak of a block cut. Reading validates the fixed structures at open (symbol offsets,
  * series offset table, postings table) so later look-ups are array accesses,
  * and decodes series entries and postings lists lazily, bounds-checking each.
  */
@@ -82,25 +85,131 @@ int64_t vg_bx_varint(vg_bx_dec *d)
 
 /* ---- building ---- */
 
-typedef struct triple {
-    uint32_t name, value, series;
-} triple;
+/* One label pair's postings list while building. */
+typedef struct pgroup {
+    uint32_t name, value; /* symbol refs */
+    uint32_t count, at;   /* list length; its start, then fill cursor, in ids */
+} pgroup;
 
-static int triple_cmp(const void *a, const void *b)
+static int pgroup_cmp(const void *a, const void *b)
 {
-    const triple *x = a, *y = b;
+    const pgroup *x = a, *y = b;
     if (x->name != y->name) return x->name < y->name ? -1 : 1;
-    if (x->value != y->value) return x->value < y->value ? -1 : 1;
-    return x->series < y->series ? -1 : x->series > y->series;
+    return x->value < y->value ? -1 : x->value > y->value;
 }
 
-static vg_err_t put_section(vg_buf *out, const vg_buf *payload, uint64_t *off)
+/* Label pair -> group id (open addressing; 0 = empty, else id + 1). */
+typedef struct pgroups {
+    pgroup *g;
+    size_t n, cap;
+    uint32_t *slot;
+    size_t nslots;
+} pgroups;
+
+static size_t pair_slot(const pgroups *p, uint32_t name, uint32_t value)
 {
-    *off = out->len;
-    if (payload->len > UINT32_MAX) return VG_ETOOLARGE;
-    vg_err_t rc = vg_bx_put_u32(out, (uint32_t)payload->len);
-    if (!rc && payload->len) rc = vg_buf_append(out, payload->data, payload->len);
-    if (!rc) rc = vg_bx_put_u32(out, vg_crc32c(0, payload->data, payload->len));
+    uint64_t k = (uint64_t)name << 32 | value;
+    size_t i = (size_t)((k * 0x9E3779B97F4A7C15ull) >> 20) & (p->nslots - 1);
+    while (p->slot[i]) {
+        const pgroup *g = &p->g[p->slot[i] - 1];
+        if (g->name == name && g->value == value) break;
+        i = (i + 1) & (p->nslots - 1);
+    }
+    return i;
+}
+
+static vg_err_t pgroups_grow(pgroups *p)
+{
+    if (p->n == p->cap) {
+        size_t cap = p->cap ? p->cap * 2 : 1024;
+        pgroup *g = vg_realloc(p->g, cap * sizeof(*g));
+        if (!g) return VG_ENOMEM;
+        p->g = g;
+        p->cap = cap;
+    }
+    if ((p->n + 1) * 2 <= p->nslots) return VG_OK;
+    size_t ns = p->nslots ? p->nslots * 2 : 2048;
+    uint32_t *old = p->slot;
+    size_t oldn = p->nslots;
+    if (!(p->slot = vg_calloc(ns, sizeof(*p->slot)))) {
+        p->slot = old;
+        return VG_ENOMEM;
+    }
+    p->nslots = ns;
+    for (size_t i = 0; i < oldn; i++)
+        if (old[i]) p->slot[pair_slot(p, p->g[old[i] - 1].name, p->g[old[i] - 1].value)] = old[i];
+    vg_free(old);
+    return VG_OK;
+}
+
+/* Count every label pair of every series into its group. */
+static vg_err_t count_pairs(const vg_bindex_entry *s, size_t ns, pgroups *p)
+{
+    for (size_t i = 0; i < ns; i++)
+        for (size_t j = 0; j < s[i].nlabels; j++) {
+            uint32_t name = s[i].syms[2 * j], value = s[i].syms[2 * j + 1];
+            vg_err_t rc = pgroups_grow(p);
+            if (rc) return rc;
+            size_t at = pair_slot(p, name, value);
+            if (!p->slot[at]) {
+                p->g[p->n++] = (pgroup){name, value, 0, 0};
+                p->slot[at] = (uint32_t)p->n;
+            }
+            p->g[p->slot[at] - 1].count++;
+        }
+    return VG_OK;
+}
+
+/* Sort the groups by pair, give each its range of ids, scatter the series. */
+static vg_err_t scatter_series(const vg_bindex_entry *s, size_t ns, pgroups *p, uint32_t **ids)
+{
+    if (p->n == 0) return (*ids = vg_malloc(sizeof(**ids))) ? VG_OK : VG_ENOMEM;
+    qsort(p->g, p->n, sizeof(*p->g), pgroup_cmp);
+    memset(p->slot, 0, p->nslots * sizeof(*p->slot));
+    size_t total = 0;
+    for (size_t i = 0; i < p->n; i++) {
+        p->slot[pair_slot(p, p->g[i].name, p->g[i].value)] = (uint32_t)i + 1;
+        p->g[i].at = (uint32_t)total;
+        total += p->g[i].count;
+    }
+    if (!(*ids = vg_malloc((total ? total : 1) * sizeof(**ids)))) return VG_ENOMEM;
+    for (size_t i = 0; i < ns; i++)
+        for (size_t j = 0; j < s[i].nlabels; j++) {
+            pgroup *g = &p->g[p->slot[pair_slot(p, s[i].syms[2 * j], s[i].syms[2 * j + 1])] - 1];
+            (*ids)[g->at++] = (uint32_t)i;
+        }
+    return VG_OK;
+}
+
+/* Where vg_bindex_build's bytes go, and how many went. */
+typedef struct sink {
+    vg_bindex_emit emit;
+    void *ud;
+    uint64_t pos;
+} sink;
+
+static vg_err_t sink_put(sink *k, const void *p, size_t n)
+{
+    vg_err_t rc = n ? k->emit(k->ud, p, n) : VG_OK;
+    k->pos += n;
+    return rc;
+}
+
+static vg_err_t sink_u32(sink *k, uint32_t v)
+{
+    uint8_t t[4] = {(uint8_t)(v >> 24), (uint8_t)(v >> 16), (uint8_t)(v >> 8), (uint8_t)v};
+    return sink_put(k, t, 4);
+}
+
+/* Emit one section (u32 length, payload, u32 CRC) and free its buffer. */
+static vg_err_t put_section(sink *k, vg_buf *payload, uint64_t *off)
+{
+    *off = k->pos;
+    vg_err_t rc = payload->len > UINT32_MAX ? VG_ETOOLARGE : VG_OK;
+    if (!rc) rc = sink_u32(k, (uint32_t)payload->len);
+    if (!rc) rc = sink_put(k, payload->data, payload->len);
+    if (!rc) rc = sink_u32(k, vg_crc32c(0, payload->data, payload->len));
+    vg_buf_free(payload);
     return rc;
 }
 
@@ -140,61 +249,61 @@ static vg_err_t build_series(const vg_bindex_entry *s, size_t ns, vg_buf *ser, v
     return rc;
 }
 
-static vg_err_t collect_triples(const vg_bindex_entry *s, size_t ns, triple **out, size_t *n)
+/* Postings of each group in pair order; group g's ids end at g->at. */
+static vg_err_t write_postings(const pgroups *p, const uint32_t *ids, vg_buf *post, vg_buf *table)
 {
-    size_t total = 0;
-    for (size_t i = 0; i < ns; i++) total += s[i].nlabels;
-    triple *t = vg_malloc((total ? total : 1) * sizeof(*t));
-    if (!t) return VG_ENOMEM;
-    size_t k = 0;
-    for (size_t i = 0; i < ns; i++)
-        for (size_t j = 0; j < s[i].nlabels; j++)
-            t[k++] = (triple){s[i].syms[2 * j], s[i].syms[2 * j + 1], (uint32_t)i};
-    qsort(t, k, sizeof(*t), triple_cmp);
-    *out = t;
-    *n = k;
-    return VG_OK;
+    vg_err_t rc = vg_bx_put_uvarint(table, p->n);
+    for (size_t i = 0; i < p->n && !rc; i++) {
+        const pgroup *g = &p->g[i];
+        const uint32_t *v = ids + (g->at - g->count);
+        rc = vg_bx_put_uvarint(table, g->name);
+        if (!rc) rc = vg_bx_put_uvarint(table, g->value);
+        if (!rc) rc = vg_bx_put_uvarint(table, post->len);
+        if (!rc) rc = vg_bx_put_uvarint(post, g->count);
+        for (size_t k = 0; k < g->count && !rc; k++)
+            rc = vg_bx_put_uvarint(post, k == 0 ? v[k] : v[k] - v[k - 1]);
+    }
+    return rc;
 }
 
 static vg_err_t build_postings(const vg_bindex_entry *s, size_t ns, vg_buf *post, vg_buf *table)
 {
-    triple *t = NULL;
-    size_t nt = 0, ngroups = 0;
-    vg_err_t rc = collect_triples(s, ns, &t, &nt);
-    if (rc) return rc;
-    for (size_t i = 0; i < nt; i++)
-        if (i == 0 || t[i].name != t[i - 1].name || t[i].value != t[i - 1].value) ngroups++;
-    rc = vg_bx_put_uvarint(table, ngroups);
-    for (size_t i = 0; i < nt && !rc;) {
-        size_t j = i;
-        while (j < nt && t[j].name == t[i].name && t[j].value == t[i].value) j++;
-        rc = vg_bx_put_uvarint(table, t[i].name);
-        if (!rc) rc = vg_bx_put_uvarint(table, t[i].value);
-        if (!rc) rc = vg_bx_put_uvarint(table, post->len);
-        if (!rc) rc = vg_bx_put_uvarint(post, j - i);
-        for (size_t k = i; k < j && !rc; k++)
-            rc = vg_bx_put_uvarint(post, k == i ? t[k].series : t[k].series - t[k - 1].series);
-        i = j;
-    }
-    vg_free(t);
+    pgroups p = {0};
+    uint32_t *ids = NULL;
+    vg_err_t rc = count_pairs(s, ns, &p);
+    if (!rc) rc = scatter_series(s, ns, &p, &ids);
+    if (!rc) rc = write_postings(&p, ids, post, table);
+    vg_free(ids);
+    vg_free(p.g);
+    vg_free(p.slot);
     return rc;
 }
 
+/* Sections are emitted as soon as they are built and freed, so at most the
+ * series section and its offsets are in memory at once, not the index twice. */
 vg_err_t vg_bindex_build(const char *const *syms, size_t nsyms, const vg_bindex_entry *s, size_t ns,
-                         vg_buf *out)
+                         vg_bindex_emit emit, void *ud)
 {
+    sink k = {emit, ud, 0};
     vg_buf sec[NSEC];
     uint64_t off[NSEC];
+    uint8_t toc[8 * NSEC + 4];
     for (int i = 0; i < NSEC; i++) vg_buf_init(&sec[i], 0);
     static const uint8_t hdr[8] = {'V', 'G', 'I', 'X', VG_BINDEX_VERSION, 0, 0, 0};
-    vg_err_t rc = vg_buf_append(out, hdr, sizeof(hdr));
+    vg_err_t rc = sink_put(&k, hdr, sizeof(hdr));
     if (!rc) rc = build_symbols(syms, nsyms, &sec[SEC_SYMS]);
+    if (!rc) rc = put_section(&k, &sec[SEC_SYMS], &off[SEC_SYMS]);
     if (!rc) rc = build_series(s, ns, &sec[SEC_SERIES], &sec[SEC_SERIES_OFFS]);
+    if (!rc) rc = put_section(&k, &sec[SEC_SERIES], &off[SEC_SERIES]);
+    if (!rc) rc = put_section(&k, &sec[SEC_SERIES_OFFS], &off[SEC_SERIES_OFFS]);
     if (!rc) rc = build_postings(s, ns, &sec[SEC_POSTINGS], &sec[SEC_PTABLE]);
-    for (int i = 0; i < NSEC && !rc; i++) rc = put_section(out, &sec[i], &off[i]);
-    size_t toc = out->len;
-    for (int i = 0; i < NSEC && !rc; i++) rc = vg_bx_put_u64(out, off[i]);
-    if (!rc) rc = vg_bx_put_u32(out, vg_crc32c(0, out->data + toc, 8 * NSEC));
+    if (!rc) rc = put_section(&k, &sec[SEC_POSTINGS], &off[SEC_POSTINGS]);
+    if (!rc) rc = put_section(&k, &sec[SEC_PTABLE], &off[SEC_PTABLE]);
+    for (int i = 0; i < NSEC && !rc; i++)
+        for (int b = 0; b < 8; b++) toc[8 * i + b] = (uint8_t)(off[i] >> (56 - 8 * b));
+    uint32_t crc = vg_crc32c(0, toc, 8 * NSEC);
+    for (int b = 0; b < 4; b++) toc[8 * NSEC + b] = (uint8_t)(crc >> (24 - 8 * b));
+    if (!rc) rc = sink_put(&k, toc, sizeof(toc));
     for (int i = 0; i < NSEC; i++) vg_buf_free(&sec[i]);
     return rc;
 }

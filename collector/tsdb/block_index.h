@@ -67,10 +67,12 @@ typedef struct vg_bindex_series {
     size_t nchunks;
 } vg_bindex_entry;
 
-/* Encode a whole index into out: symbols sorted and distinct, series sorted
- * by labels; chunk refs travel in vg_block_chunk.len. */
+/* Receives the index bytes in order; a non-OK return stops the build. */
+typedef vg_err_t (*vg_bindex_emit)(void *ud, const void *p, size_t n);
+/* Encode a whole index through emit: symbols sorted and distinct, series
+ * sorted by labels; chunk refs travel in vg_block_chunk.len. */
 vg_err_t vg_bindex_build(const char *const *syms, size_t nsyms, const vg_bindex_entry *s, size_t ns,
-                         vg_buf *out);
+                         vg_bindex_emit emit, void *ud);
 
 /* ---- reading ---- */
 typedef struct vg_bindex vg_bindex_t;

@@ -30,11 +30,10 @@
 
 #define FLUSH_AT (1u << 20)
 
-typedef struct wseries {
+typedef struct wseries { /* 24 bytes: one per series of the block until commit */
     vg_label_t *l;
-    size_t nl;
     vg_block_chunk *c; /* ref in .len */
-    size_t nc;
+    uint32_t nl, nc;
 } wseries;
 
 struct vg_block_writer {
@@ -180,8 +179,9 @@ static vg_err_t add_series_slot(vg_block_writer_t *w, const vg_label_t *l, size_
                                 wseries **out)
 {
     if (w->ns && vg_labels_cmp(w->s[w->ns - 1].l, w->s[w->ns - 1].nl, l, n) >= 0) return VG_EINVAL;
+    if (n > UINT32_MAX || nc > UINT32_MAX) return VG_ETOOLARGE;
     if (w->ns == w->cap) {
-        size_t nc2 = w->cap ? 2 * w->cap : 256;
+        size_t nc2 = w->cap ? w->cap + w->cap / 2 : 256;
         wseries *ns = vg_realloc(w->s, nc2 * sizeof(*ns));
         if (!ns) return VG_ENOMEM;
         w->s = ns;
@@ -196,7 +196,7 @@ static vg_err_t add_series_slot(vg_block_writer_t *w, const vg_label_t *l, size_
         s->l[i].value = intern(w, l[i].value);
         if (!s->l[i].name || !s->l[i].value) return VG_ENOMEM;
     }
-    s->nl = n;
+    s->nl = (uint32_t)n;
     s->nc = 0;
     *out = s;
     return VG_OK;
@@ -209,6 +209,7 @@ vg_err_t vg_block_writer_add(vg_block_writer_t *w, const vg_label_t *l, size_t n
     if (nc == 0) return VG_OK;
     vg_err_t rc = add_series_slot(w, l, n, nc, &s);
     if (rc == VG_EINVAL) return vg_error_set(err, rc, "block writer: series out of order");
+    if (rc == VG_ETOOLARGE) return vg_error_set(err, rc, "block writer: too many labels or chunks");
     if (rc) return vg_error_set(err, rc, "block writer: out of memory");
     for (size_t i = 0; i < nc; i++) {
         uint64_t ref = 0;
@@ -217,7 +218,7 @@ vg_err_t vg_block_writer_add(vg_block_writer_t *w, const vg_label_t *l, size_t n
         s->c[i] = (vg_block_chunk){c[i].mint, c[i].maxt, NULL, (size_t)ref};
         if (c[i].len >= 2) w->nsamples += (uint64_t)c[i].data[0] << 8 | c[i].data[1];
     }
-    s->nc = nc;
+    s->nc = (uint32_t)nc;
     w->nchunks += nc;
     w->ns++;
     return VG_OK;
@@ -306,7 +307,13 @@ static vg_err_t collect_symbols(vg_block_writer_t *w, const char ***out, size_t 
     return VG_OK;
 }
 
-static vg_err_t build_index(vg_block_writer_t *w, vg_buf *out)
+static vg_err_t emit_fd(void *ud, const void *p, size_t n)
+{
+    return write_all(*(const int *)ud, p, n);
+}
+
+/* Encode the index straight into the file at fd. */
+static vg_err_t build_index(vg_block_writer_t *w, int fd)
 {
     const char **syms = NULL;
     size_t nsyms = 0;
@@ -322,7 +329,17 @@ static vg_err_t build_index(vg_block_writer_t *w, vg_buf *out)
         }
         bs[i] = (vg_bindex_entry){r, w->s[i].nl, w->s[i].c, w->s[i].nc};
     }
-    return vg_bindex_build(syms, nsyms, bs, w->ns, out);
+    return vg_bindex_build(syms, nsyms, bs, w->ns, emit_fd, &fd);
+}
+
+static vg_err_t write_index(vg_block_writer_t *w, const char *path)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) return VG_EIO;
+    vg_err_t rc = build_index(w, fd);
+    if (!rc && fsync(fd)) rc = VG_EIO;
+    if (close(fd) && !rc) rc = VG_EIO;
+    return rc;
 }
 
 static vg_err_t write_file(const char *path, const void *d, size_t n)
@@ -361,10 +378,8 @@ static vg_err_t commit_files(vg_block_writer_t *w, vg_error *err)
     vg_buf_init(&b, 0);
     vg_err_t rc = seg_close(w);
     if (rc) return vg_error_set(err, rc, "writing chunks of %s", w->tmp);
-    rc = build_index(w, &b);
     snprintf(path, sizeof(path), "%s/index", w->tmp);
-    if (!rc) rc = write_file(path, b.data, b.len);
-    vg_buf_reset(&b);
+    rc = write_index(w, path);
     if (!rc) rc = meta_json(w, &b);
     snprintf(path + strlen(w->tmp), sizeof(path) - strlen(w->tmp), "/meta.json");
     if (!rc) rc = write_file(path, b.data, b.len);
