@@ -20,7 +20,9 @@ Kafka broker, each to its own fresh single-partition topic:
     end offset reaches the line count. rsyslog neither validates nor
     redacts: that is the point of the comparison.
 
-The two run one after the other (not at the same time), so neither steals
+Afterwards the start of each topic is searched for the planted secrets (Vigil's
+first batch, decompressed; rsyslog's first 2000 messages), to show what each
+one shipped. The two run one after the other (not at the same time), so neither steals
 the other's cores. CPU is utime + stime from /proc/PID/stat at the moment
 the last line was produced, startup included; peak RSS is VmHWM. Run it
 under flock /tmp/vigil-bench.lock.
@@ -56,6 +58,9 @@ AGENTS = ("Mozilla/5.0 (X11; Linux x86_64) AppleWebKit/537.36 (KHTML, like Gecko
           "curl/8.4.0", "python-requests/2.31.0", "vigilctl/1.0")
 NAMES = ("jane.doe", "john.smith", "a.kowalski", "m.garcia", "li.wei", "o.nakamura", "ops-team")
 DOMAINS = ("example.com", "corp.example.org", "mail.example.net")
+# what the generator plants and the presets must catch: e-mails, cards, bearer tokens
+SECRET = re.compile(rb"@(?:example\.com|corp\.example\.org|mail\.example\.net)|Bearer [0-9a-f]{32}"
+                    rb"|(?<![0-9])4[0-9]{3}( ?)[0-9]{4}\1[0-9]{4}\1[0-9]{4}(?![0-9])")
 
 
 def luhn_card(rng):
@@ -129,6 +134,18 @@ def end_offset(bootstrap, topic):
     return int(m.group(1)) if m else 0
 
 
+def sample_secrets(bootstrap, topic, zstd_batches):
+    """Secrets left in the start of a topic: Vigil's first batch (a zstd frame) or
+    rsyslog's first 2000 messages. Returns (secrets found, lines looked at)."""
+    fmt = ["-c", "1", "-f", "%s"] if zstd_batches else ["-c", "2000", "-f", "%s\\n"]
+    out = subprocess.run(["kcat", "-C", "-b", bootstrap, "-t", topic, "-p", "0", "-o", "beginning",
+                          "-e", "-q"] + fmt, capture_output=True, timeout=60).stdout
+    if zstd_batches:
+        out = subprocess.run(["zstd", "-dc"], input=out, capture_output=True, timeout=60).stdout
+        return len(SECRET.findall(out)), out.count(b'"timestamp"')
+    return len(SECRET.findall(out)), out.count(b"\n")
+
+
 def scrape_metric(port, pattern):
     with urllib.request.urlopen("http://127.0.0.1:%d/metrics" % port, timeout=10) as r:
         text = r.read().decode()
@@ -172,6 +189,7 @@ def run_vigil(d, inp, bootstrap, topic, n, timeout):
         res["dlq"] = scrape_metric(port, r"^vigil_agent_audit_dlq_total")
         res["messages"] = end_offset(bootstrap, topic)
         res["version"] = "vigil-agent " + git_rev()
+        res["secrets"] = sample_secrets(bootstrap, topic, True)
     finally:
         stop(p)
     return res
@@ -202,6 +220,7 @@ def run_rsyslog(d, inp, bootstrap, topic, n, codec, timeout):
     try:
         res = measure(p, lambda: end_offset(bootstrap, topic), n, timeout)
         res["messages"] = res["lines"]
+        res["secrets"] = sample_secrets(bootstrap, topic, False)
         res["version"] = re.sub(r"\s+", " ", subprocess.run(
             ["rsyslogd", "-v"], capture_output=True, text=True).stdout.split("compiled")[0].strip())
     finally:
@@ -255,6 +274,9 @@ def main():
         print("%-12s %16.3f %12.1f %10.2f %8.1f %10d  %s"
               % (k if k == "rsyslog" else "vigil-agent", r["cpu"] / (args.lines / 1e6),
                  r["rss"] / 2**20, r["cpu"], r["wall"], r["messages"], r["version"]))
+    for k in sides:
+        print("%s: %d raw e-mails, cards or bearer tokens in the first %d lines on its topic"
+              % (k if k == "rsyslog" else "vigil-agent", res[k]["secrets"][0], res[k]["secrets"][1]))
     if "vigil" in res and res["vigil"]["dlq"]:
         print("warning: vigil dead-lettered %d lines" % res["vigil"]["dlq"])
     if len(res) == 2:
