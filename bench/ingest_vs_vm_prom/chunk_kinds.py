@@ -1,0 +1,65 @@
+#!/usr/bin/env python3
+"""chunk_kinds - where a Vigil block's chunk bytes go, by the kind of value.
+
+The bytes-per-sample goal needs to know which values the XOR chunks encode
+badly. The block's index is not needed for that: every chunk starts with its
+sample count and its first value as 64 raw bits, so each chunk is classed by
+that value (integer, two decimals like node_exporter's CPU seconds, other
+float) and its framed size (length varint + bytes + CRC) summed per class.
+
+  bench/ingest_vs_vm_prom/chunk_kinds.py DATA_DIR/blocks/TENANT/ULID
+
+(run.py --keep DIR leaves the data dir under DIR.)
+"""
+import collections
+import glob
+import struct
+import sys
+
+
+def uvarint(b, i):
+    x = s = 0
+    while True:
+        c = b[i]
+        i += 1
+        x |= (c & 0x7f) << s
+        s += 7
+        if c < 0x80:
+            return x, i
+
+
+def kind(v):
+    if v == int(v):
+        return "integer"
+    if round(v * 100) / 100 == v:
+        return "2 decimals"
+    return "other float"
+
+
+def main():
+    acc = collections.defaultdict(lambda: [0, 0, 0])  # bytes, samples, chunks
+    for seg in sorted(glob.glob(sys.argv[1] + "/chunks/*")):
+        with open(seg, "rb") as f:
+            b = f.read()
+        i = 8  # segment header
+        while i < len(b):
+            start = i
+            n, i = uvarint(b, i)
+            d = b[i:i + n]
+            i += n + 4
+            _, j = uvarint(d, 2)  # count, then the first timestamp
+            v = struct.unpack(">d", d[j:j + 8])[0] if j + 8 <= len(d) else 0.0
+            a = acc[kind(v)]
+            a[0] += i - start
+            a[1] += d[0] << 8 | d[1]
+            a[2] += 1
+    tb = sum(a[0] for a in acc.values())
+    ts = sum(a[1] for a in acc.values()) or 1
+    for k, (by, sa, ch) in sorted(acc.items()):
+        print("%-12s %5.1f%% of samples %5.1f%% of bytes %.2f B/sample (%d chunks)" % (
+            k, 100.0 * sa / ts, 100.0 * by / (tb or 1), by / (sa or 1), ch))
+    print("all          %.2f B/sample of chunks" % (tb / ts))
+
+
+if __name__ == "__main__":
+    main()
