@@ -1,7 +1,8 @@
 /*
  * test_head.c - head and tenant store: appends, dedup, conflicts, out of
  * order, chunk cutting, postings selection for every matcher kind, label
- * listings, remote-write TimeSeries, self-metrics, and concurrent
+ * listings, remote-write TimeSeries, self-metrics, the sorted refs and
+ * snapshots a block cut uses, and concurrent
  * append + select (checked for consistency, never for timing).
  */
 #include <setjmp.h>
@@ -452,6 +453,53 @@ static int check_snapshot(vg_tsdb_t *db)
     return bad;
 }
 
+/* vg_head_refs_sorted lists live series in label order whatever their
+ * creation order; vg_head_snapshot_refs keeps that order and skips series
+ * without a chunk in range and refs removed since (what a block cut needs). */
+static void expect_ids(const vg_snap_series *s, size_t n, const char *want)
+{
+    assert_int_equal(n, strlen(want));
+    for (size_t i = 0; i < n; i++) {
+        assert_int_equal(s[i].nlabels, 2);
+        assert_int_equal(s[i].labels[1].value[0], want[i]);
+    }
+}
+
+static void test_refs_sorted(void **state)
+{
+    (void)state;
+    static const char *ids[] = {"c", "a", "d", "b"};
+    vg_head_t *h = vg_head_new();
+    uint32_t ref[4], *refs = NULL;
+    size_t n = 0, ns = 0;
+    for (int i = 0; i < 4; i++) {
+        vg_label_t l[2] = {L("__name__", "m"), L("id", ids[i])};
+        int created = 0;
+        vg_append_res res;
+        assert_int_equal(vg_head_series(h, l, 2, &ref[i], &created), VG_OK);
+        assert_int_equal(vg_head_append(h, ref[i], i == 2 ? 100 : 5000, 1.0, &res), VG_OK);
+    }
+    assert_int_equal(vg_head_refs_sorted(h, &refs, &n), VG_OK);
+    static const int order[] = {1, 3, 0, 2}; /* a b c d */
+    assert_int_equal(n, 4);
+    for (size_t i = 0; i < n; i++) assert_int_equal(refs[i], ref[order[i]]);
+    vg_arena_t *a = vg_arena_new(0);
+    vg_snap_series *s = NULL;
+    assert_int_equal(vg_head_snapshot_refs(h, refs, n, 1000, 10000, a, &s, &ns), VG_OK);
+    expect_ids(s, ns, "abc"); /* d has nothing in range */
+    assert_int_equal(vg_head_truncate(h, 1000), VG_OK);
+    assert_int_equal(vg_head_truncate(h, 1000), VG_OK); /* d, idle and empty, goes */
+    vg_arena_reset(a);
+    assert_int_equal(vg_head_snapshot_refs(h, refs, n, INT64_MIN, INT64_MAX, a, &s, &ns), VG_OK);
+    expect_ids(s, ns, "abc");
+    vg_free(refs);
+    assert_int_equal(vg_head_refs_sorted(h, &refs, &n), VG_OK);
+    assert_int_equal(n, 3);
+    vg_free(refs);
+    vg_arena_free(a);
+    vg_head_free(h);
+}
+
 static void test_concurrent_append_select(void **state)
 {
     vg_tsdb_t *db = vg_tsdb_new(NULL);
@@ -486,15 +534,11 @@ static void test_concurrent_append_select(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_append_and_select),
-        cmocka_unit_test(test_dedup_conflict_ooo),
-        cmocka_unit_test(test_validation),
-        cmocka_unit_test(test_chunk_cut),
-        cmocka_unit_test(test_matchers),
-        cmocka_unit_test(test_label_names_values),
-        cmocka_unit_test(test_append_timeseries),
-        cmocka_unit_test(test_self_metrics),
-        cmocka_unit_test(test_concurrent_append_select),
+        cmocka_unit_test(test_append_and_select), cmocka_unit_test(test_dedup_conflict_ooo),
+        cmocka_unit_test(test_validation),        cmocka_unit_test(test_chunk_cut),
+        cmocka_unit_test(test_matchers),          cmocka_unit_test(test_label_names_values),
+        cmocka_unit_test(test_append_timeseries), cmocka_unit_test(test_self_metrics),
+        cmocka_unit_test(test_refs_sorted),       cmocka_unit_test(test_concurrent_append_select),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
