@@ -11,9 +11,10 @@
  * alerting is Alertmanager's format, decoded by alerting/amconfig.c
  * (vg_amconfig_parse). rule_files are globs the rule manager expands and
  * loads (rules/manager.c); global holds Prometheus's external_labels and
- * external_url for rule templates. siem and remote_write belong to modules
- * that are not in this build. They are accepted only when empty and refused
- * otherwise, so no rule the user wrote is silently dropped.
+ * external_url for rule templates. remote_write entries use the sender's
+ * schema (remotewrite/sender_config.c). siem belongs to a module that is not
+ * in this build: accepted only when empty and refused otherwise, so no rule
+ * the user wrote is silently dropped.
  */
 #include "config.h"
 
@@ -22,6 +23,7 @@
 #include <string.h>
 
 #include "alerting/amconfig.h"
+#include "remotewrite/sender.h"
 #include "vigil/alloc.h"
 #include "vigil/config.h"
 
@@ -352,11 +354,14 @@ static const vg_cfg_field_t top_schema[] = {
      .def_doc = "`[]`",
      .doc = "SIEM forwarding; not supported by this build yet"},
     {.key = "remote_write",
-     .type = VG_CFG_T_CUSTOM,
-     .parse = vg_cfg_unsupported,
-     .type_doc = "must be empty",
-     .def_doc = "`[]`",
-     .doc = "Prometheus remote_write; not supported by this build yet"},
+     .type = VG_CFG_T_LIST,
+     .offset = CC(remote_write),
+     .count_offset = CC(nremote_write),
+     .sub = vg_rws_config_schema,
+     .elem_size = sizeof(vg_rws_config),
+     .check = vg_rws_config_check,
+     .doc = "Prometheus remote_write: every stored sample, of every tenant, is sent from the WAL "
+            "to each entry; see docs/remote-write.md"},
     {0},
 };
 #undef CC

@@ -75,6 +75,9 @@ typedef struct vg_collector_config {
     const char *external_url; /* global.external_url; NULL = none */
 
     vg_amconfig_t alerting; /* alerting: (Alertmanager format); alerting.configured = 0 if empty */
+
+    struct vg_rws_config *remote_write; /* remote_write: (Prometheus format), remotewrite/sender.h */
+    size_t nremote_write;
 } vg_collector_config_t;
 
 vg_err_t vg_collector_config_load(const char *path, vg_collector_config_t **out, vg_error *err);

@@ -22,6 +22,7 @@
 #include "ingest/ingest.h"
 #include "ingest/kafka_consumer.h"
 #include "remotewrite/receiver.h"
+#include "remotewrite/sender.h"
 #include "rules/manager.h"
 #include "rules/rules_api.h"
 #include "tsdb/tsdb.h"
@@ -42,6 +43,7 @@ typedef struct collector {
     vg_kafka_consumer_t *kafka;
     vg_auditstore_t *audit; /* <data_dir>/audit */
     vg_rw_receiver_t *rw; /* POST /api/v1/write */
+    vg_rw_sender_t *rwsend; /* remote_write: tails <data_dir>/wal; NULL when none */
     vg_api_t *api;
     vg_silences_t *silences; /* /api/v2/silences, <data_dir>/silences */
     vg_inhibitor_t *inhibitor;
@@ -202,6 +204,18 @@ static vg_err_t open_store(collector *c, vg_error *err)
     return rc;
 }
 
+/* remote_write queues tail the store's WAL, cursors in <data_dir>/remote_write.
+ * They keep the config loaded at start (a reload does not change them). */
+static vg_err_t start_remote_write(collector *c, vg_error *err)
+{
+    char wal[4096], state[4096];
+    if (!c->cfg->nremote_write) return VG_OK;
+    snprintf(wal, sizeof(wal), "%s/wal", c->cfg->data_dir);
+    snprintf(state, sizeof(state), "%s/remote_write", c->cfg->data_dir);
+    return vg_rw_sender_new(c->cfg->remote_write, c->cfg->nremote_write, wal, state, c->metrics,
+                            &c->rwsend, err);
+}
+
 /* The audit store under <data_dir>/audit: replays its WALs before anything is served. */
 static vg_err_t open_audit(collector *c, vg_error *err)
 {
@@ -272,6 +286,7 @@ static vg_err_t collector_start(collector *c, vg_error *err)
     if (!rc) rc = start_http(c, err);
     if (!rc) rc = vg_rules_start(c->rules, err);
     if (!rc) rc = start_kafka(c, err);
+    if (!rc) rc = start_remote_write(c, err);
     if (!rc) vg_metrics_set_ready(c->metrics, 1);
     return rc;
 }
@@ -280,6 +295,7 @@ static void collector_stop(collector *c)
 {
     vg_kafka_consumer_free(c->kafka);
     vg_httpd_free(c->httpd);
+    vg_rw_sender_free(c->rwsend);
     vg_rules_free(c->rules);
     vg_api_free(c->api);
     vg_dispatch_free(c->dispatch);

@@ -98,7 +98,7 @@ static void test_overrides_and_tenants(void **state)
                                         "evaluation_interval: 1m\n"
                                         "alerting:\n"
                                         "siem: ~\n"
-                                        "remote_write: {}\n");
+                                        "remote_write: []\n");
     assert_string_equal(c->listen, "0.0.0.0:19400");
     assert_int_equal(c->retention_raw_ms, 15 * VG_MS_PER_DAY);
     assert_int_equal(c->retention_5m_ms, VG_MS_PER_YEAR);
@@ -148,7 +148,11 @@ static void test_errors(void **state)
         {"rule_files: {a: b}\n", "collector.yml:1:13: rule_files: expected a list of strings"},
         {"global: {external_labels: {'a b': x}}\n", "collector.yml:1:"},
         {"siem:\n  - type: syslog\n", "collector.yml:2:3: siem is not supported by this build yet"},
-        {"remote_write: [{url: http://x}]\n", "remote_write is not supported by this build yet"},
+        {"remote_write: [{name: x}]\n", "collector.yml:1:"},
+        {"remote_write: [{url: http://x, queue_config: {max_samples: 1}}]\n",
+         "collector.yml:1:47: unknown key \"max_samples\""},
+        {"remote_write: [{url: http://x, write_relabel_configs: [{action: nope}]}]\n",
+         "collector.yml:1:"},
         {"alerting: {route: {receiver: pager}}\n",
          "collector.yml:1:30: undefined receiver \"pager\" used in route"},
         {"alerting: {receivers: [{name: x}]}\n", "root route must specify a default receiver"},

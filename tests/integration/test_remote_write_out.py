@@ -1,0 +1,162 @@
+#!/usr/bin/env python3
+"""The collector's remote_write sender against real receivers.
+
+A collector with two remote_write entries, a real VictoriaMetrics
+(/api/v1/write) and a real Prometheus (--web.enable-remote-write-receiver),
+gets samples through its own remote-write receiver for two tenants
+("default" and "acme"). Both receivers must end up with every sample.
+Then VictoriaMetrics is stopped, more samples are shipped, it is started
+again on the same data: it must end up with everything, since the sender
+reads the collector's WAL and only moves its cursor after a 2xx. The
+collector's own counters must show the retries and no failed sample.
+"""
+import json
+import os
+import signal
+import sys
+import time
+import urllib.parse
+import urllib.request
+
+sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
+from harness import Procs, api, free_port, http_get, wait_until  # noqa: E402
+import wire  # noqa: E402
+
+BUILD = os.environ.get("VIGIL_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
+SERIES = [("default", {"__name__": "rwout_a", "job": "it", "i": str(i)}) for i in range(3)] + \
+         [("acme", {"__name__": "rwout_b", "job": "it", "i": "0"})]
+PER_PHASE = 40
+
+
+def post_samples(base, t0_ms, phase):
+    """PER_PHASE samples per series, one second apart, value = phase*1000 + k."""
+    for tenant in ("default", "acme"):
+        series = [(l, [(t0_ms + (phase * PER_PHASE + k) * 1000, float(phase * 1000 + k))
+                       for k in range(PER_PHASE)]) for t, l in SERIES if t == tenant]
+        body = wire.snappy_literal(wire.write_request(series))
+        req = urllib.request.Request(base + "/api/v1/write", data=body, method="POST", headers={
+            "Content-Type": "application/x-protobuf", "Content-Encoding": "snappy",
+            "X-Prometheus-Remote-Write-Version": "0.1.0", "X-Scope-OrgID": tenant})
+        with urllib.request.urlopen(req, timeout=10) as r:
+            assert r.status == 204, r.status
+
+
+def expected(t0_ms, phases):
+    return {(l["__name__"], l["i"]): {t0_ms + k * 1000 for k in range(phases * PER_PHASE)}
+            for _, l in SERIES}
+
+
+def vm_samples(vm):
+    q = urllib.parse.urlencode({"match[]": '{__name__=~"rwout_.*"}'})
+    with urllib.request.urlopen(vm + "/api/v1/export?" + q, timeout=10) as r:
+        lines = r.read().decode().splitlines()
+    got = {}
+    for line in lines:
+        o = json.loads(line)
+        got.setdefault((o["metric"]["__name__"], o["metric"]["i"]), set()).update(o["timestamps"])
+    return got
+
+
+def prom_samples(prom):
+    got = {}
+    for r in api(prom, "/api/v1/query", query='{__name__=~"rwout_.*"}[1h]')["result"]:
+        got[(r["metric"]["__name__"], r["metric"]["i"])] = {int(round(float(t) * 1000))
+                                                             for t, _ in r["values"]}
+    return got
+
+
+def has_all(p, fn, url, exp):
+    p.check_alive()
+    try:
+        got = fn(url)
+    except OSError:
+        return False
+    return all(exp[k] <= got.get(k, set()) for k in exp)
+
+
+def metrics(base):
+    _, body = http_get(base + "/metrics")
+    out = {}
+    for line in body.decode().splitlines():
+        if line.startswith("vigil_remote_write_") and "remote=" in line:
+            k, _, v = line.rpartition(" ")
+            out[k] = float(v)
+    return out
+
+
+def start_vm(p, name, port, data):
+    p.start(name, ["victoria-metrics", "-httpListenAddr=127.0.0.1:%d" % port,
+                   "-storageDataPath=" + data, "-retentionPeriod=100y"])
+    url = "http://127.0.0.1:%d" % port
+    wait_until(name + " up", lambda: http_get(url + "/health")[0] == 200)
+    return url
+
+
+def main():
+    with Procs() as p:
+        vm_port, prom_port, port = free_port(), free_port(), free_port()
+        vm = start_vm(p, "vm", vm_port, os.path.join(p.dir, "vm"))
+        prom = "http://127.0.0.1:%d" % prom_port
+        with open(os.path.join(p.dir, "prom.yml"), "w") as f:
+            f.write("global: {scrape_interval: 1m}\n")
+        p.start("prometheus", ["prometheus", "--config.file=" + os.path.join(p.dir, "prom.yml"),
+                               "--storage.tsdb.path=" + os.path.join(p.dir, "prom"),
+                               "--web.enable-remote-write-receiver",
+                               "--web.listen-address=127.0.0.1:%d" % prom_port])
+        wait_until("prometheus ready", lambda: http_get(prom + "/-/ready")[0] == 200)
+        cfg = os.path.join(p.dir, "collector.yml")
+        q = "queue_config: {batch_send_deadline: 500ms, min_backoff: 30ms, max_backoff: 1s}"
+        with open(cfg, "w") as f:
+            f.write("remote_write:\n"
+                    "  - {url: '%s/api/v1/write', name: vm, %s}\n"
+                    "  - url: '%s/api/v1/write'\n"
+                    "    name: prom\n"
+                    "    %s\n"
+                    "    write_relabel_configs: [{target_label: via, replacement: vigil}]\n"
+                    % (vm, q, prom, q))
+        p.start("collector", [os.path.join(BUILD, "vigil-collector"), "--config", cfg,
+                              "--listen", "127.0.0.1:%d" % port,
+                              "--data-dir", os.path.join(p.dir, "c")])
+        base = "http://127.0.0.1:%d" % port
+        wait_until("collector ready", lambda: http_get(base + "/-/ready")[0] == 200)
+
+        t0 = (int(time.time()) - 1200) * 1000
+        post_samples(base, t0, 0)
+        exp = expected(t0, 1)
+        wait_until("VictoriaMetrics has phase 0", lambda: has_all(p, vm_samples, vm, exp),
+                   timeout=120)
+        wait_until("Prometheus has phase 0", lambda: has_all(p, prom_samples, prom, exp),
+                   timeout=120)
+        r = api(prom, "/api/v1/query", query='rwout_a{via="vigil"}[1h]')["result"]
+        assert len(r) == 3, "write_relabel_configs not applied: %r" % r
+        print("phase 0: both receivers hold %d samples" % sum(len(v) for v in exp.values()))
+
+        entry = [e for e in p.procs if e[0] == "vm"][0]
+        entry[1].send_signal(signal.SIGTERM)
+        assert entry[1].wait(timeout=60) == 0, p.log("vm")[-2000:]
+        p.procs.remove(entry)  # stopped on purpose: no longer checked for being alive
+        entry[2].close()
+        post_samples(base, t0, 1)
+        exp = expected(t0, 2)
+        wait_until("sender retrying against the stopped VictoriaMetrics", lambda: metrics(base).get(
+            'vigil_remote_write_retried_samples_total{remote="vm"}', 0) > 0, timeout=60)
+        wait_until("Prometheus has phase 1", lambda: has_all(p, prom_samples, prom, exp),
+                   timeout=120)
+        time.sleep(3)  # an outage of several backoff rounds (not a timing assertion)
+        vm = start_vm(p, "vm2", vm_port, os.path.join(p.dir, "vm"))
+        wait_until("VictoriaMetrics has phase 1 after its restart",
+                   lambda: has_all(p, vm_samples, vm, exp), timeout=180)
+        m = metrics(base)
+        print("collector sender metrics: %r" % m)
+        for r in ("vm", "prom"):
+            assert m.get('vigil_remote_write_failed_samples_total{remote="%s"}' % r) == 0, m
+            assert m.get('vigil_remote_write_samples_total{remote="%s"}' % r) >= \
+                sum(len(v) for v in exp.values()), m
+        p.check_alive()
+    print("test_remote_write_out: OK")
+    print("1 passed, 0 failed")
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
