@@ -729,6 +729,13 @@ static void *ship_main(void *arg)
 
 /* ---- public API ---- */
 
+const vg_breaker_names vg_batcher_breaker_names = {
+    .gauge = "vigil_agent_sink_breaker_state",
+    .opens = "vigil_agent_sink_breaker_opens_total",
+    .label = "sink",
+    .log = "ship",
+};
+
 static void register_metrics(struct batcher_metrics *m, vg_metrics_t *r)
 {
     static const char bd[] = "Batches the agent gave up on, by reason.";
@@ -851,7 +858,7 @@ vg_err_t vg_batcher_new(const vg_batcher_opts *opts, struct vg_sink *sink, vg_me
     b->seq_fd = -1;
     b->sink = sink;
     register_metrics(&b->m, metrics);
-    vg_breaker_init(&b->breaker, opts->breaker,
+    vg_breaker_init(&b->breaker, opts->breaker, &vg_batcher_breaker_names,
                     sink->ops && sink->ops->name ? sink->ops->name : "sink", metrics);
     if (init_fields(b, opts)) {
         destroy(b);

@@ -21,7 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
-#include "breaker.h"
+#include "vigil/breaker.h"
 #include "vigil/error.h"
 #include "vigil/labels.h"
 #include "vigil/metrics.h"
@@ -59,6 +59,10 @@ typedef struct vg_batcher_opts {
 
 /* New batcher that ships through sink (borrowed; must outlive the batcher)
  * and counts into metrics (borrowed, may be NULL). Starts the ship thread. */
+/* The agent's breaker metrics: vigil_agent_sink_breaker_state{sink} and
+ * vigil_agent_sink_breaker_opens_total{sink}. */
+extern const vg_breaker_names vg_batcher_breaker_names;
+
 vg_err_t vg_batcher_new(const vg_batcher_opts *opts, struct vg_sink *sink, vg_metrics_t *metrics,
                         vg_batcher_t **out, vg_error *err);
 /* Flush what is pending, give the sink a bounded time, spool what is left

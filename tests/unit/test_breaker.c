@@ -10,7 +10,8 @@
 
 #include <cmocka.h>
 
-#include "ship/breaker.h"
+#include "ship/batcher.h"
+#include "vigil/breaker.h"
 
 static double gauge(vg_metrics_t *m)
 {
@@ -22,7 +23,7 @@ static void test_opens_after_five_failures(void **state)
 {
     vg_metrics_t *m = vg_metrics_new();
     vg_breaker_t b;
-    vg_breaker_init(&b, NULL, "kafka", m);
+    vg_breaker_init(&b, NULL, &vg_batcher_breaker_names, "kafka", m);
     int64_t t = 1000;
     for (int i = 0; i < 4; i++) {
         assert_true(vg_breaker_allow(&b, t));
@@ -53,7 +54,7 @@ static void test_half_open_probes_then_closes(void **state)
 {
     vg_metrics_t *m = vg_metrics_new();
     vg_breaker_t b;
-    vg_breaker_init(&b, NULL, "kafka", m);
+    vg_breaker_init(&b, NULL, &vg_batcher_breaker_names, "kafka", m);
     open_it(&b, 0);
     assert_int_equal(vg_breaker_state_at(&b, 30000), VG_BREAKER_HALF_OPEN);
     assert_true(gauge(m) == 2);
@@ -76,7 +77,7 @@ static void test_half_open_probes_then_closes(void **state)
 static void test_half_open_failure_reopens(void **state)
 {
     vg_breaker_t b;
-    vg_breaker_init(&b, NULL, "http", NULL);
+    vg_breaker_init(&b, NULL, &vg_batcher_breaker_names, "http", NULL);
     open_it(&b, 0);
     assert_true(vg_breaker_allow(&b, 30000));
     vg_breaker_success(&b, 30000);
@@ -95,7 +96,7 @@ static void test_custom_options(void **state)
 {
     vg_breaker_opts o = {.failures = 1, .open_ms = 10, .probes = 1, .successes = 5};
     vg_breaker_t b;
-    vg_breaker_init(&b, &o, "x", NULL);
+    vg_breaker_init(&b, &o, &vg_batcher_breaker_names, "x", NULL);
     assert_int_equal(b.o.successes, 1); /* cannot need more successes than probes */
     vg_breaker_failure(&b, 0);
     assert_int_equal(vg_breaker_state_at(&b, 9), VG_BREAKER_OPEN);

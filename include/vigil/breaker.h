@@ -1,5 +1,6 @@
 /*
- * breaker.h - a circuit breaker per sink.
+ * breaker.h - a circuit breaker per sink (the agent's ship sinks, the
+ * collector's SIEM outputs).
  *
  * When a sink keeps failing, hammering it wastes the ship thread's time
  * (each Kafka attempt can wait for a message timeout) and the peer's, so
@@ -11,8 +12,8 @@
  * Time is an explicit argument (monotonic milliseconds) so tests drive it
  * without sleeping. Not thread-safe: the ship thread owns its breakers.
  */
-#ifndef VIGIL_AGENT_BREAKER_H
-#define VIGIL_AGENT_BREAKER_H
+#ifndef VIGIL_BREAKER_H
+#define VIGIL_BREAKER_H
 
 #include <stdint.h>
 
@@ -38,13 +39,25 @@ typedef struct vg_breaker {
     int probes_inflight; /* half-open requests let through and not yet answered */
     int probe_successes; /* successes since half-open */
     int64_t opened_ms;   /* when it last opened */
-    vg_metric_t *gauge;  /* vigil_agent_sink_breaker_state{sink} */
-    vg_metric_t *opens;  /* vigil_agent_sink_breaker_opens_total{sink} */
+    vg_metric_t *gauge;  /* names->gauge{label=which} */
+    vg_metric_t *opens;  /* names->opens{label=which} */
+    const char *log;     /* log component */
 } vg_breaker_t;
 
-/* Set up a closed breaker; o may be NULL (defaults). m may be NULL; sink names
- * the gauge's label. Holds no heap memory. */
-void vg_breaker_init(vg_breaker_t *b, const vg_breaker_opts *o, const char *sink, vg_metrics_t *m);
+/* The metric names a user gives its breakers, so each keeps its own series
+ * (the agent: vigil_agent_sink_breaker_state{sink}; the SIEM forwarder:
+ * vigil_siem_breaker_state{output}). */
+typedef struct vg_breaker_names {
+    const char *gauge; /* state gauge: 0 closed, 1 open, 2 half-open */
+    const char *opens; /* counter of transitions to open */
+    const char *label; /* label name; the value is init's `which` */
+    const char *log;   /* log component */
+} vg_breaker_names;
+
+/* Set up a closed breaker; o may be NULL (defaults). m or names may be NULL
+ * (no metrics); which is the label value. Holds no heap memory. */
+void vg_breaker_init(vg_breaker_t *b, const vg_breaker_opts *o, const vg_breaker_names *names,
+                     const char *which, vg_metrics_t *m);
 /* State at now (open turns half-open once open_ms has passed). */
 vg_breaker_state vg_breaker_state_at(vg_breaker_t *b, int64_t now_ms);
 /* Would a request be allowed now? Does not use up a probe. */

@@ -2,12 +2,12 @@
  * breaker.c - closed -> open -> half-open -> closed, with injected time.
  *
  * A plain struct with no locks and no allocation: the ship thread embeds
- * one per sink and is its only user, and a breaker that cannot fail to be
- * created cannot leave the ship path half built. The state is mirrored into
- * a gauge on every transition (0 closed, 1 open, 2 half-open) so an
- * operator sees an outage as a step in one series.
+ * one per sink (the SIEM forwarder one per output thread) and is its only user, and a breaker that
+ * cannot fail to be created cannot leave the ship path half built. The state is mirrored into a
+ * gauge on every transition (0 closed, 1 open, 2 half-open) so an operator sees an outage as a step
+ * in one series.
  */
-#include "breaker.h"
+#include "vigil/breaker.h"
 
 #include <stdio.h>
 #include <string.h>
@@ -19,7 +19,7 @@ static const char *names[] = {"closed", "open", "half-open"};
 static void set_state(vg_breaker_t *b, vg_breaker_state s, int64_t now_ms)
 {
     if (b->state == s) return;
-    vg_log_info("ship", "circuit breaker changed state", "from=%s to=%s", names[b->state],
+    vg_log_info(b->log, "circuit breaker changed state", "from=%s to=%s", names[b->state],
                 names[s]);
     b->state = s;
     if (s == VG_BREAKER_OPEN) {
@@ -31,22 +31,23 @@ static void set_state(vg_breaker_t *b, vg_breaker_state s, int64_t now_ms)
     vg_metric_set(b->gauge, (double)s);
 }
 
-void vg_breaker_init(vg_breaker_t *b, const vg_breaker_opts *o, const char *sink, vg_metrics_t *m)
+void vg_breaker_init(vg_breaker_t *b, const vg_breaker_opts *o, const vg_breaker_names *names,
+                     const char *which, vg_metrics_t *m)
 {
     memset(b, 0, sizeof(*b));
+    b->log = names && names->log ? names->log : "breaker";
     if (o) b->o = *o;
     if (b->o.failures <= 0) b->o.failures = 5;
     if (b->o.open_ms <= 0) b->o.open_ms = 30000;
     if (b->o.probes <= 0) b->o.probes = 3;
     if (b->o.successes <= 0) b->o.successes = 2;
     if (b->o.successes > b->o.probes) b->o.successes = b->o.probes;
-    if (!m) return;
-    char lab[128];
-    snprintf(lab, sizeof(lab), "sink=\"%s\"", sink ? sink : "");
-    b->gauge = vg_metrics_gauge(m, "vigil_agent_sink_breaker_state",
-                                "Circuit breaker per sink: 0 closed, 1 open, 2 half-open.", lab);
-    b->opens = vg_metrics_counter(m, "vigil_agent_sink_breaker_opens_total",
-                                  "Times the sink's circuit breaker opened.", lab);
+    if (!m || !names) return;
+    char lab[160];
+    snprintf(lab, sizeof(lab), "%s=\"%s\"", names->label, which ? which : "");
+    b->gauge = vg_metrics_gauge(m, names->gauge,
+                                "Circuit breaker state: 0 closed, 1 open, 2 half-open.", lab);
+    b->opens = vg_metrics_counter(m, names->opens, "Times the circuit breaker opened.", lab);
     vg_metric_set(b->gauge, 0);
 }
 
