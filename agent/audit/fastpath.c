@@ -52,6 +52,7 @@ typedef struct top {
 
 typedef struct scan {
     const char *line, *p, *e;
+    const char *done; /* line[done..p) is still to be copied to out as it is */
     vg_redactor_t *r;
     vg_buf out, dec, tmp;
     top_t top[MAX_KEYS];
@@ -71,10 +72,32 @@ static int put(vg_buf *b, const char *s, size_t n)
     return vg_buf_append(b, s, n) ? ST_NOMEM : ST_OK;
 }
 
-static void skip_ws(scan_t *sc)
+/* Copy the pending input up to upto into out. */
+static int flush(scan_t *sc, const char *upto)
 {
+    int st = put(&sc->out, sc->done, (size_t)(upto - sc->done));
+    sc->done = upto;
+    return st;
+}
+
+/* Before a token at start is written differently from the input: the
+ * pending input up to it goes out first; the token itself (start..p) is
+ * then skipped by replaced(). */
+static void replaced(scan_t *sc)
+{
+    sc->done = sc->p;
+}
+
+/* Whitespace is dropped from the output (jansson's compact dump has none). */
+static int skip_ws(scan_t *sc)
+{
+    const char *w = sc->p;
     while (sc->p < sc->e && (*sc->p == ' ' || *sc->p == '\t' || *sc->p == '\n' || *sc->p == '\r'))
         sc->p++;
+    if (sc->p == w) return ST_OK;
+    int st = flush(sc, w);
+    replaced(sc);
+    return st;
 }
 
 /* jansson's string dump: \" \\ \b \f \n \r \t, other controls as \u00XX. */
@@ -197,15 +220,23 @@ static int scan_string(scan_t *sc, span_t *sp)
     }
 }
 
-/* A string as jansson dumps it: the raw bytes with their quotes when no escape was decoded. */
-static int emit_str(scan_t *sc, span_t sp)
+/* The token start..p written as the JSON string s (n bytes) instead of as it is. */
+static int rewrite_str(scan_t *sc, const char *start, const char *s, size_t n)
 {
-    if (!sp.dec) return put(&sc->out, sc->line + sp.off - 1, sp.len + 2);
-    return dump_str(&sc->out, str_of(sc, sp), sp.len);
+    int st = flush(sc, start);
+    replaced(sc);
+    return st ? st : dump_str(&sc->out, s, n);
 }
 
-/* Value redaction of s: 1 in *hit and the replacement dumped as a string when a rule hit. */
-static int redact_text(scan_t *sc, const char *s, size_t n, top_t *t, int *hit)
+/* A string token from start, as jansson dumps it: as it is when no escape was decoded. */
+static int emit_str(scan_t *sc, const char *start, span_t sp)
+{
+    return sp.dec ? rewrite_str(sc, start, str_of(sc, sp), sp.len) : ST_OK;
+}
+
+/* Value redaction of s: 1 in *hit and the token from start rewritten as the
+ * replacement when a rule hit. */
+static int redact_text(scan_t *sc, const char *start, const char *s, size_t n, top_t *t, int *hit)
 {
     int changed = 0, st;
     *hit = 0;
@@ -213,7 +244,7 @@ static int redact_text(scan_t *sc, const char *s, size_t n, top_t *t, int *hit)
     if (vg_redact_value(sc->r, s, n, &sc->tmp, &changed)) return ST_NOMEM;
     if (!changed) return ST_OK;
     *hit = 1;
-    if ((st = dump_str(&sc->out, sc->tmp.data ? sc->tmp.data : "", sc->tmp.len))) return st;
+    if ((st = rewrite_str(sc, start, sc->tmp.data ? sc->tmp.data : "", sc->tmp.len))) return st;
     if (!t) return ST_OK;
     t->red = 1;
     t->rval = (span_t){sc->dec.len, sc->tmp.len, 1};
@@ -222,6 +253,7 @@ static int redact_text(scan_t *sc, const char *s, size_t n, top_t *t, int *hit)
 
 static int value_string(scan_t *sc, top_t *t, int redact)
 {
+    const char *start = sc->p;
     span_t sp;
     int st, hit = 0;
     if ((st = scan_string(sc, &sp))) return st;
@@ -229,8 +261,8 @@ static int value_string(scan_t *sc, top_t *t, int redact)
         t->type = T_STR;
         t->val = sp;
     }
-    if (redact && (st = redact_text(sc, str_of(sc, sp), sp.len, t, &hit))) return st;
-    return hit ? ST_OK : emit_str(sc, sp);
+    if (redact && (st = redact_text(sc, start, str_of(sc, sp), sp.len, t, &hit))) return st;
+    return hit ? ST_OK : emit_str(sc, start, sp);
 }
 
 /* jansson's real dump: "%.17g", ".0" when it would read back as an integer,
@@ -303,6 +335,8 @@ static int value_number(scan_t *sc, top_t *t, int redact)
         double v = strtod(num, NULL);
         if (isinf(v)) return ST_BAIL; /* jansson: "real number overflow" */
         if (t) t->type = T_REAL, t->dval = v;
+        if ((st = flush(sc, start))) return st;
+        replaced(sc);
         return put_real(&sc->out, v);
     }
     if (n - (num[0] == '-') > 18 || !strcmp(num, "-0")) return ST_BAIL;
@@ -312,8 +346,7 @@ static int value_number(scan_t *sc, top_t *t, int redact)
         t->val = (span_t){(size_t)(start - sc->line), n, 0};
     }
     /* integers of 13+ characters are redacted as text, like redact.c's redact_scalar */
-    if (redact && n >= 13 && (st = redact_text(sc, num, n, t, &hit))) return st;
-    return hit ? ST_OK : put(&sc->out, num, n);
+    return redact && n >= 13 ? redact_text(sc, start, num, n, t, &hit) : ST_OK;
 }
 
 static int value_literal(scan_t *sc, top_t *t)
@@ -324,7 +357,7 @@ static int value_literal(scan_t *sc, top_t *t)
         if ((size_t)(sc->e - sc->p) >= n && !memcmp(sc->p, lit[i], n)) {
             sc->p += n;
             if (t) t->type = i == 2 ? T_NULL : T_OTHER;
-            return put(&sc->out, lit[i], n);
+            return ST_OK;
         }
     }
     return ST_BAIL;
@@ -338,12 +371,15 @@ static int same_key(const scan_t *sc, span_t a, span_t b)
 /* One member's value; a secret-named member's value is checked, then replaced. */
 static int member_value(scan_t *sc, int depth, span_t key, top_t *t)
 {
-    size_t repl_len = 0, mark = sc->out.len;
+    size_t repl_len = 0, mark;
     int secret = sc->r && vg_redact_keyn(sc->r, str_of(sc, key), key.len);
-    int st = scan_value(sc, depth, t, !secret);
-    if (st || !secret) return st;
+    if (!secret) return scan_value(sc, depth, t, 1);
+    int st = flush(sc, sc->p);
+    mark = sc->out.len;
+    if (st || (st = scan_value(sc, depth, t, 0))) return st;
     const char *repl = vg_redact_field_repl(sc->r, &repl_len);
-    sc->out.len = mark;
+    sc->out.len = mark; /* whatever of the value went out already */
+    replaced(sc);
     if ((st = dump_str(&sc->out, repl, repl_len))) return st;
     if (!t) return ST_OK;
     t->red = 1;
@@ -353,6 +389,7 @@ static int member_value(scan_t *sc, int depth, span_t key, top_t *t)
 
 static int scan_member(scan_t *sc, int depth, span_t *keys, size_t *nk, int is_top)
 {
+    const char *start = sc->p;
     span_t k;
     top_t *t = NULL;
     int st;
@@ -361,10 +398,9 @@ static int scan_member(scan_t *sc, int depth, span_t *keys, size_t *nk, int is_t
     for (size_t i = 0; i < *nk; i++)
         if (same_key(sc, keys[i], k)) return ST_BAIL; /* duplicate key */
     keys[(*nk)++] = k;
-    if ((st = emit_str(sc, k)) || vg_buf_putc(&sc->out, ':')) return st ? st : ST_NOMEM;
-    skip_ws(sc);
+    if ((st = emit_str(sc, start, k)) || (st = skip_ws(sc))) return st;
     if (sc->p >= sc->e || *sc->p++ != ':') return ST_BAIL;
-    skip_ws(sc);
+    if ((st = skip_ws(sc))) return st;
     if (is_top) {
         t = &sc->top[sc->ntop++];
         memset(t, 0, sizeof *t);
@@ -381,22 +417,21 @@ static int scan_container(scan_t *sc, int depth, int redact)
     char close = *sc->p == '{' ? '}' : ']';
     int st;
     if (depth >= MAX_DEPTH) return ST_BAIL;
-    if (vg_buf_putc(&sc->out, *sc->p++)) return ST_NOMEM;
-    skip_ws(sc);
+    sc->p++;
+    if ((st = skip_ws(sc))) return st;
     if (sc->p < sc->e && *sc->p == close) {
         sc->p++;
-        return vg_buf_putc(&sc->out, close) ? ST_NOMEM : ST_OK;
+        return ST_OK;
     }
     for (;;) {
         st = close == '}' ? scan_member(sc, depth + 1, keys, &nk, depth == 0)
                           : scan_value(sc, depth + 1, NULL, redact);
-        if (st) return st;
-        skip_ws(sc);
+        if (st || (st = skip_ws(sc))) return st;
         if (sc->p >= sc->e) return ST_BAIL;
         char c = *sc->p++;
-        if (c == close) return vg_buf_putc(&sc->out, close) ? ST_NOMEM : ST_OK;
-        if (c != ',' || vg_buf_putc(&sc->out, ',')) return c != ',' ? ST_BAIL : ST_NOMEM;
-        skip_ws(sc);
+        if (c == close) return ST_OK;
+        if (c != ',') return ST_BAIL;
+        if ((st = skip_ws(sc))) return st;
     }
 }
 
@@ -490,13 +525,12 @@ static int fill(scan_t *sc, vg_audit_rec *out)
 static int scan_line(scan_t *sc, const char *line, size_t len)
 {
     int st;
-    sc->line = sc->p = line;
+    sc->line = sc->p = sc->done = line;
     sc->e = line + len;
-    skip_ws(sc);
-    if (sc->p >= sc->e || *sc->p != '{') return ST_BAIL;
     if (vg_buf_reserve(&sc->out, len + 1)) return ST_NOMEM;
-    if ((st = scan_container(sc, 0, 1))) return st;
-    skip_ws(sc);
+    if ((st = skip_ws(sc))) return st;
+    if (sc->p >= sc->e || *sc->p != '{') return ST_BAIL;
+    if ((st = scan_container(sc, 0, 1)) || (st = flush(sc, sc->p)) || (st = skip_ws(sc))) return st;
     return sc->p == sc->e ? ST_OK : ST_BAIL;
 }
 
