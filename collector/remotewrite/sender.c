@@ -7,8 +7,9 @@
  * one snappy WriteRequest per tenant and retries it with exponential backoff
  * until the remote answers 2xx, or a 4xx other than 429 says a retry will
  * never help. Only then is the cursor advanced and written (tmp + rename),
- * so a crash or a long outage resends, never skips. One connection per
- * remote keeps every series in order (max_shards is accepted, not used).
+ * so a crash or a long outage resends, never skips. A batch is split over a
+ * fixed number of shards (min(max_shards, 4) connections, sending in
+ * parallel) by series hash, so each series keeps its order.
  */
 #include "remotewrite/sender.h"
 
@@ -30,10 +31,28 @@
 #include "vigil/clock.h"
 #include "vigil/log.h"
 
-#define COMP    "remote_write"
-#define POLL_MS 100
+#define COMP       "remote_write"
+#define POLL_MS    100
+#define MAX_SHARDS 4
+
+struct queue;
+
+/* One sending connection. A batch is split by series hash, so a series always
+ * goes through the same shard and keeps its order. */
+typedef struct shard {
+    struct queue *q;
+    CURL *curl;
+    vg_buf body;
+    const vg_rws_sample *work; /* this batch's share, grouped by tenant then series */
+    const char *const *tenant; /* tenant of each work sample */
+    size_t n;
+    int stopped;  /* the sender stopped before all of work went out */
+    int64_t maxt; /* newest timestamp the remote accepted */
+    pthread_t thread;
+} shard;
 
 typedef struct queue {
+    vg_rw_sender_t *owner;
     const vg_rws_config *cfg;
     char name[128];
     char cursor_path[4200];
@@ -43,9 +62,9 @@ typedef struct queue {
     vg_ww_sample *batch;
     size_t nbatch;
     vg_ww_cursor batch_end; /* cursor after the batch */
-    vg_buf body;
-    char *secret; /* password or credentials read from a file */
-    CURL *curl;
+    char *secret;           /* password or credentials read from a file */
+    shard shards[MAX_SHARDS];
+    size_t nshards; /* min(max_shards, MAX_SHARDS) */
     pthread_t thread;
     int started;
     vg_metric_t *m_sent, *m_failed, *m_retried, *m_dropped, *m_pending, *m_highest;
@@ -173,8 +192,9 @@ static size_t discard(char *p, size_t sz, size_t n, void *ud)
 
 /* POST the encoded body for tenant: the HTTP status, or 0 on a network
  * error (*why says which). */
-static long post(queue *q, const char *tenant, const char **why)
+static long post(shard *sh, const char *tenant, const char **why)
 {
+    queue *q = sh->q;
     const vg_rws_config *c = q->cfg;
     struct curl_slist *h = NULL;
     char line[1024];
@@ -197,14 +217,24 @@ static long post(queue *q, const char *tenant, const char **why)
                  cred ? cred : "");
         h = curl_slist_append(h, line);
     }
-    curl_easy_setopt(q->curl, CURLOPT_HTTPHEADER, h);
-    curl_easy_setopt(q->curl, CURLOPT_POSTFIELDS, q->body.data);
-    curl_easy_setopt(q->curl, CURLOPT_POSTFIELDSIZE, (long)q->body.len);
-    CURLcode cc = curl_easy_perform(q->curl);
+    curl_easy_setopt(sh->curl, CURLOPT_HTTPHEADER, h);
+    curl_easy_setopt(sh->curl, CURLOPT_POSTFIELDS, sh->body.data);
+    curl_easy_setopt(sh->curl, CURLOPT_POSTFIELDSIZE, (long)sh->body.len);
+    CURLcode cc = curl_easy_perform(sh->curl);
     *why = cc == CURLE_OK ? "" : curl_easy_strerror(cc);
-    if (cc == CURLE_OK) curl_easy_getinfo(q->curl, CURLINFO_RESPONSE_CODE, &status);
+    if (cc == CURLE_OK) curl_easy_getinfo(sh->curl, CURLINFO_RESPONSE_CODE, &status);
     curl_slist_free_all(h);
     return status;
+}
+
+static int stopping(vg_rw_sender_t *s);
+
+/* curl progress callback: abort a request in flight when the sender stops, so
+ * shutdown does not wait for remote_timeout. */
+static int abort_on_stop(void *ud, curl_off_t a, curl_off_t b, curl_off_t c, curl_off_t d)
+{
+    (void)a, (void)b, (void)c, (void)d;
+    return stopping(((queue *)ud)->owner);
 }
 
 static char *read_secret(const char *path)
@@ -221,30 +251,35 @@ static char *read_secret(const char *path)
     return s;
 }
 
-static vg_err_t setup_curl(queue *q, vg_error *err)
+static vg_err_t setup_curl(queue *q, shard *sh, vg_error *err)
 {
     const vg_rws_config *c = q->cfg;
-    if (!(q->curl = curl_easy_init())) return vg_error_set(err, VG_ENOMEM, "curl init failed");
+    sh->q = q;
+    vg_buf_init(&sh->body, 0);
+    if (!(sh->curl = curl_easy_init())) return vg_error_set(err, VG_ENOMEM, "curl init failed");
     const char *file = c->basic_auth.password_file ? c->basic_auth.password_file
                                                    : c->authorization.credentials_file;
-    if (file && !(q->secret = read_secret(file)))
+    if (file && !q->secret && !(q->secret = read_secret(file)))
         return vg_error_set(err, VG_ECONFIG, "remote_write %s: cannot read %s: %s; fix the path",
                             q->name, file, strerror(errno));
-    curl_easy_setopt(q->curl, CURLOPT_URL, c->url);
-    curl_easy_setopt(q->curl, CURLOPT_NOSIGNAL, 1L);
-    curl_easy_setopt(q->curl, CURLOPT_TIMEOUT_MS, (long)c->remote_timeout_ms);
-    curl_easy_setopt(q->curl, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(sh->curl, CURLOPT_URL, c->url);
+    curl_easy_setopt(sh->curl, CURLOPT_NOSIGNAL, 1L);
+    curl_easy_setopt(sh->curl, CURLOPT_TIMEOUT_MS, (long)c->remote_timeout_ms);
+    curl_easy_setopt(sh->curl, CURLOPT_WRITEFUNCTION, discard);
+    curl_easy_setopt(sh->curl, CURLOPT_XFERINFOFUNCTION, abort_on_stop);
+    curl_easy_setopt(sh->curl, CURLOPT_XFERINFODATA, q);
+    curl_easy_setopt(sh->curl, CURLOPT_NOPROGRESS, 0L);
     if (c->basic_auth.username) {
-        curl_easy_setopt(q->curl, CURLOPT_USERNAME, c->basic_auth.username);
-        curl_easy_setopt(q->curl, CURLOPT_PASSWORD,
+        curl_easy_setopt(sh->curl, CURLOPT_USERNAME, c->basic_auth.username);
+        curl_easy_setopt(sh->curl, CURLOPT_PASSWORD,
                          c->basic_auth.password ? c->basic_auth.password : q->secret);
     }
-    if (c->tls.ca_file) curl_easy_setopt(q->curl, CURLOPT_CAINFO, c->tls.ca_file);
-    if (c->tls.cert_file) curl_easy_setopt(q->curl, CURLOPT_SSLCERT, c->tls.cert_file);
-    if (c->tls.key_file) curl_easy_setopt(q->curl, CURLOPT_SSLKEY, c->tls.key_file);
+    if (c->tls.ca_file) curl_easy_setopt(sh->curl, CURLOPT_CAINFO, c->tls.ca_file);
+    if (c->tls.cert_file) curl_easy_setopt(sh->curl, CURLOPT_SSLCERT, c->tls.cert_file);
+    if (c->tls.key_file) curl_easy_setopt(sh->curl, CURLOPT_SSLKEY, c->tls.key_file);
     if (c->tls.insecure_skip_verify) {
-        curl_easy_setopt(q->curl, CURLOPT_SSL_VERIFYPEER, 0L);
-        curl_easy_setopt(q->curl, CURLOPT_SSL_VERIFYHOST, 0L);
+        curl_easy_setopt(sh->curl, CURLOPT_SSL_VERIFYPEER, 0L);
+        curl_easy_setopt(sh->curl, CURLOPT_SSL_VERIFYHOST, 0L);
     }
     return VG_OK;
 }
@@ -297,39 +332,54 @@ static void fill(vg_rw_sender_t *s, queue *q)
     vg_metric_add(q->m_dropped, (double)lost);
 }
 
-/* Order of indices into the batch: tenant, series, then position (stable). */
-static int by_tenant_series(const void *pa, const void *pb, void *ud)
+/* Order of indices into the batch: shard, tenant, series, then position
+ * (stable), so each shard's share is one slice grouped by tenant. */
+static int by_shard_tenant_series(const void *pa, const void *pb, void *ud)
 {
-    const vg_ww_sample *batch = ud;
+    const queue *q = ud;
     size_t ia = *(const size_t *)pa, ib = *(const size_t *)pb;
-    const vg_ww_series *a = batch[ia].series, *b = batch[ib].series;
+    const vg_ww_series *a = q->batch[ia].series, *b = q->batch[ib].series;
+    uint64_t sa = a->hash % q->nshards, sb = b->hash % q->nshards;
+    if (sa != sb) return sa < sb ? -1 : 1;
     int c = a == b ? 0 : strcmp(a->tenant, b->tenant);
     if (c) return c;
     if (a != b) return a < b ? -1 : 1;
     return ia < ib ? -1 : ia > ib;
 }
 
-/* Send one tenant's run with retries; 1 when stopping before it went out. */
-static int send_run(vg_rw_sender_t *s, queue *q, const vg_rws_sample *run, size_t n,
-                    const char *tenant)
+static void log_retry(queue *q, unsigned attempt, long st, const char *why, const char *tenant,
+                      size_t n)
 {
+    if (attempt == 0)
+        vg_log_warn(COMP, "remote unavailable; retrying with backoff until it answers",
+                    "remote=%s url=%s tenant=%s status=%ld err=\"%s\" samples=%zu", q->name,
+                    q->cfg->url, tenant, st, why, n);
+    else if (attempt % 50 == 0)
+        vg_log_warn(COMP, "remote still failing", "remote=%s status=%ld attempts=%u", q->name, st,
+                    attempt + 1);
+}
+
+/* Send one tenant's run with retries; 1 when stopping before it went out. */
+static int send_run(shard *sh, const vg_rws_sample *run, size_t n, const char *tenant)
+{
+    queue *q = sh->q;
     vg_error err = {0};
     int64_t maxt = INT64_MIN;
     for (size_t i = 0; i < n; i++)
         if (run[i].ts > maxt) maxt = run[i].ts;
     for (unsigned attempt = 0;; attempt++) {
-        if (vg_rws_encode(run, n, &q->body, &err)) {
+        if (vg_rws_encode(run, n, &sh->body, &err)) {
             vg_log_error(COMP, "cannot encode", "remote=%s err=\"%s\"", q->name, err.msg);
-            if (nap(s, 1000)) return 1;
+            if (nap(q->owner, 1000)) return 1;
             continue;
         }
         const char *why = "";
-        long st = post(q, tenant, &why);
+        long st = post(sh, tenant, &why);
         if (st >= 200 && st < 300) {
             if (attempt)
                 vg_log_info(COMP, "remote back", "remote=%s attempts=%u", q->name, attempt + 1);
             vg_metric_add(q->m_sent, (double)n);
-            vg_metric_set(q->m_highest, (double)maxt / 1000.0);
+            if (maxt > sh->maxt) sh->maxt = maxt;
             return 0;
         }
         int retry = st == 0 || st >= 500 || (st == 429 && q->cfg->queue.retry_on_http_429);
@@ -340,45 +390,82 @@ static int send_run(vg_rw_sender_t *s, queue *q, const vg_rws_sample *run, size_
             return 0;
         }
         vg_metric_add(q->m_retried, (double)n);
-        if (attempt == 0)
-            vg_log_warn(COMP, "remote unavailable; retrying with backoff until it answers",
-                        "remote=%s url=%s tenant=%s status=%ld err=\"%s\" samples=%zu", q->name,
-                        q->cfg->url, tenant, st, why, n);
-        if (attempt > 0 && st != 0 && attempt % 50 == 0)
-            vg_log_warn(COMP, "remote still failing", "remote=%s status=%ld attempts=%u", q->name,
-                        st, attempt + 1);
-        if (nap(s, vg_rws_backoff_ms(q->cfg->queue.min_backoff_ms, q->cfg->queue.max_backoff_ms,
-                                     attempt)))
+        log_retry(q, attempt, st, why, tenant, n);
+        if (nap(q->owner, vg_rws_backoff_ms(q->cfg->queue.min_backoff_ms,
+                                            q->cfg->queue.max_backoff_ms, attempt)))
             return 1;
     }
 }
 
-/* Sort the batch by tenant then series (keeping each series' order) and send
- * it as one request per tenant. 0 when all of it is done. */
+/* A shard's thread: its slice of the batch, one request per tenant. */
+static void *shard_main(void *ud)
+{
+    shard *sh = ud;
+    for (size_t i = 0, j; i < sh->n && !sh->stopped; i = j) {
+        for (j = i + 1; j < sh->n && !strcmp(sh->tenant[j], sh->tenant[i]); j++)
+            ;
+        sh->stopped = send_run(sh, sh->work + i, j - i, sh->tenant[i]);
+    }
+    return NULL;
+}
+
+/* Hand each shard its slice of the sorted batch, run them in parallel, wait. */
+static int run_shards(queue *q, const vg_rws_sample *flat, const char **ten, const size_t *ord)
+{
+    int stop = 0;
+    int64_t maxt = INT64_MIN;
+    size_t i = 0;
+    for (size_t k = 0; k < q->nshards; k++) {
+        shard *sh = &q->shards[k];
+        size_t j = i;
+        while (j < q->nbatch && q->batch[ord[j]].series->hash % q->nshards == k) j++;
+        *sh = (shard){.q = q,
+                      .curl = sh->curl,
+                      .body = sh->body,
+                      .work = flat + i,
+                      .tenant = ten + i,
+                      .n = j - i,
+                      .maxt = INT64_MIN};
+        i = j;
+        if (sh->n && pthread_create(&sh->thread, NULL, shard_main, sh)) {
+            shard_main(sh); /* no thread: send from here */
+            sh->n = 0;
+        }
+    }
+    for (size_t k = 0; k < q->nshards; k++) {
+        shard *sh = &q->shards[k];
+        if (sh->n) pthread_join(sh->thread, NULL);
+        stop |= sh->stopped;
+        if (sh->maxt > maxt) maxt = sh->maxt;
+    }
+    if (maxt != INT64_MIN) vg_metric_set(q->m_highest, (double)maxt / 1000.0);
+    return stop;
+}
+
+/* Sort the batch (shard, tenant, series; each series keeps its order) and
+ * send it. 0 when all of it is done, 1 when stopping, -1 out of memory. */
 static int send_batch(vg_rw_sender_t *s, queue *q)
 {
     size_t n = q->nbatch;
     vg_rws_sample *flat = vg_malloc((n ? n : 1) * sizeof *flat);
+    const char **ten = vg_malloc((n ? n : 1) * sizeof *ten);
     size_t *ord = vg_malloc((n ? n : 1) * sizeof *ord);
-    int stop = 0;
-    if (!flat || !ord) {
-        vg_free(flat);
-        vg_free(ord);
-        return nap(s, 1000) ? 1 : -1;
+    int stop = -1;
+    if (!flat || !ten || !ord) {
+        if (nap(s, 1000)) stop = 1;
+        goto out;
     }
     for (size_t i = 0; i < n; i++) ord[i] = i;
-    qsort_r(ord, n, sizeof *ord, by_tenant_series, q->batch);
+    qsort_r(ord, n, sizeof *ord, by_shard_tenant_series, q);
     for (size_t i = 0; i < n; i++) {
         const vg_ww_sample *x = &q->batch[ord[i]];
         flat[i] = (vg_rws_sample){x->series->labels, x->series->n, x->ts, x->v};
+        ten[i] = x->series->tenant;
     }
-    for (size_t i = 0, j; i < n && !stop; i = j) {
-        const char *tenant = q->batch[ord[i]].series->tenant;
-        for (j = i + 1; j < n && !strcmp(q->batch[ord[j]].series->tenant, tenant); j++)
-            ;
-        stop = send_run(s, q, flat + i, j - i, tenant);
-    }
+    stop = run_shards(q, flat, ten, ord);
+out:
     vg_free(flat);
+    vg_free(ten);
     vg_free(ord);
     return stop;
 }
@@ -432,7 +519,6 @@ static vg_err_t queue_init(queue *q, const vg_rws_config *c, size_t i, const cha
 {
     vg_ww_cursor cur;
     q->cfg = c;
-    vg_buf_init(&q->body, 0);
     if (c->name)
         snprintf(q->name, sizeof q->name, "%s", c->name);
     else
@@ -442,7 +528,8 @@ static vg_err_t queue_init(queue *q, const vg_rws_config *c, size_t i, const cha
     vg_relabel_where_t w;
     vg_err_t rc =
         vg_relabel_new(c->write_relabel_rules, c->nwrite_relabel_rules, &q->relabel, &w, err);
-    if (!rc) rc = setup_curl(q, err);
+    q->nshards = c->queue.max_shards < MAX_SHARDS ? c->queue.max_shards : MAX_SHARDS;
+    for (size_t k = 0; k < q->nshards && !rc; k++) rc = setup_curl(q, &q->shards[k], err);
     if (rc) return rc;
     if (!(q->batch = vg_calloc(c->queue.max_samples_per_send, sizeof *q->batch)))
         return vg_error_set(err, VG_ENOMEM, "out of memory");
@@ -455,8 +542,10 @@ static void queue_release(queue *q)
 {
     vg_walwatch_free(q->ww);
     vg_relabel_free(q->relabel);
-    if (q->curl) curl_easy_cleanup(q->curl);
-    vg_buf_free(&q->body);
+    for (size_t k = 0; k < MAX_SHARDS; k++) {
+        if (q->shards[k].curl) curl_easy_cleanup(q->shards[k].curl);
+        vg_buf_free(&q->shards[k].body);
+    }
     vg_free(q->batch);
     vg_free(q->secret);
 }
@@ -478,8 +567,10 @@ vg_err_t vg_rw_sender_new(const vg_rws_config *cfgs, size_t n, const char *wal_d
                           state_dir, strerror(errno));
         goto fail;
     }
-    for (size_t i = 0; i < n && !rc; i++)
+    for (size_t i = 0; i < n && !rc; i++) {
+        s->q[i].owner = s;
         rc = queue_init(&s->q[i], &cfgs[i], i, wal_dir, state_dir, metrics, err);
+    }
     for (size_t i = 0; i < n && !rc; i++) {
         run_arg *a = vg_malloc(sizeof *a);
         if (!a) rc = vg_error_set(err, VG_ENOMEM, "out of memory");

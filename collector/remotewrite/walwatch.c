@@ -161,6 +161,7 @@ static void on_series(vg_walwatch_t *w, const uint8_t *p, size_t n)
     if (w->relabel &&
         vg_relabel_apply(w->relabel, s->labels, &s->n, cap, w->arena) != VG_RELABEL_KEEP)
         s->dropped = 1;
+    s->hash = vg_labels_hash(s->labels, s->n);
     vg_ww_series **sl = map_slot(w, vg_le_get64(p));
     if (!*sl) w->map_n++;
     *sl = s;

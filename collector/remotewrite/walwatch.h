@@ -32,7 +32,8 @@ typedef struct vg_ww_series {
     const char *tenant;
     vg_label_t *labels; /* sorted */
     size_t n;
-    int dropped; /* relabeling dropped it */
+    int dropped;   /* relabeling dropped it */
+    uint64_t hash; /* of the labels after relabeling: picks the sender's shard */
 } vg_ww_series;
 
 typedef struct vg_ww_sample {
