@@ -50,6 +50,11 @@ typedef struct vg_auditstore_opts {
      * dir/signing.key, created if absent (logged: it only guards against
      * accidental edits, since whoever can change the data can read it) */
     const char *signing_key_file;
+    /* SIEM forwarding configured: every newly stored record also goes to the
+     * append-order feed in dir/.feed (auditstore/feed.h), capped at
+     * siem_buffer_bytes (0 = 10 GiB). */
+    int siem_feed;
+    uint64_t siem_buffer_bytes;
 } vg_auditstore_opts;
 
 typedef struct vg_audit_append_stats {
@@ -83,6 +88,8 @@ typedef struct vg_audit_tier_stats {
 vg_err_t vg_auditstore_open(const vg_auditstore_opts *o, vg_auditstore_t **out, vg_error *err);
 /* Stop the background task, close files, release the lock. NULL is a no-op. */
 void vg_auditstore_free(vg_auditstore_t *s);
+/* The SIEM feed (NULL unless opts.siem_feed); owned by the store. */
+struct vg_feed *vg_auditstore_feed(vg_auditstore_t *s);
 
 /* Store the records of one batch for tenant; returns once they are fsynced.
  * Records already stored are counted as duplicates. VG_EINVAL for a record

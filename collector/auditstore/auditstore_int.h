@@ -54,6 +54,7 @@ struct vg_auditstore {
     vg_audit_signkey key; /* signs erasure and deletion chain lines */
     vg_metric_t *m_stored, *m_dup, *m_sealed, *m_moved, *m_deleted, *m_dlq;
     vg_metrics_t *metrics;
+    struct vg_feed *feed; /* SIEM feed, NULL when no SIEM output */
 };
 
 int64_t vg_audit_now(const vg_auditstore_t *s);

@@ -27,6 +27,7 @@
 #include <openssl/crypto.h>
 
 #include "auditstore/auditstore_int.h"
+#include "auditstore/feed.h"
 #include "vigil/alloc.h"
 #include "vigil/crc32c.h"
 #include "vigil/log.h"
@@ -177,6 +178,21 @@ static vg_err_t load_key(vg_auditstore_t *s, vg_error *err)
     return rc;
 }
 
+/* The SIEM feed in dir/.feed (a leading dot: never a tenant directory). */
+static vg_err_t open_feed(vg_auditstore_t *s, vg_error *err)
+{
+    char d[1100];
+    if (!s->o.siem_feed) return VG_OK;
+    snprintf(d, sizeof(d), "%s/.feed", s->dir);
+    vg_feed_opts fo = {.dir = d, .cap_bytes = s->o.siem_buffer_bytes, .metrics = s->metrics};
+    return vg_feed_open(&fo, &s->feed, err);
+}
+
+struct vg_feed *vg_auditstore_feed(vg_auditstore_t *s)
+{
+    return s->feed;
+}
+
 vg_err_t vg_auditstore_open(const vg_auditstore_opts *o, vg_auditstore_t **out, vg_error *err)
 {
     *out = NULL;
@@ -195,6 +211,7 @@ vg_err_t vg_auditstore_open(const vg_auditstore_opts *o, vg_auditstore_t **out, 
     if (!rc) rc = take_lock(s, err);
     if (!rc) rc = load_key(s, err);
     if (!rc) rc = load_all(s, err);
+    if (!rc) rc = open_feed(s, err);
     if (!rc && s->o.interval_ms > 0) {
         if (pthread_create(&s->thr, NULL, bg_main, s) != 0)
             rc = vg_error_set(err, VG_EINTERNAL, "cannot start the audit maintenance thread");
@@ -224,6 +241,8 @@ void vg_auditstore_free(vg_auditstore_t *s)
         if (b->dirty) fdatasync(b->fd);
         vg_abucket_free(b);
     }
+    if (s->feed) vg_feed_sync(s->feed, NULL);
+    vg_feed_free(s->feed);
     vg_free(s->keys.slot);
     if (s->lock_fd >= 0) close(s->lock_fd);
     pthread_mutex_destroy(&s->mu);

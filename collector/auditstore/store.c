@@ -20,6 +20,7 @@
 #include <xxhash.h>
 
 #include "auditstore/auditstore_int.h"
+#include "auditstore/feed.h"
 #include "auditstore/chain.h"
 #include "vigil/alloc.h"
 #include "vigil/clock.h"
@@ -264,6 +265,12 @@ static vg_err_t append_one(vg_auditstore_t *s, const char *tenant, const Vigil__
     if ((rc = frame_encode(fb, r->ts_ms, key, f, lb->data, lb->len)))
         return vg_error_set(err, rc, "audit record too large");
     if ((rc = bucket_get(s, tenant, hour, &b, err))) return rc;
+    /* feed first: a crash before the WAL frame leaves the record un-acked (resent, at least once)
+     */
+    if (s->feed && (rc = vg_feed_append(s->feed, tenant, r->ts_ms, lb->data, lb->len, err))) {
+        s->failed = 1;
+        return rc;
+    }
     if (write(b->fd, fb->data, fb->len) != (ssize_t)fb->len) {
         s->failed = 1;
         return vg_error_set(err, VG_EIO, "audit WAL write: %s", strerror(errno));
@@ -352,6 +359,7 @@ vg_err_t vg_auditstore_sync(vg_auditstore_t *s, vg_error *err)
     pthread_mutex_lock(&s->mu);
     if (s->synced < want) {
         uint64_t upto = s->wseq;
+        if (s->feed && (rc = vg_feed_sync(s->feed, err))) s->failed = 1;
         for (struct vg_abucket *b = s->buckets; b && !rc; b = b->next) {
             if (!b->dirty) continue;
             b->dirty = 0;
