@@ -10,6 +10,10 @@
  * written and acknowledged by the peer's TCP stack; HEC: a 2xx answer). Any
  * other result means "none of it counts": the forwarder keeps its cursor and
  * sends the same records again later, so delivery is at least once.
+ * One exception: VG_EPROTO means the receiver refused these records for
+ * good (HEC 400: a malformed event); retrying cannot help, so the forwarder
+ * logs the message, counts the records in vigil_siem_records_dropped_total
+ * and moves past them rather than wedge the queue.
  */
 #ifndef VIGIL_SIEM_OUTPUT_H
 #define VIGIL_SIEM_OUTPUT_H
