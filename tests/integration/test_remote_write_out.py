@@ -9,6 +9,10 @@ Then VictoriaMetrics is stopped, more samples are shipped, it is started
 again on the same data: it must end up with everything, since the sender
 reads the collector's WAL and only moves its cursor after a 2xx. The
 collector's own counters must show the retries and no failed sample.
+A third entry points at a recording receiver that answers 503 then 400
+then 204: the headers of remote-write 1.0, the configured headers and
+Authorization, X-Scope-OrgID only for the non-default tenant, and the 503
+counted as retried, the 400 as failed (not retried).
 """
 import json
 import os
@@ -20,6 +24,7 @@ import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import Procs, api, free_port, http_get, wait_until  # noqa: E402
+from receiver import Receiver  # noqa: E402
 import wire  # noqa: E402
 
 BUILD = os.environ.get("VIGIL_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
@@ -84,6 +89,23 @@ def metrics(base):
     return out
 
 
+def check_recorded(rec, m):
+    reqs = rec.received("/rw")
+    assert len(reqs) >= 3, reqs
+    for r in reqs:
+        h = {k.lower(): v for k, v in r["headers"].items()}
+        assert h.get("content-encoding") == "snappy", h
+        assert h.get("content-type") == "application/x-protobuf", h
+        assert h.get("x-prometheus-remote-write-version") == "0.1.0", h
+        assert h.get("user-agent", "").startswith("vigil-collector/"), h
+        assert h.get("x-test") == "yes" and h.get("authorization") == "Bearer tok", h
+    orgs = {r["headers"].get("X-Scope-OrgID") for r in reqs}
+    assert orgs == {None, "acme"}, orgs
+    assert m['vigil_remote_write_retried_samples_total{remote="rec"}'] > 0, m
+    assert m['vigil_remote_write_failed_samples_total{remote="rec"}'] > 0, m
+    assert [r["status"] for r in reqs[:2]] == [503, 400]
+
+
 def start_vm(p, name, port, data):
     p.start(name, ["victoria-metrics", "-httpListenAddr=127.0.0.1:%d" % port,
                    "-storageDataPath=" + data, "-retentionPeriod=100y"])
@@ -93,7 +115,7 @@ def start_vm(p, name, port, data):
 
 
 def main():
-    with Procs() as p:
+    with Receiver(script=[503, 400], default=204) as rec, Procs() as p:
         vm_port, prom_port, port = free_port(), free_port(), free_port()
         vm = start_vm(p, "vm", vm_port, os.path.join(p.dir, "vm"))
         prom = "http://127.0.0.1:%d" % prom_port
@@ -113,7 +135,12 @@ def main():
                     "    name: prom\n"
                     "    %s\n"
                     "    write_relabel_configs: [{target_label: via, replacement: vigil}]\n"
-                    % (vm, q, prom, q))
+                    "  - url: '%s/rw'\n"
+                    "    name: rec\n"
+                    "    headers: {X-Test: yes}\n"
+                    "    authorization: {credentials: tok}\n"
+                    "    %s\n"
+                    % (vm, q, prom, q, rec.url, q))
         p.start("collector", [os.path.join(BUILD, "vigil-collector"), "--config", cfg,
                               "--listen", "127.0.0.1:%d" % port,
                               "--data-dir", os.path.join(p.dir, "c")])
@@ -148,10 +175,14 @@ def main():
                    lambda: has_all(p, vm_samples, vm, exp), timeout=180)
         m = metrics(base)
         print("collector sender metrics: %r" % m)
+        wait_until("the recording receiver got a 2xx", lambda: any(
+            r["status"] == 204 for r in rec.received("/rw")))
+        m = metrics(base)
         for r in ("vm", "prom"):
             assert m.get('vigil_remote_write_failed_samples_total{remote="%s"}' % r) == 0, m
             assert m.get('vigil_remote_write_samples_total{remote="%s"}' % r) >= \
                 sum(len(v) for v in exp.values()), m
+        check_recorded(rec, m)
         p.check_alive()
     print("test_remote_write_out: OK")
     print("1 passed, 0 failed")
