@@ -12,9 +12,8 @@
  * (vg_amconfig_parse). rule_files are globs the rule manager expands and
  * loads (rules/manager.c); global holds Prometheus's external_labels and
  * external_url for rule templates. remote_write entries use the sender's
- * schema (remotewrite/sender_config.c). siem belongs to a module that is not
- * in this build: accepted only when empty and refused otherwise, so no rule
- * the user wrote is silently dropped.
+ * schema (remotewrite/sender_config.c), siem entries the forwarder's
+ * (siem/siem_config.c).
  */
 #include "config.h"
 
@@ -24,6 +23,7 @@
 
 #include "alerting/amconfig.h"
 #include "remotewrite/sender.h"
+#include "siem/siem.h"
 #include "vigil/alloc.h"
 #include "vigil/config.h"
 
@@ -225,6 +225,14 @@ static const vg_cfg_field_t audit_schema[] = {
             "records in the audit chain; must exist when set. The default, beside the data, "
             "only protects against accidental edits (a warning is logged): keep it elsewhere "
             "so that whoever can change the store cannot re-sign it"},
+    {.key = "siem_buffer_bytes",
+     .type = VG_CFG_T_SIZE,
+     .offset = CC(audit_siem_buffer_bytes),
+     .def = "10GiB",
+     .min = "1MiB",
+     .doc = "most disk the SIEM feed (`<data_dir>/audit/.feed`) may hold for outputs that are "
+            "behind; past it the oldest 64 MiB file is dropped and its undelivered records "
+            "counted in vigil_siem_records_dropped_total"},
     {0},
 };
 
@@ -348,11 +356,14 @@ static const vg_cfg_field_t top_schema[] = {
      .doc = "global, route, receivers, inhibit_rules (Alertmanager format) and alertmanagers; "
             "see docs/alerting.md"},
     {.key = "siem",
-     .type = VG_CFG_T_CUSTOM,
-     .parse = vg_cfg_unsupported,
-     .type_doc = "must be empty",
-     .def_doc = "`[]`",
-     .doc = "SIEM forwarding; not supported by this build yet"},
+     .type = VG_CFG_T_LIST,
+     .offset = CC(siem),
+     .count_offset = CC(nsiem),
+     .sub = vg_siem_config_schema,
+     .elem_size = sizeof(vg_siem_cfg),
+     .check = vg_siem_config_check,
+     .doc = "SIEM outputs (syslog, splunk_hec): every newly stored audit record, of every tenant, "
+            "is forwarded to each in arrival order; see docs/siem.md"},
     {.key = "remote_write",
      .type = VG_CFG_T_LIST,
      .offset = CC(remote_write),

@@ -61,6 +61,7 @@ typedef struct vg_collector_config {
     int64_t audit_seal_after_ms;     /* audit.seal_after: grace after an hour ends; 5m */
     int64_t audit_check_interval_ms; /* audit.check_interval: sealing/tiering period; 10s */
     const char *audit_signing_key_file; /* audit.signing_key_file; NULL = audit/signing.key */
+    uint64_t audit_siem_buffer_bytes; /* audit.siem_buffer_bytes: SIEM feed cap; 10GiB */
 
     /* limits: */
     vg_tenant_limits_t default_limits;
@@ -78,6 +79,9 @@ typedef struct vg_collector_config {
 
     struct vg_rws_config *remote_write; /* remote_write: (Prometheus format), remotewrite/sender.h */
     size_t nremote_write;
+
+    struct vg_siem_cfg *siem; /* siem: outputs, siem/siem.h */
+    size_t nsiem;
 } vg_collector_config_t;
 
 vg_err_t vg_collector_config_load(const char *path, vg_collector_config_t **out, vg_error *err);

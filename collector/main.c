@@ -24,6 +24,7 @@
 #include "remotewrite/receiver.h"
 #include "remotewrite/sender.h"
 #include "rules/manager.h"
+#include "siem/siem.h"
 #include "rules/rules_api.h"
 #include "tsdb/tsdb.h"
 #include "vigil/alloc.h"
@@ -44,6 +45,7 @@ typedef struct collector {
     vg_auditstore_t *audit; /* <data_dir>/audit */
     vg_rw_receiver_t *rw; /* POST /api/v1/write */
     vg_rw_sender_t *rwsend; /* remote_write: tails <data_dir>/wal; NULL when none */
+    vg_siem_t *siem;        /* siem: outputs on the audit feed; NULL when none */
     vg_api_t *api;
     vg_silences_t *silences; /* /api/v2/silences, <data_dir>/silences */
     vg_inhibitor_t *inhibitor;
@@ -216,6 +218,15 @@ static vg_err_t start_remote_write(collector *c, vg_error *err)
                             &c->rwsend, err);
 }
 
+/* SIEM forwarders read the audit store's feed (<data_dir>/audit/.feed); like
+ * remote_write they keep the config loaded at start. */
+static vg_err_t start_siem(collector *c, vg_error *err)
+{
+    if (!c->cfg->nsiem) return VG_OK;
+    return vg_siem_new(c->cfg->siem, c->cfg->nsiem, vg_auditstore_feed(c->audit), c->metrics,
+                       &c->siem, err);
+}
+
 /* The audit store under <data_dir>/audit: replays its WALs before anything is served. */
 static vg_err_t open_audit(collector *c, vg_error *err)
 {
@@ -225,7 +236,9 @@ static vg_err_t open_audit(collector *c, vg_error *err)
     vg_auditstore_opts o = {.dir = dir, .hot_ms = cfg->audit_hot_ms, .warm_ms = cfg->audit_warm_ms,
                             .cold_ms = cfg->audit_cold_ms, .seal_grace_ms = cfg->audit_seal_after_ms,
                             .interval_ms = cfg->audit_check_interval_ms, .metrics = c->metrics,
-                            .signing_key_file = cfg->audit_signing_key_file};
+                            .signing_key_file = cfg->audit_signing_key_file,
+                            .siem_feed = cfg->nsiem > 0,
+                            .siem_buffer_bytes = cfg->audit_siem_buffer_bytes};
     vg_err_t rc = vg_auditstore_open(&o, &c->audit, err);
     if (!rc) vg_ingest_set_audit(c->ingest, c->audit);
     return rc;
@@ -287,6 +300,7 @@ static vg_err_t collector_start(collector *c, vg_error *err)
     if (!rc) rc = vg_rules_start(c->rules, err);
     if (!rc) rc = start_kafka(c, err);
     if (!rc) rc = start_remote_write(c, err);
+    if (!rc) rc = start_siem(c, err);
     if (!rc) vg_metrics_set_ready(c->metrics, 1);
     return rc;
 }
@@ -296,6 +310,7 @@ static void collector_stop(collector *c)
     vg_kafka_consumer_free(c->kafka);
     vg_httpd_free(c->httpd);
     vg_rw_sender_free(c->rwsend);
+    vg_siem_free(c->siem); /* before the audit store that owns the feed */
     vg_rules_free(c->rules);
     vg_api_free(c->api);
     vg_dispatch_free(c->dispatch);
