@@ -571,6 +571,13 @@ vg_err_t vg_rw_sender_new(const vg_rws_config *cfgs, size_t n, const char *wal_d
         s->q[i].owner = s;
         rc = queue_init(&s->q[i], &cfgs[i], i, wal_dir, state_dir, metrics, err);
     }
+    for (size_t i = 0; i < n && !rc; i++)
+        for (size_t j = 0; j < i && !rc; j++)
+            if (!strcmp(s->q[i].name, s->q[j].name))
+                rc = vg_error_set(err, VG_ECONFIG,
+                                  "remote_write: two entries are named \"%s\"; give each a "
+                                  "unique name (it names the cursor file)",
+                                  s->q[i].name);
     for (size_t i = 0; i < n && !rc; i++) {
         run_arg *a = vg_malloc(sizeof *a);
         if (!a) rc = vg_error_set(err, VG_ENOMEM, "out of memory");

@@ -7,6 +7,7 @@
  * reported at its file:line:col; the sender compiles its own copy at start.
  */
 #include <stddef.h>
+#include <string.h>
 
 #include "remotewrite/sender.h"
 
@@ -219,6 +220,13 @@ vg_err_t vg_rws_config_check(vg_cfg_ctx_t *ctx, const vg_cfg_node_t *node, void 
     if (c->basic_auth.username && c->authorization.credentials)
         return vg_cfg_errorf(ctx, node, "%s: basic_auth and authorization are exclusive",
                              ctx->path);
+    for (const char *n = c->name; n && *n; n++)
+        if (!strchr("abcdefghijklmnopqrstuvwxyzABCDEFGHIJKLMNOPQRSTUVWXYZ0123456789_.-", *n) ||
+            (n == c->name && *n == '.'))
+            return vg_cfg_errorf(ctx, vg_cfg_map_get(node, "name"),
+                                 "%s.name: use letters, digits, '_', '-' and '.' (it names the "
+                                 "cursor file)",
+                                 ctx->path);
     vg_err_t rc = vg_relabel_new(c->write_relabel_rules, c->nwrite_relabel_rules, &r, &w, &e);
     vg_relabel_free(r);
     if (rc == VG_ENOMEM) return vg_error_set(ctx->err, rc, "out of memory");

@@ -157,6 +157,7 @@ static void test_errors(void **state)
          "collector.yml:1:47: unknown key \"max_samples\""},
         {"remote_write: [{url: http://x, write_relabel_configs: [{action: nope}]}]\n",
          "collector.yml:1:"},
+        {"remote_write: [{url: http://x, name: ../x}]\n", "collector.yml:1:38: remote_write[0].name: use letters"},
         {"alerting: {route: {receiver: pager}}\n",
          "collector.yml:1:30: undefined receiver \"pager\" used in route"},
         {"alerting: {receivers: [{name: x}]}\n", "root route must specify a default receiver"},
