@@ -9,6 +9,8 @@ Then VictoriaMetrics is stopped, more samples are shipped, it is started
 again on the same data: it must end up with everything, since the sender
 reads the collector's WAL and only moves its cursor after a 2xx. The
 collector's own counters must show the retries and no failed sample.
+Then VictoriaMetrics goes down again and the collector is killed (-9) with
+samples still owed; the restarted collector resumes from its cursor file.
 A third entry points at a recording receiver that answers 503 then 400
 then 204: the headers of remote-write 1.0, the configured headers and
 Authorization, X-Scope-OrgID only for the non-default tenant, and the 503
@@ -106,6 +108,16 @@ def check_recorded(rec, m):
     assert [r["status"] for r in reqs[:2]] == [503, 400]
 
 
+def stop_proc(p, name, sig):
+    """Stop one process on purpose; it is then no longer checked for being alive."""
+    entry = [e for e in p.procs if e[0] == name][0]
+    entry[1].send_signal(sig)
+    rc = entry[1].wait(timeout=60)
+    assert rc == (0 if sig == signal.SIGTERM else -sig), (name, rc, p.log(name)[-2000:])
+    p.procs.remove(entry)
+    entry[2].close()
+
+
 def start_vm(p, name, port, data):
     p.start(name, ["victoria-metrics", "-httpListenAddr=127.0.0.1:%d" % port,
                    "-storageDataPath=" + data, "-retentionPeriod=100y"])
@@ -141,9 +153,9 @@ def main():
                     "    authorization: {credentials: tok}\n"
                     "    %s\n"
                     % (vm, q, prom, q, rec.url, q))
-        p.start("collector", [os.path.join(BUILD, "vigil-collector"), "--config", cfg,
-                              "--listen", "127.0.0.1:%d" % port,
-                              "--data-dir", os.path.join(p.dir, "c")])
+        collector_argv = [os.path.join(BUILD, "vigil-collector"), "--config", cfg,
+                          "--listen", "127.0.0.1:%d" % port, "--data-dir", os.path.join(p.dir, "c")]
+        p.start("collector", collector_argv)
         base = "http://127.0.0.1:%d" % port
         wait_until("collector ready", lambda: http_get(base + "/-/ready")[0] == 200)
 
@@ -158,11 +170,7 @@ def main():
         assert len(r) == 3, "write_relabel_configs not applied: %r" % r
         print("phase 0: both receivers hold %d samples" % sum(len(v) for v in exp.values()))
 
-        entry = [e for e in p.procs if e[0] == "vm"][0]
-        entry[1].send_signal(signal.SIGTERM)
-        assert entry[1].wait(timeout=60) == 0, p.log("vm")[-2000:]
-        p.procs.remove(entry)  # stopped on purpose: no longer checked for being alive
-        entry[2].close()
+        stop_proc(p, "vm", signal.SIGTERM)
         post_samples(base, t0, 1)
         exp = expected(t0, 2)
         wait_until("sender retrying against the stopped VictoriaMetrics", lambda: metrics(base).get(
@@ -183,6 +191,24 @@ def main():
             assert m.get('vigil_remote_write_samples_total{remote="%s"}' % r) >= \
                 sum(len(v) for v in exp.values()), m
         check_recorded(rec, m)
+
+        # Phase 2: VictoriaMetrics down again, and the collector killed while
+        # its sender still owes it samples: the restarted collector resumes
+        # from the cursor file.
+        stop_proc(p, "vm2", signal.SIGTERM)
+        post_samples(base, t0, 2)
+        exp = expected(t0, 3)
+        wait_until("sender retrying again", lambda: metrics(base).get(
+            'vigil_remote_write_pending_samples{remote="vm"}', 0) > 0, timeout=60)
+        stop_proc(p, "collector", signal.SIGKILL)
+        p.start("collector2", collector_argv)
+        wait_until("collector ready again", lambda: http_get(base + "/-/ready")[0] == 200)
+        vm = start_vm(p, "vm3", vm_port, os.path.join(p.dir, "vm"))
+        wait_until("VictoriaMetrics has phase 2 after the collector's kill -9",
+                   lambda: has_all(p, vm_samples, vm, exp), timeout=180)
+        wait_until("Prometheus has phase 2", lambda: has_all(p, prom_samples, prom, exp),
+                   timeout=120)
+        print("phase 2: both receivers hold %d samples" % sum(len(v) for v in exp.values()))
         p.check_alive()
     print("test_remote_write_out: OK")
     print("1 passed, 0 failed")
