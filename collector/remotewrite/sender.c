@@ -17,6 +17,7 @@
 #include <errno.h>
 #include <inttypes.h>
 #include <pthread.h>
+#include <stdarg.h>
 #include <stdio.h>
 #include <stdlib.h>
 #include <string.h>
@@ -61,8 +62,10 @@ typedef struct queue {
     vg_walwatch_t *ww;
     vg_ww_sample *batch;
     size_t nbatch;
-    vg_ww_cursor batch_end; /* cursor after the batch */
-    char *secret;           /* password or credentials read from a file */
+    vg_ww_cursor batch_end;      /* cursor after the batch */
+    char *secret;                /* password or credentials read from a file */
+    char *sni_url, *host_header; /* tls_config.server_name: vg_rws_sni_url */
+    struct curl_slist *connect_to;
     shard shards[MAX_SHARDS];
     size_t nshards; /* min(max_shards, MAX_SHARDS) */
     pthread_t thread;
@@ -152,6 +155,48 @@ int64_t vg_rws_backoff_ms(int64_t min_ms, int64_t max_ms, unsigned attempt)
     return d < max_ms ? d : max_ms;
 }
 
+static char *dup_printf(const char *fmt, ...) __attribute__((format(printf, 1, 2)));
+static char *dup_printf(const char *fmt, ...)
+{
+    va_list ap;
+    va_start(ap, fmt);
+    int n = vsnprintf(NULL, 0, fmt, ap);
+    va_end(ap);
+    char *s = n >= 0 ? vg_malloc((size_t)n + 1) : NULL;
+    if (!s) return NULL;
+    va_start(ap, fmt);
+    vsnprintf(s, (size_t)n + 1, fmt, ap);
+    va_end(ap);
+    return s;
+}
+
+vg_err_t vg_rws_sni_url(const char *url, const char *sn, char **url_out, char **connect_to,
+                        char **host)
+{
+    const char *auth = strstr(url, "://");
+    *url_out = *connect_to = *host = NULL;
+    if (!auth) return VG_EINVAL;
+    auth += 3;
+    size_t alen = strcspn(auth, "/?#");
+    const char *close = auth[0] == '[' ? memchr(auth, ']', alen) : NULL;
+    const char *from = close ? close : auth;
+    const char *colon = memchr(from, ':', alen - (size_t)(from - auth));
+    size_t hlen = colon ? (size_t)(colon - auth) : alen;
+    int https = strncmp(url, "https", 5) == 0;
+    char port[16];
+    if (colon)
+        snprintf(port, sizeof port, "%.*s", (int)(alen - hlen - 1), colon + 1);
+    else
+        snprintf(port, sizeof port, "%s", https ? "443" : "80");
+    *url_out = dup_printf("%.*s%s:%s%s", (int)(auth - url), url, sn, port, auth + alen);
+    *connect_to = dup_printf("%s:%s:%.*s:%s", sn, port, (int)hlen, auth, port);
+    *host = dup_printf("%.*s", (int)alen, auth);
+    if (*url_out && *connect_to && *host) return VG_OK;
+    vg_free(*url_out), vg_free(*connect_to), vg_free(*host);
+    *url_out = *connect_to = *host = NULL;
+    return VG_ENOMEM;
+}
+
 /* ---- cursor ---- */
 
 static void cursor_load(queue *q, vg_ww_cursor *c)
@@ -205,6 +250,10 @@ static long post(shard *sh, const char *tenant, const char **why)
     h = curl_slist_append(h, "User-Agent: vigil-collector/" VIGIL_VERSION);
     for (size_t i = 0; i < c->nheaders; i++) {
         snprintf(line, sizeof line, "%s: %s", c->headers[i].key, c->headers[i].value);
+        h = curl_slist_append(h, line);
+    }
+    if (q->host_header) {
+        snprintf(line, sizeof line, "Host: %s", q->host_header);
         h = curl_slist_append(h, line);
     }
     if (strcmp(tenant, "default")) {
@@ -262,7 +311,8 @@ static vg_err_t setup_curl(queue *q, shard *sh, vg_error *err)
     if (file && !q->secret && !(q->secret = read_secret(file)))
         return vg_error_set(err, VG_ECONFIG, "remote_write %s: cannot read %s: %s; fix the path",
                             q->name, file, strerror(errno));
-    curl_easy_setopt(sh->curl, CURLOPT_URL, c->url);
+    curl_easy_setopt(sh->curl, CURLOPT_URL, q->sni_url ? q->sni_url : c->url);
+    if (q->connect_to) curl_easy_setopt(sh->curl, CURLOPT_CONNECT_TO, q->connect_to);
     curl_easy_setopt(sh->curl, CURLOPT_NOSIGNAL, 1L);
     curl_easy_setopt(sh->curl, CURLOPT_TIMEOUT_MS, (long)c->remote_timeout_ms);
     curl_easy_setopt(sh->curl, CURLOPT_WRITEFUNCTION, discard);
@@ -528,6 +578,17 @@ static vg_err_t queue_init(queue *q, const vg_rws_config *c, size_t i, const cha
     vg_relabel_where_t w;
     vg_err_t rc =
         vg_relabel_new(c->write_relabel_rules, c->nwrite_relabel_rules, &q->relabel, &w, err);
+    if (!rc && c->tls.server_name && c->tls.server_name[0]) {
+        char *ct = NULL;
+        rc = vg_rws_sni_url(c->url, c->tls.server_name, &q->sni_url, &ct, &q->host_header);
+        if (!rc && !(q->connect_to = curl_slist_append(NULL, ct))) rc = VG_ENOMEM;
+        vg_free(ct);
+        if (rc)
+            return vg_error_set(err, rc,
+                                "remote_write %s: cannot use tls_config.server_name "
+                                "with url %s; check the url",
+                                q->name, c->url);
+    }
     q->nshards = c->queue.max_shards < MAX_SHARDS ? c->queue.max_shards : MAX_SHARDS;
     for (size_t k = 0; k < q->nshards && !rc; k++) rc = setup_curl(q, &q->shards[k], err);
     if (rc) return rc;
@@ -548,6 +609,9 @@ static void queue_release(queue *q)
     }
     vg_free(q->batch);
     vg_free(q->secret);
+    vg_free(q->sni_url);
+    vg_free(q->host_header);
+    curl_slist_free_all(q->connect_to);
 }
 
 vg_err_t vg_rw_sender_new(const vg_rws_config *cfgs, size_t n, const char *wal_dir,

@@ -41,7 +41,8 @@ typedef struct vg_rws_config {
         const char *credentials, *credentials_file;
     } authorization;
     struct {
-        const char *ca_file, *cert_file, *key_file, *server_name;
+        const char *ca_file, *cert_file, *key_file;
+        const char *server_name; /* checked in the certificate and sent as SNI */
         int insecure_skip_verify;
     } tls;
     vg_relabel_rule_t *write_relabel_rules;
@@ -82,6 +83,15 @@ typedef struct vg_rws_sample {
  * same labels pointer and come in order) as a snappy-compressed WriteRequest
  * into out (reset first). VG_ENOMEM. */
 vg_err_t vg_rws_encode(const vg_rws_sample *samples, size_t n, vg_buf *out, vg_error *err);
+
+/* tls_config.server_name: curl checks the certificate against the URL's host
+ * and sends it as SNI, so the request URL names server_name and a
+ * CURLOPT_CONNECT_TO entry sends the connection to the URL's real address.
+ * Fills *url_out ("scheme://server_name:port/path"), *connect_to
+ * ("server_name:port:host:port") and *host ("host[:port]" as written, for the
+ * Host header); each is vg_malloc'd. VG_EINVAL for a URL without "://". */
+vg_err_t vg_rws_sni_url(const char *url, const char *server_name, char **url_out, char **connect_to,
+                        char **host);
 
 /* Backoff after attempt (0-based) failures: min * 2^attempt capped at max. */
 int64_t vg_rws_backoff_ms(int64_t min_ms, int64_t max_ms, unsigned attempt);

@@ -14,11 +14,16 @@ samples still owed; the restarted collector resumes from its cursor file.
 A third entry points at a recording receiver that answers 503 then 400
 then 204: the headers of remote-write 1.0, the configured headers and
 Authorization, X-Scope-OrgID only for the non-default tenant, and the 503
-counted as retried, the 400 as failed (not retried).
+counted as retried, the 400 as failed (not retried). A fourth goes to a
+VictoriaMetrics serving TLS with a certificate for vm.test only, reached at
+127.0.0.1 with tls_config.server_name: vm.test.
 """
 import json
 import os
 import signal
+import socket
+import ssl
+import subprocess
 import sys
 import time
 import urllib.parse
@@ -118,18 +123,60 @@ def stop_proc(p, name, sig):
     entry[2].close()
 
 
-def start_vm(p, name, port, data):
+def make_certs(d):
+    """A CA and a server certificate for the name vm.test only (not 127.0.0.1)."""
+    def run(*args):
+        subprocess.run(["openssl"] + list(args), check=True, capture_output=True, timeout=60)
+    run("req", "-x509", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/ca.key", "-out",
+        d + "/ca.pem", "-days", "2", "-subj", "/CN=vigil-it-ca")
+    with open(d + "/ext.cnf", "w") as f:
+        f.write("subjectAltName=DNS:vm.test\n")
+    run("req", "-newkey", "rsa:2048", "-nodes", "-keyout", d + "/srv.key", "-out",
+        d + "/srv.csr", "-subj", "/CN=vm.test")
+    run("x509", "-req", "-in", d + "/srv.csr", "-CA", d + "/ca.pem", "-CAkey", d + "/ca.key",
+        "-CAcreateserial", "-out", d + "/srv.pem", "-days", "2", "-extfile", d + "/ext.cnf")
+
+
+def start_vm(p, name, port, data, tls_dir=None):
+    tls = ["-tls", "-tlsCertFile=%s/srv.pem" % tls_dir,
+           "-tlsKeyFile=%s/srv.key" % tls_dir] if tls_dir else []
     p.start(name, ["victoria-metrics", "-httpListenAddr=127.0.0.1:%d" % port,
-                   "-storageDataPath=" + data, "-retentionPeriod=100y"])
-    url = "http://127.0.0.1:%d" % port
-    wait_until(name + " up", lambda: http_get(url + "/health")[0] == 200)
+                   "-storageDataPath=" + data, "-retentionPeriod=100y"] + tls)
+    url = "http%s://127.0.0.1:%d" % ("s" if tls_dir else "", port)
+    wait_port(port)
+    if not tls_dir:
+        wait_until(name + " up", lambda: http_get(url + "/health")[0] == 200)
     return url
+
+
+def wait_port(port):
+    def up():
+        with socket.socket() as s:
+            return s.connect_ex(("127.0.0.1", port)) == 0
+    wait_until("port %d" % port, up)
+
+
+def vm_tls_samples(url, ca):
+    """vm_samples over TLS to 127.0.0.1, the certificate checked against vm.test."""
+    ctx = ssl.create_default_context(cafile=ca)
+    ctx.check_hostname = False
+    q = urllib.parse.urlencode({"match[]": '{__name__=~"rwout_.*"}'})
+    with urllib.request.urlopen(url + "/api/v1/export?" + q, timeout=10, context=ctx) as r:
+        lines = r.read().decode().splitlines()
+    got = {}
+    for line in lines:
+        o = json.loads(line)
+        got.setdefault((o["metric"]["__name__"], o["metric"]["i"]), set()).update(o["timestamps"])
+    return got
 
 
 def main():
     with Receiver(script=[503, 400], default=204) as rec, Procs() as p:
         vm_port, prom_port, port = free_port(), free_port(), free_port()
         vm = start_vm(p, "vm", vm_port, os.path.join(p.dir, "vm"))
+        make_certs(p.dir)
+        tls_port = free_port()
+        vmtls = start_vm(p, "vmtls", tls_port, os.path.join(p.dir, "vmtls"), tls_dir=p.dir)
         prom = "http://127.0.0.1:%d" % prom_port
         with open(os.path.join(p.dir, "prom.yml"), "w") as f:
             f.write("global: {scrape_interval: 1m}\n")
@@ -152,7 +199,10 @@ def main():
                     "    headers: {X-Test: yes}\n"
                     "    authorization: {credentials: tok}\n"
                     "    %s\n"
-                    % (vm, q, prom, q, rec.url, q))
+                    "  - url: '%s/api/v1/write'\n"
+                    "    name: tls\n"
+                    "    tls_config: {ca_file: '%s/ca.pem', server_name: vm.test}\n"
+                    % (vm, q, prom, q, rec.url, q, vmtls, p.dir))
         collector_argv = [os.path.join(BUILD, "vigil-collector"), "--config", cfg,
                           "--listen", "127.0.0.1:%d" % port, "--data-dir", os.path.join(p.dir, "c")]
         p.start("collector", collector_argv)
@@ -166,6 +216,8 @@ def main():
                    timeout=120)
         wait_until("Prometheus has phase 0", lambda: has_all(p, prom_samples, prom, exp),
                    timeout=120)
+        wait_until("VictoriaMetrics over TLS (server_name vm.test) has phase 0", lambda: has_all(
+            p, lambda u: vm_tls_samples(u, p.dir + "/ca.pem"), vmtls, exp), timeout=120)
         r = api(prom, "/api/v1/query", query='rwout_a{via="vigil"}[1h]')["result"]
         assert len(r) == 3, "write_relabel_configs not applied: %r" % r
         print("phase 0: both receivers hold %d samples" % sum(len(v) for v in exp.values()))

@@ -83,6 +83,24 @@ static void test_backoff(void **state)
     assert_int_equal(vg_rws_backoff_ms(30, 5000, 1000), 5000);
 }
 
+static void test_sni_url(void **state)
+{
+    (void)state;
+    char *u, *ct, *h;
+    assert_int_equal(
+        vg_rws_sni_url("https://10.0.0.1:8443/api/v1/write", "mimir.example", &u, &ct, &h), VG_OK);
+    assert_string_equal(u, "https://mimir.example:8443/api/v1/write");
+    assert_string_equal(ct, "mimir.example:8443:10.0.0.1:8443");
+    assert_string_equal(h, "10.0.0.1:8443");
+    vg_free(u), vg_free(ct), vg_free(h);
+    assert_int_equal(vg_rws_sni_url("https://[::1]/w", "sn", &u, &ct, &h), VG_OK);
+    assert_string_equal(u, "https://sn:443/w");
+    assert_string_equal(ct, "sn:443:[::1]:443");
+    assert_string_equal(h, "[::1]");
+    vg_free(u), vg_free(ct), vg_free(h);
+    assert_int_equal(vg_rws_sni_url("nourl", "sn", &u, &ct, &h), VG_EINVAL);
+}
+
 /* ---- the WAL reader ---- */
 
 static void write_series(vg_wal_t *w, uint64_t ref, const char *tenant, const char *job,
@@ -175,6 +193,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_roundtrip),
         cmocka_unit_test(test_backoff),
+        cmocka_unit_test(test_sni_url),
         cmocka_unit_test_setup_teardown(test_walwatch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
