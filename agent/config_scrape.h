@@ -12,8 +12,8 @@
 
 #include "config.h"
 #include "vigil/config.h"
+#include "vigil/relabel_schema.h"
 
-extern const vg_cfg_field_t vg_agent_cfg_relabel_schema[];
 extern const vg_cfg_field_t vg_agent_cfg_file_sd_schema[];
 extern const vg_cfg_field_t vg_agent_cfg_basic_auth_schema[];
 extern const vg_cfg_field_t vg_agent_cfg_authorization_schema[];
@@ -44,14 +44,14 @@ vg_err_t vg_agent_cfg_check_scrape(vg_cfg_ctx_t *ctx, const vg_cfg_node_t *node,
      .type = VG_CFG_T_LIST,                                                                        \
      .offset = VG_SC_OFF(relabel_rules),                                                           \
      .count_offset = VG_SC_OFF(nrelabel_rules),                                                    \
-     .sub = vg_agent_cfg_relabel_schema,                                                           \
+     .sub = vg_relabel_cfg_schema,                                                                 \
      .elem_size = sizeof(vg_relabel_rule_t),                                                       \
      .doc = "target relabeling, applied before each target's URL is built"},                       \
         {.key = "metric_relabel_configs",                                                          \
          .type = VG_CFG_T_LIST,                                                                    \
          .offset = VG_SC_OFF(metric_relabel_rules),                                                \
          .count_offset = VG_SC_OFF(nmetric_relabel_rules),                                         \
-         .sub = vg_agent_cfg_relabel_schema,                                                       \
+         .sub = vg_relabel_cfg_schema,                                                             \
          .elem_size = sizeof(vg_relabel_rule_t),                                                   \
          .doc = "relabeling of every scraped sample, before sample_limit and label_limit"},        \
         {.key = "file_sd_configs",                                                                 \

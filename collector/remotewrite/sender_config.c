@@ -10,47 +10,7 @@
 #include <string.h>
 
 #include "remotewrite/sender.h"
-
-#define RR(f) offsetof(vg_relabel_rule_t, f)
-static const vg_cfg_field_t relabel_schema[] = {
-    {.key = "source_labels",
-     .type = VG_CFG_T_STRINGS,
-     .offset = RR(source_labels),
-     .count_offset = RR(nsource_labels),
-     .doc = "labels whose values are joined with separator and matched against regex"},
-    {.key = "separator",
-     .type = VG_CFG_T_STRING,
-     .offset = RR(separator),
-     .def_doc = "`;`",
-     .doc = "placed between the source label values"},
-    {.key = "regex",
-     .type = VG_CFG_T_STRING,
-     .offset = RR(regex),
-     .def_doc = "`(.*)`",
-     .doc = "PCRE2 regex, fully anchored"},
-    {.key = "modulus",
-     .type = VG_CFG_T_UINT,
-     .offset = RR(modulus),
-     .def = "0",
-     .doc = "hashmod: modulus"},
-    {.key = "target_label",
-     .type = VG_CFG_T_STRING,
-     .offset = RR(target_label),
-     .doc = "label written by replace, hashmod, lowercase, uppercase"},
-    {.key = "replacement",
-     .type = VG_CFG_T_STRING,
-     .offset = RR(replacement),
-     .def_doc = "`$1`",
-     .doc = "value written by replace"},
-    {.key = "action",
-     .type = VG_CFG_T_STRING,
-     .offset = RR(action),
-     .def_doc = "`replace`",
-     .doc = "replace, keep, drop, keepequal, dropequal, hashmod, labelmap, labeldrop, labelkeep, "
-            "lowercase or uppercase"},
-    {0},
-};
-#undef RR
+#include "vigil/relabel_schema.h"
 
 #define RC(f) offsetof(vg_rws_config, f)
 static const vg_cfg_field_t basic_auth_schema[] = {
@@ -194,7 +154,7 @@ const vg_cfg_field_t vg_rws_config_schema[] = {
      .type = VG_CFG_T_LIST,
      .offset = RC(write_relabel_rules),
      .count_offset = RC(nwrite_relabel_rules),
-     .sub = relabel_schema,
+     .sub = vg_relabel_cfg_schema,
      .elem_size = sizeof(vg_relabel_rule_t),
      .doc = "relabeling applied to each series before it is sent; drop = not sent"},
     {.key = "queue_config",
