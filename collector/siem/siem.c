@@ -33,9 +33,6 @@
 #define BACKOFF_MIN_MS 100
 #define BACKOFF_MAX_MS 30000
 
-/* Weak so the collector links before an output lands; siem_new refuses a
- * type whose ops are missing. */
-extern const vg_siem_output_ops vg_siem_out_syslog __attribute__((weak));
 
 static const vg_breaker_names breaker_names = {
     .gauge = "vigil_siem_breaker_state",
