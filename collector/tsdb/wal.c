@@ -363,24 +363,33 @@ static vg_err_t rollover(vg_wal_t *w, vg_error *err)
 /* The series records the segment still needs, encoded into wbuf. The
  * samples are written from the batch itself: copying them here, under the
  * mutex, was most of the memmove in the ingest profile. */
-static vg_err_t assemble(vg_wal_t *w, const vg_wal_batch *b)
+static vg_err_t assemble(vg_wal_t *w, const vg_wal_batch *b, uint64_t *too_long)
 {
     vg_err_t rc = VG_OK;
     vg_buf_reset(&w->wbuf);
+    *too_long = UINT64_MAX;
     for (size_t i = 0; i < b->ndecl && !rc; i++) {
         const vg_wal_decl *d = &b->decl[i];
         if (rm_find(&w->declared, d->ref)) continue;
         rc = encode_series(&w->wbuf, d, b->lab + d->lab);
+        if (rc == VG_ETOOLARGE) { /* the rest of the batch is still logged */
+            *too_long = d->ref;
+            rc = VG_OK;
+            continue;
+        }
         if (!rc) rc = rm_put(&w->declared, d->ref, 1);
     }
     if (rc) rm_clear(&w->declared); /* re-declare everything: harmless */
     return rc;
 }
 
-/* assemble(), in the next segment when this one would pass seg_bytes. */
-static vg_err_t assemble_roll(vg_wal_t *w, const vg_wal_batch *b, vg_error *err)
+/* assemble(), in the next segment when this one would pass seg_bytes. A
+ * series whose record cannot be encoded (a label past the format's lengths)
+ * is left out, its ref in *too_long (UINT64_MAX when none): replay skips
+ * its samples as undeclared, the other series' are logged. */
+static vg_err_t assemble_roll(vg_wal_t *w, const vg_wal_batch *b, uint64_t *too_long, vg_error *err)
 {
-    vg_err_t rc = assemble(w, b);
+    vg_err_t rc = assemble(w, b, too_long);
     if (!rc && w->cur_size > MAGIC_LEN &&
         w->cur_size + w->wbuf.len + b->samples.len > w->seg_bytes) {
         rc = rollover(w, err);
@@ -388,9 +397,8 @@ static vg_err_t assemble_roll(vg_wal_t *w, const vg_wal_batch *b, vg_error *err)
             rm_clear(&w->declared);
             return rc;
         }
-        rc = assemble(w, b);
+        rc = assemble(w, b, too_long);
     }
-    if (rc == VG_ETOOLARGE) return vg_error_set(err, rc, "wal: a series' labels are too long");
     if (rc) return vg_error_set(err, rc, "wal: out of memory");
     return VG_OK;
 }
@@ -398,7 +406,8 @@ static vg_err_t assemble_roll(vg_wal_t *w, const vg_wal_batch *b, vg_error *err)
 static vg_err_t write_locked(vg_wal_t *w, const vg_wal_batch *b, uint64_t *pos, vg_error *err)
 {
     if (w->failed) return vg_error_set(err, w->failed, "wal: an earlier write or fsync failed");
-    vg_err_t rc = assemble_roll(w, b, err);
+    uint64_t too_long;
+    vg_err_t rc = assemble_roll(w, b, &too_long, err);
     if (rc) return rc;
     if (write_all(w->fd, w->wbuf.data, w->wbuf.len) ||
         write_all(w->fd, b->samples.data, b->samples.len)) {
@@ -415,6 +424,11 @@ static vg_err_t write_locked(vg_wal_t *w, const vg_wal_batch *b, uint64_t *pos, 
     if (b->maxt > w->cur_maxt) w->cur_maxt = b->maxt;
     vg_metric_add(w->m_bytes, (double)len);
     *pos = w->written;
+    if (too_long != UINT64_MAX)
+        return vg_error_set(err, VG_ETOOLARGE,
+                            "wal: series %" PRIu64 " has a label name over 65535 bytes or a "
+                            "value over %u; its samples are not logged (shorten the label)",
+                            too_long, REC_MAX / 2);
     return VG_OK;
 }
 

@@ -99,7 +99,10 @@ void vg_wal_close(vg_wal_t *w);
 
 /* Seal the batch and append its records (series the current segment
  * already declared are skipped); *pos = the log position just past them. Thread-safe.
- * VG_EIO when the write failed (nothing of the batch is kept). */
+ * VG_EIO when the write failed (nothing of the batch is kept). VG_ETOOLARGE
+ * when a series' record cannot be encoded (a label name over 65535 bytes):
+ * the rest was written and *pos is set; that series' samples replay as
+ * undeclared (skipped, counted). */
 vg_err_t vg_wal_write(vg_wal_t *w, vg_wal_batch *b, uint64_t *pos, vg_error *err);
 /* Wait until an fsync covers pos (VG_WAL_SYNC_ALL: all written so far).
  * VG_EIO once any fsync failed (sticky). Thread-safe. */

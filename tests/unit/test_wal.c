@@ -1,5 +1,6 @@
 /*
- * test_wal.c - the TSDB write-ahead log: framing and replay, a torn tail, a
+ * test_wal.c - the TSDB write-ahead log: framing and replay, a series too
+ * long to log (the rest of its batch still is), a torn tail, a
  * corrupt record in the middle, a garbage length, segment rollover and
  * truncation, many appenders sharing group fsyncs, and the store-level
  * round trip (vg_tsdb_open, append, vg_tsdb_sync, reopen). The tests damage
@@ -168,6 +169,42 @@ static void test_roundtrip(void **state)
     assert_true(r.v[4] == 2001.0);
     assert_int_equal(r.ts[5], 1003);
     assert_int_equal(vg_wal_num_segments(w), 2); /* replayed + the new current one */
+    vg_wal_close(w);
+}
+
+/* A series whose labels the record format cannot hold (a name over 65535
+ * bytes): the batch's other series are still logged and replay; its
+ * samples replay as undeclared. */
+static void test_label_too_long(void **state)
+{
+    (void)state;
+    static rec r;
+    static char name[70000];
+    vg_wal_stats st;
+    vg_wal_t *w = open_rec(&r, 0, &st);
+    memset(name, 'a', sizeof(name) - 1);
+    vg_label_t ok[1] = {{"__name__", "up"}}, bad[1] = {{name, "x"}};
+    vg_wal_batch b;
+    vg_wal_batch_init(&b);
+    assert_int_equal(vg_wal_batch_series(&b, 1, "t", ok, 1), VG_OK);
+    assert_int_equal(vg_wal_batch_sample(&b, 1, 1000, 1.0), VG_OK);
+    assert_int_equal(vg_wal_batch_series(&b, 2, "t", bad, 1), VG_OK);
+    assert_int_equal(vg_wal_batch_sample(&b, 2, 1000, 2.0), VG_OK);
+    uint64_t pos = 0;
+    vg_error e = {0};
+    assert_int_equal(vg_wal_write(w, &b, &pos, &e), VG_ETOOLARGE);
+    assert_non_null(strstr(e.msg, "series 2"));
+    assert_true(pos > 0);
+    vg_wal_batch_free(&b);
+    assert_int_equal(vg_wal_sync(w, pos, NULL), VG_OK);
+    vg_wal_close(w);
+
+    w = open_rec(&r, 0, &st);
+    assert_int_equal(r.nseries, 1);
+    assert_int_equal(r.nsamples, 1);
+    assert_true(r.v[0] == 1.0);
+    assert_int_equal(st.unknown_refs, 1);
+    assert_int_equal(st.corrupt_records, 0);
     vg_wal_close(w);
 }
 
@@ -401,6 +438,7 @@ int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_roundtrip, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_label_too_long, setup, teardown),
         cmocka_unit_test_setup_teardown(test_torn_tail, setup, teardown),
         cmocka_unit_test_setup_teardown(test_corrupt_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_length, setup, teardown),
