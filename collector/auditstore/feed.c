@@ -114,7 +114,7 @@ static vg_err_t list_files(vg_feed_t *f, vg_error *err)
     }
     closedir(d);
     if (rc) return vg_error_set(err, rc, "audit feed: out of memory");
-    qsort(f->files, f->nfiles, sizeof(*f->files), file_cmp);
+    if (f->nfiles) qsort(f->files, f->nfiles, sizeof(*f->files), file_cmp); /* NULL when empty */
     return VG_OK;
 }
 
