@@ -38,6 +38,7 @@ import urllib.request
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import BUILD, Procs, free_port, http_get, wait_until  # noqa: E402
 import wire  # noqa: E402
+from test_audit_store import start_collector  # noqa: E402
 
 RSYSLOGD = "/usr/sbin/rsyslogd"
 TENANT = "acme"
@@ -220,14 +221,6 @@ def collector_conf(d, port, tls):
         out += ("    tls: {ca_file: %s/ca.pem, server_name: localhost, cert_file: %s/cli.pem, "
                 "key_file: %s/cli.key}\n" % (d, d, d))
     return out
-
-
-def start_collector(p, name, cfg, port, data_dir):
-    p.start(name, [os.path.join(BUILD, "vigil-collector"), "--config", cfg,
-                   "--listen", "127.0.0.1:%d" % port, "--data-dir", data_dir])
-    base = "http://127.0.0.1:%d" % port
-    wait_until(name + " ready", lambda: http_get(base + "/-/ready")[0] == 200, timeout=120)
-    return base
 
 
 def metric(base, name, labels):

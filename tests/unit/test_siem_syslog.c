@@ -281,17 +281,26 @@ static void batch(const vg_siem_output_conf *c, vg_siem_rec *r, size_t n, vg_buf
     for (size_t i = 0; i < n; i++) assert_int_equal(vg_siem_syslog_frame(c, host, &r[i], want), 0);
 }
 
+/* An output for 127.0.0.1:port (addr must outlive it). */
+static void *open_to(vg_siem_output_conf *c, char addr[32], int port, int64_t timeout_ms)
+{
+    snprintf(addr, 32, "127.0.0.1:%d", port);
+    *c = conf();
+    c->address = addr;
+    c->timeout_ms = timeout_ms;
+    void *s = NULL;
+    assert_int_equal(vg_siem_out_syslog.open(c, &s, NULL), VG_OK);
+    return s;
+}
+
 static void test_send_loopback(void **state)
 {
     (void)state;
     int port = 0, lfd = listener(&port, 0);
     char addr[32];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
-    vg_siem_output_conf c = conf();
-    c.address = addr;
-    void *s = NULL;
+    vg_siem_output_conf c;
+    void *s = open_to(&c, addr, port, 5000);
     vg_error err = {0};
-    assert_int_equal(vg_siem_out_syslog.open(&c, &s, &err), VG_OK);
     vg_siem_rec r[2] = {rec("a", 1000, "{\"user_id\":\"x\",\"original\":\"{}\"}"),
                         rec("b", 2000, "{\"result\":\"denied\"}")};
     vg_buf want;
@@ -335,13 +344,9 @@ static void test_send_stalled_receiver(void **state)
     (void)state;
     int port = 0, lfd = listener(&port, 4096);
     char addr[32];
-    snprintf(addr, sizeof addr, "127.0.0.1:%d", port);
-    vg_siem_output_conf c = conf();
-    c.address = addr;
-    c.timeout_ms = 300;
-    void *s = NULL;
+    vg_siem_output_conf c;
+    void *s = open_to(&c, addr, port, 300);
     vg_error err = {0};
-    assert_int_equal(vg_siem_out_syslog.open(&c, &s, &err), VG_OK);
     enum { N = 2000 };
     char *big = malloc(4096);
     memset(big, 'x', 4095);
