@@ -3,7 +3,8 @@
 Records every request (method, path, headers, parsed JSON body) and answers
 with scripted status codes: `script` is a list of statuses used one per
 request, `paths` a dict of such lists per request path (used first), then
-`default`. Used by the alerting tests as the webhook, Slack
+`default`; `port` 0 picks a free one (a fixed one lets a test stop the
+receiver and start another at the same address). Used by the alerting tests as the webhook, Slack
 and PagerDuty endpoint of both Vigil and a real Alertmanager.
 """
 import http.server
@@ -12,7 +13,7 @@ import threading
 
 
 class Receiver:
-    def __init__(self, script=None, default=200):
+    def __init__(self, script=None, default=200, port=0):
         self.lock = threading.Lock()
         self.requests = []
         self.script = list(script or [])
@@ -48,7 +49,7 @@ class Receiver:
             def log_message(self, *a):
                 pass
 
-        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", 0), Handler)
+        self.httpd = http.server.ThreadingHTTPServer(("127.0.0.1", port), Handler)
         self.port = self.httpd.server_address[1]
         self.url = "http://127.0.0.1:%d" % self.port
         self.thread = threading.Thread(target=self.httpd.serve_forever, daemon=True)
