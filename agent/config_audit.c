@@ -71,8 +71,9 @@ const vg_cfg_field_t vg_audit_log_schema[] = {
      .count_offset = AL(nredact),
      .sub = redact_schema,
      .elem_size = sizeof(vg_audit_redact_config_t),
-     .doc = "redaction rules, applied in order to field values before anything leaves the node "
-            "(the normalised user_id is kept unredacted: erasure looks subjects up by it)"},
+     .doc = "redaction rules, applied in order to every field value (user_id included) before "
+            "anything leaves the node; a user_id a rule matches is stored redacted, so erasure "
+            "cannot find it by its raw value: use opaque user ids"},
     {.key = "max_line_bytes",
      .type = VG_CFG_T_SIZE,
      .offset = AL(max_line_bytes),

@@ -7,11 +7,11 @@
  * "invalid_json" stay distinct reasons; duplicate keys are refused, because
  * two "user_id"s in one record would make what is stored ambiguous.
  *
- * The normalised user_id is read BEFORE redaction, the other fields after:
- * user_id is the data subject's identity, which the collector indexes and
- * GDPR erasure (vigilctl audit erase --subject) looks up, so an e-mail
- * user_id must stay findable rather than become "[REDACTED]". Redaction
- * still applies to the original JSON line and every other field.
+ * Every field, user_id included, is taken AFTER redaction: nothing that
+ * matches a redaction rule leaves the node. A user_id that is itself an
+ * e-mail address is therefore shipped and stored as "[REDACTED]" (or the
+ * rule's replacement), and erasure cannot find it by the raw value; deploy
+ * opaque user ids, or rules that leave them alone (docs/configuration.md).
  *
  * vg_audit_parse first offers the line to fastpath.c, a single-pass scanner
  * that answers the common valid line the same way for a fraction of the CPU
@@ -162,12 +162,11 @@ static int dump_cb(const char *buf, size_t size, void *data)
     return vg_buf_append(data, buf, size) ? -1 : 0;
 }
 
-/* Fields and the compact line out of the (redacted) tree; user_id was taken
- * before redaction (see the file comment). */
+/* Fields and the compact line out of the (redacted) tree. */
 static vg_err_t fill_rec(const vg_audit_schema *s, json_t *root, vg_audit_rec *out)
 {
     vg_buf b;
-    for (int i = VG_AF_SESSION_ID; i < VG_AF__COUNT; i++)
+    for (int i = VG_AF_USER_ID; i < VG_AF__COUNT; i++)
         if (!(out->field[i] = field_text(s, root, i))) return VG_ENOMEM;
     vg_buf_init(&b, 0);
     if (json_dump_callback(root, dump_cb, &b, JSON_COMPACT | JSON_PRESERVE_ORDER) ||
@@ -228,16 +227,11 @@ vg_err_t vg_audit_parse_ref(const vg_audit_schema *s, const char *line, size_t l
     *reason = check_line(s, line, len, &root, detail, dn);
     if (*reason == VG_AUDIT_OK) *reason = read_ts(s, root, now_ms, &out->ts_ms, detail, dn);
     if (*reason != VG_AUDIT_OK) goto out;
-    if (!(out->field[VG_AF_USER_ID] = field_text(s, root, VG_AF_USER_ID))) {
-        rc = VG_ENOMEM;
-        goto out;
-    }
     rc = vg_redact_json(s->redact, root, NULL);
     if (rc == VG_ETOOLARGE) { /* too deep to redact: never ship it half-redacted */
         snprintf(detail, dn, "nested deeper than redaction walks (64 levels)");
         *reason = VG_AUDIT_BAD_JSON;
         rc = VG_OK;
-        vg_audit_rec_clear(out);
         goto out;
     }
     if (rc || (rc = fill_rec(s, root, out))) {

@@ -7,10 +7,7 @@
  * (max_line_bytes), UTF-8, JSON syntax (an object is required), then each
  * required field's presence and type, then the timestamp. Redaction runs on
  * the parsed tree before the fields are read out and the line re-serialised,
- * so nothing unredacted reaches the record except the normalised user_id: it
- * is read before redaction, because it is the data subject's identity that
- * the collector indexes and GDPR erasure looks up by (an e-mail user_id must
- * not become "[REDACTED]"); the original JSON keeps it redacted. Field names can be mapped
+ * so nothing unredacted reaches the record. Field names can be mapped
  * (canonical name -> name in the source), for sources that say "uid" or "ts".
  */
 #ifndef VIGIL_AGENT_AUDIT_H

@@ -503,11 +503,11 @@ static int checks_pass(scan_t *sc, const vg_audit_schema *s, int64_t now_ms, int
     return 0;
 }
 
-/* Field i's text: user_id as it was before redaction, the others after. */
+/* Field i's text after redaction, like every field of the reference path. */
 static char *field_text(const scan_t *sc, int i)
 {
     const top_t *t = sc->f[i];
-    if (t && t->red && i != VG_AF_USER_ID) return vg_strndup(str_of(sc, t->rval), t->rval.len);
+    if (t && t->red) return vg_strndup(str_of(sc, t->rval), t->rval.len);
     if (t && (t->type == T_STR || t->type == T_INT))
         return vg_strndup(str_of(sc, t->val), t->val.len);
     return vg_strdup("");

@@ -23,11 +23,12 @@ dead-letter topic must be skipped). Once the store holds 100,000 records:
     each sequence number exactly once, and so do the sealed segments read
     straight from disk (zstd frames decompressed with the zstd tool);
   - the dead-letter log holds exactly 100 entries, 25 per reason;
-  - every 500th line's user_id is an e-mail address (the data subject; the
-    normalised user_id is kept unredacted so erasure can find it): after
-    `vigilctl audit erase --subject` removed those 200 records, no raw e-mail
+  - every 500th line's user_id is an e-mail address, which the agent
+    redacts like any other field before it leaves the node; no raw e-mail
     address or card number from the input is anywhere under the collector's
-    data dir (every file, segments decompressed);
+    data dir (every file, segments decompressed), checked before and after
+  - `vigilctl audit erase --subject` removed the 200 records of the opaque
+    subject id every 500th line (offset 250) carries;
   - with everything sealed (audit.seal_after 1s; the records' hours are in
     the past) and the collector stopped, `vigilctl audit verify` exits 0
     (and shows the erasure), and after one flipped byte in a sealed segment
@@ -67,7 +68,7 @@ REASONS = ["invalid_json", "missing_field", "invalid_utf8", "too_long"]
 CHUNK = 1000
 CARDS = ["4111111111111111", "5500 0000 0000 0004", "3782-822463-10005", "6011000990139424"]
 EMAIL = "jane.doe.%d@example.com"
-SUBJECT = "erase.me@example.com"  # user_id of every 500th line: erased at the end
+SUBJECT = "subject-4711"  # user_id of every 500th line (offset 250): erased at the end
 
 
 class Writer:
@@ -85,8 +86,14 @@ class Writer:
         ms = self.hour0 + n * 60  # 100k lines span 100 minutes, all in past hours
         return time.strftime("%Y-%m-%dT%H:%M:%S", time.gmtime(ms // 1000)) + ".%03dZ" % (ms % 1000)
 
+    @staticmethod
+    def user(n):
+        if n % 500 == 0:
+            return EMAIL % n  # an e-mail user_id: shipped redacted
+        return SUBJECT if n % 500 == 250 else "user-%d" % (n % 97)
+
     def valid_line(self, n):
-        rec = {"timestamp": self.ts(n), "user_id": SUBJECT if n % 500 == 0 else "user-%d" % (n % 97),
+        rec = {"timestamp": self.ts(n), "user_id": self.user(n),
                "session_id": "sess-%06d" % n, "action": ["login", "read", "pay"][n % 3],
                "resource": "/accounts/%d" % (n % 1000), "result": "success" if n % 5 else "failure",
                "ip_address": "10.0.%d.%d" % (n % 250, n % 200), "seq": n}
@@ -335,7 +342,7 @@ def segment_records(path):
 
 def seqs_of(recs, what, erased=False):
     """Each sequence number exactly once (without the subject's after the erasure)."""
-    want = [n for n in range(1, VALID + 1) if not (erased and n % 500 == 0)]
+    want = [n for n in range(1, VALID + 1) if not (erased and n % 500 == 250)]
     seen = {}
     for r in recs:
         n = json.loads(r["original"])["seq"]
@@ -411,9 +418,13 @@ def main(mode):
 
         segs = segments(pl.data)
         seqs_of(sum((segment_records(s) for s in segs), []), "segments on disk")
+        check_no_secrets(pl.data, w)  # redacted at the source, not by the erasure
+        emails = [r for r in recs if json.loads(r["original"])["seq"] % 500 == 0]
+        assert len(emails) == VALID // 500 and all(
+            "@" not in r["user_id"] and r["user_id"] for r in emails), emails[:3]
         subj = [r for r in recs if r["user_id"] == SUBJECT]
         assert len(subj) == VALID // 500, "the subject's user_id was not kept: %d" % len(subj)
-        # GDPR erasure by the (unredacted) user_id; then nothing of it is left
+        # GDPR erasure by the user_id; then nothing of it is left
         r = subprocess.run([os.path.join(BUILD, "vigilctl"), "audit", "erase", "--subject", SUBJECT,
                             "--tenant", TENANT, "--data-dir", pl.data],
                            capture_output=True, text=True, timeout=300)

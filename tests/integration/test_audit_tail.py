@@ -15,8 +15,7 @@ Checks:
   - every malformed line reaches the DLQ endpoint (POST /ingest/v1/dlq) with
     the expected reason, counted the same way by (file_id, offset);
   - no raw e-mail address or card number appears in anything shipped
-    (records or dead letters) except the normalised user_id, which is the
-    data subject (kept unredacted so erasure can find it);
+    (records or dead letters);
   - while the receiver answers 503 nothing is lost either (backpressure),
     and the checkpoint file exists under data_dir.
 The copytruncate step waits until the agent has read the file before it
@@ -98,8 +97,7 @@ class Receiver:
         self.records = {}  # (file_id, offset) -> n
         self.deliveries = 0
         self.dead = {}  # (file_id, offset) -> reason
-        self.raw = []  # every decoded text but user_id, for the redaction check
-        self.bad_user = []  # (n, user_id) whose user_id is not the raw subject
+        self.raw = []  # every decoded text, for the redaction check
         self.by_n = {}  # n -> set of keys
         self.status = 200
         outer = self
@@ -133,16 +131,12 @@ class Receiver:
             orig = r.get(8, b"").decode()
             key = (r.get(9, b"").decode(), r.get(10, 0))
             n = json.loads(orig)["n"]
-            user = r.get(2, b"").decode()
             with self.lock:
                 self.deliveries += 1
                 self.records[key] = n
                 self.by_n.setdefault(n, set()).add(key)
-                # user_id (field 2) is the data subject, kept unredacted for erasure
-                if n and user != EMAIL % n:
-                    self.bad_user.append((n, user))
                 self.raw.append(orig + " " + " ".join(
-                    r.get(k, b"").decode() for k in (3, 4, 5, 6, 7)))
+                    r.get(k, b"").decode() for k in (2, 3, 4, 5, 6, 7)))
 
     def counts(self):
         with self.lock:
@@ -254,13 +248,11 @@ def main():
             reasons = sorted(rcv.dead.values())
             raw = "\n".join(rcv.raw)
             redelivered = rcv.deliveries - len(rcv.records)
-            bad_user = rcv.bad_user[:5]
         assert not missing, "lines never shipped: %r" % missing[:20]
         assert not twice, "lines shipped under two source identities: %r" % list(twice.items())[:5]
         assert len(rcv.records) == w.n + 1, (len(rcv.records), w.n + 1)
         assert reasons == sorted(w.bad), "dead letters %r, expected %r" % (reasons, sorted(w.bad))
         assert "@example.com" not in raw, "a raw e-mail address was shipped"
-        assert not bad_user, "user_id not kept as the subject for erasure: %r" % bad_user
         assert CARD not in raw and "4111111111111111" not in raw, "a raw card number was shipped"
         print("audit tail: %d lines shipped once by (file_id, offset), %d re-deliveries absorbed, "
               "%d dead letters" % (len(rcv.records), redelivered, len(rcv.dead)))
