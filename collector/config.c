@@ -175,6 +175,13 @@ static const vg_cfg_field_t storage_schema[] = {
      .min = "1m",
      .doc = "time span of one block cut from the head (by sample time); compaction merges "
             "3, 9, 27... of them"},
+    {.key = "wal_max_hold_bytes",
+     .type = VG_CFG_T_SIZE,
+     .offset = CC(wal_max_hold_bytes),
+     .def = "4GiB",
+     .doc = "WAL segments already in blocks that remote_write queues have not sent yet are kept, "
+            "up to this many bytes; past it the oldest go and their samples are counted in "
+            "vigil_remote_write_dropped_samples_total{reason=\"wal_truncated\"}; 0 = keep none"},
     {0},
 };
 
@@ -316,6 +323,32 @@ static const vg_cfg_field_t global_schema[] = {
     {0},
 };
 
+static const vg_cfg_field_t metadata_schema[] = {
+    {.key = "max_entries",
+     .type = VG_CFG_T_UINT,
+     .offset = CC(metadata_max_entries),
+     .def = "100000",
+     .min = "1",
+     .doc = "metadata entries kept per tenant; new ones past it are dropped and counted in "
+            "vigil_metadata_dropped_total{reason=\"max_entries\"}"},
+    {.key = "max_per_metric",
+     .type = VG_CFG_T_UINT,
+     .offset = CC(metadata_max_per_metric),
+     .def = "10",
+     .min = "1",
+     .max = "1000",
+     .doc = "distinct {type, help, unit} kept per metric name; the least recently seen one "
+            "makes room for a new one"},
+    {.key = "ttl",
+     .type = VG_CFG_T_DURATION,
+     .offset = CC(metadata_ttl_ms),
+     .def = "1h",
+     .min = "10m",
+     .doc = "an entry no agent or remote-write sender re-sent for this long is forgotten "
+            "(agents re-send every 5m, Prometheus every 1m)"},
+    {0},
+};
+
 static const vg_cfg_field_t top_schema[] = {
     {.key = "collector",
      .type = VG_CFG_T_SECTION,
@@ -331,6 +364,10 @@ static const vg_cfg_field_t top_schema[] = {
      .type = VG_CFG_T_SECTION,
      .sub = limits_schema,
      .doc = "per-tenant ingestion limits"},
+    {.key = "metadata",
+     .type = VG_CFG_T_SECTION,
+     .sub = metadata_schema,
+     .doc = "metric metadata (TYPE, HELP, UNIT) kept for /api/v1/metadata"},
     {.key = "evaluation_interval",
      .type = VG_CFG_T_DURATION,
      .offset = CC(evaluation_interval_ms),

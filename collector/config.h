@@ -53,6 +53,7 @@ typedef struct vg_collector_config {
     uint64_t wal_segment_bytes; /* default 128MiB */
     int64_t ooo_window_ms; /* out_of_order_time_window, default 10m; 0 = none */
     int64_t block_range_ms; /* block_range, default 2h */
+    uint64_t wal_max_hold_bytes; /* WAL kept for remote_write past the blocks, default 4GiB */
 
     /* audit.retention: */
     int64_t audit_hot_ms;  /* 30d */
@@ -82,6 +83,11 @@ typedef struct vg_collector_config {
 
     struct vg_siem_cfg *siem; /* siem: outputs, siem/siem.h */
     size_t nsiem;
+
+    /* metadata: the /api/v1/metadata table (metadata/mdstore.h) */
+    uint64_t metadata_max_entries;    /* per tenant, default 100000 */
+    uint64_t metadata_max_per_metric; /* distinct entries per name, default 10 */
+    int64_t metadata_ttl_ms;          /* forget entries not seen for this long, default 1h */
 } vg_collector_config_t;
 
 vg_err_t vg_collector_config_load(const char *path, vg_collector_config_t **out, vg_error *err);

@@ -21,12 +21,14 @@
 #include "config.h"
 #include "ingest/ingest.h"
 #include "ingest/kafka_consumer.h"
+#include "metadata/mdstore.h"
 #include "remotewrite/receiver.h"
 #include "remotewrite/sender.h"
 #include "rules/manager.h"
 #include "siem/siem.h"
 #include "rules/rules_api.h"
 #include "tsdb/tsdb.h"
+#include "tsdb/wal.h"
 #include "vigil/alloc.h"
 #include "vigil/cli.h"
 #include "vigil/clock.h"
@@ -44,6 +46,7 @@ typedef struct collector {
     vg_kafka_consumer_t *kafka;
     vg_auditstore_t *audit; /* <data_dir>/audit */
     vg_rw_receiver_t *rw; /* POST /api/v1/write */
+    vg_mdstore_t *md;     /* /api/v1/metadata, <data_dir>/metadata */
     vg_rw_sender_t *rwsend; /* remote_write: tails <data_dir>/wal; NULL when none */
     vg_siem_t *siem;        /* siem: outputs on the audit feed; NULL when none */
     vg_api_t *api;
@@ -169,6 +172,7 @@ static vg_err_t start_http(collector *c, vg_error *err)
     if (!rc) rc = vg_ingest_register_http(c->ingest, c->httpd);
     if (!rc) rc = vg_rw_receiver_register(c->rw, c->httpd);
     c->api = rc ? NULL : vg_api_new(c->db, &c->query);
+    if (c->api) vg_api_set_metadata(c->api, c->md);
     if (!rc && !c->api) rc = vg_error_set(err, VG_ENOMEM, "cannot allocate the query engine");
     if (!rc) rc = vg_api_register(c->httpd, c->api, c->metrics);
     if (!rc) rc = vg_silences_register(c->silences, c->httpd);
@@ -206,16 +210,37 @@ static vg_err_t open_store(collector *c, vg_error *err)
     return rc;
 }
 
-/* remote_write queues tail the store's WAL, cursors in <data_dir>/remote_write.
- * They keep the config loaded at start (a reload does not change them). */
+/* The metadata table, <data_dir>/metadata, fed by ingest and remote-write. */
+static vg_err_t open_metadata(collector *c, vg_error *err)
+{
+    char path[4096];
+    snprintf(path, sizeof(path), "%s/metadata", c->cfg->data_dir);
+    vg_mdstore_opts o = {.path = path, .max_entries = c->cfg->metadata_max_entries,
+                         .max_per_metric = c->cfg->metadata_max_per_metric,
+                         .ttl_ms = c->cfg->metadata_ttl_ms};
+    vg_err_t rc = vg_mdstore_open(&o, c->metrics, &c->md, err);
+    if (!rc) vg_ingest_set_metadata(c->ingest, c->md);
+    if (!rc) vg_rw_receiver_set_metadata(c->rw, c->md);
+    return rc;
+}
+
+/* remote_write queues tail the store's WAL, cursors in <data_dir>/remote_write,
+ * each holding the WAL from its cursor (storage.wal_max_hold_bytes); holds of
+ * remotes no longer configured are dropped. They keep the config loaded at
+ * start (a reload does not change them). */
 static vg_err_t start_remote_write(collector *c, vg_error *err)
 {
     char wal[4096], state[4096];
-    if (!c->cfg->nremote_write) return VG_OK;
+    struct vg_wal *w = vg_tsdb_wal(c->db);
+    vg_err_t rc = VG_OK;
+    vg_wal_set_max_hold(w, c->cfg->wal_max_hold_bytes);
     snprintf(wal, sizeof(wal), "%s/wal", c->cfg->data_dir);
     snprintf(state, sizeof(state), "%s/remote_write", c->cfg->data_dir);
-    return vg_rw_sender_new(c->cfg->remote_write, c->cfg->nremote_write, wal, state, c->metrics,
-                            &c->rwsend, err);
+    if (c->cfg->nremote_write)
+        rc = vg_rw_sender_new(c->cfg->remote_write, c->cfg->nremote_write, wal, w, state,
+                              c->metrics, &c->rwsend, err);
+    if (!rc) vg_wal_hold_forget_dormant(w);
+    return rc;
 }
 
 /* SIEM forwarders read the audit store's feed (<data_dir>/audit/.feed); like
@@ -281,6 +306,7 @@ static vg_err_t collector_start(collector *c, vg_error *err)
     c->ingest = vg_ingest_new(c->db, c->metrics);
     c->rw = c->ingest ? vg_rw_receiver_new(c->db, c->metrics, NULL) : NULL;
     if (!c->rw) return vg_error_set(err, VG_ENOMEM, "out of memory at start-up");
+    if ((rc = open_metadata(c, err))) return rc;
     vg_metric_set(vg_metrics_gauge(c->metrics, "vigil_build_info", "Build information.",
                                    "version=\"" VIGIL_VERSION "\",program=\"vigil-collector\""),
                   1);
@@ -320,6 +346,7 @@ static void collector_stop(collector *c)
     vg_silences_free(c->silences);
     vg_rw_receiver_free(c->rw);
     vg_ingest_free(c->ingest);
+    vg_mdstore_free(c->md);
     vg_auditstore_free(c->audit);
     vg_tsdb_free(c->db);
     vg_metrics_free(c->metrics);

@@ -53,6 +53,10 @@ typedef struct vg_api_params {
 /* New API context over db (which must outlive it). opts sets the engine's
  * caps (NULL = engine defaults). NULL on ENOMEM. */
 vg_api_t *vg_api_new(vg_tsdb_t *db, const vg_promql_opts *opts);
+struct vg_mdstore;
+/* Answer /api/v1/metadata from md (borrowed; must outlive api). Without it
+ * the answer is an empty map. */
+void vg_api_set_metadata(vg_api_t *api, struct vg_mdstore *md);
 /* Free the context and its engine; NULL is a no-op. Stop the HTTP server
  * first: no handler may be running. */
 void vg_api_free(vg_api_t *api);

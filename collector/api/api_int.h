@@ -10,6 +10,7 @@
 
 struct vg_api {
     vg_tsdb_t *db;
+    struct vg_mdstore *md; /* /api/v1/metadata; NULL = always empty */
     vg_promql_engine_t *eng;
     vg_promql_opts opts;
 };

@@ -1,12 +1,12 @@
 /*
- * status.c - the informational endpoints: /api/v1/metadata,
- * /api/v1/status/buildinfo, /api/v1/query_exemplars, /api/v1/rules and
- * /api/v1/alerts.
+ * status.c - the informational endpoints: /api/v1/status/buildinfo,
+ * /api/v1/query_exemplars, /api/v1/rules and /api/v1/alerts
+ * (/api/v1/metadata is in metadata.c).
  *
  * Grafana and promtool call these to discover what the server is and what
  * it holds; an error here breaks a data-source health check, so each one
  * answers with Prometheus's exact shape even where Vigil has nothing to
- * report yet: the store keeps no metric metadata and no exemplars, and
+ * report yet: the store keeps no exemplars, and
  * rules and alerts stay empty until the alerting module fills them.
  */
 #include <stdlib.h>
@@ -24,29 +24,6 @@ static int success(vg_buf *out, const char *data)
     if (!rc) rc = vg_buf_puts(out, data);
     if (!rc) rc = vg_buf_putc(out, '}');
     return rc ? vg_api__exec_error(out, rc, NULL) : 200;
-}
-
-/* strconv.Atoi accepts an optional sign and decimal digits. */
-static int is_int(const char *s)
-{
-    if (*s == '+' || *s == '-') s++;
-    if (!*s) return 0;
-    for (; *s; s++)
-        if (*s < '0' || *s > '9') return 0;
-    return 1;
-}
-
-int vg_api_metadata(vg_api_t *api, const vg_api_params *p, vg_buf *out)
-{
-    (void)api;
-    vg_buf_reset(out);
-    if (p->limit && p->limit[0] && !is_int(p->limit))
-        return vg_api__fail(out, 400, "bad_data", "limit must be a number");
-    if (p->limit_per_metric && p->limit_per_metric[0] && !is_int(p->limit_per_metric))
-        return vg_api__fail(out, 400, "bad_data", "limit_per_metric must be a number");
-    /* The store does not keep metadata (yet): an empty map, as Prometheus
-     * answers when it has none. */
-    return success(out, "{}");
 }
 
 int vg_api_buildinfo(vg_api_t *api, const vg_api_params *p, vg_buf *out)

@@ -15,7 +15,9 @@
 
 #include "auditstore/auditstore.h"
 #include "ingest/seqtrack.h"
+#include "metadata/mdstore.h"
 #include "vigil/alloc.h"
+#include "vigil/clock.h"
 #include "vigil/envelope.h"
 #include "vigil/log.h"
 
@@ -24,9 +26,15 @@ struct vg_ingest {
     vg_envelope_limits limits;
     vg_metric_t *batches_ok, *batches_bad, *batches_unsupported;
     vg_metric_t *samples_in, *samples_appended, *samples_dup, *samples_rejected;
-    vg_seqtrack_t *seq; /* per-agent batch seqs: gaps and duplicates */
+    vg_seqtrack_t *seq;     /* per-agent batch seqs: gaps and duplicates */
     vg_auditstore_t *audit; /* NULL: audit batches are refused (VG_EUNSUPPORTED) */
+    struct vg_mdstore *md;  /* MetricBatch.metadata; NULL = ignored */
 };
+
+void vg_ingest_set_metadata(vg_ingest_t *in, struct vg_mdstore *md)
+{
+    in->md = md;
+}
 
 void vg_ingest_set_audit(vg_ingest_t *in, vg_auditstore_t *a)
 {
@@ -116,6 +124,10 @@ vg_err_t vg_ingest_batch(vg_ingest_t *in, const char *tenant, const uint8_t *dat
     const char *t = pick_tenant(tenant, b);
     if (b->payload_case == VIGIL__V1__BATCH__PAYLOAD_METRICS) {
         rc = store_metrics(in, t, b, res, err);
+        if (!rc && in->md && b->metrics->n_metadata)
+            vg_mdstore_add(in->md, t,
+                           (const Prometheus__MetricMetadata *const *)b->metrics->metadata,
+                           b->metrics->n_metadata, vg_clock_wall_ms());
         if (!rc) vg_metric_inc(in->batches_ok);
         if (!rc) vg_seqtrack_observe(in->seq, b->agent_id, b->seq); /* after it is stored */
     } else if (in->audit) {

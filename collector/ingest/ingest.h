@@ -37,6 +37,10 @@ struct vg_auditstore;
  * samples/appended/duplicates of the result count records. */
 void vg_ingest_set_audit(vg_ingest_t *in, struct vg_auditstore *a);
 
+struct vg_mdstore;
+/* Keep MetricBatch.metadata in md (borrowed; NULL = ignored). */
+void vg_ingest_set_metadata(vg_ingest_t *in, struct vg_mdstore *md);
+
 /* Decode and store one envelope. tenant overrides the batch's tenant when
  * non-NULL (HTTP X-Scope-OrgID). VG_EPARSE/VG_ETOOLARGE for a batch that can
  * never be stored (dead-letter it), VG_EUNSUPPORTED for a payload this build

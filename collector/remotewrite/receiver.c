@@ -29,7 +29,9 @@
 
 #include <snappy-c.h>
 
+#include "metadata/mdstore.h"
 #include "vigil/alloc.h"
+#include "vigil/clock.h"
 #include "vigil/labels.h"
 #include "vigil/log.h"
 
@@ -51,6 +53,7 @@ static const char *const smp_reason_names[SR__N] = {"no_metric_name",  "duplicat
 
 struct vg_rw_receiver {
     vg_tsdb_t *db;
+    struct vg_mdstore *md; /* WriteRequest.metadata goes here; NULL = ignored */
     size_t max_decoded;
     vg_metric_t *m_requests, *m_received, *m_appended, *m_dedup;
     vg_metric_t *m_req_rej[RQ__N];
@@ -93,6 +96,11 @@ vg_rw_receiver_t *vg_rw_receiver_new(vg_tsdb_t *db, vg_metrics_t *metrics, const
     r->max_decoded = opts && opts->max_decoded ? opts->max_decoded : VG_RW_DEFAULT_MAX_DECODED;
     if (metrics) register_metrics(r, metrics);
     return r;
+}
+
+void vg_rw_receiver_set_metadata(vg_rw_receiver_t *r, struct vg_mdstore *md)
+{
+    r->md = md;
 }
 
 void vg_rw_receiver_free(vg_rw_receiver_t *r)
@@ -347,6 +355,9 @@ void vg_rw_handle(vg_rw_receiver_t *r, const char *ct, const char *ce, const cha
         refuse(r, res, status_for(rc), reason, vg_error_msg(&err, rc));
         goto out;
     }
+    if (r->md && wr->n_metadata)
+        vg_mdstore_add(r->md, tenant, (const Prometheus__MetricMetadata *const *)wr->metadata,
+                       wr->n_metadata, vg_clock_wall_ms());
     ok = vg_arena_alloc(arena, (wr->n_timeseries ? wr->n_timeseries : 1) * sizeof(*ok));
     if (!ok) goto nomem;
     size_t nok = filter_series(r, wr, ok, res, &first);

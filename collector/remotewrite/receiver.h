@@ -45,6 +45,10 @@ typedef struct vg_rw_result {
 vg_rw_receiver_t *vg_rw_receiver_new(vg_tsdb_t *db, vg_metrics_t *metrics, const vg_rw_opts *opts);
 /* Free; NULL is a no-op. The HTTP server must be stopped first. */
 void vg_rw_receiver_free(vg_rw_receiver_t *r);
+struct vg_mdstore;
+/* Keep the metadata of requests (WriteRequest.metadata) in md (borrowed;
+ * must outlive r). Without it metadata is ignored. */
+void vg_rw_receiver_set_metadata(vg_rw_receiver_t *r, struct vg_mdstore *md);
 /* Route POST /api/v1/write on h to r. */
 vg_err_t vg_rw_receiver_register(vg_rw_receiver_t *r, vg_httpd_t *h);
 
