@@ -28,6 +28,7 @@
 #include <snappy-c.h>
 
 #include "remotewrite/walwatch.h"
+#include "tsdb/wal.h"
 #include "vigil/alloc.h"
 #include "vigil/clock.h"
 #include "vigil/log.h"
@@ -60,6 +61,7 @@ typedef struct queue {
     char wal_dir[4096];
     vg_relabel_t *relabel;
     vg_walwatch_t *ww;
+    vg_wal_hold_t *hold; /* keeps the WAL from the cursor's segment; NULL = none */
     vg_ww_sample *batch;
     size_t nbatch;
     vg_ww_cursor batch_end;      /* cursor after the batch */
@@ -70,7 +72,7 @@ typedef struct queue {
     size_t nshards; /* min(max_shards, MAX_SHARDS) */
     pthread_t thread;
     int started;
-    vg_metric_t *m_sent, *m_failed, *m_retried, *m_dropped, *m_pending, *m_highest;
+    vg_metric_t *m_sent, *m_failed, *m_retried, *m_dropped, *m_truncated, *m_pending, *m_highest;
 } queue;
 
 struct vg_rw_sender {
@@ -225,6 +227,23 @@ static void cursor_save(queue *q, const vg_ww_cursor *c)
     if (bad || rename(tmp, q->cursor_path))
         vg_log_warn(COMP, "cannot write the cursor; samples may be resent after a restart",
                     "remote=%s file=%s err=%s", q->name, q->cursor_path, strerror(errno));
+    else if (q->hold)
+        vg_wal_hold_move(q->hold, c->seg); /* only once durable: a restart starts there */
+}
+
+/* Samples the WAL deleted over wal_max_hold_bytes before this queue read them. */
+static void count_truncated(queue *q)
+{
+    uint64_t n = q->hold ? vg_wal_hold_take_missed(q->hold) : 0;
+    if (!n) return;
+    vg_metric_add(q->m_truncated, (double)n);
+    vg_log_error(COMP, "WAL segments deleted before they were sent (storage.wal_max_hold_bytes)",
+                 "remote=%s samples=%" PRIu64, q->name, n);
+}
+
+static int hold_open(void *ud, uint32_t from, uint32_t *no)
+{
+    return vg_wal_hold_open(ud, from, no);
 }
 
 /* ---- HTTP ---- */
@@ -377,8 +396,10 @@ static void fill(vg_rw_sender_t *s, queue *q)
         if (seg_end || got) continue;
         if (q->nbatch && vg_clock_mono_ms() - first >= q->cfg->queue.batch_send_deadline_ms) break;
         if (!q->nbatch && lost) cursor_save(q, &q->batch_end); /* all dropped by relabeling */
+        count_truncated(q);
         nap(s, POLL_MS);
     }
+    count_truncated(q);
     vg_metric_add(q->m_dropped, (double)lost);
 }
 
@@ -547,27 +568,42 @@ static void *queue_main(void *ud)
 
 static void queue_metrics(queue *q, vg_metrics_t *m)
 {
-    char l[200];
+    char l[200], lr[250], lt[250];
     snprintf(l, sizeof l, "remote=\"%s\"", q->name);
+    snprintf(lr, sizeof lr, "remote=\"%s\",reason=\"relabel\"", q->name);
+    snprintf(lt, sizeof lt, "remote=\"%s\",reason=\"wal_truncated\"", q->name);
     q->m_sent = vg_metrics_counter(m, "vigil_remote_write_samples_total",
                                    "Samples the remote accepted (2xx).", l);
     q->m_failed = vg_metrics_counter(m, "vigil_remote_write_failed_samples_total",
                                      "Samples the remote refused for good (4xx), not retried.", l);
     q->m_retried = vg_metrics_counter(m, "vigil_remote_write_retried_samples_total",
                                       "Samples in requests retried (5xx, 429, network).", l);
-    q->m_dropped = vg_metrics_counter(
-        m, "vigil_remote_write_dropped_samples_total",
-        "Samples not sent: dropped by write_relabel_configs or of an unknown series.", l);
+    static const char help[] = "Samples not sent: dropped by write_relabel_configs (or of a "
+                               "series its segment never declared), or in WAL segments deleted "
+                               "over storage.wal_max_hold_bytes before they were read.";
+    q->m_dropped = vg_metrics_counter(m, "vigil_remote_write_dropped_samples_total", help, lr);
+    q->m_truncated = vg_metrics_counter(m, "vigil_remote_write_dropped_samples_total", help, lt);
     q->m_pending = vg_metrics_gauge(m, "vigil_remote_write_pending_samples",
                                     "Samples read from the WAL and not yet accepted.", l);
     q->m_highest = vg_metrics_gauge(m, "vigil_remote_write_highest_sent_timestamp_seconds",
                                     "Newest sample timestamp the remote accepted.", l);
 }
 
-static vg_err_t queue_init(queue *q, const vg_rws_config *c, size_t i, const char *wal_dir,
-                           const char *state_dir, vg_metrics_t *m, vg_error *err)
+/* The walwatch, reading through a hold on wal from the cursor's segment. */
+static vg_err_t queue_reader(queue *q, const char *wal_dir, struct vg_wal *wal, vg_error *err)
 {
     vg_ww_cursor cur;
+    cursor_load(q, &cur);
+    vg_err_t rc = wal ? vg_wal_hold_new(wal, q->name, cur.seg, &q->hold, err) : VG_OK;
+    if (!rc) rc = vg_walwatch_new(wal_dir, &cur, q->relabel, &q->ww, err);
+    if (!rc && q->hold) vg_walwatch_set_opener(q->ww, hold_open, q->hold);
+    return rc;
+}
+
+static vg_err_t queue_init(queue *q, const vg_rws_config *c, size_t i, const char *wal_dir,
+                           struct vg_wal *wal, const char *state_dir, vg_metrics_t *m,
+                           vg_error *err)
+{
     q->cfg = c;
     if (c->name)
         snprintf(q->name, sizeof q->name, "%s", c->name);
@@ -594,14 +630,14 @@ static vg_err_t queue_init(queue *q, const vg_rws_config *c, size_t i, const cha
     if (rc) return rc;
     if (!(q->batch = vg_calloc(c->queue.max_samples_per_send, sizeof *q->batch)))
         return vg_error_set(err, VG_ENOMEM, "out of memory");
-    cursor_load(q, &cur);
     if (m) queue_metrics(q, m);
-    return vg_walwatch_new(wal_dir, &cur, q->relabel, &q->ww, err);
+    return queue_reader(q, wal_dir, wal, err);
 }
 
 static void queue_release(queue *q)
 {
     vg_walwatch_free(q->ww);
+    vg_wal_hold_free(q->hold);
     vg_relabel_free(q->relabel);
     for (size_t k = 0; k < MAX_SHARDS; k++) {
         if (q->shards[k].curl) curl_easy_cleanup(q->shards[k].curl);
@@ -615,8 +651,8 @@ static void queue_release(queue *q)
 }
 
 vg_err_t vg_rw_sender_new(const vg_rws_config *cfgs, size_t n, const char *wal_dir,
-                          const char *state_dir, vg_metrics_t *metrics, vg_rw_sender_t **out,
-                          vg_error *err)
+                          struct vg_wal *wal, const char *state_dir, vg_metrics_t *metrics,
+                          vg_rw_sender_t **out, vg_error *err)
 {
     vg_err_t rc = VG_OK;
     vg_rw_sender_t *s = vg_calloc(1, sizeof *s);
@@ -633,7 +669,7 @@ vg_err_t vg_rw_sender_new(const vg_rws_config *cfgs, size_t n, const char *wal_d
     }
     for (size_t i = 0; i < n && !rc; i++) {
         s->q[i].owner = s;
-        rc = queue_init(&s->q[i], &cfgs[i], i, wal_dir, state_dir, metrics, err);
+        rc = queue_init(&s->q[i], &cfgs[i], i, wal_dir, wal, state_dir, metrics, err);
     }
     for (size_t i = 0; i < n && !rc; i++)
         for (size_t j = 0; j < i && !rc; j++)

@@ -4,10 +4,11 @@
  * Follows Prometheus's design: the sender does not sit on the append path,
  * it tails the store's WAL (walwatch.h) and keeps a durable cursor per
  * remote (segment, record offset, sample index), advanced only after the
- * remote answered 2xx (or refused for good with a 4xx). A remote that is down
- * for minutes or hours therefore loses nothing while the WAL segments are
- * still on disk; when the block writer truncates a segment the cursor has not
- * passed, the skipped samples are counted in _dropped_samples_total.
+ * remote answered 2xx (or refused for good with a 4xx). Each queue holds the
+ * WAL from its cursor's segment (vg_wal_hold_*), so the block writer's
+ * truncation keeps what a remote that is down still needs, up to
+ * storage.wal_max_hold_bytes; samples of held segments deleted over that cap
+ * are counted in _dropped_samples_total{reason="wal_truncated"}.
  * Every tenant's samples go out, with X-Scope-OrgID: <tenant> unless the
  * tenant is "default".
  */
@@ -61,12 +62,16 @@ vg_err_t vg_rws_config_check(vg_cfg_ctx_t *ctx, const vg_cfg_node_t *node, void 
 
 typedef struct vg_rw_sender vg_rw_sender_t;
 
+struct vg_wal;
+
 /* Start one queue per entry of cfgs[0..n), each tailing wal_dir with its
  * cursor in state_dir/<name>.cursor (both directories must exist or be
- * creatable). cfgs must outlive the sender. metrics may be NULL. */
+ * creatable) and a hold named after the remote on wal (the WAL of wal_dir;
+ * NULL = no hold, segments may go before they are sent). cfgs and wal must
+ * outlive the sender. metrics may be NULL. */
 vg_err_t vg_rw_sender_new(const vg_rws_config *cfgs, size_t n, const char *wal_dir,
-                          const char *state_dir, vg_metrics_t *metrics, vg_rw_sender_t **out,
-                          vg_error *err);
+                          struct vg_wal *wal, const char *state_dir, vg_metrics_t *metrics,
+                          vg_rw_sender_t **out, vg_error *err);
 /* Stop the queues (a request in flight is abandoned, its samples are resent
  * at the next start) and free. NULL is a no-op. */
 void vg_rw_sender_free(vg_rw_sender_t *s);

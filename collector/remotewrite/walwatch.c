@@ -52,6 +52,8 @@ struct vg_walwatch {
     slot *map;
     size_t map_cap, map_n;
     int ended; /* the segment is finished: move on at the next read */
+    vg_ww_open_fn open_fn;
+    void *open_ud;
 };
 
 /* ---- segments ---- */
@@ -82,12 +84,24 @@ static void reset_series(vg_walwatch_t *w)
     w->rec_len = 0;
 }
 
+/* Open the oldest segment >= no through the directory: fd, *have. */
+static int open_from_dir(vg_walwatch_t *w, uint32_t no, int64_t *have)
+{
+    char path[4200];
+    *have = next_segment(w->dir, no);
+    if (*have < 0) return -1;
+    snprintf(path, sizeof path, "%s/%08" PRIu32, w->dir, (uint32_t)*have);
+    return open(path, O_RDONLY | O_CLOEXEC);
+}
+
 /* Open segment no (or the next existing one) at its start. 0 when none. */
 static int open_segment(vg_walwatch_t *w, uint32_t no)
 {
-    char path[4200];
-    int64_t have = next_segment(w->dir, no);
+    int64_t have = -1;
+    uint32_t got = 0;
     if (w->fd >= 0) close(w->fd);
+    int fd = w->open_fn ? w->open_fn(w->open_ud, no, &got) : open_from_dir(w, no, &have);
+    if (w->open_fn && fd >= 0) have = got;
     w->fd = -1;
     if (have < 0) return 0;
     if ((uint32_t)have != no && (no || w->cur.off)) {
@@ -95,8 +109,7 @@ static int open_segment(vg_walwatch_t *w, uint32_t no)
                     "dir=%s from=%" PRIu32 " to=%" PRId64, w->dir, no, have);
     }
     if ((uint32_t)have != no) w->cur = (vg_ww_cursor){(uint32_t)have, 0, 0};
-    snprintf(path, sizeof path, "%s/%08" PRIu32, w->dir, (uint32_t)have);
-    w->fd = open(path, O_RDONLY | O_CLOEXEC);
+    w->fd = fd;
     w->rd = MAGIC_LEN;
     reset_series(w);
     w->cur.seg = (uint32_t)have;
@@ -269,6 +282,12 @@ vg_err_t vg_walwatch_new(const char *dir, const vg_ww_cursor *start, const vg_re
     }
     *out = w;
     return VG_OK;
+}
+
+void vg_walwatch_set_opener(vg_walwatch_t *w, vg_ww_open_fn fn, void *ud)
+{
+    w->open_fn = fn;
+    w->open_ud = ud;
 }
 
 void vg_walwatch_free(vg_walwatch_t *w)

@@ -8,8 +8,9 @@
  * segment and forgotten when the reader moves to the next one. A position is a
  * cursor (segment, record offset, sample index within the record); reading
  * resumes exactly there after a restart (the series records before it are
- * read again). A segment deleted under the reader is skipped and its unread
- * samples counted as lost (unknown).
+ * read again). A segment deleted under the reader is skipped (logged); with
+ * an opener (vg_walwatch_set_opener, the WAL's hold) the WAL keeps what the
+ * reader needs and counts what it had to delete anyway.
  */
 #ifndef VIGIL_REMOTEWRITE_WALWATCH_H
 #define VIGIL_REMOTEWRITE_WALWATCH_H
@@ -44,11 +45,16 @@ typedef struct vg_ww_sample {
 
 typedef struct vg_walwatch vg_walwatch_t;
 
+/* Open the oldest segment >= from: its fd and *no, or -1 when none. */
+typedef int (*vg_ww_open_fn)(void *ud, uint32_t from, uint32_t *no);
+
 /* Reader of dir from start (a zero cursor = the oldest segment). relabel
  * (borrowed, may be NULL) is applied to each series once per segment. */
 vg_err_t vg_walwatch_new(const char *dir, const vg_ww_cursor *start, const vg_relabel_t *relabel,
                          vg_walwatch_t **out, vg_error *err);
 void vg_walwatch_free(vg_walwatch_t *w);
+/* Open segments through fn (e.g. vg_wal_hold_open) instead of the directory. */
+void vg_walwatch_set_opener(vg_walwatch_t *w, vg_ww_open_fn fn, void *ud);
 
 /* Read up to max samples of series not dropped into out. *pos is set to the
  * cursor just past the last sample read (or skipped). Never crosses a segment:

@@ -20,6 +20,8 @@
  */
 #include "tsdb/wal.h"
 
+#include "tsdb/wal_int.h"
+
 #include <dirent.h>
 #include <errno.h>
 #include <fcntl.h>
@@ -52,10 +54,7 @@
 
 /* ---- a u64 -> u64 open-addressing map (keys stored + 1, 0 = empty) ---- */
 
-typedef struct refmap {
-    uint64_t *keys, *vals;
-    size_t cap, n;
-} refmap;
+typedef vg_wal_refmap refmap;
 
 static size_t rm_slot(const refmap *m, uint64_t k)
 {
@@ -119,6 +118,7 @@ void vg_wal_batch_init(vg_wal_batch *b)
 {
     memset(b, 0, sizeof(*b));
     vg_buf_init(&b->samples, 0);
+    b->mint = INT64_MAX;
     b->maxt = INT64_MIN;
 }
 
@@ -133,7 +133,8 @@ void vg_wal_batch_free(vg_wal_batch *b)
 void vg_wal_batch_reset(vg_wal_batch *b)
 {
     vg_buf_reset(&b->samples);
-    b->ndecl = b->nlab = b->rec_start = b->rec_n = 0;
+    b->ndecl = b->nlab = b->rec_start = b->rec_n = b->nsamples = 0;
+    b->mint = INT64_MAX;
     b->maxt = INT64_MIN;
 }
 
@@ -241,6 +242,8 @@ vg_err_t vg_wal_batch_sample(vg_wal_batch *b, uint64_t ref, int64_t ts, double v
     vg_err_t rc = vg_buf_append(&b->samples, s, sizeof(s));
     if (rc) return rc;
     if (ts > b->maxt) b->maxt = ts;
+    if (ts < b->mint) b->mint = ts;
+    b->nsamples++;
     if (++b->rec_n == SAMPLES_PER) {
         frame_close(&b->samples, b->rec_start);
         b->rec_n = 0;
@@ -250,50 +253,25 @@ vg_err_t vg_wal_batch_sample(vg_wal_batch *b, uint64_t ref, int64_t ts, double v
 
 /* ---- the log ---- */
 
-typedef struct seg {
-    uint32_t no;
-    int64_t maxt; /* newest sample; INT64_MIN when none */
-} seg;
-
-struct vg_wal {
-    char *dir;
-    int fd;
-    uint32_t cur_no;
-    uint64_t cur_size, seg_bytes;
-    int64_t cur_maxt, sync_ms;
-    seg *segs; /* closed segments, oldest first */
-    size_t nsegs, capsegs;
-    uint64_t written, synced, want;
-    pthread_mutex_t mu;
-    pthread_cond_t kick, done;
-    pthread_t syncer;
-    int started, stop, syncing;
-    vg_err_t failed;
-    int64_t last_sync_us;
-    refmap declared; /* refs declared in the current segment */
-    vg_buf wbuf;
-    vg_metric_t *m_fsyncs, *m_bytes, *m_corrupt, *m_replay_s, *m_segments, *m_replayed;
-};
-
-static void seg_path(const vg_wal_t *w, uint32_t no, char *out, size_t n)
+void vg_wal_seg_path(const vg_wal_t *w, uint32_t no, char *out, size_t n)
 {
     snprintf(out, n, "%s/" SEG_NAME_FMT, w->dir, no);
 }
 
-static vg_err_t segs_push(vg_wal_t *w, uint32_t no, int64_t maxt)
+static vg_err_t segs_push(vg_wal_t *w, const vg_wal_seg *sg)
 {
     if (w->nsegs == w->capsegs) {
         size_t cap = w->capsegs ? w->capsegs * 2 : 16;
-        seg *s = vg_realloc(w->segs, cap * sizeof(*s));
+        vg_wal_seg *s = vg_realloc(w->segs, cap * sizeof(*s));
         if (!s) return VG_ENOMEM;
         w->segs = s;
         w->capsegs = cap;
     }
-    w->segs[w->nsegs++] = (seg){no, maxt};
+    w->segs[w->nsegs++] = *sg;
     return VG_OK;
 }
 
-static void sync_dir(const char *dir)
+void vg_wal_sync_dir(const char *dir)
 {
     int fd = open(dir, O_RDONLY | O_DIRECTORY);
     if (fd < 0) return;
@@ -301,7 +279,7 @@ static void sync_dir(const char *dir)
     close(fd);
 }
 
-static void set_segments_gauge(vg_wal_t *w)
+void vg_wal_segments_gauge(vg_wal_t *w)
 {
     vg_metric_set(w->m_segments, (double)(w->nsegs + (w->fd >= 0)));
 }
@@ -323,7 +301,7 @@ static vg_err_t write_all(int fd, const void *p, size_t n)
 static vg_err_t seg_create(vg_wal_t *w, uint32_t no, vg_error *err)
 {
     char path[4200];
-    seg_path(w, no, path, sizeof(path));
+    vg_wal_seg_path(w, no, path, sizeof(path));
     int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (fd < 0)
         return vg_error_set(err, VG_EIO, "wal: cannot create %s: %s", path, strerror(errno));
@@ -331,13 +309,15 @@ static vg_err_t seg_create(vg_wal_t *w, uint32_t no, vg_error *err)
         close(fd);
         return vg_error_set(err, VG_EIO, "wal: cannot write %s: %s", path, strerror(errno));
     }
-    sync_dir(w->dir);
+    vg_wal_sync_dir(w->dir);
     w->fd = fd;
     w->cur_no = no;
     w->cur_size = MAGIC_LEN;
     w->cur_maxt = INT64_MIN;
+    w->cur_mint = INT64_MAX;
+    w->cur_samples = 0;
     rm_clear(&w->declared);
-    set_segments_gauge(w);
+    vg_wal_segments_gauge(w);
     return VG_OK;
 }
 
@@ -355,8 +335,12 @@ static vg_err_t rollover(vg_wal_t *w, vg_error *err)
     w->fd = -1;
     w->synced = w->written;
     pthread_cond_broadcast(&w->done);
-    if (segs_push(w, w->cur_no, w->cur_maxt))
-        return vg_error_set(err, VG_ENOMEM, "wal: out of memory");
+    vg_wal_seg sg = {.no = w->cur_no,
+                     .mint = w->cur_mint,
+                     .maxt = w->cur_maxt,
+                     .bytes = w->cur_size,
+                     .samples = w->cur_samples};
+    if (segs_push(w, &sg)) return vg_error_set(err, VG_ENOMEM, "wal: out of memory");
     return seg_create(w, w->cur_no + 1, err);
 }
 
@@ -422,6 +406,8 @@ static vg_err_t write_locked(vg_wal_t *w, const vg_wal_batch *b, uint64_t *pos, 
     w->cur_size += len;
     w->written += len;
     if (b->maxt > w->cur_maxt) w->cur_maxt = b->maxt;
+    if (b->mint < w->cur_mint) w->cur_mint = b->mint;
+    w->cur_samples += b->nsamples;
     vg_metric_add(w->m_bytes, (double)len);
     *pos = w->written;
     if (too_long != UINT64_MAX)
@@ -511,24 +497,13 @@ static void *syncer_main(void *arg)
 
 size_t vg_wal_truncate(vg_wal_t *w, int64_t mint)
 {
-    size_t n = 0, k = 0;
-    char path[4200];
     pthread_mutex_lock(&w->mu);
-    for (size_t i = 0; i < w->nsegs; i++) {
-        if (w->segs[i].maxt < mint) {
-            seg_path(w, w->segs[i].no, path, sizeof(path));
-            if (unlink(path) == 0 || errno == ENOENT) {
-                n++;
-                continue;
-            }
-            vg_log_warn(COMP, "cannot delete segment", "file=%s err=%s", path, strerror(errno));
-        }
-        w->segs[k++] = w->segs[i];
-    }
-    w->nsegs = k;
-    set_segments_gauge(w);
+    for (size_t i = 0; i < w->nsegs; i++)
+        if (w->segs[i].maxt < mint) w->segs[i].released = 1;
+    size_t n = vg_wal_holds_collect(w);
     pthread_mutex_unlock(&w->mu);
-    if (n) sync_dir(w->dir);
+    if (n) vg_wal_sync_dir(w->dir);
+    vg_wal_holds_persist(w);
     return n;
 }
 
@@ -560,6 +535,8 @@ void vg_wal_close(vg_wal_t *w)
         pthread_cond_destroy(&w->done);
         pthread_mutex_destroy(&w->mu);
     }
+    vg_wal_holds_free(w);
+    pthread_mutex_destroy(&w->state_mu);
     rm_free(&w->declared);
     vg_buf_free(&w->wbuf);
     vg_free(w->segs);
@@ -575,7 +552,8 @@ typedef struct replay {
     vg_wal_stats *st;
     refmap map; /* ref in this segment -> handle from on_series */
     const char *file;
-    int64_t maxt;
+    int64_t mint, maxt;
+    uint64_t samples; /* in this segment */
 } replay;
 
 static void corrupt(replay *r, uint64_t off, const char *why)
@@ -647,6 +625,8 @@ static int replay_samples(replay *r, const uint8_t *p, size_t n)
         double v;
         memcpy(&v, &bits, sizeof(v));
         if (ts > r->maxt) r->maxt = ts;
+        if (ts < r->mint) r->mint = ts;
+        r->samples++;
         r->st->samples++;
         uint64_t *h = rm_find(&r->map, ref);
         if (!h) {
@@ -698,9 +678,11 @@ static size_t replay_records(replay *r, const uint8_t *p, size_t size, int last)
 static vg_err_t replay_segment(replay *r, uint32_t no, int last, vg_error *err)
 {
     char path[4200];
-    seg_path(r->w, no, path, sizeof(path));
+    vg_wal_seg_path(r->w, no, path, sizeof(path));
     r->file = path;
     r->maxt = INT64_MIN;
+    r->mint = INT64_MAX;
+    r->samples = 0;
     rm_clear(&r->map);
     int fd = open(path, O_RDWR | O_CLOEXEC);
     struct stat sb;
@@ -730,8 +712,9 @@ static vg_err_t replay_segment(replay *r, uint32_t no, int last, vg_error *err)
     }
     close(fd);
     r->st->segments++;
-    return segs_push(r->w, no, r->maxt) ? vg_error_set(err, VG_ENOMEM, "wal: out of memory")
-                                        : VG_OK;
+    vg_wal_seg sg = {
+        .no = no, .mint = r->mint, .maxt = r->maxt, .bytes = keep, .samples = r->samples};
+    return segs_push(r->w, &sg) ? vg_error_set(err, VG_ENOMEM, "wal: out of memory") : VG_OK;
 }
 
 static int cmp_u32(const void *a, const void *b)
@@ -777,7 +760,15 @@ static vg_err_t replay_all(vg_wal_t *w, const vg_wal_replay_cb *cb, vg_wal_stats
     size_t n = 0;
     replay r = {.w = w, .cb = cb, .st = st};
     vg_err_t rc = list_segments(w->dir, &nos, &n, err);
-    for (size_t i = 0; i < n && !rc; i++) rc = replay_segment(&r, nos[i], i + 1 == n, err);
+    for (size_t i = 0; i < n && !rc; i++) {
+        const vg_wal_seg *rel = vg_wal_holds_loaded(w, nos[i]);
+        if (rel && i + 1 < n) { /* in blocks already: kept for a hold, not replayed */
+            st->released++;
+            rc = segs_push(w, rel) ? vg_error_set(err, VG_ENOMEM, "wal: out of memory") : VG_OK;
+            continue;
+        }
+        rc = replay_segment(&r, nos[i], i + 1 == n, err);
+    }
     *next = n ? nos[n - 1] + 1 : 1;
     rm_free(&r.map);
     vg_free(nos);
@@ -798,6 +789,12 @@ static void register_metrics(vg_wal_t *w, vg_metrics_t *m)
     w->m_segments = vg_metrics_gauge(m, "vigil_tsdb_wal_segments", "WAL segment files.", NULL);
     w->m_replayed = vg_metrics_counter(m, "vigil_tsdb_wal_replayed_samples_total",
                                        "Samples read back from the WAL at start-up.", NULL);
+    w->m_held_bytes =
+        vg_metrics_gauge(m, "vigil_tsdb_wal_held_bytes",
+                         "Bytes of WAL segments already in blocks, kept for remote_write.", NULL);
+    w->m_hold_deleted = vg_metrics_counter(
+        m, "vigil_tsdb_wal_hold_overflow_segments_total",
+        "Held WAL segments deleted because storage.wal_max_hold_bytes was reached.", NULL);
 }
 
 static vg_wal_t *wal_alloc(const char *dir, uint64_t segment_bytes, int64_t sync_ms)
@@ -808,8 +805,10 @@ static vg_wal_t *wal_alloc(const char *dir, uint64_t segment_bytes, int64_t sync
     w->dir = vg_strdup(dir);
     w->seg_bytes = segment_bytes ? segment_bytes : VG_WAL_SEGMENT_DEFAULT;
     w->sync_ms = sync_ms > 0 ? sync_ms : VG_WAL_SYNC_MS_DEFAULT;
+    w->max_hold = VG_WAL_MAX_HOLD_DEFAULT;
     vg_buf_init(&w->wbuf, 0);
-    if (!w->dir) {
+    if (!w->dir || pthread_mutex_init(&w->state_mu, NULL)) {
+        vg_free(w->dir);
         vg_free(w);
         return NULL;
     }
@@ -849,6 +848,7 @@ vg_err_t vg_wal_open(const char *dir, uint64_t segment_bytes, int64_t sync_ms,
     register_metrics(w, m);
     int64_t t0 = vg_clock_mono_ms();
     uint32_t next;
+    vg_wal_holds_load(w);
     vg_err_t rc = replay_all(w, cb, st, &next, err);
     st->duration_ms = vg_clock_mono_ms() - t0;
     vg_metric_set(w->m_replay_s, (double)st->duration_ms / 1000.0);
@@ -859,11 +859,13 @@ vg_err_t vg_wal_open(const char *dir, uint64_t segment_bytes, int64_t sync_ms,
         vg_wal_close(w);
         return rc;
     }
+    vg_wal_holds_persist(w); /* the loaded list, minus segments gone since */
     vg_log_info(COMP, "WAL replayed",
                 "dir=%s segments=%" PRIu64 " series=%" PRIu64 " samples=%" PRIu64
-                " corrupt_records=%" PRIu64 " torn_bytes=%" PRIu64 " duration_ms=%" PRId64,
+                " corrupt_records=%" PRIu64 " torn_bytes=%" PRIu64 " held_segments=%" PRIu64
+                " duration_ms=%" PRId64,
                 dir, st->segments, st->series, st->samples, st->corrupt_records, st->torn_bytes,
-                st->duration_ms);
+                st->released, st->duration_ms);
     *out = w;
     return VG_OK;
 }

@@ -16,6 +16,15 @@
  * re-declares a series before its first sample there, so every segment
  * replays on its own and can be deleted on its own (vg_wal_truncate).
  * A segment starts with the 8-byte magic "VGWAL\0\0\1".
+ *
+ * Holds: a reader of the segments (a remote_write queue) registers a hold
+ * "keep from segment N" and moves it forward as it reads. vg_wal_truncate
+ * then only marks a segment whose data is in blocks as released; a released
+ * segment is deleted once no hold needs it, or when the released-but-held
+ * segments pass max_hold bytes (oldest first): each hold that had not
+ * opened such a segment is charged its samples (vg_wal_hold_take_missed).
+ * Holds and the released list live in <dir>/holds, so a restart keeps them
+ * and replay skips released segments (their data is already in blocks).
  */
 #ifndef VIGIL_TSDB_WAL_H
 #define VIGIL_TSDB_WAL_H
@@ -30,9 +39,12 @@
 
 typedef struct vg_wal vg_wal_t;
 
-#define VG_WAL_SEGMENT_DEFAULT (128u << 20)
-#define VG_WAL_SYNC_MS_DEFAULT 5
-#define VG_WAL_SYNC_ALL        UINT64_MAX /* vg_wal_sync: everything written so far */
+#define VG_WAL_SEGMENT_DEFAULT  (128u << 20)
+#define VG_WAL_SYNC_MS_DEFAULT  5
+#define VG_WAL_SYNC_ALL         UINT64_MAX   /* vg_wal_sync: everything written so far */
+#define VG_WAL_MAX_HOLD_DEFAULT (4ull << 30) /* storage.wal_max_hold_bytes */
+
+typedef struct vg_wal_hold vg_wal_hold_t;
 
 /* A series the batch declares: its record is encoded by vg_wal_write, under
  * the mutex, only when the segment has not declared it yet (most requests
@@ -53,6 +65,8 @@ typedef struct vg_wal_batch {
     vg_buf samples;   /* framed samples records */
     size_t rec_start; /* offset of the open samples record in samples */
     size_t rec_n;     /* samples in the open record (0 = none open) */
+    size_t nsamples;  /* samples in the batch */
+    int64_t mint;     /* oldest sample timestamp in the batch */
     int64_t maxt;     /* newest sample timestamp in the batch */
 } vg_wal_batch;
 
@@ -70,6 +84,7 @@ typedef struct vg_wal_stats {
     uint64_t corrupt_records; /* bad CRC (skipped) or garbage length (ends the segment) */
     uint64_t unknown_refs;    /* samples whose series was never declared in the segment */
     uint64_t torn_bytes;      /* cut off the tail of the last segment */
+    uint64_t released;        /* segments not replayed: in blocks, kept only for a hold */
     int64_t duration_ms;
 } vg_wal_stats;
 
@@ -107,11 +122,40 @@ vg_err_t vg_wal_write(vg_wal_t *w, vg_wal_batch *b, uint64_t *pos, vg_error *err
 /* Wait until an fsync covers pos (VG_WAL_SYNC_ALL: all written so far).
  * VG_EIO once any fsync failed (sticky). Thread-safe. */
 vg_err_t vg_wal_sync(vg_wal_t *w, uint64_t pos, vg_error *err);
-/* Delete closed segments whose newest sample is older than mint: call it
- * after the data before mint is persisted in blocks. Returns the number of
- * segments deleted. Thread-safe. */
+/* Release closed segments whose newest sample is older than mint (call it
+ * after the data before mint is persisted in blocks): deleted unless a hold
+ * keeps them (within max_hold). Returns the number of segments deleted.
+ * Thread-safe. */
 size_t vg_wal_truncate(vg_wal_t *w, int64_t mint);
 /* Segments on disk, the current one included. */
 size_t vg_wal_num_segments(vg_wal_t *w);
+/* Bytes of released segments kept only for holds. */
+uint64_t vg_wal_held_bytes(vg_wal_t *w);
+/* Cap on vg_wal_held_bytes (VG_WAL_MAX_HOLD_DEFAULT until set; 0 = holds
+ * keep nothing released). Applied at once. NULL w is a no-op. */
+void vg_wal_set_max_hold(vg_wal_t *w, uint64_t bytes);
+
+/* Take (or create) the hold called name, keeping segments >= from. A hold
+ * of that name loaded from <dir>/holds is taken over (from replaces its
+ * position). The hold belongs to the WAL: valid until vg_wal_close.
+ * VG_EINVAL (name empty, over 127 bytes or with blanks), VG_ENOMEM. */
+vg_err_t vg_wal_hold_new(vg_wal_t *w, const char *name, uint32_t from, vg_wal_hold_t **out,
+                         vg_error *err);
+/* Keep segments >= from from now on (only moves forward); may delete
+ * segments nobody needs any more. Thread-safe. */
+void vg_wal_hold_move(vg_wal_hold_t *h, uint32_t from);
+/* Open (O_RDONLY) the oldest segment >= from still on disk for the hold's
+ * reader: its fd (the caller closes it) and *no, or -1 when none. The hold
+ * then counts as having read every segment <= *no. Thread-safe. */
+int vg_wal_hold_open(vg_wal_hold_t *h, uint32_t from, uint32_t *no);
+/* Samples of segments deleted over max_hold before the reader opened them,
+ * since the last call (then reset to 0). Thread-safe. */
+uint64_t vg_wal_hold_take_missed(vg_wal_hold_t *h);
+/* Stop using h: it stays as a dormant hold (kept on disk, still keeping
+ * segments) for the next run's reader of that name. NULL is a no-op. */
+void vg_wal_hold_free(vg_wal_hold_t *h);
+/* Drop every dormant hold (readers that no longer exist, e.g. a remote
+ * taken out of the config). Thread-safe; NULL w is a no-op. */
+void vg_wal_hold_forget_dormant(vg_wal_t *w);
 
 #endif
