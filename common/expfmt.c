@@ -811,7 +811,10 @@ static vg_err_t parse_meta(vg_expfmt_parser_t *p, line_t *l, vg_expfmt_entry *e,
             return fail(p, err, VG_ENOMEM, col, "out of memory");
         return VG_OK;
     }
-    if (e->kind == VG_EXPFMT_HELP && p->skip_text) return VG_OK; /* text stays "" */
+    if (e->kind == VG_EXPFMT_HELP && p->skip_text) { /* raw bytes, not decoded */
+        e->text = rest, e->text_len = rlen;
+        return VG_OK;
+    }
     if (e->kind == VG_EXPFMT_HELP)
         e->text = unescape(p, rest, rlen, IS_OM(p), &e->text_len);
     else

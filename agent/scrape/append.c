@@ -30,8 +30,10 @@
 #include <string.h>
 #include <zstd.h>
 
+#include "scrape/metadata.h"
 #include "scrape/scrape_int.h"
 #include "vigil/alloc.h"
+#include "vigil/clock.h"
 static const char *const reason_names[VG_SCRAPE_REASON__COUNT] = {
     [VG_SCRAPE_OK] = "ok",
     [VG_SCRAPE_ERR_HTTP] = "http",
@@ -205,7 +207,8 @@ typedef int (*sample_fn)(vg_scrape_target_t *t, vg_scrape_sink *k, const vg_expf
                          void *ud);
 
 static vg_err_t each_sample(vg_scrape_target_t *t, vg_scrape_sink *k, const char *body, size_t len,
-                            vg_expfmt_format fmt, sample_fn fn, void *ud, vg_error *err)
+                            vg_expfmt_format fmt, sample_fn fn, void *ud, uint64_t *mh,
+                            vg_error *err)
 {
     vg_expfmt_parser_t *p = vg_expfmt_new(body, len, fmt);
     if (!p) return vg_error_set(err, VG_ENOMEM, "out of memory creating the parser");
@@ -213,7 +216,10 @@ static vg_err_t each_sample(vg_scrape_target_t *t, vg_scrape_sink *k, const char
     vg_expfmt_entry e;
     vg_err_t rc;
     while ((rc = vg_expfmt_next(p, &e, err)) == VG_OK && e.kind != VG_EXPFMT_EOF) {
-        if (e.kind != VG_EXPFMT_SAMPLE || e.created) continue; /* _created: not a series */
+        if (e.kind != VG_EXPFMT_SAMPLE || e.created) { /* _created: not a series */
+            if (mh && e.kind != VG_EXPFMT_SAMPLE) vg_scrape_meta_fold(mh, &e); /* per family */
+            continue;
+        }
         if (!fn(t, k, &e, ud)) break;
     }
     vg_expfmt_free(p);
@@ -261,7 +267,7 @@ static vg_err_t stage_stale(vg_scrape_target_t *t, vg_scrape_sink *k, size_t nst
     if (ZSTD_isError(z) || z != s->raw_len) return VG_EINTERNAL;
     recover_ctx c = {nstale};
     vg_error err = {0};
-    rc = each_sample(t, k, k->raw.data, z, (vg_expfmt_format)s->fmt, recover_one, &c, &err);
+    rc = each_sample(t, k, k->raw.data, z, (vg_expfmt_format)s->fmt, recover_one, &c, NULL, &err);
     if (k->raw.cap > ((size_t)4 << 20)) vg_buf_free(&k->raw);
     return rc;
 }
@@ -291,11 +297,13 @@ void vg_scrape_parse(vg_scrape_target_t *t, vg_scrape_sink *k, const char *body,
     vg_scrape_stage_reset(&k->stage);
     vg_expfmt_format fmt = vg_expfmt_format_from_content_type(ctype);
     vg_error err = {0};
-    vg_err_t rc = each_sample(t, k, body, len, fmt, parse_one, r, &err);
+    uint64_t mh = 0;
+    vg_err_t rc = each_sample(t, k, body, len, fmt, parse_one, r, &mh, &err);
     if (rc)
         set_failure(r, rc == VG_ENOMEM ? VG_SCRAPE_ERR_NOMEM : VG_SCRAPE_ERR_PARSE, "%s",
                     vg_error_msg(&err, rc));
     if (r->reason == VG_SCRAPE_OK) finish_parse(t, k, body, len, fmt, r);
+    if (r->reason == VG_SCRAPE_OK) vg_scrape_meta_update(t, body, len, fmt, mh);
 }
 
 /* ---- emission ---- */
@@ -366,6 +374,7 @@ void vg_scrape_report(vg_scrape_target_t *t, vg_scrape_sink *k, const vg_scrape_
     emit_report(t, k, "scrape_samples_scraped", (double)r->scraped);
     emit_report(t, k, "scrape_samples_post_metric_relabeling", (double)r->post_relabel);
     emit_report(t, k, "scrape_series_added", ok ? (double)r->added : 0);
+    if (ok) vg_scrape_meta_emit(t, k, vg_clock_mono_ms());
     if (k->emit_enc) vg_scrape_encode_flush(k);
     if (k->commit) k->commit(k->ud);
 }

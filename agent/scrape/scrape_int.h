@@ -9,6 +9,7 @@
  *             compressed body to recover vanished series for staleness
  *   append.c  one finished scrape: parse, limits, emit, report series
  *   encode.c  encoded emission: each scrape as protobuf TimeSeries bytes
+ *   metadata.c per target, TYPE/HELP/UNIT sent as MetricBatch.metadata
  *   loop.c    the scraper object, the libcurl multi loop and its thread
  *   sync.c    the target set: build from static and file_sd groups, keep
  *             unchanged targets, retire vanished ones with stale markers
@@ -269,6 +270,7 @@ typedef struct vg_scrape_target {
 
     vg_scrape_label *slabels; /* labels with lengths, same order (arena) */
     vg_scrape_series series;
+    struct vg_scrape_meta *meta; /* metric metadata of the last good scrape (metadata.c) */
     atomic_int health; /* 1 up, 0 down, -1 never scraped */
 } vg_scrape_target_t;
 

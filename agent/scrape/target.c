@@ -31,6 +31,7 @@
 #define XXH_STATIC_LINKING_ONLY /* XXH3_state_t on the stack */
 #include <xxhash.h>
 
+#include "scrape/metadata.h"
 #include "scrape/scrape_int.h"
 #include "vigil/alloc.h"
 #include "vigil/duration.h"
@@ -309,6 +310,8 @@ void vg_scrape_target_destroy(vg_scrape_target_t *t)
 {
     if (!t) return;
     vg_scrape_series_reset(&t->series);
+    vg_scrape_meta_free(t->meta);
+    t->meta = NULL;
     vg_buf_free(&t->body);
     vg_arena_free(t->arena);
     t->arena = NULL;

@@ -117,8 +117,10 @@ void vg_expfmt_set_max_line(vg_expfmt_parser_t *p, size_t max_line);
 /* Parse the next entry into *e (valid until the next call or free). VG_OK and
  * kind EOF at the end; VG_EPARSE / VG_ETOOLARGE / VG_ENOMEM with "line:col: why". */
 vg_err_t vg_expfmt_next(vg_expfmt_parser_t *p, vg_expfmt_entry *e, vg_error *err);
-/* Skip decoding HELP and comment text (entry.text stays ""): for callers
- * that only want samples. The lines are still checked as before. */
+/* Skip decoding HELP and comment text: for callers that only want samples.
+ * A comment's text stays ""; a HELP's text is its raw, still escaped bytes
+ * (text_len of them, not NUL-terminated), enough to notice a change. The
+ * lines are still checked as before. */
 void vg_expfmt_set_skip_text(vg_expfmt_parser_t *p, int skip);
 /* Line number of the entry last returned, or of the error (1-based; 0 before any). */
 unsigned vg_expfmt_line(const vg_expfmt_parser_t *p);

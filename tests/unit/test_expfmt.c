@@ -362,8 +362,9 @@ static void test_float_fast_path(void **state)
     assert_int_equal(vg_expfmt_parse_float("1e5.", 4, &v), VG_EPARSE);
 }
 
-/* Label lengths match the decoded strings; skip_text leaves HELP and
- * comment text empty but still returns those entries. */
+/* Label lengths match the decoded strings; skip_text leaves comment text
+ * empty and HELP text raw (escapes kept, text_len bytes) but still returns
+ * those entries. */
 static void test_lengths_skip_text(void **state)
 {
     const char in[] = "# HELP m Some \\\\ help.\n# free comment\n"
@@ -375,7 +376,8 @@ static void test_lengths_skip_text(void **state)
     assert_int_equal(vg_expfmt_next(p, &e, &err), VG_OK);
     assert_int_equal(e.kind, VG_EXPFMT_HELP);
     assert_string_equal(e.name, "m");
-    assert_string_equal(e.text, "");
+    assert_int_equal(e.text_len, strlen("Some \\\\ help."));
+    assert_memory_equal(e.text, "Some \\\\ help.", e.text_len);
     assert_int_equal(vg_expfmt_next(p, &e, &err), VG_OK);
     assert_int_equal(e.kind, VG_EXPFMT_COMMENT);
     assert_string_equal(e.text, "");
