@@ -462,6 +462,7 @@ static int send_run(shard *sh, const vg_rws_sample *run, size_t n, const char *t
         }
         vg_metric_add(q->m_retried, (double)n);
         log_retry(q, attempt, st, why, tenant, n);
+        count_truncated(q); /* the WAL may pass the hold cap while the remote is down */
         if (nap(q->owner, vg_rws_backoff_ms(q->cfg->queue.min_backoff_ms,
                                             q->cfg->queue.max_backoff_ms, attempt)))
             return 1;
