@@ -8,9 +8,11 @@ remote_write points at is down, waits until the block writer has released
 segments the sender has not sent (vigil_tsdb_wal_held_bytes > 0), then
 starts VictoriaMetrics:
 
-1. under storage.wal_max_hold_bytes (the default): every sample reaches
-   VictoriaMetrics exactly once, nothing is counted as dropped, and the held
-   segments go once the sender is past them;
+1. under storage.wal_max_hold_bytes (the default): the collector is killed
+   (-9) and restarted while segments are held: its replay skips the released
+   ones (logged as held_segments) and it still serves every sample once;
+   then every sample reaches VictoriaMetrics exactly once, nothing is counted
+   as dropped, and the held segments go once the sender is past them;
 2. with wal_max_hold_bytes: 1MiB: the oldest held segments are deleted, and
    vigil_remote_write_dropped_samples_total{reason="wal_truncated"} equals
    exactly the number of samples VictoriaMetrics never gets; the rest arrive
@@ -18,13 +20,15 @@ starts VictoriaMetrics:
 """
 import json
 import os
+import re
+import signal
 import sys
 import time
 import urllib.parse
 import urllib.request
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
-from harness import Procs, free_port, http_get, wait_until  # noqa: E402
+from harness import Procs, api, free_port, http_get, wait_until  # noqa: E402
 import wire  # noqa: E402
 
 BUILD = os.environ.get("VIGIL_BUILD_DIR", os.path.join(os.path.dirname(__file__), "../../build"))
@@ -78,8 +82,15 @@ def start_vm(p, name, port, data):
     return url
 
 
-def start_collector(p, name, vm_port, hold):
-    port = free_port()
+def served(base, t_end_ms):
+    """Samples of rwhold the collector itself serves (blocks and head)."""
+    r = api(base, "/api/v1/query", query="sum(count_over_time(rwhold[3h]))",
+            time="%.3f" % (t_end_ms / 1000.0))["result"]
+    return int(float(r[0]["value"][1])) if r else 0
+
+
+def start_collector(p, name, vm_port, hold, port=None, data=None):
+    port = port or free_port()
     cfg = os.path.join(p.dir, name + ".yml")
     with open(cfg, "w") as f:
         f.write("storage: {block_range: 1m, wal_segment_size: 1MiB%s}\n"
@@ -91,7 +102,7 @@ def start_collector(p, name, vm_port, hold):
                 "max_backoff: 500ms}\n"
                 % (", wal_max_hold_bytes: %s" % hold if hold else "", vm_port))
     p.start(name, [os.path.join(BUILD, "vigil-collector"), "--config", cfg, "--listen",
-                   "127.0.0.1:%d" % port, "--data-dir", os.path.join(p.dir, name)])
+                   "127.0.0.1:%d" % port, "--data-dir", os.path.join(p.dir, data or name)])
     base = "http://127.0.0.1:%d" % port
     wait_until(name + " ready", lambda: http_get(base + "/-/ready")[0] == 200)
     return base
@@ -114,6 +125,21 @@ def case_under_cap(p, t0):
     m = wait_held(p, base)
     print("case 1: %d samples shipped, %d blocks cut, %d bytes of WAL held, VM down"
           % (total, m["vigil_tsdb_blocks_cut_total"], m["vigil_tsdb_wal_held_bytes"]))
+    t_end = t0 + NREQ * PER_REQ * 1000
+    wait_until("the collector serves every sample", lambda: served(base, t_end) == total)
+    entry = [e for e in p.procs if e[0] == "c1"][0]
+    entry[1].send_signal(signal.SIGKILL)
+    entry[1].wait(timeout=60)
+    p.procs.remove(entry)
+    entry[2].close()
+    port = int(base.rsplit(":", 1)[1])
+    base = start_collector(p, "c1b", vm_port, None, port, data="c1")
+    replayed = [ln for ln in p.log("c1b").splitlines() if "WAL replayed" in ln]
+    assert replayed and re.search(r"held_segments=[1-9]", replayed[0]), replayed
+    n = served(base, t_end)
+    assert n == total, "after the restart the collector serves %d of %d samples" % (n, total)
+    print("case 1: restarted (-9) while held: %s; still serves all %d samples"
+          % (re.search(r"held_segments=\d+", replayed[0]).group(0), total))
     vm = start_vm(p, "vm1", vm_port, os.path.join(p.dir, "vm1"))
     wait_until("VictoriaMetrics has every sample", lambda: p.check_alive() or
                vm_counts(vm)[1] == total, timeout=300)
