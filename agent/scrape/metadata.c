@@ -17,6 +17,7 @@
 
 #include <stdlib.h>
 #include <string.h>
+#define XXH_INLINE_ALL /* short inputs: no call through the PLT per family line */
 #include <xxhash.h>
 
 #include "vigil/alloc.h"
@@ -164,7 +165,7 @@ static vg_err_t encode_all(fam *v, size_t n, const char *base, vg_buf *out)
         if (v[i].help) v[i].help = base + (uintptr_t)v[i].help;
         if (v[i].unit) v[i].unit = base + (uintptr_t)v[i].unit;
     }
-    qsort(v, n, sizeof *v, cmp_fam);
+    if (n > 1) qsort(v, n, sizeof *v, cmp_fam); /* v is NULL when n is 0 */
     vg_err_t rc = VG_OK;
     for (size_t i = 0; i < n && !rc;) {
         fam m = {.name = v[i].name, .nlen = v[i].nlen, .type = 0};
