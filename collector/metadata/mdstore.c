@@ -400,10 +400,8 @@ static void load_file(vg_mdstore_t *md, int64_t now)
     size_t n = 0;
     vg_err_t rc = buf ? vg_spool_read_file(md->path, buf, cap + 1, &n, &err)
                       : vg_error_set(&err, VG_ENOMEM, "out of memory");
-    pthread_mutex_lock(&md->mu);
-    if (!rc) rc = load_bytes(md, buf, n, now, &err);
+    if (!rc) rc = vg_mdstore_load(md, buf, n, now, &err);
     md->saved_gen = md->gen = rc ? 1 : 0; /* a bad file is rewritten on the first change */
-    pthread_mutex_unlock(&md->mu);
     vg_free(buf);
     if (rc) {
         vg_metric_inc(md->m_file_errors);
@@ -415,6 +413,16 @@ static void load_file(vg_mdstore_t *md, int64_t now)
 }
 
 /* ---- public ---- */
+
+vg_err_t vg_mdstore_load(vg_mdstore_t *md, const uint8_t *p, size_t n, int64_t now_ms,
+                         vg_error *err)
+{
+    pthread_mutex_lock(&md->mu);
+    vg_err_t rc = load_bytes(md, p, n, now_ms, err);
+    vg_metric_set(md->m_entries, (double)md->total);
+    pthread_mutex_unlock(&md->mu);
+    return rc;
+}
 
 static void register_metrics(vg_mdstore_t *md, vg_metrics_t *m)
 {

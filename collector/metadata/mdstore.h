@@ -67,6 +67,13 @@ size_t vg_mdstore_add(vg_mdstore_t *md, const char *tenant,
 vg_err_t vg_mdstore_json(vg_mdstore_t *md, const char *tenant, const char *metric, long long limit,
                          long long limit_per_metric, int64_t now_ms, vg_buf *out);
 
+/* Merge the bytes of a metadata file (what vg_mdstore_open reads) into md,
+ * every entry seen at now_ms; the file is not rewritten. VG_ECORRUPT (or the
+ * envelope decoder's error) at the first bad frame, what came before it
+ * kept. For the fuzz harness and tests. */
+vg_err_t vg_mdstore_load(vg_mdstore_t *md, const uint8_t *p, size_t n, int64_t now_ms,
+                         vg_error *err);
+
 /* Entries held for tenant (tests, self-metrics). */
 size_t vg_mdstore_count(vg_mdstore_t *md, const char *tenant);
 
