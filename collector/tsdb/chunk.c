@@ -231,6 +231,11 @@ void vg_chunk_iter_init(vg_chunk_iter *it, const uint8_t *data, size_t len)
     it->len = len;
     it->bitpos = HDR_BITS;
     it->leading = NO_WINDOW;
+    if (vg_chunk_is_compact(data, len)) {
+        it->compact = 1;
+        vg_chunk_int_iter_init(&it->ci, data, len);
+        return;
+    }
     if (len < 2 || !data) {
         it->err = VG_ECORRUPT;
         return;
@@ -381,6 +386,7 @@ static inline int decode_one(vg_chunk_iter *it)
 
 int vg_chunk_iter_next(vg_chunk_iter *it, int64_t *ts, double *v)
 {
+    if (it->compact) return vg_chunk_int_iter_next(&it->ci, ts, v);
     if (it->err || it->read >= it->total) return 0;
     if (!decode_one(it)) {
         it->err = VG_ECORRUPT;
@@ -537,6 +543,7 @@ static inline int read_checked(vg_chunk_iter *l, int64_t *ts, double *v)
  * middle through read_fast(), the last bytes through read_tail(). */
 size_t vg_chunk_iter_read(vg_chunk_iter *it, int64_t *ts, double *v, size_t max)
 {
+    if (it->compact) return vg_chunk_int_iter_read(&it->ci, ts, v, max);
     if (it->err || it->read >= it->total) return 0;
     vg_chunk_iter l = *it;
     size_t n = 0, want = l.total - l.read;
@@ -551,5 +558,6 @@ size_t vg_chunk_iter_read(vg_chunk_iter *it, int64_t *ts, double *v, size_t max)
 
 vg_err_t vg_chunk_iter_err(const vg_chunk_iter *it)
 {
+    if (it->compact) return it->ci.err;
     return it->err;
 }

@@ -21,6 +21,7 @@
 #include <stddef.h>
 #include <stdint.h>
 
+#include "tsdb/chunk_int.h"
 #include "vigil/error.h"
 
 #define VG_CHUNK_MAX_SAMPLES 120
@@ -62,10 +63,13 @@ typedef struct vg_chunk_iter {
     uint64_t vbits;
     int64_t delta;
     uint8_t leading, trailing;
+    uint8_t compact; /* a block's scaled-integer chunk (chunk_int.h): ci decodes */
     vg_err_t err;
+    vg_chunk_int_iter ci;
 } vg_chunk_iter;
 
-/* Start decoding data[0..len). Never fails; a bad header shows up in next(). */
+/* Start decoding data[0..len), XOR or compact (chunk_int.h: blocks hold
+ * both). Never fails; a bad header shows up in next(). */
 void vg_chunk_iter_init(vg_chunk_iter *it, const uint8_t *data, size_t len);
 /* Advance: 1 and the sample in *ts, *v; 0 at the end or on corrupt input
  * (then vg_chunk_iter_err says VG_ECORRUPT). Never reads out of bounds. */
