@@ -6,6 +6,8 @@
                                   same two targets: the 237-family text
                                   fixture and a small OpenMetrics one with
                                   # UNIT lines
+  test_metadata.py kafka          the same through a real Kafka broker:
+                                  agent -> topic -> collector consumer group
   test_metadata.py remote_write   the same Prometheus remote-writes to the
                                   collector (metadata_config on, as by
                                   default); then the collector is restarted
@@ -21,14 +23,14 @@ import json
 import os
 import shutil
 import sys
-import time
 import urllib.error
 import urllib.parse
 import urllib.request
+import uuid
 
 sys.path.insert(0, os.path.dirname(os.path.abspath(__file__)))
 from harness import (BUILD, SHARED, FixtureServer, Procs, free_port, http_get,  # noqa: E402
-                     wait_until)
+                     kafka_bootstrap, wait_until)
 
 TEXT_FIXTURE = os.path.join(SHARED, "testdata", "exposition", "alltypes.237mfs.prom.txt")
 OM_BODY = """# TYPE job_duration_seconds histogram
@@ -110,22 +112,32 @@ def start_prometheus(p, text_port, om_port, write_url=None):
     return "http://127.0.0.1:%d" % port
 
 
-def start_collector(p, data_dir, name="collector", port=None):
+def start_collector(p, data_dir, name="collector", port=None, kafka=None):
     port = port or free_port()
-    p.start(name, [os.path.join(BUILD, "vigil-collector"), "--listen", "127.0.0.1:%d" % port,
-                   "--data-dir", data_dir])
+    argv = [os.path.join(BUILD, "vigil-collector"), "--listen", "127.0.0.1:%d" % port,
+            "--data-dir", data_dir]
+    if kafka:
+        cfg = os.path.join(p.dir, name + ".yml")
+        with open(cfg, "w") as f:
+            f.write("input:\n  kafka: {brokers: '%s', group_id: %s, metrics_topic: %s, "
+                    "audit_topic: %s}\n" % kafka)
+        argv += ["--config", cfg]
+    p.start(name, argv)
     base = "http://127.0.0.1:%d" % port
     wait_until("collector ready", lambda: http_get(base + "/-/ready")[0] == 200)
     return base, port
 
 
-def start_agent(p, text_port, om_port, collector_base):
+def start_agent(p, text_port, om_port, collector_base, kafka=None):
     cfg = os.path.join(p.dir, "agent.yml")
     with open(cfg, "w") as f:
         f.write("agent: {listen: '127.0.0.1:%d', node: it-node, tenant: default, "
                 "data_dir: '%s/agent'}\n" % (free_port(), p.dir))
         f.write(scrape_configs(text_port, om_port))
         f.write("output:\n  http: {url: '%s'}\n" % collector_base)
+        if kafka:
+            f.write("  kafka: {brokers: '%s', metrics_topic: %s, audit_topic: %s}\n"
+                    % (kafka[0], kafka[2], kafka[3]))
     p.start("agent", [os.path.join(BUILD, "vigil-agent"), "--config", cfg])
 
 
@@ -182,11 +194,11 @@ def check_params(prom, base, want):
     assert status == 200 and doc["data"] == {}, doc
 
 
-def run_agent(p, text_port, om_port):
-    base, _ = start_collector(p, os.path.join(p.dir, "c"))
+def run_agent(p, text_port, om_port, kafka=None):
+    base, _ = start_collector(p, os.path.join(p.dir, "c"), kafka=kafka)
     prom = start_prometheus(p, text_port, om_port)
-    start_agent(p, text_port, om_port, base)
-    want = wait_equal(p, prom, base, "agent")
+    start_agent(p, text_port, om_port, base, kafka=kafka)
+    want = wait_equal(p, prom, base, "agent via kafka" if kafka else "agent")
     check_params(prom, base, want)
 
 
@@ -213,7 +225,7 @@ def run_remote_write(p, text_port, om_port):
 
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "agent"
-    assert mode in ("agent", "remote_write"), mode
+    assert mode in ("agent", "kafka", "remote_write"), mode
     assert shutil.which("prometheus"), "prometheus (system package) is required"
     with Procs() as p:
         om_path = os.path.join(p.dir, "om.txt")
@@ -222,6 +234,11 @@ def main():
         with FixtureServer(TEXT_FIXTURE) as text, FixtureServer(om_path, OM_TYPE) as om:
             if mode == "agent":
                 run_agent(p, text.port, om.port)
+            elif mode == "kafka":
+                run = uuid.uuid4().hex[:8]
+                run_agent(p, text.port, om.port, kafka=(kafka_bootstrap(), "it-md-" + run,
+                                                       "vigil.metrics.it-md-" + run,
+                                                       "vigil.audit.it-md-" + run))
             else:
                 run_remote_write(p, text.port, om.port)
     print("test_metadata %s: OK" % mode)
