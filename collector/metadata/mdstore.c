@@ -193,12 +193,39 @@ static int str_eq(const char *a, const char *b)
     return strcmp(a ? a : "", b ? b : "") == 0;
 }
 
+/* Well-formed UTF-8 (no overlongs, surrogates or code points past
+ * U+10FFFF) of at most max bytes: the answer is JSON, which must be UTF-8. */
+static int utf8_ok(const char *s, size_t max)
+{
+    const unsigned char *u = (const unsigned char *)s;
+    size_t n = 0;
+    while (u[n]) {
+        unsigned c = u[n], k = c < 0x80                ? 0
+                               : c >= 0xc2 && c < 0xe0 ? 1
+                               : c >= 0xe0 && c < 0xf0 ? 2
+                               : c >= 0xf0 && c < 0xf5 ? 3
+                                                       : 4;
+        if (k == 4) return 0;
+        unsigned lo = 0x80, hi = 0xbf;
+        if (c == 0xe0) lo = 0xa0;
+        if (c == 0xed) hi = 0x9f;
+        if (c == 0xf0) lo = 0x90;
+        if (c == 0xf4) hi = 0x8f;
+        n++;
+        for (unsigned i = 0; i < k; i++, n++) {
+            if (u[n] < (i ? 0x80 : lo) || u[n] > (i ? 0xbf : hi)) return 0;
+        }
+        if (n > max) return 0;
+    }
+    return 1;
+}
+
 static int valid(const Prometheus__MetricMetadata *m)
 {
     const char *n = m->metric_family_name;
-    return n && n[0] && strlen(n) <= VG_MDSTORE_MAX_NAME &&
-           (!m->help || strlen(m->help) <= VG_MDSTORE_MAX_HELP) &&
-           (!m->unit || strlen(m->unit) <= VG_MDSTORE_MAX_UNIT);
+    return n && n[0] && utf8_ok(n, VG_MDSTORE_MAX_NAME) &&
+           (!m->help || utf8_ok(m->help, VG_MDSTORE_MAX_HELP)) &&
+           (!m->unit || utf8_ok(m->unit, VG_MDSTORE_MAX_UNIT));
 }
 
 static int norm_type(int type)

@@ -113,8 +113,12 @@ static void test_caps_and_ttl(void **state)
     assert_int_equal(add(md, NULL, bc, 2, T0 + 40), 1);
     assert_int_equal(vg_mdstore_count(md, "default"), 3);
     /* Bad entries are skipped. */
-    Prometheus__MetricMetadata bad[] = {mk(G, "", "x", ""), mk(G, NULL, "x", "")};
-    assert_int_equal(add(md, "t2", bad, 2, T0 + 50), 0);
+    Prometheus__MetricMetadata bad[] = {mk(G, "", "x", ""), mk(G, NULL, "x", ""),
+                                        mk(G, "x", "bad \xc3(", ""), mk(G, "x", "\xed\xa0\x80", ""),
+                                        mk(G, "x", "", "\xf4\x90\x80\x80")};
+    assert_int_equal(add(md, "t2", bad, 5, T0 + 50), 0);
+    Prometheus__MetricMetadata good = mk(G, "x", "caf\xc3\xa9 \xf0\x9f\x98\x80", "");
+    assert_int_equal(add(md, "t3", &good, 1, T0 + 50), 1);
     assert_int_equal(vg_mdstore_count(md, "t2"), 0);
     /* Past the ttl entries are not listed, and pruned on a later add. */
     expect_json(md, "default", NULL, -1, -1, T0 + 40 + 600001, "{}");
