@@ -264,6 +264,8 @@ typedef struct vg_scrape_target {
     vg_buf body;      /* lent from the scraper's pool while a request runs */
     size_t body_hint; /* room to reserve up front: the last body plus a margin */
     int too_large, busy, nomem;
+    int dns_pinned;        /* host is an IP literal: curl's DNS cache is not pruned per scrape */
+    long dns_tmo;          /* CURLOPT_DNS_CACHE_TIMEOUT as last set (-1 pinned) */
     int64_t next_ms;       /* monotonic time of the next scrape */
     int64_t start_ms;      /* wall-clock start of the scrape in flight, ms */
     int64_t start_mono_us; /* monotonic start, for scrape_duration_seconds */
@@ -271,7 +273,7 @@ typedef struct vg_scrape_target {
     vg_scrape_label *slabels; /* labels with lengths, same order (arena) */
     vg_scrape_series series;
     struct vg_scrape_meta *meta; /* metric metadata of the last good scrape (metadata.c) */
-    atomic_int health; /* 1 up, 0 down, -1 never scraped */
+    atomic_int health;           /* 1 up, 0 down, -1 never scraped */
 } vg_scrape_target_t;
 
 /* Fill t (zeroed) for target addr of group g (may be NULL) of scrape config
@@ -423,6 +425,10 @@ vg_err_t vg_scrape_http_setup(vg_scrape_target_t *t, curl_write_callback write_c
 vg_err_t vg_scrape_http_refresh(vg_scrape_target_t *t, char *msg, size_t msgn);
 /* Free the easy handle and header lists (not the target). */
 void vg_scrape_http_cleanup(vg_scrape_target_t *t);
+/* curl's DNS cache timeout for this scrape of a pinned target: the default
+ * when prune is set (someone has to drop the entries of vanished targets
+ * now and then), otherwise -1. */
+void vg_scrape_http_dns_policy(vg_scrape_target_t *t, int prune);
 
 /* The scraper object, shared by loop.c and sync.c. The scrape thread is the
  * only writer of targets; mu guards the array against the introspection
@@ -439,8 +445,9 @@ struct vg_scraper {
     vg_scrape_sink sink;
     vg_buf pool[VG_SCRAPE_POOL]; /* idle body buffers (loop.c) */
     size_t npool;
-    size_t maxconn;   /* CURLMOPT_MAXCONNECTS as last set */
-    int64_t next_due; /* monotonic ms of the earliest next_ms; 0 = unknown */
+    size_t maxconn;       /* CURLMOPT_MAXCONNECTS as last set */
+    int64_t next_due;     /* monotonic ms of the earliest next_ms; 0 = unknown */
+    int64_t dns_prune_ms; /* monotonic ms when a pinned scrape next prunes DNS (http.c) */
     pthread_t thread;
     int started;
     atomic_int stop;
