@@ -241,9 +241,9 @@ static void count_truncated(queue *q)
                  "remote=%s samples=%" PRIu64, q->name, n);
 }
 
-static int hold_open(void *ud, uint32_t from, uint32_t *no)
+static int hold_open(void *ud, uint32_t from, uint32_t *no, int *sfd, int64_t *epoch)
 {
-    return vg_wal_hold_open(ud, from, no);
+    return vg_wal_hold_open(ud, from, no, sfd, epoch);
 }
 
 /* ---- HTTP ---- */

@@ -5,8 +5,11 @@
  * yet is simply read again later. The end of a segment is only trusted once
  * a newer segment exists and one more read found nothing (the writer may
  * finish a record and then create the next segment between our two looks).
- * Series are kept in a per-segment arena and an open-addressing ref map,
- * both thrown away when the reader moves on, as segments re-declare series.
+ * Series are kept in a per-epoch arena and an open-addressing ref map, both
+ * thrown away when the reader moves to another epoch (whose series file
+ * declares every series its segments use again). The writer appends a
+ * series record before the first sample that uses it, so a ref the map does
+ * not know yet is looked up again after reading the series file's tail.
  */
 #include "remotewrite/walwatch.h"
 
@@ -27,6 +30,7 @@
 
 #define COMP       "remote_write"
 #define MAGIC      "VGWAL\0\0\1"
+#define SMAGIC     "VGSER\0\0\1"
 #define MAGIC_LEN  8
 #define HDR_LEN    8
 #define REC_MAX    (64u << 20)
@@ -51,7 +55,12 @@ struct vg_walwatch {
     vg_arena_t *arena; /* series of this segment */
     slot *map;
     size_t map_cap, map_n;
-    int ended; /* the segment is finished: move on at the next read */
+    int ended;     /* the segment is finished: move on at the next read */
+    int sfd;       /* series file of the current epoch; -1 = none */
+    int64_t epoch; /* -1 = none: the segment declares its own series */
+    uint64_t srd;  /* next record to read in the series file */
+    uint8_t *sbuf; /* one series record */
+    size_t sbuf_cap;
     vg_ww_open_fn open_fn;
     void *open_ud;
 };
@@ -84,26 +93,97 @@ static void reset_series(vg_walwatch_t *w)
     w->rec_len = 0;
 }
 
-/* Open the oldest segment >= no through the directory: fd, *have. */
-static int open_from_dir(vg_walwatch_t *w, uint32_t no, int64_t *have)
+/* The newest epoch <= no in dir (a series.<epoch> file); -1 when none. */
+static int64_t find_epoch(const char *dir, uint32_t no)
+{
+    DIR *d = opendir(dir);
+    int64_t best = -1;
+    struct dirent *e;
+    if (!d) return -1;
+    while ((e = readdir(d))) {
+        char *end;
+        if (strlen(e->d_name) != 15 || strncmp(e->d_name, "series.", 7)) continue;
+        unsigned long n = strtoul(e->d_name + 7, &end, 10);
+        if (*end || n > no) continue;
+        if ((int64_t)n > best) best = (int64_t)n;
+    }
+    closedir(d);
+    return best;
+}
+
+/* Open the oldest segment >= no through the directory: fd, *have, and its
+ * epoch's series file. */
+static int open_from_dir(vg_walwatch_t *w, uint32_t no, int64_t *have, int *sfd, int64_t *epoch)
 {
     char path[4200];
     *have = next_segment(w->dir, no);
+    *sfd = -1;
+    *epoch = -1;
     if (*have < 0) return -1;
     snprintf(path, sizeof path, "%s/%08" PRIu32, w->dir, (uint32_t)*have);
-    return open(path, O_RDONLY | O_CLOEXEC);
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    *epoch = fd >= 0 ? find_epoch(w->dir, (uint32_t)*have) : -1;
+    if (*epoch >= 0) {
+        snprintf(path, sizeof path, "%s/series.%08" PRIu32, w->dir, (uint32_t)*epoch);
+        *sfd = open(path, O_RDONLY | O_CLOEXEC);
+    }
+    return fd;
+}
+
+static void on_series(vg_walwatch_t *w, const uint8_t *p, size_t n);
+
+/* Read the series file's records not read yet into the map. */
+static void read_series(vg_walwatch_t *w)
+{
+    uint8_t hdr[HDR_LEN];
+    while (w->sfd >= 0 && pread(w->sfd, hdr, HDR_LEN, (off_t)w->srd) == HDR_LEN) {
+        uint32_t len = vg_le_get32(hdr);
+        if (len == 0 || len > REC_MAX) return; /* garbage: nothing after it is usable */
+        if (len > w->sbuf_cap) {
+            uint8_t *g = vg_realloc(w->sbuf, len);
+            if (!g) return;
+            w->sbuf = g;
+            w->sbuf_cap = len;
+        }
+        if (pread(w->sfd, w->sbuf, len, (off_t)(w->srd + HDR_LEN)) != (ssize_t)len) return;
+        w->srd += HDR_LEN + len;
+        if (vg_crc32c(0, w->sbuf, len) == vg_le_get32(hdr + 4) && w->sbuf[0] == REC_SERIES)
+            on_series(w, w->sbuf + 1, len - 1);
+    }
+}
+
+/* Switch to the series of the segment just opened: its epoch's (kept when
+ * it is the current one) or none. Takes sfd. */
+static void enter_epoch(vg_walwatch_t *w, int sfd, int64_t epoch)
+{
+    if (epoch >= 0 && epoch == w->epoch && w->sfd >= 0) {
+        if (sfd >= 0) close(sfd);
+        return;
+    }
+    if (w->sfd >= 0) close(w->sfd);
+    reset_series(w);
+    w->sfd = sfd;
+    w->epoch = sfd >= 0 ? epoch : -1;
+    w->srd = MAGIC_LEN;
+    read_series(w);
 }
 
 /* Open segment no (or the next existing one) at its start. 0 when none. */
 static int open_segment(vg_walwatch_t *w, uint32_t no)
 {
-    int64_t have = -1;
+    int64_t have = -1, epoch = -1;
     uint32_t got = 0;
+    int sfd = -1;
     if (w->fd >= 0) close(w->fd);
-    int fd = w->open_fn ? w->open_fn(w->open_ud, no, &got) : open_from_dir(w, no, &have);
+    int fd = w->open_fn ? w->open_fn(w->open_ud, no, &got, &sfd, &epoch)
+                        : open_from_dir(w, no, &have, &sfd, &epoch);
     if (w->open_fn && fd >= 0) have = got;
     w->fd = -1;
-    if (have < 0) return 0;
+    if (have < 0 || fd < 0) {
+        if (fd >= 0) close(fd);
+        if (sfd >= 0) close(sfd);
+        return 0;
+    }
     if ((uint32_t)have != no && (no || w->cur.off)) {
         vg_log_warn(COMP, "WAL segment gone before it was sent; skipping",
                     "dir=%s from=%" PRIu32 " to=%" PRId64, w->dir, no, have);
@@ -111,9 +191,10 @@ static int open_segment(vg_walwatch_t *w, uint32_t no)
     if ((uint32_t)have != no) w->cur = (vg_ww_cursor){(uint32_t)have, 0, 0};
     w->fd = fd;
     w->rd = MAGIC_LEN;
-    reset_series(w);
+    w->rec_len = 0;
+    enter_epoch(w, sfd, epoch);
     w->cur.seg = (uint32_t)have;
-    return w->fd >= 0;
+    return 1;
 }
 
 /* ---- series ---- */
@@ -220,6 +301,10 @@ static size_t take_samples(vg_walwatch_t *w, vg_ww_sample *out, size_t max, uint
         const uint8_t *p = w->rec + 1 + (size_t)w->cur.idx * SAMPLE_LEN;
         w->cur.idx++;
         vg_ww_series **s = map_slot(w, vg_le_get64(p));
+        if (!*s && w->sfd >= 0) { /* declared after we last read the series file */
+            read_series(w);
+            s = map_slot(w, vg_le_get64(p));
+        }
         if (!*s || (*s)->dropped) {
             (*lost)++;
             continue;
@@ -273,6 +358,8 @@ vg_err_t vg_walwatch_new(const char *dir, const vg_ww_cursor *start, const vg_re
     *out = NULL;
     if (!w) return vg_error_set(err, VG_ENOMEM, "out of memory");
     w->fd = -1;
+    w->sfd = -1;
+    w->epoch = -1;
     w->relabel = relabel;
     if (start) w->cur = *start;
     snprintf(w->dir, sizeof w->dir, "%s", dir);
@@ -294,6 +381,8 @@ void vg_walwatch_free(vg_walwatch_t *w)
 {
     if (!w) return;
     if (w->fd >= 0) close(w->fd);
+    if (w->sfd >= 0) close(w->sfd);
+    vg_free(w->sbuf);
     vg_arena_free(w->arena);
     vg_free(w->map);
     vg_free(w->rec);

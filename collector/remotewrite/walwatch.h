@@ -3,9 +3,13 @@
  * the remote-write sender, as Prometheus's WAL watcher does.
  *
  * It only reads the on-disk format: segments named %08u in the WAL directory,
- * records framed as u32 length, u32 CRC32C, u8 type, payload. A series record
- * declares ref -> (tenant, labels) for its segment, so series are resolved per
- * segment and forgotten when the reader moves to the next one. A position is a
+ * records framed as u32 length, u32 CRC32C, u8 type, payload. Series records
+ * (ref -> tenant, labels) are in series.<epoch>, shared by the segments from
+ * <epoch> up to the next epoch: the reader keeps an epoch's series while it
+ * reads its segments, tails the series file when a sample's ref is not known
+ * yet, and forgets them at the next epoch. (A segment older than any series
+ * file declares its own series; they are forgotten at the next segment.)
+ * A position is a
  * cursor (segment, record offset, sample index within the record); reading
  * resumes exactly there after a restart (the series records before it are
  * read again). A segment deleted under the reader is skipped (logged); with
@@ -45,8 +49,9 @@ typedef struct vg_ww_sample {
 
 typedef struct vg_walwatch vg_walwatch_t;
 
-/* Open the oldest segment >= from: its fd and *no, or -1 when none. */
-typedef int (*vg_ww_open_fn)(void *ud, uint32_t from, uint32_t *no);
+/* Open the oldest segment >= from: its fd and *no, or -1 when none; *sfd gets
+ * the series file of its epoch (*epoch) opened, or -1 and -1 when it has none. */
+typedef int (*vg_ww_open_fn)(void *ud, uint32_t from, uint32_t *no, int *sfd, int64_t *epoch);
 
 /* Reader of dir from start (a zero cursor = the oldest segment). relabel
  * (borrowed, may be NULL) is applied to each series once per segment. */

@@ -11,9 +11,14 @@
  *    sooner than sync_ms after the previous one, so a busy store does at
  *    most 1000/sync_ms fsyncs a second whatever the number of writers, and
  *    an idle one answers after one fsync.
- *  - Every open starts a new segment, so old segments are never appended
- *    to again and series refs (which change between runs) are consistent
- *    inside a segment; replay maps them per segment.
+ *  - Every open starts a new segment and a new epoch (series file), so old
+ *    segments are never appended to again and series refs (which change
+ *    between runs) are consistent inside an epoch; replay maps them per
+ *    epoch, from the series file, and resolves a series at its first sample
+ *    so series whose samples are all in blocks are not rebuilt.
+ *  - The series record is written (to the series file) before the samples
+ *    that use it (to the segment), and fsyncs cover the series file first:
+ *    an acknowledged sample always has its series on disk.
  *  - Corruption is contained: a bad CRC skips one record, a length that
  *    cannot be right ends that segment, a record cut by the end of the last
  *    segment (a crash mid-write) is cut off. All counted and logged.
@@ -43,6 +48,8 @@
 
 #define COMP         "wal"
 #define MAGIC        "VGWAL\0\0\1"
+#define SMAGIC       "VGSER\0\0\1" /* a series file */
+#define SERIES_FMT   "series.%08" PRIu32
 #define MAGIC_LEN    8
 #define HDR_LEN      8 /* u32 length, u32 crc */
 #define REC_MAX      (64u << 20)
@@ -258,6 +265,64 @@ void vg_wal_seg_path(const vg_wal_t *w, uint32_t no, char *out, size_t n)
     snprintf(out, n, "%s/" SEG_NAME_FMT, w->dir, no);
 }
 
+void vg_wal_series_path(const vg_wal_t *w, uint32_t epoch, char *out, size_t n)
+{
+    snprintf(out, n, "%s/" SERIES_FMT, w->dir, epoch);
+}
+
+int vg_wal_epoch_of(const vg_wal_t *w, uint32_t no, uint32_t *epoch)
+{
+    int found = 0;
+    for (size_t i = 0; i < w->nepochs && w->epochs[i] <= no; i++) {
+        *epoch = w->epochs[i];
+        found = 1;
+    }
+    return found;
+}
+
+/* Add epoch to w->epochs, keeping it ascending and without repeats. */
+static vg_err_t epochs_insert(vg_wal_t *w, uint32_t epoch)
+{
+    size_t i = w->nepochs;
+    while (i && w->epochs[i - 1] > epoch) i--;
+    if (i && w->epochs[i - 1] == epoch) return VG_OK;
+    if (w->nepochs == w->capepochs) {
+        size_t cap = w->capepochs ? w->capepochs * 2 : 16;
+        uint32_t *e = vg_realloc(w->epochs, cap * sizeof(*e));
+        if (!e) return VG_ENOMEM;
+        w->epochs = e;
+        w->capepochs = cap;
+    }
+    memmove(w->epochs + i + 1, w->epochs + i, (w->nepochs - i) * sizeof(*w->epochs));
+    w->epochs[i] = epoch;
+    w->nepochs++;
+    return VG_OK;
+}
+
+/* Does a segment of epoch epochs[i] (up to the next epoch) remain? */
+static int epoch_used(const vg_wal_t *w, size_t i)
+{
+    uint32_t lo = w->epochs[i], hi = i + 1 < w->nepochs ? w->epochs[i + 1] : UINT32_MAX;
+    for (size_t k = 0; k < w->nsegs; k++)
+        if (w->segs[k].no >= lo && w->segs[k].no < hi) return 1;
+    return w->fd >= 0 && w->cur_no >= lo && w->cur_no < hi;
+}
+
+void vg_wal_drop_epochs(vg_wal_t *w)
+{
+    size_t k = 0;
+    char path[4200];
+    for (size_t i = 0; i < w->nepochs; i++) {
+        if (w->epochs[i] != w->epoch && !epoch_used(w, i)) {
+            vg_wal_series_path(w, w->epochs[i], path, sizeof(path));
+            if (unlink(path) == 0 || errno == ENOENT) continue;
+            vg_log_warn(COMP, "cannot delete series file", "file=%s err=%s", path, strerror(errno));
+        }
+        w->epochs[k++] = w->epochs[i];
+    }
+    w->nepochs = k;
+}
+
 static vg_err_t segs_push(vg_wal_t *w, const vg_wal_seg *sg)
 {
     if (w->nsegs == w->capsegs) {
@@ -297,26 +362,57 @@ static vg_err_t write_all(int fd, const void *p, size_t n)
     return VG_OK;
 }
 
+/* A new file holding magic, fsynced with its directory: its fd or -1. */
+static int create_file(vg_wal_t *w, const char *path, const char *magic, vg_error *err)
+{
+    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
+    if (fd < 0) {
+        vg_error_set(err, VG_EIO, "wal: cannot create %s: %s", path, strerror(errno));
+        return -1;
+    }
+    if (write_all(fd, magic, MAGIC_LEN) || fdatasync(fd)) {
+        vg_error_set(err, VG_EIO, "wal: cannot write %s: %s", path, strerror(errno));
+        close(fd);
+        return -1;
+    }
+    vg_wal_sync_dir(w->dir);
+    return fd;
+}
+
+/* Start epoch `epoch` (the next segment's number): a new series file, and
+ * every series is declared again there. Created before its first segment, so
+ * a segment's epoch is always on disk. Caller holds mu (or is alone). */
+static vg_err_t series_create(vg_wal_t *w, uint32_t epoch, vg_error *err)
+{
+    char path[4200];
+    vg_wal_series_path(w, epoch, path, sizeof(path));
+    int fd = create_file(w, path, SMAGIC, err);
+    if (fd < 0) return VG_EIO;
+    if (epochs_insert(w, epoch)) {
+        close(fd);
+        return vg_error_set(err, VG_ENOMEM, "wal: out of memory");
+    }
+    if (w->sfd >= 0) close(w->sfd);
+    w->sfd = fd;
+    w->epoch = epoch;
+    w->sfile_size = MAGIC_LEN;
+    rm_clear(&w->declared);
+    return VG_OK;
+}
+
 /* Create segment no and make it current. Caller holds mu (or is alone). */
 static vg_err_t seg_create(vg_wal_t *w, uint32_t no, vg_error *err)
 {
     char path[4200];
     vg_wal_seg_path(w, no, path, sizeof(path));
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
-    if (fd < 0)
-        return vg_error_set(err, VG_EIO, "wal: cannot create %s: %s", path, strerror(errno));
-    if (write_all(fd, MAGIC, MAGIC_LEN) || fdatasync(fd)) {
-        close(fd);
-        return vg_error_set(err, VG_EIO, "wal: cannot write %s: %s", path, strerror(errno));
-    }
-    vg_wal_sync_dir(w->dir);
+    int fd = create_file(w, path, MAGIC, err);
+    if (fd < 0) return VG_EIO;
     w->fd = fd;
     w->cur_no = no;
     w->cur_size = MAGIC_LEN;
     w->cur_maxt = INT64_MIN;
     w->cur_mint = INT64_MAX;
     w->cur_samples = 0;
-    rm_clear(&w->declared);
     vg_wal_segments_gauge(w);
     return VG_OK;
 }
@@ -325,7 +421,7 @@ static vg_err_t seg_create(vg_wal_t *w, uint32_t no, vg_error *err)
 static vg_err_t rollover(vg_wal_t *w, vg_error *err)
 {
     while (w->syncing) pthread_cond_wait(&w->done, &w->mu);
-    if (fdatasync(w->fd)) {
+    if (fdatasync(w->sfd) || fdatasync(w->fd)) {
         w->failed = VG_EIO;
         return vg_error_set(err, VG_EIO, "wal: fsync segment %" PRIu32 ": %s", w->cur_no,
                             strerror(errno));
@@ -344,7 +440,22 @@ static vg_err_t rollover(vg_wal_t *w, vg_error *err)
     return seg_create(w, w->cur_no + 1, err);
 }
 
-/* The series records the segment still needs, encoded into wbuf. The
+/* A new epoch from the next segment on: the current series file is closed
+ * for good, so once no segment of it is left it goes, and series that are
+ * gone from the store stop being carried. Caller holds mu. */
+static vg_err_t rotate_epoch(vg_wal_t *w, vg_error *err)
+{
+    while (w->syncing) pthread_cond_wait(&w->done, &w->mu);
+    if (w->failed) return vg_error_set(err, w->failed, "wal: an earlier write or fsync failed");
+    if (fdatasync(w->sfd)) {
+        w->failed = VG_EIO;
+        return vg_error_set(err, VG_EIO, "wal: fsync series file: %s", strerror(errno));
+    }
+    vg_err_t rc = series_create(w, w->cur_no + 1, err);
+    return rc ? rc : rollover(w, err);
+}
+
+/* The series records the epoch still needs, encoded into wbuf. The
  * samples are written from the batch itself: copying them here, under the
  * mutex, was most of the memmove in the ingest profile. */
 static vg_err_t assemble(vg_wal_t *w, const vg_wal_batch *b, uint64_t *too_long)
@@ -367,23 +478,18 @@ static vg_err_t assemble(vg_wal_t *w, const vg_wal_batch *b, uint64_t *too_long)
     return rc;
 }
 
-/* assemble(), in the next segment when this one would pass seg_bytes. A
+/* A new segment when this one would pass seg_bytes, then assemble(). A
  * series whose record cannot be encoded (a label past the format's lengths)
  * is left out, its ref in *too_long (UINT64_MAX when none): replay skips
- * its samples as undeclared, the other series' are logged. */
+ * its samples as undeclared, the other series' are logged. Series records
+ * go to the epoch's series file, so a new segment declares nothing again. */
 static vg_err_t assemble_roll(vg_wal_t *w, const vg_wal_batch *b, uint64_t *too_long, vg_error *err)
 {
-    vg_err_t rc = assemble(w, b, too_long);
-    if (!rc && w->cur_size > MAGIC_LEN &&
-        w->cur_size + w->wbuf.len + b->samples.len > w->seg_bytes) {
-        rc = rollover(w, err);
-        if (rc) {
-            rm_clear(&w->declared);
-            return rc;
-        }
-        rc = assemble(w, b, too_long);
+    if (w->cur_size > MAGIC_LEN && w->cur_size + b->samples.len > w->seg_bytes) {
+        vg_err_t rc = rollover(w, err);
+        if (rc) return rc;
     }
-    if (rc) return vg_error_set(err, rc, "wal: out of memory");
+    if (assemble(w, b, too_long)) return vg_error_set(err, VG_ENOMEM, "wal: out of memory");
     return VG_OK;
 }
 
@@ -393,17 +499,24 @@ static vg_err_t write_locked(vg_wal_t *w, const vg_wal_batch *b, uint64_t *pos, 
     uint64_t too_long;
     vg_err_t rc = assemble_roll(w, b, &too_long, err);
     if (rc) return rc;
-    if (write_all(w->fd, w->wbuf.data, w->wbuf.len) ||
-        write_all(w->fd, b->samples.data, b->samples.len)) {
+    /* Series before samples: a reader that sees a sample finds its series. */
+    if (write_all(w->sfd, w->wbuf.data, w->wbuf.len)) {
         int e = errno;
         rm_clear(&w->declared); /* re-declare everything: harmless */
+        if (ftruncate(w->sfd, (off_t)w->sfile_size) || lseek(w->sfd, 0, SEEK_END) < 0)
+            w->failed = VG_EIO;
+        return vg_error_set(err, VG_EIO, "wal: write series file: %s", strerror(e));
+    }
+    w->sfile_size += w->wbuf.len;
+    if (write_all(w->fd, b->samples.data, b->samples.len)) {
+        int e = errno;
         if (ftruncate(w->fd, (off_t)w->cur_size) || lseek(w->fd, 0, SEEK_END) < 0)
             w->failed = VG_EIO;
         return vg_error_set(err, VG_EIO, "wal: write segment %" PRIu32 ": %s", w->cur_no,
                             strerror(e));
     }
     size_t len = w->wbuf.len + b->samples.len;
-    w->cur_size += len;
+    w->cur_size += b->samples.len;
     w->written += len;
     if (b->maxt > w->cur_maxt) w->cur_maxt = b->maxt;
     if (b->mint < w->cur_mint) w->cur_mint = b->mint;
@@ -453,10 +566,10 @@ static void sleep_us(int64_t us)
 static void sync_once(vg_wal_t *w)
 {
     uint64_t target = w->written;
-    int fd = w->fd;
+    int fd = w->fd, sfd = w->sfd;
     w->syncing = 1;
     pthread_mutex_unlock(&w->mu);
-    int r = fdatasync(fd);
+    int r = fdatasync(sfd) || fdatasync(fd);
     int e = errno;
     int64_t now = vg_clock_mono_us();
     pthread_mutex_lock(&w->mu);
@@ -498,8 +611,16 @@ static void *syncer_main(void *arg)
 size_t vg_wal_truncate(vg_wal_t *w, int64_t mint)
 {
     pthread_mutex_lock(&w->mu);
-    for (size_t i = 0; i < w->nsegs; i++)
-        if (w->segs[i].maxt < mint) w->segs[i].released = 1;
+    int rotate = 0;
+    for (size_t i = 0; i < w->nsegs; i++) {
+        if (w->segs[i].maxt < mint && !w->segs[i].released) {
+            w->segs[i].released = 1;
+            rotate |= w->segs[i].no >= w->epoch; /* the epoch's start is in blocks */
+        }
+    }
+    vg_error err = {0};
+    if (rotate && rotate_epoch(w, &err))
+        vg_log_warn(COMP, "cannot start a new series file", "err=\"%s\"", err.msg);
     size_t n = vg_wal_holds_collect(w);
     pthread_mutex_unlock(&w->mu);
     if (n) vg_wal_sync_dir(w->dir);
@@ -526,9 +647,11 @@ void vg_wal_close(vg_wal_t *w)
         pthread_join(w->syncer, NULL);
     }
     if (w->fd >= 0) {
-        if (fdatasync(w->fd) == 0) w->synced = w->written;
+        if ((w->sfd < 0 || fdatasync(w->sfd) == 0) && fdatasync(w->fd) == 0) w->synced = w->written;
         close(w->fd);
     }
+    if (w->sfd >= 0) close(w->sfd);
+    vg_free(w->epochs);
     if (w->started) {
         pthread_cond_broadcast(&w->done);
         pthread_cond_destroy(&w->kick);
@@ -550,7 +673,11 @@ typedef struct replay {
     vg_wal_t *w;
     const vg_wal_replay_cb *cb;
     vg_wal_stats *st;
-    refmap map; /* ref in this segment -> handle from on_series */
+    refmap map;    /* ref in this epoch (or legacy segment) -> handle from on_series */
+    refmap decl;   /* ref -> offset of its record in the epoch's series file (UINT64_MAX: used) */
+    int64_t epoch; /* of the mapped series file; -1 = none */
+    uint8_t *sp;   /* the mapped series file */
+    size_t ssize;
     const char *file;
     int64_t mint, maxt;
     uint64_t samples; /* in this segment */
@@ -616,6 +743,81 @@ static int replay_series(replay *r, const uint8_t *p, size_t n)
     return bad || at != n ? -1 : 0;
 }
 
+/* The handle of ref: declared in this segment (legacy) or already resolved,
+ * else from its record in the series file, which calls on_series only now:
+ * a series whose samples are all in blocks (released segments) or gone is
+ * never rebuilt in the head. */
+static uint64_t *resolve(replay *r, uint64_t ref)
+{
+    uint64_t *h = rm_find(&r->map, ref);
+    if (h || !r->sp) return h;
+    uint64_t *at = rm_find(&r->decl, ref);
+    if (!at || *at == UINT64_MAX) return NULL;
+    uint64_t off = *at;
+    *at = UINT64_MAX; /* parsed once, whatever the outcome */
+    uint32_t len = vg_le_get32(r->sp + off);
+    const char *seg_file = r->file;
+    r->file = "series file";
+    if (replay_series(r, r->sp + off + HDR_LEN + 1, len - 1)) corrupt(r, off, "malformed series");
+    r->file = seg_file;
+    return rm_find(&r->map, ref);
+}
+
+static void series_unmap(replay *r)
+{
+    if (r->sp) munmap(r->sp, r->ssize);
+    r->sp = NULL;
+    r->ssize = 0;
+    r->epoch = -1;
+    rm_clear(&r->decl);
+    rm_clear(&r->map);
+}
+
+/* Index the series records of one mapped series file (ref -> offset). A
+ * record cut short ends it (the tail of a crash: its samples were never
+ * acknowledged); a bad CRC skips one. */
+static void series_index(replay *r, const uint8_t *p, size_t size)
+{
+    size_t off = MAGIC_LEN;
+    while (size - off > HDR_LEN) {
+        uint32_t len = vg_le_get32(p + off);
+        if (len < 10 || len > REC_MAX || len > size - off - HDR_LEN) break;
+        if (vg_crc32c(0, p + off + HDR_LEN, len) != vg_le_get32(p + off + 4))
+            corrupt(r, off, "CRC mismatch in the series file; record skipped");
+        else if (p[off + HDR_LEN] == REC_SERIES)
+            rm_put(&r->decl, vg_le_get64(p + off + HDR_LEN + 1), off);
+        off += HDR_LEN + len;
+    }
+}
+
+/* Map series.<epoch> and index it. Missing or unreadable: its segments'
+ * samples replay as unknown (counted). */
+static void series_map(replay *r, uint32_t epoch)
+{
+    char path[4200];
+    struct stat sb;
+    series_unmap(r);
+    r->epoch = epoch;
+    vg_wal_series_path(r->w, epoch, path, sizeof(path));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    void *p = MAP_FAILED;
+    if (fd >= 0 && fstat(fd, &sb) == 0 && sb.st_size >= MAGIC_LEN)
+        p = mmap(NULL, (size_t)sb.st_size, PROT_READ, MAP_PRIVATE, fd, 0);
+    if (fd >= 0) close(fd);
+    if (p == MAP_FAILED || memcmp(p, SMAGIC, MAGIC_LEN)) {
+        vg_log_error(COMP, "series file missing or unreadable; its segments' samples are skipped",
+                     "file=%s", path);
+        if (p != MAP_FAILED) munmap(p, (size_t)sb.st_size);
+        return;
+    }
+    r->sp = p;
+    r->ssize = (size_t)sb.st_size;
+    const char *seg_file = r->file;
+    r->file = path;
+    series_index(r, r->sp, r->ssize);
+    r->file = seg_file;
+}
+
 static int replay_samples(replay *r, const uint8_t *p, size_t n)
 {
     if (n % SAMPLE_LEN) return -1;
@@ -628,7 +830,7 @@ static int replay_samples(replay *r, const uint8_t *p, size_t n)
         if (ts < r->mint) r->mint = ts;
         r->samples++;
         r->st->samples++;
-        uint64_t *h = rm_find(&r->map, ref);
+        uint64_t *h = resolve(r, ref);
         if (!h) {
             r->st->unknown_refs++;
             continue;
@@ -683,7 +885,11 @@ static vg_err_t replay_segment(replay *r, uint32_t no, int last, vg_error *err)
     r->maxt = INT64_MIN;
     r->mint = INT64_MAX;
     r->samples = 0;
-    rm_clear(&r->map);
+    uint32_t epoch = 0;
+    if (!vg_wal_epoch_of(r->w, no, &epoch))
+        series_unmap(r); /* written before series files: declares its own series */
+    else if ((int64_t)epoch != r->epoch)
+        series_map(r, epoch);
     int fd = open(path, O_RDWR | O_CLOEXEC);
     struct stat sb;
     if (fd < 0 || fstat(fd, &sb)) {
@@ -753,13 +959,32 @@ static vg_err_t list_segments(const char *dir, uint32_t **out, size_t *n, vg_err
     return rc;
 }
 
+/* The series.<epoch> files of the directory into w->epochs, ascending. */
+static vg_err_t list_epochs(vg_wal_t *w, vg_error *err)
+{
+    DIR *d = opendir(w->dir);
+    struct dirent *e;
+    vg_err_t rc = VG_OK;
+    if (!d) return vg_error_set(err, VG_EIO, "wal: cannot read %s: %s", w->dir, strerror(errno));
+    while ((e = readdir(d)) && !rc) {
+        char *end;
+        if (strlen(e->d_name) != 15 || strncmp(e->d_name, "series.", 7)) continue;
+        unsigned long no = strtoul(e->d_name + 7, &end, 10);
+        if (*end || no > UINT32_MAX - 1) continue;
+        if (epochs_insert(w, (uint32_t)no)) rc = vg_error_set(err, VG_ENOMEM, "wal: out of memory");
+    }
+    closedir(d);
+    return rc;
+}
+
 static vg_err_t replay_all(vg_wal_t *w, const vg_wal_replay_cb *cb, vg_wal_stats *st,
                            uint32_t *next, vg_error *err)
 {
     uint32_t *nos = NULL;
     size_t n = 0;
-    replay r = {.w = w, .cb = cb, .st = st};
+    replay r = {.w = w, .cb = cb, .st = st, .epoch = -1};
     vg_err_t rc = list_segments(w->dir, &nos, &n, err);
+    if (!rc) rc = list_epochs(w, err);
     for (size_t i = 0; i < n && !rc; i++) {
         const vg_wal_seg *rel = vg_wal_holds_loaded(w, nos[i]);
         if (rel && i + 1 < n) { /* in blocks already: kept for a hold, not replayed */
@@ -770,7 +995,9 @@ static vg_err_t replay_all(vg_wal_t *w, const vg_wal_replay_cb *cb, vg_wal_stats
         rc = replay_segment(&r, nos[i], i + 1 == n, err);
     }
     *next = n ? nos[n - 1] + 1 : 1;
+    series_unmap(&r);
     rm_free(&r.map);
+    rm_free(&r.decl);
     vg_free(nos);
     return rc;
 }
@@ -802,6 +1029,7 @@ static vg_wal_t *wal_alloc(const char *dir, uint64_t segment_bytes, int64_t sync
     vg_wal_t *w = vg_calloc(1, sizeof(*w));
     if (!w) return NULL;
     w->fd = -1;
+    w->sfd = -1;
     w->dir = vg_strdup(dir);
     w->seg_bytes = segment_bytes ? segment_bytes : VG_WAL_SEGMENT_DEFAULT;
     w->sync_ms = sync_ms > 0 ? sync_ms : VG_WAL_SYNC_MS_DEFAULT;
@@ -853,6 +1081,7 @@ vg_err_t vg_wal_open(const char *dir, uint64_t segment_bytes, int64_t sync_ms,
     st->duration_ms = vg_clock_mono_ms() - t0;
     vg_metric_set(w->m_replay_s, (double)st->duration_ms / 1000.0);
     vg_metric_add(w->m_replayed, (double)st->samples);
+    if (!rc) rc = series_create(w, next, err);
     if (!rc) rc = seg_create(w, next, err);
     if (!rc) rc = start_syncer(w, err);
     if (rc) {

@@ -12,10 +12,20 @@
  * Record: u32 length (of type + payload), u32 CRC32C (of type + payload),
  * u8 type, payload. Series: u64 ref, u8 tenant length, tenant, u16 label
  * count, then per label u16 name length, name, u32 value length, value.
- * Samples: (u64 ref, i64 ts, f64 value)*. All little-endian. Each segment
- * re-declares a series before its first sample there, so every segment
- * replays on its own and can be deleted on its own (vg_wal_truncate).
- * A segment starts with the 8-byte magic "VGWAL\0\0\1".
+ * Samples: (u64 ref, i64 ts, f64 value)*. All little-endian. A segment
+ * starts with the 8-byte magic "VGWAL\0\0\1" and holds samples records.
+ *
+ * Series records go to the epoch's series file, series.<epoch> (magic
+ * "VGSER\0\0\1"), written before the first sample that uses them: an epoch
+ * is the run of segments from <epoch> (its first segment) to the next epoch,
+ * and declares each series once, however many segments it spans (re-declaring
+ * every series in every 128 MiB segment doubled the WAL at 1M series). Each
+ * open starts an epoch (refs change between runs), and so does a truncate
+ * that releases a segment of the current epoch: live series are declared
+ * again in the new file, and an old epoch's file is deleted with its last
+ * segment. Replay calls on_series for a series only at its first replayed
+ * sample. (Segments older than any series file declare their own series,
+ * the format before series files; they still replay.)
  *
  * Holds: a reader of the segments (a remote_write queue) registers a hold
  * "keep from segment N" and moves it forward as it reads. vg_wal_truncate
@@ -145,9 +155,11 @@ vg_err_t vg_wal_hold_new(vg_wal_t *w, const char *name, uint32_t from, vg_wal_ho
  * segments nobody needs any more. Thread-safe. */
 void vg_wal_hold_move(vg_wal_hold_t *h, uint32_t from);
 /* Open (O_RDONLY) the oldest segment >= from still on disk for the hold's
- * reader: its fd (the caller closes it) and *no, or -1 when none. The hold
- * then counts as having read every segment <= *no. Thread-safe. */
-int vg_wal_hold_open(vg_wal_hold_t *h, uint32_t from, uint32_t *no);
+ * reader: its fd and *no, or -1 when none; *sfd gets its epoch's series file
+ * (*epoch), or -1 and -1 when the segment predates series files. The caller
+ * closes both. The hold then counts as having read every segment <= *no.
+ * Thread-safe. */
+int vg_wal_hold_open(vg_wal_hold_t *h, uint32_t from, uint32_t *no, int *sfd, int64_t *epoch);
 /* Samples of segments deleted over max_hold before the reader opened them,
  * since the last call (then reset to 0). Thread-safe. */
 uint64_t vg_wal_hold_take_missed(vg_wal_hold_t *h);

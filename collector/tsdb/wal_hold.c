@@ -109,6 +109,7 @@ size_t vg_wal_holds_collect(vg_wal_t *w)
     }
     w->nsegs = k;
     n += collect_over_cap(w);
+    vg_wal_drop_epochs(w);
     vg_metric_set(w->m_held_bytes, (double)held_bytes_locked(w));
     vg_wal_segments_gauge(w);
     return n;
@@ -317,7 +318,20 @@ void vg_wal_hold_move(vg_wal_hold_t *h, uint32_t from)
     if (moved) collect_and_persist(w);
 }
 
-int vg_wal_hold_open(vg_wal_hold_t *h, uint32_t from, uint32_t *no)
+/* The series file of segment no's epoch, opened; -1 when it has none. Caller holds mu. */
+static int open_series(vg_wal_t *w, uint32_t no, int64_t *epoch)
+{
+    char path[4200];
+    uint32_t e;
+    *epoch = -1;
+    if (!vg_wal_epoch_of(w, no, &e)) return -1;
+    vg_wal_series_path(w, e, path, sizeof(path));
+    int fd = open(path, O_RDONLY | O_CLOEXEC);
+    if (fd >= 0) *epoch = e;
+    return fd;
+}
+
+int vg_wal_hold_open(vg_wal_hold_t *h, uint32_t from, uint32_t *no, int *sfd, int64_t *epoch)
 {
     vg_wal_t *w = h->w;
     char path[4200];
@@ -332,7 +346,10 @@ int vg_wal_hold_open(vg_wal_hold_t *h, uint32_t from, uint32_t *no)
         vg_wal_seg_path(w, (uint32_t)pick, path, sizeof(path));
         fd = open(path, O_RDONLY | O_CLOEXEC);
     }
+    *sfd = -1;
+    *epoch = -1;
     if (fd >= 0) {
+        *sfd = open_series(w, (uint32_t)pick, epoch);
         *no = (uint32_t)pick;
         h->opened = (uint32_t)pick;
         h->has_opened = 1;

@@ -44,6 +44,11 @@ struct vg_wal_hold {
 struct vg_wal {
     char *dir;
     int fd;
+    int sfd;             /* series file of the current epoch */
+    uint32_t epoch;      /* the current epoch: its first segment, names series.<epoch> */
+    uint64_t sfile_size; /* bytes in the current series file */
+    uint32_t *epochs;    /* epochs whose series file is on disk, ascending */
+    size_t nepochs, capepochs;
     uint32_t cur_no;
     uint64_t cur_size, seg_bytes, cur_samples;
     int64_t cur_mint, cur_maxt, sync_ms;
@@ -71,6 +76,12 @@ struct vg_wal {
 
 /* wal.c */
 void vg_wal_seg_path(const vg_wal_t *w, uint32_t no, char *out, size_t n);
+void vg_wal_series_path(const vg_wal_t *w, uint32_t epoch, char *out, size_t n);
+/* The epoch segment no belongs to (the newest epoch <= no); 0 when none
+ * (a segment written before series files, which declares its own series). */
+int vg_wal_epoch_of(const vg_wal_t *w, uint32_t no, uint32_t *epoch);
+/* Delete the series files of past epochs none of whose segments is left. Caller holds mu. */
+void vg_wal_drop_epochs(vg_wal_t *w);
 void vg_wal_sync_dir(const char *dir);
 void vg_wal_segments_gauge(vg_wal_t *w);
 

@@ -3,7 +3,10 @@
  * encodes, decoded back with the receiver's decoder (vg_rw_decode); the
  * backoff; and the WAL reader (walwatch) over a WAL written by tsdb/wal.c:
  * series resolution, write_relabel_configs (rewrite and drop), resuming from a
- * cursor mid-record, and moving on to the next segment.
+ * cursor mid-record, and moving on to the next segment; series declared in
+ * an earlier segment of the epoch (its series file), also for a reader that
+ * starts at a later segment, and a series declared after the reader last
+ * looked at the series file.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -188,6 +191,42 @@ static void test_walwatch(void **state)
     vg_wal_close(w);
 }
 
+/* 1 MiB segments filled by one series, so a later segment's samples use a
+ * series only the epoch's series file declares. */
+static void test_walwatch_epoch(void **state)
+{
+    (void)state;
+    char wd[128];
+    vg_wal_t *w = NULL;
+    snprintf(wd, sizeof wd, "%s/wal", dir);
+    assert_int_equal(vg_wal_open(wd, 1 << 20, 1, NULL, NULL, NULL, &w, NULL), VG_OK);
+    for (int i = 0; i < 12; i++) write_series(w, 1, "default", "a", 1000 + i * 8000, 8000);
+    assert_true(vg_wal_num_segments(w) >= 3);
+    assert_int_equal(vg_wal_sync(w, VG_WAL_SYNC_ALL, NULL), VG_OK);
+
+    vg_walwatch_t *ww = NULL;
+    static vg_ww_sample out[100000];
+    vg_ww_cursor pos, start = {3, 0, 0};
+    int end = 0;
+    uint64_t lost = 0;
+    size_t got = 0;
+    assert_int_equal(vg_walwatch_new(wd, &start, NULL, &ww, NULL), VG_OK);
+    got = vg_walwatch_read(ww, out, 100000, &pos, &end, &lost);
+    assert_true(got > 0);
+    assert_int_equal(lost, 0);
+    assert_string_equal(out[0].series->labels[1].value, "a");
+    /* Read to the end, then a new series arrives: found in the series file's tail. */
+    while (vg_walwatch_read(ww, out, 100000, &pos, &end, &lost) || end)
+        ;
+    write_series(w, 9, "default", "late", 500000, 2);
+    assert_int_equal(vg_wal_sync(w, VG_WAL_SYNC_ALL, NULL), VG_OK);
+    assert_int_equal(vg_walwatch_read(ww, out, 100000, &pos, &end, &lost), 2);
+    assert_string_equal(out[1].series->labels[1].value, "late");
+    assert_int_equal(lost, 0);
+    vg_walwatch_free(ww);
+    vg_wal_close(w);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -195,6 +234,7 @@ int main(void)
         cmocka_unit_test(test_backoff),
         cmocka_unit_test(test_sni_url),
         cmocka_unit_test_setup_teardown(test_walwatch, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_walwatch_epoch, setup, teardown),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -303,10 +303,10 @@ static void test_rollover_truncate(void **state)
 
     w = open_rec(&r, 4096, &st);
     assert_int_equal(st.segments, nseg);
-    assert_int_equal(st.unknown_refs, 0); /* every segment re-declared its series */
+    assert_int_equal(st.unknown_refs, 0); /* the series file declares them for every segment */
     assert_int_equal(st.corrupt_records, 0);
     assert_int_equal(r.nsamples, 1000);
-    assert_true(r.nseries >= (int)nseg); /* at least one declaration per segment */
+    assert_int_equal(r.nseries, 3); /* declared once in the epoch, not per segment */
     /* Nothing is older than 0: nothing goes. Everything is older than 2000: all closed go. */
     assert_int_equal(vg_wal_truncate(w, 0), 0);
     size_t gone = vg_wal_truncate(w, 500); /* a prefix of segments */
@@ -320,6 +320,38 @@ static void test_rollover_truncate(void **state)
     for (int i = 0; i < r.nsamples && i < 20000; i++) assert_true(r.ts[i] >= 400);
     assert_int_equal(vg_wal_truncate(w, 1000000), st.segments);
     assert_int_equal(vg_wal_num_segments(w), 1);
+    vg_wal_close(w);
+}
+
+/* Series files: one per epoch, declared once there; a truncate that reaches
+ * the current epoch starts a new one (live series declared again), and an
+ * epoch's file goes with its last segment. */
+static void test_epochs(void **state)
+{
+    (void)state;
+    static rec r;
+    vg_wal_stats st;
+    char p[400];
+    vg_wal_t *w = open_rec(&r, 4096, &st);
+    for (int i = 0; i < 100; i++) write_batch(w, (uint64_t)(i % 3), "t", i * 10, 10);
+    size_t nseg = vg_wal_num_segments(w);
+    snprintf(p, sizeof(p), "%s/series.00000001", waldir);
+    assert_true(file_size(p) < 400); /* three series records, whatever the segment count */
+    assert_true(nseg > 3);
+    assert_true(vg_wal_truncate(w, 500) > 0); /* a prefix goes, and epoch nseg + 1 starts */
+    write_batch(w, 7, "t", 2000, 5);          /* the new epoch declares what it uses */
+    snprintf(p, sizeof(p), "%s/series.%08zu", waldir, nseg + 1);
+    assert_true(file_size(p) > 8);
+    vg_wal_close(w);
+
+    w = open_rec(&r, 4096, &st);
+    assert_int_equal(st.unknown_refs, 0);
+    assert_int_equal(st.corrupt_records, 0);
+    assert_true(r.nsamples > 5 && r.nsamples < 1005);
+    assert_int_equal(r.ts[r.nsamples - 1], 2004);
+    assert_int_equal(vg_wal_truncate(w, 1000000), st.segments);
+    snprintf(p, sizeof(p), "%s/series.00000001", waldir);
+    assert_int_equal(access(p, F_OK), -1); /* no segment of epoch 1 is left */
     vg_wal_close(w);
 }
 
@@ -443,6 +475,7 @@ int main(void)
         cmocka_unit_test_setup_teardown(test_corrupt_middle, setup, teardown),
         cmocka_unit_test_setup_teardown(test_garbage_length, setup, teardown),
         cmocka_unit_test_setup_teardown(test_rollover_truncate, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_epochs, setup, teardown),
         cmocka_unit_test_setup_teardown(test_group_commit, setup, teardown),
         cmocka_unit_test_setup_teardown(test_tsdb_reopen, setup, teardown),
     };

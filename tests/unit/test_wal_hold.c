@@ -108,6 +108,17 @@ static int seg_exists(uint32_t no)
     return access(p, F_OK) == 0;
 }
 
+/* series.<epoch> files in the WAL directory. */
+static int series_files(void)
+{
+    DIR *d = opendir(waldir);
+    struct dirent *e;
+    int n = 0;
+    while (d && (e = readdir(d))) n += strncmp(e->d_name, "series.", 7) == 0;
+    if (d) closedir(d);
+    return n;
+}
+
 static uint64_t seg_size(uint32_t no)
 {
     char p[400];
@@ -144,8 +155,10 @@ static void test_hold_keeps_until_moved(void **state)
     (void)state;
     vg_wal_t *w = five_segments();
     vg_wal_hold_t *a = hold(w, "a", 2), *b = hold(w, "b", 4);
+    assert_int_equal(series_files(), 6);              /* each open started an epoch */
     assert_int_equal(vg_wal_truncate(w, 1000000), 1); /* segment 1: nobody holds it */
     assert_false(seg_exists(1));
+    assert_int_equal(series_files(), 5);
     for (uint32_t no = 2; no <= 5; no++) assert_true(seg_exists(no));
     assert_int_equal(vg_wal_held_bytes(w), seg_size(2) + seg_size(3) + seg_size(4) + seg_size(5));
     vg_wal_hold_move(a, 5); /* 2, 3 go; 4 is b's */
@@ -158,6 +171,7 @@ static void test_hold_keeps_until_moved(void **state)
     vg_wal_hold_move(a, 6);
     assert_false(seg_exists(5));
     assert_int_equal(vg_wal_held_bytes(w), 0);
+    assert_int_equal(series_files(), 1); /* a series file goes with its epoch's last segment */
     assert_int_equal(vg_wal_hold_take_missed(a) + vg_wal_hold_take_missed(b), 0);
     /* The store's own needs are untouched: nothing newer than mint goes. */
     assert_int_equal(vg_wal_num_segments(w), 1);
@@ -170,10 +184,14 @@ static void test_cap_charges_exactly(void **state)
     vg_wal_t *w = five_segments();
     vg_wal_hold_t *a = hold(w, "a", 2), *b = hold(w, "b", 4), *c = hold(w, "c", 1);
     uint32_t no = 0;
-    int fd = vg_wal_hold_open(a, 2, &no); /* a's reader is inside segment 2 */
-    assert_true(fd >= 0);
+    int sfd = -1;
+    int64_t ep = -1;
+    int fd = vg_wal_hold_open(a, 2, &no, &sfd, &ep); /* a's reader is inside segment 2 */
+    assert_true(fd >= 0 && sfd >= 0);
     assert_int_equal(no, 2);
+    assert_int_equal(ep, 2); /* each open of the WAL starts an epoch */
     close(fd);
+    close(sfd);
     assert_int_equal(vg_wal_truncate(w, 1000000), 0); /* c holds all */
     /* Keep room for 4 and 5 only: 1, 2, 3 go, oldest first. */
     vg_wal_set_max_hold(w, seg_size(4) + seg_size(5));
@@ -184,10 +202,11 @@ static void test_cap_charges_exactly(void **state)
     assert_int_equal(vg_wal_hold_take_missed(c), 10 + 20 + 30); /* never opened any */
     assert_int_equal(vg_wal_hold_take_missed(c), 0);            /* taken once */
     /* A reader that asks for a deleted segment gets the next one still there. */
-    fd = vg_wal_hold_open(c, 1, &no);
-    assert_true(fd >= 0);
+    fd = vg_wal_hold_open(c, 1, &no, &sfd, &ep);
+    assert_true(fd >= 0 && sfd >= 0);
     assert_int_equal(no, 4);
     close(fd);
+    close(sfd);
     /* Segments the store still needs are not held bytes and never go for the cap. */
     write_batch(w, 9000, 5);
     vg_wal_set_max_hold(w, 0);
