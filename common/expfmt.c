@@ -12,6 +12,14 @@
  * is allocated per line. The two dialects differ in a handful of places,
  * each guarded by `p->fmt == VG_EXPFMT_OPENMETRICS`.
  *
+ * Sample lines go through a fast path first (fast_sample): the common shape
+ * `name{a="b",c="d"} value [ts]` with no blanks inside the braces, no
+ * escapes and only printable ASCII in values, scanned once with table
+ * lookups and, when the caller borrows (vg_expfmt_set_borrow), with no copy
+ * at all. Anything else makes it give up, and the general scanner parses the
+ * line from its start, so both paths accept the same lines with the same
+ * results and every error message comes from the general one.
+ *
  * The grammar follows Prometheus's own parsers where the spec is silent:
  * whitespace is spaces and tabs, unknown escapes are kept verbatim, a
  * trailing comma closes a label set, numbers are Go ParseFloat syntax.
@@ -45,11 +53,17 @@ struct vg_expfmt_parser {
     vg_expfmt_len *lens; /* their lengths, same index */
     size_t lcap, nlabels;
     int skip_text;      /* HELP and comment text not decoded */
+    int borrow;         /* sample strings may point into buf (vg_expfmt_set_borrow) */
+    int nofast;         /* every line through the general scanner (vg_expfmt_set_fast) */
     const char **sortv; /* scratch for the duplicate check of big label sets */
     size_t sortcap;
 
-    const char *prev; /* the last sample's metric name, in buf (lines repeat it) */
-    size_t prev_len;
+    /* The last few distinct sample metric names, in buf, newest first: lines
+     * repeat them (series of one family; _bucket, _sum, _count in turn). */
+    const char *prev[4];
+    size_t prev_len[4];
+    const char *meta; /* the last HELP/TYPE/UNIT family name, in buf */
+    size_t meta_len;
 
     char *fam; /* OpenMetrics: family named by the last TYPE line */
     size_t fam_len, fam_cap;
@@ -116,6 +130,16 @@ void vg_expfmt_set_skip_text(vg_expfmt_parser_t *p, int skip)
     if (p) p->skip_text = skip != 0;
 }
 
+void vg_expfmt_set_borrow(vg_expfmt_parser_t *p, int borrow)
+{
+    if (p) p->borrow = borrow != 0;
+}
+
+void vg_expfmt_set_fast(vg_expfmt_parser_t *p, int on)
+{
+    if (p) p->nofast = !on;
+}
+
 unsigned vg_expfmt_line(const vg_expfmt_parser_t *p)
 {
     return p ? p->lineno : 0;
@@ -154,19 +178,23 @@ static const char *scratch_copy(vg_expfmt_parser_t *p, const char *s, size_t n)
     return d;
 }
 
-static vg_err_t labels_push(vg_expfmt_parser_t *p, const char *name, size_t nlen, const char *value,
-                            size_t vlen)
+static __attribute__((noinline)) vg_err_t labels_grow(vg_expfmt_parser_t *p)
 {
-    if (p->nlabels == p->lcap) {
-        size_t cap = p->lcap ? p->lcap * 2 : 16;
-        vg_label_t *l = vg_realloc(p->labels, cap * sizeof *l);
-        if (!l) return VG_ENOMEM;
-        p->labels = l;
-        vg_expfmt_len *n = vg_realloc(p->lens, cap * sizeof *n);
-        if (!n) return VG_ENOMEM;
-        p->lens = n;
-        p->lcap = cap;
-    }
+    size_t cap = p->lcap ? p->lcap * 2 : 16;
+    vg_label_t *l = vg_realloc(p->labels, cap * sizeof *l);
+    if (!l) return VG_ENOMEM;
+    p->labels = l;
+    vg_expfmt_len *n = vg_realloc(p->lens, cap * sizeof *n);
+    if (!n) return VG_ENOMEM;
+    p->lens = n;
+    p->lcap = cap;
+    return VG_OK;
+}
+
+static inline vg_err_t labels_push(vg_expfmt_parser_t *p, const char *name, size_t nlen,
+                                   const char *value, size_t vlen)
+{
+    if (p->nlabels == p->lcap && labels_grow(p)) return VG_ENOMEM;
     p->labels[p->nlabels] = (vg_label_t){name, value};
     p->lens[p->nlabels] = (vg_expfmt_len){nlen, vlen};
     p->nlabels++;
@@ -374,38 +402,43 @@ static int fast_exponent(const char *s, size_t n, int *e)
     return 1;
 }
 
+/* Digits at s[i..n) into *m (no overflow check: callers bound the count);
+ * returns the index after them. */
+static size_t take_digits(const char *s, size_t i, size_t n, uint64_t *m)
+{
+    uint64_t v = *m;
+    for (unsigned d; i < n && (d = (unsigned)(s[i] - '0')) < 10; i++) v = v * 10 + d;
+    *m = v;
+    return i;
+}
+
 /* Clinger's fast path: a plain decimal whose digits fit in 2^53 and whose
  * scale is within 10^22 converts with one exact multiply or divide, which
- * IEEE rounds correctly, so the result equals strtod's. 1 if it applied. */
+ * IEEE rounds correctly, so the result equals strtod's. 1 if it applied.
+ * At most 19 digits are taken (leading zeros included), so the mantissa
+ * cannot overflow; anything longer goes to strtod. */
 static int fast_decimal(const char *s, size_t n, double *out)
 {
     size_t i = 0;
-    int neg = 0, dot = 0, sig = 0, any = 0, scale = 0;
+    int neg = 0, scale = 0;
     uint64_t m = 0;
     if (s[0] == '-' || s[0] == '+') neg = s[i++] == '-';
-    for (; i < n; i++) {
-        char c = s[i];
-        if (is_digit(c)) {
-            any = 1;
-            if (m == 0 && c == '0') {
-                scale -= dot;
-                continue;
-            }
-            if (++sig > 16) return 0;
-            m = m * 10 + (uint64_t)(c - '0');
-            scale -= dot;
-        } else if (c == '.' && !dot) {
-            dot = 1;
-        } else if ((c == 'e' || c == 'E') && any) {
-            int e;
-            if (!fast_exponent(s + i + 1, n - i - 1, &e)) return 0;
-            scale += e;
-            break;
-        } else {
-            return 0;
-        }
+    size_t d0 = i;
+    i = take_digits(s, i, n, &m);
+    size_t ndig = i - d0;
+    if (i < n && s[i] == '.') {
+        size_t f0 = ++i;
+        i = take_digits(s, i, n, &m);
+        scale = -(int)(i - f0);
+        ndig += i - f0;
     }
-    if (!any || m > ((uint64_t)1 << 53) || scale < -22 || scale > 22) return 0;
+    if (ndig == 0 || ndig > 19) return 0;
+    if (i < n) {
+        int e;
+        if ((s[i] != 'e' && s[i] != 'E') || !fast_exponent(s + i + 1, n - i - 1, &e)) return 0;
+        scale += e;
+    }
+    if (m > ((uint64_t)1 << 53) || scale < -22 || scale > 22) return 0;
     double v = (double)m;
     v = scale < 0 ? v / pow10_exact[-scale] : v * pow10_exact[scale];
     *out = neg ? -v : v;
@@ -688,26 +721,152 @@ static int om_is_created(const vg_expfmt_parser_t *p, const char *name, size_t n
            memcmp(name + p->fam_len, sfx, sizeof sfx - 1) == 0;
 }
 
-/* A metric name: most sample lines repeat the previous line's name (series
- * of one family), so try that first; bytes equal to a name already checked
- * need no second look, only the byte after them must end the name. */
+/* A metric name: most sample lines repeat one of the last few names (the
+ * series of a family, a histogram's _bucket, _sum and _count in turn), so
+ * try those first; bytes equal to a name already checked need no second
+ * look, only the byte after them must end the name. */
 static size_t scan_metric_name(vg_expfmt_parser_t *p, line_t *l)
 {
-    size_t k = p->prev_len;
     const char *at = l->s + l->i;
-    if (k && l->n - l->i > k && memcmp(at, p->prev, k) == 0 &&
-        !(cclass[(unsigned char)at[k]] & (C_START | C_DIGIT | C_COLON))) {
+    size_t room = l->n - l->i;
+    for (size_t j = 0; j < 4; j++) {
+        size_t k = p->prev_len[j];
+        if (!k || room <= k || memcmp(at, p->prev[j], k) != 0 ||
+            (cclass[(unsigned char)at[k]] & (C_START | C_DIGIT | C_COLON)))
+            continue;
+        for (; j > 0; j--) { /* move to the front */
+            p->prev[j] = p->prev[j - 1];
+            p->prev_len[j] = p->prev_len[j - 1];
+        }
+        p->prev[0] = at;
+        p->prev_len[0] = k;
         l->i += k;
         return k;
     }
     size_t n = scan_name(l, 1);
-    p->prev = at;
-    p->prev_len = n;
+    if (!n) return 0;
+    memmove(p->prev + 1, p->prev, 3 * sizeof *p->prev);
+    memmove(p->prev_len + 1, p->prev_len, 3 * sizeof *p->prev_len);
+    p->prev[0] = at;
+    p->prev_len[0] = n;
     return n;
+}
+
+/* Bytes that end a plain label value on the fast path: the closing quote,
+ * and what only the general scanner handles (escape, NUL, non-ASCII). */
+static const unsigned char value_stop[256] = {
+    ['\0'] = 1,
+    ['"'] = 1,
+    ['\\'] = 1,
+    [0x80 ... 0xff] = 1,
+};
+
+/* Index of the first value_stop byte in s[i..n), or n. Eight bytes at a
+ * time where the line has them (on a little-endian host the lowest flagged
+ * byte is the first match: a borrow only runs upward from a zero byte). */
+static size_t value_end(const unsigned char *s, size_t i, size_t n)
+{
+#if defined(__BYTE_ORDER__) && __BYTE_ORDER__ == __ORDER_LITTLE_ENDIAN__
+    const uint64_t ones = 0x0101010101010101ULL, high = 0x8080808080808080ULL;
+    for (; n - i >= 8; i += 8) {
+        uint64_t x, q, b;
+        memcpy(&x, s + i, 8);
+        q = x ^ (ones * '"');
+        b = x ^ (ones * '\\');
+        uint64_t t = (((q - ones) & ~q) | ((b - ones) & ~b) | ((x - ones) & ~x) | x) & high;
+        if (t) return i + (size_t)(__builtin_ctzll(t) >> 3);
+    }
+#endif
+    while (i < n && !value_stop[s[i]]) i++;
+    return i;
+}
+
+/* A sample string for the entry: borrowed from the line, or copied. */
+static const char *fast_str(vg_expfmt_parser_t *p, const unsigned char *s, size_t n)
+{
+    return p->borrow ? (const char *)s : scratch_copy(p, (const char *)s, n);
+}
+
+/* {name="value",...} at s[*pos] (on '{') in the fast path's shape; appends
+ * the labels. 1 when the set closed, 0 when the general scanner must look. */
+static int fast_labels(vg_expfmt_parser_t *p, const unsigned char *s, size_t n, size_t *pos)
+{
+    size_t i = *pos + 1;
+    while (i < n && s[i] != '}') {
+        size_t ns = i;
+        if (!(cclass[s[i]] & C_START)) return 0;
+        for (i++; i < n && (cclass[s[i]] & (C_START | C_DIGIT)); i++) {
+        }
+        size_t nl = i - ns;
+        if (n - i < 2 || s[i] != '=' || s[i + 1] != '"') return 0;
+        if (nl == sizeof VG_METRIC_NAME - 1 && memcmp(s + ns, VG_METRIC_NAME, nl) == 0) return 0;
+        size_t vs = i += 2;
+        i = value_end(s, i, n);
+        if (i == n || s[i] != '"') return 0;
+        const char *name = fast_str(p, s + ns, nl), *value = fast_str(p, s + vs, i - vs);
+        if (!name || !value || labels_push(p, name, nl, value, i - vs)) return 0;
+        if (++i == n || (s[i] != ',' && s[i] != '}')) return 0;
+        i += s[i] == ',';
+    }
+    if (i == n || p->nlabels > 32) return 0; /* a big set: the sort needs C strings */
+    *pos = i + 1;
+    if (p->nlabels < 2) return 1;
+    if (p->nlabels == 2) /* the common pair, without the call */
+        return p->lens[0].name != p->lens[1].name ||
+               memcmp(p->labels[0].name, p->labels[1].name, p->lens[0].name) != 0;
+    return find_duplicate(p, 0) == NULL;
+}
+
+/* The common sample line in one pass (see the file comment). 1 when e
+ * holds the whole line; 0 to let the general scanner parse it. */
+static int fast_sample(vg_expfmt_parser_t *p, line_t *l, vg_expfmt_entry *e)
+{
+    const unsigned char *s = (const unsigned char *)l->s;
+    size_t n = l->n, col = l->i, nlen = scan_metric_name(p, l), i = l->i;
+    if (!nlen) return 0;
+    if (i < n && s[i] == '{' && !fast_labels(p, s, n, &i)) return 0;
+    if (i == n || !is_ws((char)s[i])) return 0;
+    while (i < n && is_ws((char)s[i])) i++;
+    size_t vcol = i;
+    while (i < n && !is_ws((char)s[i])) i++;
+    double v;
+    if (i == vcol || vg_expfmt_parse_float(l->s + vcol, i - vcol, &v)) return 0;
+    while (i < n && is_ws((char)s[i])) i++;
+    int64_t ts = 0;
+    if (i < n) {
+        size_t tcol = i;
+        if (IS_OM(p) && s[i] == '#') return 0;
+        while (i < n && !is_ws((char)s[i])) i++;
+        if (IS_OM(p) ? parse_om_ts(l->s + tcol, i - tcol, &ts)
+                     : parse_int64(l->s + tcol, i - tcol, &ts))
+            return 0;
+        while (i < n && is_ws((char)s[i])) i++;
+        if (i < n) return 0;
+        e->has_ts = 1;
+    }
+    e->name = fast_str(p, s + col, nlen);
+    if (!e->name) return 0;
+    l->i = i;
+    e->kind = VG_EXPFMT_SAMPLE;
+    e->name_len = nlen;
+    e->value = v;
+    e->ts_ms = ts;
+    e->labels = p->labels;
+    e->label_lens = p->lens;
+    e->nlabels = p->nlabels;
+    e->created = om_is_created(p, e->name, nlen);
+    return 1;
 }
 
 static vg_err_t parse_sample(vg_expfmt_parser_t *p, line_t *l, vg_expfmt_entry *e, vg_error *err)
 {
+    size_t start = l->i;
+    if (!p->nofast && fast_sample(p, l, e)) return VG_OK;
+    l->i = start; /* from the start, with the general scanner */
+    p->nlabels = 0;
+    p->sused = 0;
+    e->has_ts = 0;
+    e->ts_ms = 0;
     size_t col = l->i, nlen = scan_metric_name(p, l);
     if (!nlen) return fail(p, err, VG_EPARSE, col, "invalid metric name");
     e->kind = VG_EXPFMT_SAMPLE;
@@ -785,10 +944,27 @@ static vg_err_t remember_family(vg_expfmt_parser_t *p, const char *name, size_t 
     return VG_OK;
 }
 
+/* The family name of a HELP/TYPE/UNIT line: usually the one the line
+ * before named (HELP then TYPE), checked the same way as sample names. */
+static size_t scan_meta_name(vg_expfmt_parser_t *p, line_t *l)
+{
+    const char *at = l->s + l->i;
+    size_t k = p->meta_len;
+    if (k && l->n - l->i > k && memcmp(at, p->meta, k) == 0 &&
+        !(cclass[(unsigned char)at[k]] & (C_START | C_DIGIT | C_COLON))) {
+        l->i += k;
+        return k;
+    }
+    size_t n = scan_name(l, 1);
+    p->meta = at;
+    p->meta_len = n;
+    return n;
+}
+
 /* The part of HELP/TYPE/UNIT after the keyword: name, whitespace, rest. */
 static vg_err_t parse_meta(vg_expfmt_parser_t *p, line_t *l, vg_expfmt_entry *e, vg_error *err)
 {
-    size_t col = l->i, nlen = scan_name(l, 1);
+    size_t col = l->i, nlen = scan_meta_name(p, l);
     if (!nlen)
         return fail(p, err, VG_EPARSE, col, "invalid metric name in %s line",
                     e->kind == VG_EXPFMT_HELP   ? "HELP"

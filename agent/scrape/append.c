@@ -183,8 +183,9 @@ static int on_sample(vg_scrape_target_t *t, vg_scrape_sink *k, const vg_expfmt_e
     if (n <= 0) return n == 0;
     if (sc->label_limit && (size_t)n > sc->label_limit) {
         set_failure(r, VG_SCRAPE_ERR_LABELS,
-                    "label_limit exceeded (metric: %.50s, number of labels: %ld, limit: %llu)",
-                    e->name, n, (unsigned long long)sc->label_limit);
+                    "label_limit exceeded (metric: %.*s, number of labels: %ld, limit: %llu)",
+                    (int)(e->name_len < 50 ? e->name_len : 50), e->name, n,
+                    (unsigned long long)sc->label_limit);
         return 0;
     }
     r->post_relabel++;
@@ -213,6 +214,7 @@ static vg_err_t each_sample(vg_scrape_target_t *t, vg_scrape_sink *k, const char
     vg_expfmt_parser_t *p = vg_expfmt_new(body, len, fmt);
     if (!p) return vg_error_set(err, VG_ENOMEM, "out of memory creating the parser");
     vg_expfmt_set_skip_text(p, 1);
+    vg_expfmt_set_borrow(p, !t->sc->metric_relabel); /* relabeling wants C strings */
     vg_expfmt_entry e;
     vg_err_t rc;
     while ((rc = vg_expfmt_next(p, &e, err)) == VG_OK && e.kind != VG_EXPFMT_EOF) {

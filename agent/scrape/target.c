@@ -409,13 +409,21 @@ void vg_scrape_labels_sort(vg_scrape_label *l, size_t n)
     }
 }
 
-/* honor_labels=false with a clash: the rare path, through the general merge. */
+/* honor_labels=false with a clash: the rare path, through the general merge
+ * (on C strings: the parser may have lent them unterminated). */
 static size_t merge_conflict(const vg_scrape_target_t *t, const vg_expfmt_entry *e, vg_arena_t *a,
                              vg_scrape_label *out)
 {
     vg_label_t *in = vg_arena_alloc(a, (1 + e->nlabels + 2 * t->nlabels) * sizeof *in);
-    if (!in) return 0;
-    size_t n = vg_scrape_merge_labels(t, 0, e->name, e->labels, e->nlabels, a, in);
+    vg_label_t *sl = vg_arena_alloc(a, (e->nlabels + 1) * sizeof *sl);
+    const char *name = vg_arena_strndup(a, e->name, e->name_len);
+    if (!in || !sl || !name) return 0;
+    for (size_t i = 0; i < e->nlabels; i++) {
+        sl[i].name = vg_arena_strndup(a, e->labels[i].name, e->label_lens[i].name);
+        sl[i].value = vg_arena_strndup(a, e->labels[i].value, e->label_lens[i].value);
+        if (!sl[i].name || !sl[i].value) return 0;
+    }
+    size_t n = vg_scrape_merge_labels(t, 0, name, sl, e->nlabels, a, in);
     for (size_t i = 0; i < n; i++)
         out[i] =
             (vg_scrape_label){in[i].name, in[i].value, strlen(in[i].name), strlen(in[i].value)};

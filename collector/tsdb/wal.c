@@ -395,7 +395,7 @@ static vg_err_t series_create(vg_wal_t *w, uint32_t epoch, vg_error *err)
     if (w->sfd >= 0) close(w->sfd);
     w->sfd = fd;
     w->epoch = epoch;
-    w->sfile_size = MAGIC_LEN;
+    w->sfile_size = w->sfile_synced = MAGIC_LEN;
     rm_clear(&w->declared);
     return VG_OK;
 }
@@ -430,6 +430,7 @@ static vg_err_t rollover(vg_wal_t *w, vg_error *err)
     close(w->fd);
     w->fd = -1;
     w->synced = w->written;
+    w->sfile_synced = w->sfile_size;
     pthread_cond_broadcast(&w->done);
     vg_wal_seg sg = {.no = w->cur_no,
                      .mint = w->cur_mint,
@@ -565,11 +566,11 @@ static void sleep_us(int64_t us)
 /* One fsync of everything written so far. Called with mu held; drops it around the fsync. */
 static void sync_once(vg_wal_t *w)
 {
-    uint64_t target = w->written;
-    int fd = w->fd, sfd = w->sfd;
+    uint64_t target = w->written, starget = w->sfile_size;
+    int fd = w->fd, sfd = starget > w->sfile_synced ? w->sfd : -1; /* new series only */
     w->syncing = 1;
     pthread_mutex_unlock(&w->mu);
-    int r = fdatasync(sfd) || fdatasync(fd);
+    int r = (sfd >= 0 && fdatasync(sfd)) || fdatasync(fd);
     int e = errno;
     int64_t now = vg_clock_mono_us();
     pthread_mutex_lock(&w->mu);
@@ -579,8 +580,9 @@ static void sync_once(vg_wal_t *w)
         w->failed = VG_EIO;
         vg_log_error(COMP, "fsync failed; the store refuses writes from now on",
                      "segment=%" PRIu32 " err=%s", w->cur_no, strerror(e));
-    } else if (target > w->synced) {
-        w->synced = target;
+    } else {
+        if (target > w->synced) w->synced = target;
+        if (sfd >= 0 && w->sfd == sfd && starget > w->sfile_synced) w->sfile_synced = starget;
     }
     vg_metric_inc(w->m_fsyncs);
     pthread_cond_broadcast(&w->done);

@@ -44,10 +44,11 @@ struct vg_wal_hold {
 struct vg_wal {
     char *dir;
     int fd;
-    int sfd;             /* series file of the current epoch */
-    uint32_t epoch;      /* the current epoch: its first segment, names series.<epoch> */
-    uint64_t sfile_size; /* bytes in the current series file */
-    uint32_t *epochs;    /* epochs whose series file is on disk, ascending */
+    int sfd;               /* series file of the current epoch */
+    uint32_t epoch;        /* the current epoch: its first segment, names series.<epoch> */
+    uint64_t sfile_size;   /* bytes in the current series file */
+    uint64_t sfile_synced; /* of which covered by an fsync */
+    uint32_t *epochs;      /* epochs whose series file is on disk, ascending */
     size_t nepochs, capepochs;
     uint32_t cur_no;
     uint64_t cur_size, seg_bytes, cur_samples;

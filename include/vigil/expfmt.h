@@ -122,6 +122,14 @@ vg_err_t vg_expfmt_next(vg_expfmt_parser_t *p, vg_expfmt_entry *e, vg_error *err
  * (text_len of them, not NUL-terminated), enough to notice a change. The
  * lines are still checked as before. */
 void vg_expfmt_set_skip_text(vg_expfmt_parser_t *p, int skip);
+/* Borrow instead of copy: a SAMPLE's name, label names and plain label
+ * values may point into the input, not NUL-terminated; use name_len and
+ * label_lens. For callers that only use lengths (the scrape path). */
+void vg_expfmt_set_borrow(vg_expfmt_parser_t *p, int borrow);
+/* The one-pass path for common sample lines is on by default; off, every
+ * line goes through the general scanner. Both give the same entries and
+ * errors: the switch is for differential tests and fuzzing. */
+void vg_expfmt_set_fast(vg_expfmt_parser_t *p, int on);
 /* Line number of the entry last returned, or of the error (1-based; 0 before any). */
 unsigned vg_expfmt_line(const vg_expfmt_parser_t *p);
 
