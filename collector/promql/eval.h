@@ -231,9 +231,44 @@ typedef struct pq_rsrc {
     int is_selector;
 } pq_rsrc;
 vg_err_t pq_rsrc_open(pq_ev *ev, vg_pq_node *n, pq_rsrc *src);
+/* Decode a selector's series ahead on a helper thread while they are read
+ * with pq_rsrc_next (worth it over many series; no-op otherwise). */
+void pq_rsrc_prefetch(pq_rsrc *src);
+/* Append the current series of ss to the growable arrays *t, *v (*n used,
+ * *cap allocated), a chunk at a time, stale markers dropped. */
+vg_err_t pq_read_series(vg_seriesset_t *ss, int64_t **t, double **v, size_t *n, size_t *cap);
 /* 1 with the next series loaded, 0 at the end, <0 never; errors via *rc. */
 int pq_rsrc_next(pq_rsrc *src, vg_err_t *rc);
 void pq_rsrc_close(pq_rsrc *src);
+
+/* ---- eval_parallel.c ---- */
+#define PQ_PAR_MAX_THREADS 4
+/* Evaluate one series: src's t, v, n and window fields are set, o is
+ * empty (labels set); append o's points. Runs on any thread: no query state. */
+typedef vg_err_t (*pq_series_fn)(void *ud, const pq_rsrc *src, pq_series *o);
+/* How many threads a selector's series are worth (<= 1: stay serial). */
+size_t pq_par_threads(vg_seriesset_t *ss);
+/* Take a slice of evaluated series, in the selection's order: s[0..n), labels
+ * still pointing into the set, points not counted against max_samples. It
+ * takes the arrays it keeps (sets them NULL); the rest are freed after it.
+ * Commits never overlap and may use the query context, on any thread. */
+typedef vg_err_t (*pq_commit_fn)(void *ud, pq_series *s, size_t n);
+/* Run fn over every series of a selector source opened without prefetch
+ * (pq_rsrc_open) on nthr threads (the caller's included), with ud[i] for
+ * thread i, and hand the results to commit. The raw samples are counted
+ * as pq_rsrc_next counts them, the outputs against the limit while they
+ * are made. Errors: the limit and the deadline as the serial path gives
+ * them, or the first error of fn or commit. */
+vg_err_t pq_rsrc_parallel(pq_rsrc *src, size_t nthr, pq_series_fn fn, void *const *ud,
+                          pq_commit_fn commit, void *cud);
+/* A range function over a selector on several threads (eval_functions.c),
+ * its series handed to commit (drop_name set) instead of kept. accept sees
+ * the selection first; when it declines (*mode 2), the call is evaluated
+ * into *in as pq_eval would. *mode 0: n is not such a call (a range
+ * function whose only argument is a selector), nothing done. */
+typedef int (*pq_accept_fn)(void *ud, vg_seriesset_t *ss);
+vg_err_t pq_range_call_stream(pq_ev *ev, vg_pq_node *n, pq_accept_fn accept, pq_commit_fn commit,
+                              void *ud, pq_value *in, int *mode);
 
 /* ---- eval_subquery in eval.c ---- */
 vg_err_t pq_eval_subquery(pq_ev *ev, vg_pq_node *n, pq_matrix *out);

@@ -649,49 +649,170 @@ static void aggctx_free(aggctx *ac)
  * the results are bit-identical to plain_step's. Points off the step grid
  * are ignored, as value_at ignores them. Returns VG_EAGAIN when the state
  * would be too large, for the caller to fall back to step order. */
+/* Fold series s into row (its group's state, one cell per step). */
+static void fold_series(const pq_ev *ev, vg_pq_aggop op, grp *row, size_t ns, const pq_series *s)
+{
+    size_t k = 0; /* step of the previous point + 1: the usual next one */
+    for (size_t j = 0; j < s->n; j++) {
+        int64_t off = s->t[j] - ev->start;
+        if (k < ns && off == (int64_t)k * ev->interval) {
+            k++; /* on the grid, no division */
+        } else {
+            if (off < 0 || s->t[j] > ev->end || (ev->interval && off % ev->interval)) continue;
+            k = (ev->interval ? (size_t)(off / ev->interval) : 0) + 1;
+        }
+        grp *g = &row[k - 1];
+        if (!g->seen) {
+            group_first(g, op, s->v[j], s->drop_name);
+            continue;
+        }
+        g->drop |= s->drop_name;
+        if (op == VG_PQ_AGG_SUM) /* the common case, without group_add's switch */
+            pq_kahan_inc(s->v[j], &g->val, &g->kc);
+        else
+            group_add(g, op, s->v[j]);
+    }
+}
+
+/* One group's folded state out as points of o. */
+static vg_err_t emit_row(aggctx *ac, const grp *row, size_t ns, pq_series *o)
+{
+    pq_ev *ev = ac->ev;
+    vg_err_t rc = VG_OK;
+    for (size_t j = 0; j < ns && !rc; j++) {
+        const grp *g = &row[j];
+        if (!g->seen) continue;
+        o->drop_name |= g->drop;
+        rc = pq_series_push(ev->c, o, ev->start + (int64_t)j * ev->interval,
+                            group_result((grp *)g, ac->a->op, ac->params[j]));
+    }
+    return rc;
+}
+
+static int series_major_op(vg_pq_aggop op)
+{
+    return !is_kop(op) && op != VG_PQ_AGG_QUANTILE && op != VG_PQ_AGG_COUNT_VALUES;
+}
+
 static vg_err_t plain_series_major(aggctx *ac, pq_matrix *out)
 {
     pq_ev *ev = ac->ev;
     vg_pq_aggop op = ac->a->op;
     size_t ns = pq_nsteps(ev);
-    if (op == VG_PQ_AGG_QUANTILE || ac->ng == 0 || ns > SERIES_MAJOR_MAX_CELLS / ac->ng)
+    if (!series_major_op(op) || ac->ng == 0 || ns > SERIES_MAJOR_MAX_CELLS / ac->ng)
         return VG_EAGAIN;
     grp *st = vg_calloc(ac->ng * ns, sizeof(grp));
     if (!st) return VG_ENOMEM;
     vg_err_t rc = VG_OK;
     for (size_t i = 0; i < ac->in->n && !rc; i++) {
-        const pq_series *s = &ac->in->s[i];
-        grp *row = &st[ac->gid[i] * ns];
         if ((rc = pq_tick(ev->c))) break;
-        size_t k = 0; /* step of the previous point + 1: the usual next one */
-        for (size_t j = 0; j < s->n; j++) {
-            int64_t off = s->t[j] - ev->start;
-            if (k < ns && off == (int64_t)k * ev->interval) {
-                k++; /* on the grid, no division */
-            } else {
-                if (off < 0 || s->t[j] > ev->end || (ev->interval && off % ev->interval)) continue;
-                k = (ev->interval ? (size_t)(off / ev->interval) : 0) + 1;
-            }
-            grp *g = &row[k - 1];
-            if (!g->seen)
-                group_first(g, op, s->v[j], s->drop_name);
-            else {
-                g->drop |= s->drop_name;
-                group_add(g, op, s->v[j]);
-            }
-        }
+        fold_series(ev, op, &st[ac->gid[i] * ns], ns, &ac->in->s[i]);
     }
-    for (size_t gi = 0; gi < ac->ng && !rc; gi++) {
-        pq_series *o = &out->s[ac->g[gi].out];
-        for (size_t j = 0; j < ns && !rc; j++) {
-            grp *g = &st[gi * ns + j];
-            if (!g->seen) continue;
-            o->drop_name |= g->drop;
-            rc = pq_series_push(ev->c, o, ev->start + (int64_t)j * ev->interval,
-                                group_result(g, op, ac->params[j]));
-        }
-    }
+    for (size_t gi = 0; gi < ac->ng && !rc; gi++)
+        rc = emit_row(ac, &st[gi * ns], ns, &out->s[ac->g[gi].out]);
     vg_free(st);
+    return rc;
+}
+
+/* ---- fused: sum by (...) (rate(sel[r])) without the rate matrix ----
+ *
+ * When the argument is a range function over a selector, its series are
+ * folded as they come out of the (parallel) range evaluation, in the
+ * selection's order, so the answers are the ones plain_series_major gives
+ * over the materialised matrix: groups appear in the same order, and
+ * every (group, step) cell folds the same values in the same order. */
+
+typedef struct fused {
+    aggctx *ac;
+    pq_matrix *out;
+    pq_map map;   /* group key -> group */
+    grp **rows;   /* per group, one cell per step */
+    size_t *gout; /* per group, its series in out */
+    size_t ng, cap, ns;
+} fused;
+
+/* At most SERIES_MAJOR_MAX_CELLS of state: count the groups the selection
+ * could make (labels only; empty series make none later, so this bounds). */
+static int fused_accept(void *ud, vg_seriesset_t *ss)
+{
+    fused *f = ud;
+    pq_map m = {0};
+    int ok = 1;
+    for (size_t i = 0; ok && i < vg_seriesset_len(ss); i++) {
+        size_t nl;
+        const vg_label_t *l = vg_seriesset_labels_at(ss, i, &nl);
+        uint64_t k = group_key(f->ac, l, nl);
+        size_t v;
+        if (!pq_map_get(&m, k, &v) && pq_map_put(&m, k, 0)) ok = 0;
+        if (m.n && f->ns > SERIES_MAJOR_MAX_CELLS / m.n) ok = 0;
+    }
+    pq_map_free(&m);
+    return ok;
+}
+
+static vg_err_t fused_group(fused *f, const pq_series *s, size_t *gi)
+{
+    pq_ctx *c = f->ac->ev->c;
+    uint64_t k = group_key(f->ac, s->lbl, s->nlbl);
+    if (pq_map_get(&f->map, k, gi)) return VG_OK;
+    if (f->ng == f->cap) {
+        size_t nc = f->cap ? f->cap * 2 : 8;
+        grp **nr = vg_realloc(f->rows, nc * sizeof(*nr));
+        if (!nr) return VG_ENOMEM;
+        f->rows = nr;
+        size_t *no = vg_realloc(f->gout, nc * sizeof(*no));
+        if (!no) return VG_ENOMEM;
+        f->gout = no;
+        f->cap = nc;
+    }
+    const vg_label_t *gl, *cl;
+    size_t ngl;
+    /* The input labels are the set's: the group's go into the arena. */
+    vg_err_t rc = group_labels(c, f->ac, s->lbl, s->nlbl, &gl, &ngl);
+    if (!rc) rc = pq_lbl_copy(c, gl, ngl, &cl);
+    if (!rc && !(f->rows[f->ng] = vg_calloc(f->ns, sizeof(grp)))) rc = VG_ENOMEM;
+    if (rc) return rc;
+    *gi = f->ng++;
+    if ((rc = pq_map_put(&f->map, k, *gi))) return rc;
+    return pq_mat_add(c, f->out, cl, ngl, vg_labels_hash(cl, ngl), 0, &f->gout[*gi]);
+}
+
+static vg_err_t fused_commit(void *ud, pq_series *s, size_t n)
+{
+    fused *f = ud;
+    vg_err_t rc = VG_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        size_t gi;
+        if (s[i].n == 0) continue; /* not in the matrix: makes no group */
+        if (!(rc = fused_group(f, &s[i], &gi)))
+            fold_series(f->ac->ev, f->ac->a->op, f->rows[gi], f->ns, &s[i]);
+    }
+    return rc;
+}
+
+static void fused_free(fused *f)
+{
+    for (size_t i = 0; i < f->ng; i++) vg_free(f->rows[i]);
+    vg_free(f->rows);
+    vg_free(f->gout);
+    pq_map_free(&f->map);
+}
+
+/* *mode as pq_range_call_stream's: 1 done (out filled), 2 in holds the
+ * argument evaluated as usual, 0 not applicable. */
+static vg_err_t plain_fused(aggctx *ac, pq_value *in, pq_matrix *out, int *mode)
+{
+    fused f = {0};
+    f.ac = ac;
+    f.out = out;
+    f.ns = pq_nsteps(ac->ev);
+    *mode = 0;
+    if (!series_major_op(ac->a->op)) return VG_OK;
+    vg_err_t rc =
+        pq_range_call_stream(ac->ev, ac->a->expr, fused_accept, fused_commit, &f, in, mode);
+    for (size_t gi = 0; !rc && *mode == 1 && gi < f.ng; gi++)
+        rc = emit_row(ac, f.rows[gi], f.ns, &out->s[f.gout[gi]]);
+    fused_free(&f);
     return rc;
 }
 
@@ -754,8 +875,12 @@ vg_err_t pq_eval_aggregate(pq_ev *ev, vg_pq_node *n, pq_matrix *out)
     if (rc) return rc;
     if (ac.a->op == VG_PQ_AGG_COUNT_VALUES) return eval_count_values(&ac, out);
     pq_value in = {0};
+    int mode = 0;
     rc = eval_params(&ac);
-    if (!rc) rc = pq_eval(ev, ac.a->expr, &in);
+    if (!rc) rc = plain_fused(&ac, &in, out, &mode);
+    if (!rc && mode == 1) drop_empty(ev->c, out);
+    if (rc || mode == 1) goto out;
+    if (mode == 0) rc = pq_eval(ev, ac.a->expr, &in);
     if (rc) goto out;
     ac.in = &in.m;
     int nothing = check_params(&ac, &rc);

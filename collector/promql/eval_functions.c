@@ -63,6 +63,8 @@ typedef struct rate_memo {
     int64_t start_ms, end_ms, sampled_ms, avg_ms, range_ms;
     double start_s, end_s, sampled_s, avg, range_s;
     size_t avg_n;
+    double f_start, f_end, f_sampled, factor; /* the factor of these operands */
+    int f_valid;
 } rate_memo;
 
 static inline double ms_to_s(int64_t ms, int64_t *key, double *val)
@@ -121,6 +123,18 @@ static double variance_over(const rwin *w)
     return (aux + caux) / count;
 }
 
+/* Whether sampled * (v0 / result), the extrapolation to zero of a counter,
+ * is certainly not below to_start, found without the division: the
+ * products differ by a relative margin far above their rounding errors
+ * (a few ulp), and are normal finite numbers. When unsure, the caller
+ * divides, so the answer is always the division's. For a counter that
+ * started long before the window (the usual case), v0 / result is large. */
+static inline int zero_is_further(double sampled, double v0, double result, double to_start)
+{
+    double lhs = sampled * v0, rhs = to_start * result;
+    return rhs > 1e-300 && lhs < INFINITY && lhs > rhs * (1 + 1e-9);
+}
+
 /* extrapolatedRate for floats. */
 static int extrapolated_rate(const rwin *w, int is_counter, int is_rate, double *out)
 {
@@ -142,15 +156,22 @@ static int extrapolated_rate(const rwin *w, int is_counter, int is_rate, double 
     }
     double avg = m->avg, threshold = avg * 1.1;
     if (to_start >= threshold) to_start = avg / 2;
-    if (is_counter) {
-        double to_zero = to_start;
-        if (result > 0 && w->v[0] >= 0) to_zero = sampled * (w->v[0] / result);
+    if (is_counter && result > 0 && w->v[0] >= 0 &&
+        !zero_is_further(sampled, w->v[0], result, to_start)) {
+        double to_zero = sampled * (w->v[0] / result);
         if (to_zero < to_start) to_start = to_zero;
     }
     if (to_end >= threshold) to_end = avg / 2;
-    double factor = (sampled + to_start + to_end) / sampled;
-    if (is_rate) factor /= ms_to_s(w->range_ms, &m->range_ms, &m->range_s);
-    *out = result * factor;
+    if (!m->f_valid || to_start != m->f_start || to_end != m->f_end || sampled != m->f_sampled) {
+        double factor = (sampled + to_start + to_end) / sampled;
+        if (is_rate) factor /= ms_to_s(w->range_ms, &m->range_ms, &m->range_s);
+        m->f_start = to_start;
+        m->f_end = to_end;
+        m->f_sampled = sampled;
+        m->factor = factor;
+        m->f_valid = 1;
+    }
+    *out = result * m->factor;
     return 1;
 }
 
@@ -368,8 +389,10 @@ static inline int reset_at(const double *v, size_t i)
 
 /* Slide the window over the steps for the current series of src. For
  * rate and increase the resets inside the window are counted as it slides,
- * so a window without one skips the per-sample loop. */
-static vg_err_t range_series(rcall *r, pq_rsrc *src, pq_series *o)
+ * so a window without one skips the per-sample loop. Touches no query
+ * state but r's memo (check_args runs only for functions with scalar
+ * arguments, which stay on the query's thread); o's points are not counted. */
+static vg_err_t range_series(rcall *r, const pq_rsrc *src, pq_series *o)
 {
     pq_ev *ev = r->ev;
     size_t lo = 0, hi = 0, step = 0;
@@ -405,15 +428,17 @@ static vg_err_t range_series(rcall *r, pq_rsrc *src, pq_series *o)
         if (r->nsargs && (rc = check_args(r, &w))) break; /* only functions with arguments */
         double v;
         if (!range_fn(r->id, &w, &v)) continue;
-        if (o->n < o->cap) { /* reserved above: pq_series_push without the call */
-            o->t[o->n] = ts;
-            o->v[o->n++] = v;
-            rc = pq_samples_add(ev->c, 1);
-        } else {
-            rc = pq_series_push(ev->c, o, ts, v);
-        }
+        if (o->n == o->cap && (rc = pq_series_reserve(o, o->cap ? o->cap * 2 : 4))) break;
+        o->t[o->n] = ts; /* counted by the caller: this may run on a helper thread */
+        o->v[o->n++] = v;
     }
     return rc;
+}
+
+/* The range call's per-series function for pq_rsrc_parallel. */
+static vg_err_t range_series_par(void *ud, const pq_rsrc *src, pq_series *o)
+{
+    return range_series(ud, src, o);
 }
 
 static int has_suffix(const char *s, const char *suf)
@@ -500,44 +525,187 @@ static vg_err_t absent_over_time_post(rcall *r, pq_matrix *mat, pq_matrix *out)
     return rc;
 }
 
+static int range_arg(vg_pq_node *n, size_t *idx);
+
+/* Take one evaluated series into dst (labels copied into the arena unless
+ * in_arena), or drop it when it has no points; its points are counted here. */
+static vg_err_t adopt_series(rcall *r, pq_matrix *dst, pq_series *o, int in_arena, int drop,
+                             int want_info)
+{
+    pq_ctx *c = r->ev->c;
+    const vg_label_t *l = o->lbl;
+    size_t k;
+    vg_err_t rc = VG_OK;
+    if (o->n == 0) goto out;
+    if ((rc = pq_samples_add(c, o->n))) {
+        pq_samples_sub(c, o->n);
+        goto out;
+    }
+    if ((!in_arena && (rc = pq_lbl_copy(c, o->lbl, o->nlbl, &l))) ||
+        (rc = pq_mat_add(c, dst, l, o->nlbl, vg_labels_hash(l, o->nlbl), drop, &k))) {
+        pq_samples_sub(c, o->n);
+        goto out;
+    }
+    dst->s[k].t = o->t;
+    dst->s[k].v = o->v;
+    dst->s[k].n = o->n;
+    dst->s[k].cap = o->cap;
+    o->t = NULL;
+    o->v = NULL;
+    if (want_info) rc = counter_info(r, l, o->nlbl);
+out:
+    vg_free(o->t);
+    vg_free(o->v);
+    o->t = NULL;
+    o->v = NULL;
+    return rc;
+}
+
+/* Every series of src on this thread (the helper decodes ahead). */
+static vg_err_t range_call_serial(rcall *r, pq_rsrc *src, pq_matrix *dst, int drop, int want_info)
+{
+    vg_err_t rc = VG_OK;
+    pq_rsrc_prefetch(src);
+    while (!rc && pq_rsrc_next(src, &rc)) {
+        pq_series o = {0};
+        o.lbl = src->lbl; /* already in the arena */
+        o.nlbl = src->nlbl;
+        rc = range_series(r, src, &o);
+        vg_err_t rc2 = adopt_series(r, dst, &o, 1, drop, want_info);
+        if (!rc) rc = rc2;
+    }
+    return rc;
+}
+
+/* A range call's series on their way out of pq_rsrc_parallel: kept in dst,
+ * or handed to a consumer's commit. */
+typedef struct rstream {
+    rcall *r;
+    int drop, want_info;
+    pq_matrix *dst;
+    pq_commit_fn commit;
+    void *ud;
+} rstream;
+
+static vg_err_t stream_commit(void *ud, pq_series *s, size_t n)
+{
+    rstream *st = ud;
+    vg_err_t rc = VG_OK;
+    for (size_t i = 0; i < n && !rc; i++) {
+        s[i].drop_name = st->drop;
+        if (st->commit && s[i].n && st->want_info)
+            rc = counter_info(st->r, s[i].lbl, s[i].nlbl);
+        else if (!st->commit)
+            rc = adopt_series(st->r, st->dst, &s[i], 0, st->drop, st->want_info);
+    }
+    return !rc && st->commit ? st->commit(st->ud, s, n) : rc;
+}
+
+/* The series of a selector on nthr threads (eval_parallel.c), each with its
+ * own copy of r (the rate memo), committed in the selection's order. */
+static vg_err_t range_call_parallel(rcall *r, pq_rsrc *src, size_t nthr, rstream *st)
+{
+    rcall rs[PQ_PAR_MAX_THREADS];
+    void *ud[PQ_PAR_MAX_THREADS];
+    for (size_t i = 0; i < nthr && i < PQ_PAR_MAX_THREADS; i++) {
+        rs[i] = *r;
+        ud[i] = &rs[i];
+    }
+    return pq_rsrc_parallel(src, nthr, range_series_par, ud, stream_commit, st);
+}
+
+/* Scalar arguments, the storage hint and the range source of a call. */
+static vg_err_t range_call_open(pq_ev *ev, vg_pq_node *n, vg_pq_fn_id id, size_t margs, rcall *r,
+                                pq_rsrc *src)
+{
+    memset(r, 0, sizeof(*r));
+    memset(src, 0, sizeof(*src));
+    r->ev = ev;
+    r->n = n;
+    r->id = id;
+    r->margs = margs;
+    vg_err_t rc = eval_scalar_args(r);
+    if (!rc) ev->c->sel_aggr = 1 + (int)vg_aggr_for_function(vg_pq_func_by_id(id)->name);
+    if (!rc) rc = pq_rsrc_open(ev, n->u.call.args[margs], src);
+    if (!rc && id == VG_PQ_FN_COUNT_OVER_TIME && src->is_selector && pq_select_aggregates(ev->c))
+        r->id = VG_PQ_FN_SUM_OVER_TIME; /* the store gave per-window counts, 1 per raw sample */
+    return rc;
+}
+
+static void range_call_close(rcall *r, pq_rsrc *src)
+{
+    pq_rsrc_close(src);
+    for (size_t i = 0; i < r->nsargs; i++) {
+        pq_value_free(r->ev->c, &r->sargs[i]);
+        vg_free(r->argv[i]);
+    }
+}
+
+static int drops_name(vg_pq_fn_id id)
+{
+    return id != VG_PQ_FN_LAST_OVER_TIME && id != VG_PQ_FN_FIRST_OVER_TIME;
+}
+
+static int wants_info(vg_pq_fn_id id)
+{
+    return id == VG_PQ_FN_RATE || id == VG_PQ_FN_INCREASE;
+}
+
 static vg_err_t eval_range_call(pq_ev *ev, vg_pq_node *n, vg_pq_fn_id id, size_t margs,
                                 pq_matrix *out)
 {
-    rcall r = {0};
-    r.ev = ev;
-    r.n = n;
-    r.id = id;
-    r.margs = margs;
-    pq_rsrc src = {0};
+    rcall r;
+    pq_rsrc src;
     pq_matrix tmp = {0}, *dst = id == VG_PQ_FN_ABSENT_OVER_TIME ? &tmp : out;
-    int drop = id != VG_PQ_FN_LAST_OVER_TIME && id != VG_PQ_FN_FIRST_OVER_TIME;
-    int want_info = id == VG_PQ_FN_RATE || id == VG_PQ_FN_INCREASE;
-    vg_err_t rc = eval_scalar_args(&r);
-    if (!rc) ev->c->sel_aggr = 1 + (int)vg_aggr_for_function(vg_pq_func_by_id(id)->name);
-    if (!rc) rc = pq_rsrc_open(ev, n->u.call.args[margs], &src);
-    if (!rc && id == VG_PQ_FN_COUNT_OVER_TIME && src.is_selector && pq_select_aggregates(ev->c))
-        r.id = VG_PQ_FN_SUM_OVER_TIME; /* the store gave per-window counts, 1 per raw sample */
-    while (!rc && pq_rsrc_next(&src, &rc)) {
-        size_t k;
-        if ((rc = pq_mat_add(ev->c, dst, src.lbl, src.nlbl, vg_labels_hash(src.lbl, src.nlbl), drop,
-                             &k)))
-            break;
-        rc = range_series(&r, &src, &dst->s[k]);
-        if (!rc && dst->s[k].n == 0) {
-            vg_free(dst->s[k].t);
-            vg_free(dst->s[k].v);
-            dst->n--;
-        } else if (!rc && want_info) {
-            rc = counter_info(&r, src.lbl, src.nlbl);
-        }
-    }
-    pq_rsrc_close(&src);
+    rstream st = {&r, drops_name(id), wants_info(id), dst, NULL, NULL};
+    vg_err_t rc = range_call_open(ev, n, id, margs, &r, &src);
+    /* Scalar arguments are checked and annotated per step: those stay serial. */
+    size_t nthr = !rc && src.is_selector && r.nsargs == 0 ? pq_par_threads(src.ss) : 0;
+    if (!rc && nthr > 1)
+        rc = range_call_parallel(&r, &src, nthr, &st);
+    else if (!rc)
+        rc = range_call_serial(&r, &src, dst, st.drop, st.want_info);
     if (!rc && id == VG_PQ_FN_ABSENT_OVER_TIME) rc = absent_over_time_post(&r, &tmp, out);
     pq_mat_free(ev->c, &tmp);
-    for (size_t i = 0; i < r.nsargs; i++) {
-        pq_value_free(ev->c, &r.sargs[i]);
-        vg_free(r.argv[i]);
+    range_call_close(&r, &src);
+    return rc;
+}
+
+/* n (parentheses aside) is a range function over a plain selector with no
+ * other argument: its range argument's index in *margs. */
+static int streamable_call(vg_pq_node *n, vg_pq_fn_id *id, size_t *margs)
+{
+    while (n->kind == VG_PQ_PAREN) n = n->u.unary.expr;
+    if (n->kind != VG_PQ_CALL || n->u.call.nargs != 1 || !range_arg(n, margs)) return 0;
+    *id = pq_call_id(n);
+    return *id != VG_PQ_FN__COUNT && *id != VG_PQ_FN_ABSENT_OVER_TIME && *id != VG_PQ_FN_INFO &&
+           *id != VG_PQ_FN_INTEGRAL && pq_unwrap(n->u.call.args[*margs])->kind == VG_PQ_MATRIX_SEL;
+}
+
+vg_err_t pq_range_call_stream(pq_ev *ev, vg_pq_node *n, pq_accept_fn accept, pq_commit_fn commit,
+                              void *ud, pq_value *in, int *mode)
+{
+    vg_pq_fn_id id;
+    size_t margs;
+    rcall r;
+    pq_rsrc src;
+    *mode = 0;
+    if (!streamable_call(n, &id, &margs)) return VG_OK;
+    while (n->kind == VG_PQ_PAREN) n = n->u.unary.expr;
+    vg_err_t rc = range_call_open(ev, n, id, margs, &r, &src);
+    rstream st = {&r, drops_name(id), wants_info(id), NULL, commit, ud};
+    if (!rc && src.is_selector) {
+        size_t nthr = pq_par_threads(src.ss);
+        *mode = accept(ud, src.ss) ? 1 : 2;
+        if (*mode == 2) {
+            memset(in, 0, sizeof(*in));
+            in->type = VG_PQ_TYPE_MATRIX;
+            st.dst = &in->m;
+            st.commit = NULL;
+        }
+        rc = range_call_parallel(&r, &src, nthr < 1 ? 1 : nthr, &st);
     }
+    range_call_close(&r, &src);
     return rc;
 }
 

@@ -135,8 +135,6 @@ vg_err_t pq_eval_vector_sel(pq_ev *ev, vg_pq_node *n, int ts_mode, pq_matrix *ou
 
 /* ------------------------------------------------------- range sources */
 
-static void prefetch_start(pq_rsrc *src);
-
 vg_err_t pq_rsrc_open(pq_ev *ev, vg_pq_node *n, pq_rsrc *src)
 {
     memset(src, 0, sizeof(*src));
@@ -160,9 +158,7 @@ vg_err_t pq_rsrc_open(pq_ev *ev, vg_pq_node *n, pq_rsrc *src)
     src->at_ms = sel->at_ms;
     int64_t r0 = pq_ref_time(ev, sel->at, sel->at_ms, sel->offset_ms, ev->start);
     int64_t r1 = pq_ref_time(ev, sel->at, sel->at_ms, sel->offset_ms, ev->end);
-    vg_err_t rc = do_select(ev, sel, r0 - sel->range_ms + 1, r1, &src->ss);
-    if (!rc) prefetch_start(src);
-    return rc;
+    return do_select(ev, sel, r0 - sel->range_ms + 1, r1, &src->ss);
 }
 
 /* A growable pair of sample arrays. */
@@ -207,6 +203,17 @@ static vg_err_t sbuf_read_series(sbuf *b, vg_seriesset_t *ss)
         }
         b->n += w;
     }
+}
+
+vg_err_t pq_read_series(vg_seriesset_t *ss, int64_t **t, double **v, size_t *n, size_t *cap)
+{
+    sbuf b = {*t, *v, *n, *cap};
+    vg_err_t rc = sbuf_read_series(&b, ss);
+    *t = b.t;
+    *v = b.v;
+    *n = b.n;
+    *cap = b.cap;
+    return rc;
 }
 
 /* The current series' samples are in; account for them and expose them. */
@@ -345,9 +352,9 @@ static void prefetch_free(struct pq_prefetch *pf)
 
 /* Start the helper when the set is big enough to be worth a thread; on any
  * failure the source simply stays on the inline path. */
-static void prefetch_start(pq_rsrc *src)
+void pq_rsrc_prefetch(pq_rsrc *src)
 {
-    if (vg_seriesset_len(src->ss) < PF_MIN_SERIES) return;
+    if (!src->is_selector || src->pf || vg_seriesset_len(src->ss) < PF_MIN_SERIES) return;
     struct pq_prefetch *pf = vg_calloc(1, sizeof(*pf));
     if (!pf) return;
     pf->ss = src->ss;
@@ -437,6 +444,7 @@ vg_err_t pq_eval_matrix_sel(pq_ev *ev, vg_pq_node *n, pq_matrix *out)
 {
     pq_rsrc src;
     vg_err_t rc = pq_rsrc_open(ev, n, &src);
+    if (!rc) pq_rsrc_prefetch(&src);
     int64_t maxt = pq_ref_time(ev, src.at, src.at_ms, src.offset_ms, ev->start);
     int64_t mint = maxt - src.range_ms;
     while (!rc && pq_rsrc_next(&src, &rc)) {

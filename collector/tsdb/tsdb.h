@@ -118,6 +118,13 @@ int vg_seriesset_sample_next(vg_seriesset_t *ss, int64_t *ts, double *v);
 size_t vg_seriesset_read(vg_seriesset_t *ss, int64_t *ts, double *v, size_t max);
 /* Number of series in the set. */
 size_t vg_seriesset_len(const vg_seriesset_t *ss);
+/* Labels of series i (< len) without iterating; valid until vg_seriesset_free. */
+const vg_label_t *vg_seriesset_labels_at(const vg_seriesset_t *ss, size_t i, size_t *n);
+/* A second set over series [from, to) of ss (clamped), with its own
+ * iteration and decode state, so another thread can read it while ss is
+ * read elsewhere: the parallel range evaluation splits a selection so.
+ * It shares ss's data: free it with vg_seriesset_free before ss. */
+vg_err_t vg_seriesset_slice(vg_seriesset_t *ss, size_t from, size_t to, vg_seriesset_t **out);
 /* VG_ECORRUPT if a chunk failed to decode while iterating (a bug), else VG_OK. */
 vg_err_t vg_seriesset_err(const vg_seriesset_t *ss);
 void vg_seriesset_free(vg_seriesset_t *ss);

@@ -7,7 +7,8 @@
  * (see head.h). Series with the same labels are grouped and their samples
  * merged in time order with duplicate timestamps dropped (merge.h), so
  * iterating never holds a lock and is safe against concurrent appends,
- * cuts and compactions.
+ * cuts and compactions. A slice of a set shares its series and has its own
+ * decode state, so a query can read a selection on several threads.
  */
 #include "tsdb/tsdb_int.h"
 
@@ -31,6 +32,8 @@ struct vg_seriesset {
     vg_mseries *s;
     size_t n, cur; /* cur = index + 1 of the current series; 0 before the first */
     vg_mcur *curs; /* merge scratch: one per source */
+    size_t ncurs;
+    int slice; /* vg_seriesset_slice: curs is its own, the rest is borrowed */
     vg_merge_iter it;
     int done;
     vg_block_t **blocks; /* referenced while the set lives */
@@ -71,6 +74,7 @@ static vg_err_t select_sources(vg_tsdb_t *db, vg_seriesset_t *ss, const char *te
     vg_block_series **src = vg_arena_calloc(ss->arena, k * sizeof(*src));
     size_t *nsrc = vg_arena_calloc(ss->arena, k * sizeof(*nsrc));
     ss->curs = vg_arena_alloc(ss->arena, k * sizeof(*ss->curs));
+    ss->ncurs = k;
     if (!src || !nsrc || !ss->curs) return vg_error_set(err, VG_ENOMEM, "out of memory");
     vg_err_t rc =
         vg_tiers_source(ts, m, nm, ss->mint, ss->maxt, kind, ss->arena, &src[0], &nsrc[0], err);
@@ -188,6 +192,40 @@ size_t vg_seriesset_len(const vg_seriesset_t *ss)
     return ss->n;
 }
 
+const vg_label_t *vg_seriesset_labels_at(const vg_seriesset_t *ss, size_t i, size_t *n)
+{
+    if (i >= ss->n) {
+        *n = 0;
+        return NULL;
+    }
+    *n = ss->s[i].nlabels;
+    return ss->s[i].labels;
+}
+
+vg_err_t vg_seriesset_slice(vg_seriesset_t *ss, size_t from, size_t to, vg_seriesset_t **out)
+{
+    *out = NULL;
+    if (to > ss->n) to = ss->n;
+    if (from > to) from = to;
+    vg_seriesset_t *sl = vg_calloc(1, sizeof(*sl));
+    if (!sl) return VG_ENOMEM;
+    sl->curs = vg_calloc(ss->ncurs ? ss->ncurs : 1, sizeof(*sl->curs));
+    if (!sl->curs) {
+        vg_free(sl);
+        return VG_ENOMEM;
+    }
+    sl->slice = 1;
+    sl->ncurs = ss->ncurs;
+    sl->s = ss->s + from;
+    sl->n = to - from;
+    sl->mint = ss->mint;
+    sl->maxt = ss->maxt;
+    sl->kind = ss->kind;
+    sl->raw_start = ss->raw_start;
+    *out = sl;
+    return VG_OK;
+}
+
 vg_err_t vg_seriesset_err(const vg_seriesset_t *ss)
 {
     return ss->err;
@@ -196,6 +234,7 @@ vg_err_t vg_seriesset_err(const vg_seriesset_t *ss)
 void vg_seriesset_free(vg_seriesset_t *ss)
 {
     if (!ss) return;
+    if (ss->slice) vg_free(ss->curs);
     vg_tsdb_blocks_release(ss->blocks, ss->nblocks);
     vg_arena_free(ss->arena);
     vg_free(ss);

@@ -7,6 +7,13 @@
  * (which stays on the inline path), and sum/avg/min/max/count/stddev by
  * group are compared with values computed here. Also: the sample limit and
  * a stale marker through the prefetching path.
+ *
+ * With two or more CPUs, range functions over 32+ series run on several
+ * threads (eval_parallel.c), and an aggregation of such a call folds the
+ * series as they come (no matrix in between): both are compared bit for
+ * bit with the unfused evaluation (the argument times 1, a binary operator
+ * that keeps every value), including the fallback when the groups' state
+ * would be too large.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -153,6 +160,79 @@ static void test_series_major_aggregations(void **state)
     vg_promql_result_free(avg);
 }
 
+static vg_promql_result *range_step(fx *f, const char *q, int64_t step)
+{
+    vg_promql_result *r = NULL;
+    vg_error err = {0};
+    vg_err_t rc = vg_promql_range(f->e, f->q, q, 0, (int64_t)(NPTS - 1) * EVERY, step, &r, &err);
+    if (rc) fail_msg("%s: %s", q, err.msg);
+    return r;
+}
+
+/* Same series (labels, order), same points, same bits. */
+static void assert_same_result(const vg_promql_result *a, const vg_promql_result *b)
+{
+    assert_int_equal(a->nseries, b->nseries);
+    for (size_t s = 0; s < a->nseries; s++) {
+        assert_int_equal(a->series[s].nlabels, b->series[s].nlabels);
+        for (size_t j = 0; j < a->series[s].nlabels; j++) {
+            assert_string_equal(a->series[s].labels[j].name, b->series[s].labels[j].name);
+            assert_string_equal(a->series[s].labels[j].value, b->series[s].labels[j].value);
+        }
+        assert_int_equal(a->series[s].n, b->series[s].n);
+        for (size_t i = 0; i < a->series[s].n; i++) {
+            assert_true(a->series[s].ts[i] == b->series[s].ts[i]);
+            assert_memory_equal(&a->series[s].v[i], &b->series[s].v[i], sizeof(double));
+        }
+    }
+}
+
+/* sum by (g) (rate(...)) and friends, fused, equal the matrix path. */
+static void test_fused_aggregations(void **state)
+{
+    fx *f = *state;
+    static const char *aggs[] = {
+        "sum by (g)",    "avg by (g)", "max by (g)",         "min by (g)",   "count by (g)",
+        "stddev by (g)", "sum",        "sum without (inst)", "group by (g)", "stdvar by (g)"};
+    static const char *fns[] = {"rate", "increase", "avg_over_time", "last_over_time"};
+    /* 60 s steps: fused; 1 s steps by inst: 120 groups x 6,000 steps is over
+     * the state cap, so the argument is evaluated into a matrix instead. */
+    static const struct {
+        const char *by;
+        int64_t step;
+    } shapes[] = {{NULL, STEP}, {"sum by (inst)", 1000}};
+    char q1[160], q2[160];
+    for (size_t h = 0; h < 2; h++)
+        for (size_t a = 0; a < sizeof(aggs) / sizeof(aggs[0]); a++)
+            for (size_t k = 0; k < sizeof(fns) / sizeof(fns[0]); k++) {
+                const char *ag = shapes[h].by ? shapes[h].by : aggs[a];
+                if (shapes[h].by && a > 0) continue;
+                snprintf(q1, sizeof q1, "%s (%s(c_total[5m]))", ag, fns[k]);
+                snprintf(q2, sizeof q2, "%s (%s(c_total[5m]) * 1)", ag, fns[k]);
+                vg_promql_result *r1 = range_step(f, q1, shapes[h].step);
+                vg_promql_result *r2 = range_step(f, q2, shapes[h].step);
+                assert_true(r1->nseries > 0);
+                assert_same_result(r1, r2);
+                vg_promql_result_free(r1);
+                vg_promql_result_free(r2);
+            }
+}
+
+/* The sample limit stops a range function on the parallel path too. */
+static void test_parallel_sample_limit(void **state)
+{
+    fx *f = *state;
+    vg_promql_opts o = {.max_samples = 20000};
+    vg_promql_engine_t *e = vg_promql_engine_new(&o);
+    vg_promql_result *r = NULL;
+    vg_error err = {0};
+    vg_err_t rc = vg_promql_range(e, f->q, "rate(c_total[5m])", 0, (int64_t)(NPTS - 1) * EVERY,
+                                  STEP, &r, &err);
+    assert_int_equal(rc, VG_ELIMIT);
+    assert_null(r);
+    vg_promql_engine_free(e);
+}
+
 /* The sample limit still stops a query whose series are decoded ahead. */
 static void test_prefetch_sample_limit(void **state)
 {
@@ -174,6 +254,8 @@ int main(void)
         cmocka_unit_test(test_prefetch_matches_inline),
         cmocka_unit_test(test_series_major_aggregations),
         cmocka_unit_test(test_prefetch_sample_limit),
+        cmocka_unit_test(test_fused_aggregations),
+        cmocka_unit_test(test_parallel_sample_limit),
     };
     return cmocka_run_group_tests(tests, setup, teardown);
 }
