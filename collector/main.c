@@ -239,6 +239,7 @@ static vg_err_t start_remote_write(collector *c, vg_error *err)
     if (c->cfg->nremote_write)
         rc = vg_rw_sender_new(c->cfg->remote_write, c->cfg->nremote_write, wal, w, state,
                               c->metrics, &c->rwsend, err);
+    if (!rc) vg_rw_sender_set_metadata(c->rwsend, c->md); /* NULL sender: no-op */
     if (!rc) vg_wal_hold_forget_dormant(w);
     return rc;
 }

@@ -37,6 +37,7 @@
 #include "vigil/crc32c.h"
 #include "vigil/envelope.h"
 #include "vigil/log.h"
+#include "prometheus/remote.pb-c.h"
 #include "vigil/spool.h"
 
 #define FILE_MAGIC  "VGMD\001\000\000\000"
@@ -545,6 +546,88 @@ size_t vg_mdstore_count(vg_mdstore_t *md, const char *tenant)
     size_t n = t ? t->nents : 0;
     pthread_mutex_unlock(&md->mu);
     return n;
+}
+
+/* ---- remote_write ---- */
+
+void vg_mdstore_wr_free(vg_mdstore_wr *w, size_t n)
+{
+    for (size_t i = 0; w && i < n; i++) {
+        vg_free(w[i].tenant);
+        vg_free(w[i].data);
+    }
+    vg_free(w);
+}
+
+/* Pack mm[0..k) as one WriteRequest of tenant into w. */
+static vg_err_t pack_wr(const char *tenant, Prometheus__MetricMetadata **pm, size_t k,
+                        vg_mdstore_wr *w)
+{
+    Prometheus__WriteRequest wr = PROMETHEUS__WRITE_REQUEST__INIT;
+    wr.n_metadata = k, wr.metadata = pm;
+    w->len = prometheus__write_request__get_packed_size(&wr);
+    w->entries = k;
+    w->tenant = vg_strdup(tenant);
+    w->data = vg_malloc(w->len ? w->len : 1);
+    if (!w->tenant || !w->data) return VG_ENOMEM;
+    prometheus__write_request__pack(&wr, w->data);
+    return VG_OK;
+}
+
+/* Pack pm[0..k) as the next request of *out. */
+static vg_err_t push_wr(const char *tenant, Prometheus__MetricMetadata **pm, size_t k,
+                        vg_mdstore_wr **out, size_t *n, size_t *cap)
+{
+    if (*n == *cap) {
+        size_t c = *cap ? 2 * *cap : 8;
+        vg_mdstore_wr *g = vg_realloc(*out, c * sizeof *g);
+        if (!g) return VG_ENOMEM;
+        *out = g, *cap = c;
+    }
+    (*out)[*n] = (vg_mdstore_wr){0};
+    return pack_wr(tenant, pm, k, &(*out)[(*n)++]);
+}
+
+/* The live entries of t, per at a time, appended to *out. */
+static vg_err_t tenant_wrs(const md_tenant *t, int64_t now, int64_t ttl, size_t per,
+                           vg_mdstore_wr **out, size_t *n, size_t *cap)
+{
+    Prometheus__MetricMetadata *mm = vg_calloc(per, sizeof *mm);
+    Prometheus__MetricMetadata **pm = vg_calloc(per, sizeof *pm);
+    vg_err_t rc = mm && pm ? VG_OK : VG_ENOMEM;
+    size_t k = 0;
+    for (size_t i = 0; i < t->cap && !rc; i++) {
+        const md_name *nm = t->slots[i];
+        for (size_t j = 0; nm && j < nm->n && !rc; j++) {
+            if (now - nm->e[j].seen_ms > ttl) continue;
+            prometheus__metric_metadata__init(&mm[k]);
+            mm[k].type = (Prometheus__MetricMetadata__MetricType)nm->e[j].type;
+            mm[k].metric_family_name = nm->name;
+            mm[k].help = nm->e[j].help;
+            mm[k].unit = nm->e[j].unit;
+            pm[k] = &mm[k];
+            if (++k == per) rc = push_wr(t->id, pm, k, out, n, cap), k = 0;
+        }
+    }
+    if (!rc && k) rc = push_wr(t->id, pm, k, out, n, cap);
+    vg_free(mm);
+    vg_free(pm);
+    return rc;
+}
+
+vg_err_t vg_mdstore_write_requests(vg_mdstore_t *md, int64_t now_ms, size_t per,
+                                   vg_mdstore_wr **out, size_t *n)
+{
+    size_t cap = 0;
+    vg_err_t rc = VG_OK;
+    *out = NULL, *n = 0;
+    if (!per) per = 500;
+    pthread_mutex_lock(&md->mu);
+    for (md_tenant *t = md->tenants; t && !rc; t = t->next)
+        if (t->nents) rc = tenant_wrs(t, now_ms, md->ttl_ms, per, out, n, &cap);
+    pthread_mutex_unlock(&md->mu);
+    if (rc) vg_mdstore_wr_free(*out, *n), *out = NULL, *n = 0;
+    return rc;
 }
 
 /* ---- /api/v1/metadata ---- */

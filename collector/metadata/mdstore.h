@@ -74,6 +74,21 @@ vg_err_t vg_mdstore_json(vg_mdstore_t *md, const char *tenant, const char *metri
 vg_err_t vg_mdstore_load(vg_mdstore_t *md, const uint8_t *p, size_t n, int64_t now_ms,
                          vg_error *err);
 
+/* One request's worth of a tenant's entries: a packed (not compressed)
+ * prometheus.WriteRequest carrying only metadata, for remote_write. */
+typedef struct vg_mdstore_wr {
+    char *tenant;
+    uint8_t *data;
+    size_t len;
+    size_t entries;
+} vg_mdstore_wr;
+/* Every live entry at now_ms as WriteRequests of at most per entries (0 =
+ * 500), tenant by tenant, into *out (*n of them; free with
+ * vg_mdstore_wr_free). The table lock is held only while packing. VG_ENOMEM. */
+vg_err_t vg_mdstore_write_requests(vg_mdstore_t *md, int64_t now_ms, size_t per,
+                                   vg_mdstore_wr **out, size_t *n);
+void vg_mdstore_wr_free(vg_mdstore_wr *w, size_t n);
+
 /* Entries held for tenant (tests, self-metrics). */
 size_t vg_mdstore_count(vg_mdstore_t *md, const char *tenant);
 

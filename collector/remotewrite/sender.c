@@ -27,6 +27,7 @@
 
 #include <snappy-c.h>
 
+#include "metadata/mdstore.h"
 #include "remotewrite/walwatch.h"
 #include "tsdb/wal.h"
 #include "vigil/alloc.h"
@@ -73,6 +74,8 @@ typedef struct queue {
     pthread_t thread;
     int started;
     vg_metric_t *m_sent, *m_failed, *m_retried, *m_dropped, *m_truncated, *m_pending, *m_highest;
+    int64_t next_meta_ms;                     /* monotonic: next metadata send */
+    vg_metric_t *m_meta_sent, *m_meta_failed; /* metadata entries */
 } queue;
 
 struct vg_rw_sender {
@@ -81,6 +84,7 @@ struct vg_rw_sender {
     pthread_mutex_t mu;
     pthread_cond_t cv;
     int stop;
+    struct vg_mdstore *md; /* metadata to send; set once, read with __atomic_load_n */
 };
 
 /* ---- encoding ---- */
@@ -547,6 +551,44 @@ typedef struct run_arg {
     queue *q;
 } run_arg;
 
+/* Every send_interval: the metadata of every tenant, one request per
+ * max_samples_per_send entries, through shard 0 (the shards are idle
+ * between batches). Not retried: the next interval sends all of it again. */
+static void send_metadata(vg_rw_sender_t *s, queue *q)
+{
+    struct vg_mdstore *md = __atomic_load_n(&s->md, __ATOMIC_ACQUIRE);
+    int64_t now = vg_clock_mono_ms();
+    if (!md || !q->cfg->metadata.send || now < q->next_meta_ms) return;
+    q->next_meta_ms = now + q->cfg->metadata.send_interval_ms;
+    vg_mdstore_wr *w = NULL;
+    size_t n = 0;
+    if (vg_mdstore_write_requests(md, vg_clock_wall_ms(), q->cfg->metadata.max_samples_per_send, &w,
+                                  &n))
+        return;
+    shard *sh = &q->shards[0];
+    for (size_t i = 0; i < n && !stopping(s); i++) {
+        size_t clen = snappy_max_compressed_length(w[i].len);
+        const char *why = "out of memory";
+        long st = 0;
+        vg_buf_reset(&sh->body);
+        if (!vg_buf_reserve(&sh->body, clen + 1) &&
+            snappy_compress((const char *)w[i].data, w[i].len, sh->body.data, &clen) == SNAPPY_OK) {
+            sh->body.len = clen;
+            st = post(sh, w[i].tenant, &why);
+        }
+        vg_metric_add(st / 100 == 2 ? q->m_meta_sent : q->m_meta_failed, (double)w[i].entries);
+        if (st / 100 != 2)
+            vg_log_warn(COMP, "metadata send failed; sent again next interval",
+                        "remote=%s tenant=%s status=%ld err=\"%s\"", q->name, w[i].tenant, st, why);
+    }
+    vg_mdstore_wr_free(w, n);
+}
+
+void vg_rw_sender_set_metadata(vg_rw_sender_t *s, struct vg_mdstore *md)
+{
+    if (s) __atomic_store_n(&s->md, md, __ATOMIC_RELEASE);
+}
+
 static void *queue_main(void *ud)
 {
     run_arg *a = ud;
@@ -555,6 +597,7 @@ static void *queue_main(void *ud)
     vg_free(a);
     vg_log_info(COMP, "queue started", "remote=%s url=%s", q->name, q->cfg->url);
     while (!stopping(s)) {
+        send_metadata(s, q);
         fill(s, q);
         if (!q->nbatch) continue;
         int r = send_batch(s, q);
@@ -588,6 +631,10 @@ static void queue_metrics(queue *q, vg_metrics_t *m)
                                     "Samples read from the WAL and not yet accepted.", l);
     q->m_highest = vg_metrics_gauge(m, "vigil_remote_write_highest_sent_timestamp_seconds",
                                     "Newest sample timestamp the remote accepted.", l);
+    q->m_meta_sent = vg_metrics_counter(m, "vigil_remote_write_metadata_total",
+                                        "Metadata entries the remote accepted (2xx).", l);
+    q->m_meta_failed = vg_metrics_counter(m, "vigil_remote_write_metadata_failed_total",
+                                          "Metadata entries in requests that failed.", l);
 }
 
 /* The walwatch, reading through a hold on wal from the cursor's segment. */

@@ -53,6 +53,11 @@ typedef struct vg_rws_config {
         int64_t batch_send_deadline_ms, min_backoff_ms, max_backoff_ms;
         int retry_on_http_429;
     } queue;
+    struct {
+        int send;                      /* true */
+        int64_t send_interval_ms;      /* 1m */
+        uint64_t max_samples_per_send; /* 500 entries per request */
+    } metadata;                        /* metadata_config: what /api/v1/metadata holds */
 } vg_rws_config;
 
 /* Schema of one remote_write entry (the collector config's LIST element). */
@@ -72,6 +77,12 @@ struct vg_wal;
 vg_err_t vg_rw_sender_new(const vg_rws_config *cfgs, size_t n, const char *wal_dir,
                           struct vg_wal *wal, const char *state_dir, vg_metrics_t *metrics,
                           vg_rw_sender_t **out, vg_error *err);
+struct vg_mdstore;
+/* Send the metric metadata of md (borrowed; must outlive s) every
+ * metadata_config.send_interval, as Prometheus does: one WriteRequest with
+ * only metadata per tenant and max_samples_per_send entries, not retried
+ * (the next interval sends it all again). May be called after start. */
+void vg_rw_sender_set_metadata(vg_rw_sender_t *s, struct vg_mdstore *md);
 /* Stop the queues (a request in flight is abandoned, its samples are resent
  * at the next start) and free. NULL is a no-op. */
 void vg_rw_sender_free(vg_rw_sender_t *s);

@@ -119,6 +119,27 @@ static const vg_cfg_field_t queue_schema[] = {
     {0},
 };
 
+static const vg_cfg_field_t metadata_schema[] = {
+    {.key = "send",
+     .type = VG_CFG_T_BOOL,
+     .offset = RC(metadata.send),
+     .def = "true",
+     .doc = "send the metric metadata the collector holds (/api/v1/metadata)"},
+    {.key = "send_interval",
+     .type = VG_CFG_T_DURATION,
+     .offset = RC(metadata.send_interval_ms),
+     .def = "1m",
+     .min = "1s",
+     .doc = "how often all of it is sent"},
+    {.key = "max_samples_per_send",
+     .type = VG_CFG_T_UINT,
+     .offset = RC(metadata.max_samples_per_send),
+     .def = "500",
+     .min = "1",
+     .doc = "metadata entries per request"},
+    {0},
+};
+
 const vg_cfg_field_t vg_rws_config_schema[] = {
     {.key = "url",
      .type = VG_CFG_T_STRING,
@@ -161,6 +182,10 @@ const vg_cfg_field_t vg_rws_config_schema[] = {
      .type = VG_CFG_T_SECTION,
      .sub = queue_schema,
      .doc = "batching and retries"},
+    {.key = "metadata_config",
+     .type = VG_CFG_T_SECTION,
+     .sub = metadata_schema,
+     .doc = "metric metadata (TYPE, HELP, UNIT), as Prometheus sends it"},
     {0},
 };
 #undef RC

@@ -5,8 +5,9 @@
  * (maxt exclusive, as in Prometheus), in a directory named by its ULID:
  *   <parent>/<ULID>/meta.json   range, stats, compaction level and sources,
  *                               and vigil.resolution (0 raw, 300000, 3600000)
- *   <parent>/<ULID>/chunks/000001...  chunk segments: per chunk a uvarint
- *                               length, the Gorilla bytes, a CRC32C
+ *   <parent>/<ULID>/chunks/000001...  chunk segments ("VGCK", version 2):
+ *                               per chunk a uvarint length, the chunk bytes
+ *                               (XOR, or compact: chunk_int.h), a CRC32C
  *   <parent>/<ULID>/index       symbols, series, postings (block_index.h)
  * The writer builds everything in "<ULID>.tmp", fsyncs each file and the
  * directory, then renames, so a crash leaves either no block or a whole one

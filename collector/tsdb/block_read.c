@@ -101,7 +101,7 @@ static vg_err_t open_segment(vg_block_t *b, uint32_t no, vg_error *err)
     vg_err_t rc = map_file(path, m, err);
     if (rc) return rc;
     b->bytes += m->len;
-    if (m->len < 8 || memcmp(m->p, "VGCK", 4) != 0 || m->p[4] != 1 ||
+    if (m->len < 8 || memcmp(m->p, "VGCK", 4) != 0 || m->p[4] < 1 || m->p[4] > 2 ||
         (m->p[5] | m->p[6] | m->p[7]) != 0)
         return vg_error_set(err, VG_ECORRUPT, "%s: chunks: bad header", path);
     return VG_OK;

@@ -6,7 +6,11 @@
  * until commit, where the index is encoded in one go. Label strings are
  * interned as series arrive (a block's series share most of them: a copy
  * per series was a tenth of a block cut's peak memory), so the symbol table
- * is just the sorted interned set. Every file and both
+ * is just the sorted interned set. Each chunk goes to disk in the smaller of
+ * its XOR form and the scaled-integer form (chunk_int.h), which is tried on
+ * every chunk and kept only when it decodes back bit for bit: this is where
+ * blocks get their bytes per sample, while the head stays XOR (appendable).
+ * Every file and both
  * directories are fsynced before and after the rename, so a crash leaves no
  * half block under a real ULID.
  */
@@ -22,6 +26,7 @@
 
 #include "tsdb/block_index.h"
 #include "tsdb/chunk.h"
+#include "tsdb/chunk_int.h"
 #include "tsdb/postings.h"
 #include "vigil/alloc.h"
 #include "vigil/buf.h"
@@ -44,6 +49,9 @@ struct vg_block_writer {
     uint32_t seg;
     uint64_t seg_off;
     vg_buf cbuf;
+    vg_buf ibuf;  /* the compact encoding of the chunk being written */
+    int64_t *dts; /* samples of an XOR chunk decoded to try the compact form */
+    double *dv;
     vg_arena_t *a;
     vg_smap syms; /* interned label strings (key == value, in a) */
     wseries *s;
@@ -94,12 +102,15 @@ vg_err_t vg_block_writer_new(const char *parent, int64_t mint, int64_t maxt, int
     w->res = res;
     w->level = 1;
     vg_buf_init(&w->cbuf, 0);
+    vg_buf_init(&w->ibuf, 0);
     vg_ulid_new(vg_clock_wall_ms(), w->ulid);
     w->parent = vg_strdup(parent);
     w->a = vg_arena_new(0);
     size_t n = strlen(parent) + VG_ULID_LEN + 16;
     w->tmp = vg_malloc(n);
-    if (!w->parent || !w->a || !w->tmp) {
+    w->dts = vg_malloc(VG_CHUNK_INT_MAX_ENCODE * sizeof(*w->dts));
+    w->dv = vg_malloc(VG_CHUNK_INT_MAX_ENCODE * sizeof(*w->dv));
+    if (!w->parent || !w->a || !w->tmp || !w->dts || !w->dv) {
         vg_block_writer_free(w);
         return vg_error_set(err, VG_ENOMEM, "out of memory");
     }
@@ -141,7 +152,8 @@ static vg_err_t seg_open(vg_block_writer_t *w, vg_error *err)
     snprintf(path, sizeof(path), "%s/chunks/%06u", w->tmp, ++w->seg);
     w->fd = open(path, O_WRONLY | O_CREAT | O_TRUNC | O_CLOEXEC, 0644);
     if (w->fd < 0) return io_err(err, "creating", path);
-    static const uint8_t hdr[8] = {'V', 'G', 'C', 'K', 1, 0, 0, 0};
+    /* version 2: chunks may be compact (chunk_int.h); 1 held XOR only */
+    static const uint8_t hdr[8] = {'V', 'G', 'C', 'K', 2, 0, 0, 0};
     w->seg_off = sizeof(hdr);
     return vg_buf_append(&w->cbuf, hdr, sizeof(hdr));
 }
@@ -163,6 +175,42 @@ static vg_err_t put_chunk(vg_block_writer_t *w, const uint8_t *d, size_t len, ui
     w->seg_off += w->cbuf.len - before;
     if (!rc && w->cbuf.len >= FLUSH_AT) rc = seg_flush(w);
     return rc ? vg_error_set(err, rc, "writing chunk segment %u in %s", w->seg, w->tmp) : VG_OK;
+}
+
+/* The samples of XOR chunk c into the writer's scratch arrays: how many,
+ * 0 when it is empty, too long to re-encode, or does not decode. */
+static size_t decode_xor(vg_block_writer_t *w, const vg_block_chunk *c)
+{
+    size_t n = vg_chunk_data_samples(c->data, c->len);
+    if (n == 0 || n > VG_CHUNK_INT_MAX_ENCODE) return 0;
+    vg_chunk_iter it;
+    vg_chunk_iter_init(&it, c->data, c->len);
+    size_t got = 0, k;
+    while (got < n && (k = vg_chunk_iter_read(&it, w->dts + got, w->dv + got, n - got)) > 0)
+        got += k;
+    return got == n && !vg_chunk_iter_err(&it) ? n : 0;
+}
+
+/* Write chunk c (XOR or already compact) in its smaller form; ts/v are its
+ * samples when the caller has them (NULL: decoded here). */
+static vg_err_t put_best(vg_block_writer_t *w, const vg_block_chunk *c, const int64_t *ts,
+                         const double *v, uint64_t *ref, vg_error *err)
+{
+    const uint8_t *d = c->data;
+    size_t len = c->len, n = 0;
+    if (!vg_chunk_is_compact(d, len)) {
+        if (ts)
+            n = vg_chunk_data_samples(d, len);
+        else if ((n = decode_xor(w, c)) > 0)
+            ts = w->dts, v = w->dv;
+    }
+    if (n) {
+        vg_err_t rc = vg_chunk_int_encode(ts, v, n, &w->ibuf);
+        if (rc == VG_ENOMEM) return vg_error_set(err, rc, "block writer: out of memory");
+        if (rc == VG_OK && w->ibuf.len < len) d = (const uint8_t *)w->ibuf.data, len = w->ibuf.len;
+    }
+    w->nsamples += vg_chunk_data_samples(d, len);
+    return put_chunk(w, d, len, ref, err);
 }
 
 /* The writer's copy of string str. */
@@ -202,8 +250,11 @@ static vg_err_t add_series_slot(vg_block_writer_t *w, const vg_label_t *l, size_
     return VG_OK;
 }
 
-vg_err_t vg_block_writer_add(vg_block_writer_t *w, const vg_label_t *l, size_t n,
-                             const vg_block_chunk *c, size_t nc, vg_error *err)
+/* Add a series of chunks; ts/v, when not NULL, hold their samples back to
+ * back (VG_CHUNK_MAX_SAMPLES per chunk but the last). */
+static vg_err_t add_chunks(vg_block_writer_t *w, const vg_label_t *l, size_t n,
+                           const vg_block_chunk *c, size_t nc, const int64_t *ts, const double *v,
+                           vg_error *err)
 {
     wseries *s = NULL;
     if (nc == 0) return VG_OK;
@@ -213,15 +264,21 @@ vg_err_t vg_block_writer_add(vg_block_writer_t *w, const vg_label_t *l, size_t n
     if (rc) return vg_error_set(err, rc, "block writer: out of memory");
     for (size_t i = 0; i < nc; i++) {
         uint64_t ref = 0;
-        rc = put_chunk(w, c[i].data, c[i].len, &ref, err);
+        size_t at = i * VG_CHUNK_MAX_SAMPLES;
+        rc = put_best(w, &c[i], ts ? ts + at : NULL, v ? v + at : NULL, &ref, err);
         if (rc) return rc;
         s->c[i] = (vg_block_chunk){c[i].mint, c[i].maxt, NULL, (size_t)ref};
-        if (c[i].len >= 2) w->nsamples += (uint64_t)c[i].data[0] << 8 | c[i].data[1];
     }
     s->nc = (uint32_t)nc;
     w->nchunks += nc;
     w->ns++;
     return VG_OK;
+}
+
+vg_err_t vg_block_writer_add(vg_block_writer_t *w, const vg_label_t *l, size_t n,
+                             const vg_block_chunk *c, size_t nc, vg_error *err)
+{
+    return add_chunks(w, l, n, c, nc, NULL, NULL, err);
 }
 
 static vg_err_t encode_chunks(const int64_t *ts, const double *v, size_t ns, vg_chunk_t **ch,
@@ -254,7 +311,7 @@ vg_err_t vg_block_writer_add_samples(vg_block_writer_t *w, const vg_label_t *l, 
     if (rc)
         vg_error_set(err, rc, "block writer: encoding chunks: %s", vg_strerror(rc));
     else
-        rc = vg_block_writer_add(w, l, n, bc, nc, err);
+        rc = add_chunks(w, l, n, bc, nc, ts, v, err);
     for (size_t i = 0; ch && i < max; i++) vg_chunk_free(ch[i]);
     vg_free(ch);
     vg_free(bc);
@@ -410,6 +467,9 @@ void vg_block_writer_free(vg_block_writer_t *w)
     if (w->fd >= 0) close(w->fd);
     if (!w->committed && w->tmp) vg_block_rmdir(w->tmp);
     vg_buf_free(&w->cbuf);
+    vg_buf_free(&w->ibuf);
+    vg_free(w->dts);
+    vg_free(w->dv);
     vg_arena_free(w->a);
     vg_smap_free(&w->syms);
     vg_free(w->s);

@@ -13,6 +13,9 @@
                                   default); then the collector is restarted
                                   with Prometheus stopped and must still
                                   answer from <data_dir>/metadata
+  test_metadata.py forward        Prometheus remote-writes to collector A,
+                                  whose remote_write (metadata_config on)
+                                  sends to collector B: B must answer the same
 
 Either way the collector's /api/v1/metadata must equal Prometheus's, name by
 name, as sets of {type, help, unit} (Prometheus lists them in Go map order),
@@ -112,15 +115,17 @@ def start_prometheus(p, text_port, om_port, write_url=None):
     return "http://127.0.0.1:%d" % port
 
 
-def start_collector(p, data_dir, name="collector", port=None, kafka=None):
+def start_collector(p, data_dir, name="collector", port=None, kafka=None, extra=""):
     port = port or free_port()
     argv = [os.path.join(BUILD, "vigil-collector"), "--listen", "127.0.0.1:%d" % port,
             "--data-dir", data_dir]
-    if kafka:
+    if kafka or extra:
         cfg = os.path.join(p.dir, name + ".yml")
         with open(cfg, "w") as f:
-            f.write("input:\n  kafka: {brokers: '%s', group_id: %s, metrics_topic: %s, "
-                    "audit_topic: %s}\n" % kafka)
+            if kafka:
+                f.write("input:\n  kafka: {brokers: '%s', group_id: %s, metrics_topic: %s, "
+                        "audit_topic: %s}\n" % kafka)
+            f.write(extra)
         argv += ["--config", cfg]
     p.start(name, argv)
     base = "http://127.0.0.1:%d" % port
@@ -223,9 +228,29 @@ def run_remote_write(p, text_port, om_port):
     print("remote_write: %d metric names kept across a collector restart" % len(got))
 
 
+def run_forward(p, text_port, om_port):
+    b, _ = start_collector(p, os.path.join(p.dir, "b"), name="collector_b")
+    a, _ = start_collector(p, os.path.join(p.dir, "a"), name="collector_a",
+                           extra="remote_write:\n  - url: %s/api/v1/write\n"
+                                 "    queue_config: {batch_send_deadline: 1s}\n"
+                                 "    metadata_config: {send_interval: 2s}\n" % b)
+    prom = start_prometheus(p, text_port, om_port, a + "/api/v1/write")
+    wait_equal(p, prom, a, "forward: collector A")
+    want = wait_equal(p, prom, b, "forward: collector B (A's remote_write)")
+    check_params(prom, b, want)
+    sent = 0
+    with urllib.request.urlopen(a + "/metrics", timeout=10) as r:
+        for line in r.read().decode().splitlines():
+            if line.startswith("vigil_remote_write_metadata_failed_total"):
+                assert float(line.rsplit(" ", 1)[1]) == 0, line
+            if line.startswith("vigil_remote_write_metadata_total"):
+                sent += float(line.rsplit(" ", 1)[1])
+    assert sent >= len(want), "A counted %d metadata entries sent" % sent
+
+
 def main():
     mode = sys.argv[1] if len(sys.argv) > 1 else "agent"
-    assert mode in ("agent", "kafka", "remote_write"), mode
+    assert mode in ("agent", "kafka", "remote_write", "forward"), mode
     assert shutil.which("prometheus"), "prometheus (system package) is required"
     with Procs() as p:
         om_path = os.path.join(p.dir, "om.txt")
@@ -239,6 +264,8 @@ def main():
                 run_agent(p, text.port, om.port, kafka=(kafka_bootstrap(), "it-md-" + run,
                                                        "vigil.metrics.it-md-" + run,
                                                        "vigil.audit.it-md-" + run))
+            elif mode == "forward":
+                run_forward(p, text.port, om.port)
             else:
                 run_remote_write(p, text.port, om.port)
     print("test_metadata %s: OK" % mode)

@@ -18,6 +18,7 @@
 
 #include "api/api.h"
 #include "metadata/mdstore.h"
+#include "prometheus/remote.pb-c.h"
 #include "vigil/clock.h"
 
 #define T0 INT64_C(1700000000000)
@@ -164,6 +165,48 @@ static void test_file_roundtrip(void **state)
     rmdir(dir);
 }
 
+/* What remote_write sends: every live entry, per tenant, at most per a request. */
+static void test_write_requests(void **state)
+{
+    (void)state;
+    vg_mdstore_t *md;
+    assert_int_equal(vg_mdstore_open(NULL, NULL, &md, NULL), VG_OK);
+    Prometheus__MetricMetadata m[] = {mk(C, "a", "A.", ""), mk(G, "b", "B.", "bytes"),
+                                      mk(G, "b", "B2.", ""), mk(H, "c", "", "seconds"),
+                                      mk(G, "d", "", "")};
+    add(md, NULL, m, 5, T0);
+    add(md, "team-b", m, 1, T0);
+    vg_mdstore_wr *w;
+    size_t n;
+    assert_int_equal(vg_mdstore_write_requests(md, T0 + 1, 2, &w, &n), VG_OK);
+    size_t per_tenant[2] = {0}, reqs[2] = {0};
+    for (size_t i = 0; i < n; i++) {
+        Prometheus__WriteRequest *wr = prometheus__write_request__unpack(NULL, w[i].len, w[i].data);
+        assert_non_null(wr);
+        assert_int_equal(wr->n_timeseries, 0);
+        assert_true(wr->n_metadata >= 1 && wr->n_metadata <= 2);
+        assert_int_equal(wr->n_metadata, w[i].entries);
+        int b = strcmp(w[i].tenant, "team-b") == 0;
+        per_tenant[b] += wr->n_metadata, reqs[b]++;
+        for (size_t j = 0; j < wr->n_metadata; j++)
+            if (strcmp(wr->metadata[j]->metric_family_name, "c") == 0) {
+                assert_int_equal(wr->metadata[j]->type, H);
+                assert_string_equal(wr->metadata[j]->unit, "seconds");
+            }
+        prometheus__write_request__free_unpacked(wr, NULL);
+    }
+    assert_int_equal(per_tenant[0], 5);
+    assert_int_equal(reqs[0], 3);
+    assert_int_equal(per_tenant[1], 1);
+    vg_mdstore_wr_free(w, n);
+    /* Past the ttl nothing is sent. */
+    assert_int_equal(vg_mdstore_write_requests(md, T0 + VG_MDSTORE_DEFAULT_TTL_MS + 1, 0, &w, &n),
+                     VG_OK);
+    assert_int_equal(n, 0);
+    vg_mdstore_wr_free(w, n);
+    vg_mdstore_free(md);
+}
+
 static void expect_api(vg_api_t *api, const vg_api_params *p, int status, const char *json)
 {
     vg_buf out;
@@ -231,9 +274,8 @@ static void test_api_params(void **state)
 int main(void)
 {
     const struct CMUnitTest tests[] = {
-        cmocka_unit_test(test_distinct_and_sorted),
-        cmocka_unit_test(test_caps_and_ttl),
-        cmocka_unit_test(test_file_roundtrip),
+        cmocka_unit_test(test_distinct_and_sorted), cmocka_unit_test(test_caps_and_ttl),
+        cmocka_unit_test(test_file_roundtrip),      cmocka_unit_test(test_write_requests),
         cmocka_unit_test(test_api_params),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
