@@ -38,8 +38,7 @@
 #include "vigil/alloc.h"
 #include "vigil/log.h"
 
-#define MAX_POLL_MS  1000
-#define DNS_PRUNE_MS 60000 /* how often a pinned target's scrape prunes curl's DNS cache */
+#define MAX_POLL_MS 1000
 
 static pthread_once_t curl_once = PTHREAD_ONCE_INIT;
 static CURLcode curl_init_rc = CURLE_FAILED_INIT;
@@ -181,9 +180,6 @@ static vg_err_t start_scrape(vg_scraper_t *s, vg_scrape_target_t *t, char *msg, 
     t->start_mono_us = vg_clock_mono_us();
     vg_err_t rc = vg_scrape_http_refresh(t, msg, msgn);
     if (rc) return rc;
-    int prune = t->dns_pinned && t->start_mono_us / 1000 >= s->dns_prune_ms;
-    if (prune) s->dns_prune_ms = t->start_mono_us / 1000 + DNS_PRUNE_MS;
-    vg_scrape_http_dns_policy(t, prune);
     if (curl_multi_add_handle(s->multi, t->easy) != CURLM_OK) {
         snprintf(msg, msgn, "could not start the request");
         return VG_EINTERNAL;

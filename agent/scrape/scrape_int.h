@@ -282,14 +282,13 @@ typedef struct vg_scrape_target {
 
     /* request state (loop.c, http.c) */
     CURL *easy;
+    CURLSH *share; /* the handle's own connection and DNS caches (http.c) */
     struct curl_slist *headers;
     struct curl_slist *connect_to; /* tls_config.server_name routing */
     char errbuf[CURL_ERROR_SIZE];
     vg_buf body;      /* lent from the scraper's pool while a request runs */
     size_t body_hint; /* room to reserve up front: the last body plus a margin */
     int too_large, busy, nomem;
-    int dns_pinned;        /* host is an IP literal: curl's DNS cache is not pruned per scrape */
-    long dns_tmo;          /* CURLOPT_DNS_CACHE_TIMEOUT as last set (-1 pinned) */
     int64_t next_ms;       /* monotonic time of the next scrape */
     int64_t start_ms;      /* wall-clock start of the scrape in flight, ms */
     int64_t start_mono_us; /* monotonic start, for scrape_duration_seconds */
@@ -447,12 +446,8 @@ vg_err_t vg_scrape_http_setup(vg_scrape_target_t *t, curl_write_callback write_c
 /* Before each scrape: re-read password_file / credentials_file when the job
  * uses them. VG_EIO with a message (no secret in it) when unreadable. */
 vg_err_t vg_scrape_http_refresh(vg_scrape_target_t *t, char *msg, size_t msgn);
-/* Free the easy handle and header lists (not the target). */
+/* Free the easy handle, its share and header lists (not the target). */
 void vg_scrape_http_cleanup(vg_scrape_target_t *t);
-/* curl's DNS cache timeout for this scrape of a pinned target: the default
- * when prune is set (someone has to drop the entries of vanished targets
- * now and then), otherwise -1. */
-void vg_scrape_http_dns_policy(vg_scrape_target_t *t, int prune);
 
 /* The scraper object, shared by loop.c and sync.c. The scrape thread is the
  * only writer of targets; mu guards the array against the introspection
@@ -469,9 +464,8 @@ struct vg_scraper {
     vg_scrape_sink sink;
     vg_buf pool[VG_SCRAPE_POOL]; /* idle body buffers (loop.c) */
     size_t npool;
-    size_t maxconn;       /* CURLMOPT_MAXCONNECTS as last set */
-    int64_t next_due;     /* monotonic ms of the earliest next_ms; 0 = unknown */
-    int64_t dns_prune_ms; /* monotonic ms when a pinned scrape next prunes DNS (http.c) */
+    size_t maxconn;   /* CURLMOPT_MAXCONNECTS as last set */
+    int64_t next_due; /* monotonic ms of the earliest next_ms; 0 = unknown */
     pthread_t thread;
     int started;
     atomic_int stop;
