@@ -91,6 +91,19 @@ static vg_err_t on_scrape_encoded(void *ud, const void *ts, size_t len, size_t n
     return vg_batcher_add_encoded(a->batcher, ts, len, nsamples);
 }
 
+/* The same, written straight into the batcher's buffer (no copy of the scrape). */
+static vg_buf *on_scrape_begin(void *ud)
+{
+    agent *a = ud;
+    return vg_batcher_encode_begin(a->batcher);
+}
+
+static void on_scrape_end(void *ud, size_t len, size_t nsamples)
+{
+    agent *a = ud;
+    vg_batcher_encode_end(a->batcher, len, nsamples);
+}
+
 static void on_scrape_done(void *ud)
 {
     agent *a = ud;
@@ -104,7 +117,8 @@ static vg_err_t start_pipeline(agent *a, vg_error *err)
     a->batcher = vg_ship_batcher(a->ship);
     if (!rc)
         rc = vg_scraper_new(a->cfg, on_sample, on_scrape_done, a, a->metrics, &a->scraper, err);
-    if (!rc && vg_scraper_set_emit_encoded(a->scraper, on_scrape_encoded))
+    if (!rc && (vg_scraper_set_emit_encoded(a->scraper, on_scrape_encoded) ||
+                vg_scraper_set_emit_into(a->scraper, on_scrape_begin, on_scrape_end)))
         rc = vg_error_set(err, VG_ENOMEM, "out of memory at start-up");
     if (!rc) rc = vg_scraper_start(a->scraper, err);
     if (!rc && a->cfg->host_metrics_enabled)

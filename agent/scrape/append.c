@@ -366,6 +366,7 @@ void vg_scrape_report(vg_scrape_target_t *t, vg_scrape_sink *k, const vg_scrape_
                       double duration_s)
 {
     int ok = r->reason == VG_SCRAPE_OK;
+    if (k->emit_enc) vg_scrape_encode_begin(k);
     if (ok)
         emit_staged(k);
     else
@@ -388,6 +389,7 @@ void vg_scrape_retire(vg_scrape_target_t *t, vg_scrape_sink *k, int64_t now_ms)
                                          "scrape_series_added"};
     if (atomic_load(&t->health) < 0) return; /* never scraped: nothing was reported */
     t->start_ms = now_ms > t->start_ms ? now_ms : t->start_ms + 1;
+    if (k->emit_enc) vg_scrape_encode_begin(k);
     emit_all_stale(t, k);
     vg_scrape_stage_reset(&k->stage);
     for (size_t i = 0; i < sizeof report / sizeof *report; i++)

@@ -8,11 +8,14 @@
  * whole scrape goes to the callback in one call, which the agent wires to
  * vg_batcher_add_encoded. So the batcher neither hashes nor copies labels
  * per sample, and the bytes are written once, here, where the labels are
- * already sorted. The agent's external labels are merged in here too, as
- * the lowest-priority labels (a sample's own label of the same name wins,
- * as in Prometheus), so the scrape path needs no per-sample merge upstream.
- * Wire format by hand: a TimeSeries is tiny and fixed in shape, and a
- * protobuf-c message per sample would cost more than the bytes themselves.
+ * already sorted. With an into pair (vg_scraper_set_emit_into, the agent's
+ * wiring) they are written straight into the batcher's buffer, held under
+ * its lock from vg_scrape_encode_begin to the flush, so not even the
+ * scrape is copied (a 250 KB memcpy per scrape in agent_vs_vmagent). The agent's external labels
+ * are merged in here too, as the lowest-priority labels (a sample's own label of the same name
+ * wins, as in Prometheus), so the scrape path needs no per-sample merge upstream. Wire format by
+ * hand: a TimeSeries is tiny and fixed in shape, and a protobuf-c message per sample would cost
+ * more than the bytes themselves.
  */
 #include <stdlib.h>
 #include <string.h>
@@ -231,8 +234,29 @@ vg_err_t vg_scrape_encode_rec(vg_scrape_sink *k, const vg_stage_rec *r)
     return VG_OK;
 }
 
+void vg_scrape_encode_begin(vg_scrape_sink *k)
+{
+    if (!k->into_begin || k->into) return;
+    vg_buf *b = k->into_begin(k->ud);
+    if (!b) return;
+    k->own = k->enc; /* empty: the last flush reset it */
+    k->enc = *b;
+    k->into = b;
+    k->into_base = b->len;
+}
+
 void vg_scrape_encode_flush(vg_scrape_sink *k)
 {
+    if (k->into) { /* the buffer (maybe grown) goes back, the lock with it */
+        size_t len = k->enc.len - k->into_base, n = k->enc_n;
+        *k->into = k->enc;
+        k->enc = k->own;
+        k->into = NULL;
+        k->enc_n = 0;
+        k->into_end(k->ud, len, n);
+        k->emitted += n;
+        return;
+    }
     if (!k->enc.len) return;
     if (k->emit_enc(k->ud, k->enc.data, k->enc.len, k->enc_n) == VG_OK)
         k->emitted += k->enc_n;
@@ -245,6 +269,7 @@ void vg_scrape_encode_flush(vg_scrape_sink *k)
 
 void vg_scrape_encode_destroy(vg_scrape_sink *k)
 {
+    if (k->into) vg_scrape_encode_flush(k); /* never keep the consumer's buffer */
     vg_buf_free(&k->enc);
     vg_free(k->ext);
     vg_free(k->ebuf);

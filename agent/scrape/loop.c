@@ -146,6 +146,15 @@ vg_err_t vg_scraper_set_emit_encoded(vg_scraper_t *s, vg_scrape_emit_encoded_fn 
                                          fn ? s->cfg->nexternal_labels : 0);
 }
 
+vg_err_t vg_scraper_set_emit_into(vg_scraper_t *s, vg_scrape_into_begin_fn begin,
+                                  vg_scrape_into_end_fn end)
+{
+    if (!s || s->started || !s->sink.emit_enc || !begin != !end) return VG_EINVAL;
+    s->sink.into_begin = begin;
+    s->sink.into_end = end;
+    return VG_OK;
+}
+
 /* ---- one scrape ---- */
 
 /* Body buffers are lent to targets only while a request is in flight:

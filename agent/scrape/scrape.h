@@ -26,6 +26,7 @@
 #include <stdint.h>
 
 #include "../config.h" /* agent/config.h, never collector/config.h */
+#include "vigil/buf.h"
 #include "vigil/error.h"
 #include "vigil/labels.h"
 #include "vigil/metrics.h"
@@ -40,6 +41,13 @@ typedef vg_err_t (*vg_scrape_emit_fn)(void *ud, const vg_label_t *labels, size_t
  * one sample, nsamples in all; matches vg_batcher_add_encoded. */
 typedef vg_err_t (*vg_scrape_emit_encoded_fn)(void *ud, const void *ts, size_t len,
                                               size_t nsamples);
+/* Encoding straight into the consumer's buffer (vg_scraper_set_emit_into):
+ * begin hands over that buffer, held for the scraper until end (NULL:
+ * refused, this scrape goes through the emit_encoded callback instead);
+ * end says how many bytes were appended after its length at begin and how
+ * many samples they hold. Matches vg_batcher_encode_begin / _end. */
+typedef vg_buf *(*vg_scrape_into_begin_fn)(void *ud);
+typedef void (*vg_scrape_into_end_fn)(void *ud, size_t len, size_t nsamples);
 /* End of one target's scrape (after its samples, stale markers and up/...). */
 typedef void (*vg_scrape_commit_fn)(void *ud);
 
@@ -53,6 +61,11 @@ vg_err_t vg_scraper_new(const vg_agent_config_t *cfg, vg_scrape_emit_fn emit,
  * of sample by sample, with the config's external labels merged in as the
  * lowest-priority labels. Call before vg_scraper_start. VG_ENOMEM. */
 vg_err_t vg_scraper_set_emit_encoded(vg_scraper_t *s, vg_scrape_emit_encoded_fn fn);
+/* With emit_encoded set: write each scrape's bytes straight into the buffer
+ * begin returns (no copy of the scrape afterwards); the same bytes as
+ * emit_encoded would get. Call before vg_scraper_start. VG_EINVAL. */
+vg_err_t vg_scraper_set_emit_into(vg_scraper_t *s, vg_scrape_into_begin_fn begin,
+                                  vg_scrape_into_end_fn end);
 /* Start the scrape thread; each target's first scrape is spread over its interval. */
 vg_err_t vg_scraper_start(vg_scraper_t *s, vg_error *err);
 /* Scrape every target once now and wait for all of them (tests, --once).

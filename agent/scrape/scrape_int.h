@@ -398,8 +398,13 @@ typedef struct vg_scrape_sink {
     size_t emit_errors;
     /* encoded emission (encode.c); emit_enc NULL = sample by sample */
     vg_scrape_emit_encoded_fn emit_enc;
-    vg_buf enc;           /* this scrape's TimeSeries fields */
-    size_t enc_n;         /* samples in enc */
+    vg_buf enc;                         /* this scrape's TimeSeries fields */
+    size_t enc_n;                       /* samples in enc */
+    vg_scrape_into_begin_fn into_begin; /* optional: encode into the consumer's buffer */
+    vg_scrape_into_end_fn into_end;
+    vg_buf *into;         /* the consumer's buffer while held (its struct is in enc) */
+    vg_buf own;           /* our own enc while the consumer's is in its place */
+    size_t into_base;     /* its length at begin */
     vg_scrape_label *ext; /* external labels, sorted (strings borrowed from the config) */
     size_t next;
     vg_scrape_label *ebuf; /* merged labels of one sample */
@@ -415,7 +420,11 @@ vg_err_t vg_scrape_encode_set_external(vg_scrape_sink *k, const vg_label_t *l, s
 vg_err_t vg_scrape_encode(vg_scrape_sink *k, const vg_label_t *l, size_t n, int64_t ts, double v);
 /* The same for one staged record, with the lengths its offsets give (no strlen). */
 vg_err_t vg_scrape_encode_rec(vg_scrape_sink *k, const vg_stage_rec *r);
-/* Hand k->enc to emit_enc in one call (nothing when empty) and count it. */
+/* Start a scrape's encoded emission: with into_begin set, k->enc becomes the
+ * consumer's buffer until the flush (refused: our own, as without). */
+void vg_scrape_encode_begin(vg_scrape_sink *k);
+/* Hand k->enc to emit_enc in one call (nothing when empty), or give the
+ * consumer's buffer back through into_end, and count it. */
 void vg_scrape_encode_flush(vg_scrape_sink *k);
 /* Release the encoding buffers. */
 void vg_scrape_encode_destroy(vg_scrape_sink *k);

@@ -12,7 +12,9 @@
  *    and sample sizes plus field overhead), so the cut by size needs no
  *    trial encode.
  *  - The scrape path hands over a whole scrape already encoded as
- *    MetricBatch TimeSeries fields (vg_batcher_add_encoded): appended to one
+ *    MetricBatch TimeSeries fields (vg_batcher_add_encoded, or written in
+ *    place between vg_batcher_encode_begin and _end, which hold the lock
+ *    and hand out the batch buffer itself): appended to one
  *    byte buffer under one lock, no grouping (each target is scraped once
  *    per batch window, so grouping merged almost nothing and cost a hash and
  *    a label copy per sample).
@@ -903,6 +905,37 @@ out:
     return rc;
 }
 
+/* A scrape's len encoded bytes, nsamples samples, are in b->enc: count them
+ * and cut when full (under the lock). */
+static void took_encoded(struct vg_batcher *b, size_t len, size_t nsamples)
+{
+    b->est_bytes += len;
+    b->scrape_bytes += len;
+    if (b->nsamples == 0) {
+        b->first_ms = vg_clock_mono_ms();
+        pthread_cond_signal(&b->wake);
+    }
+    b->nsamples += nsamples ? nsamples : 1; /* never an empty-looking batch with bytes */
+    if (batch_full(b)) cut_locked(b, NULL);
+}
+
+vg_buf *vg_batcher_encode_begin(vg_batcher_t *b)
+{
+    if (!b) return NULL;
+    pthread_mutex_lock(&b->mu);
+    if (b->closing || (over_hard_cap(b) && cut_locked(b, NULL) == VG_ELIMIT) || enc_open(b)) {
+        pthread_mutex_unlock(&b->mu); /* refused: the caller adds the scrape the usual way */
+        return NULL;
+    }
+    return &b->enc;
+}
+
+void vg_batcher_encode_end(vg_batcher_t *b, size_t len, size_t nsamples)
+{
+    if (len) took_encoded(b, len, nsamples);
+    pthread_mutex_unlock(&b->mu);
+}
+
 vg_err_t vg_batcher_add_encoded(vg_batcher_t *b, const void *ts, size_t len, size_t nsamples)
 {
     vg_err_t rc = VG_OK;
@@ -919,14 +952,7 @@ vg_err_t vg_batcher_add_encoded(vg_batcher_t *b, const void *ts, size_t len, siz
         goto out;
     }
     if ((rc = enc_open(b)) || (rc = vg_buf_append(&b->enc, ts, len))) goto out;
-    b->est_bytes += len;
-    b->scrape_bytes += len;
-    if (b->nsamples == 0) {
-        b->first_ms = vg_clock_mono_ms();
-        pthread_cond_signal(&b->wake);
-    }
-    b->nsamples += nsamples ? nsamples : 1; /* never an empty-looking batch with bytes */
-    if (batch_full(b)) cut_locked(b, NULL);
+    took_encoded(b, len, nsamples);
 out:
     pthread_mutex_unlock(&b->mu);
     return rc;

@@ -22,6 +22,7 @@
 #include <stdint.h>
 
 #include "vigil/breaker.h"
+#include "vigil/buf.h"
 #include "vigil/error.h"
 #include "vigil/labels.h"
 #include "vigil/metrics.h"
@@ -82,6 +83,14 @@ vg_err_t vg_batcher_add(vg_batcher_t *b, const vg_label_t *labels, size_t nlabel
  * counts all nsamples dropped. The bytes are not validated: producers are
  * in-process code (agent/scrape), never the network. */
 vg_err_t vg_batcher_add_encoded(vg_batcher_t *b, const void *ts, size_t len, size_t nsamples);
+/* The same without the copy: lock the batcher and hand out the batch
+ * buffer itself for the caller to append MetricBatch field-1 entries to,
+ * until vg_batcher_encode_end, which counts len appended bytes holding
+ * nsamples samples (len 0: nothing) and unlocks. NULL (nothing held) when
+ * vg_batcher_add_encoded would refuse or fail: call it instead, it counts
+ * the refusal. Keep the hold short: every other producer waits. */
+vg_buf *vg_batcher_encode_begin(vg_batcher_t *b);
+void vg_batcher_encode_end(vg_batcher_t *b, size_t len, size_t nsamples);
 /* Mark the end of a scrape: a hint that a flush now would not split it. */
 void vg_batcher_commit(vg_batcher_t *b);
 /* Force out what is pending and wait (bounded) until the sink has it and the

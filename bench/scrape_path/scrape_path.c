@@ -7,7 +7,8 @@
  * callback decides what is measured:
  *   null    count only: the scrape path alone (curl, parse, stage, staleness)
  *   ship    the real batcher and HTTP sink, as vigil-agent wires them (each
- *           scrape encoded by the scraper, vg_batcher_add_encoded)
+ *           scrape encoded by the scraper straight into the batch buffer,
+ *           vg_batcher_encode_begin/_end)
  *   add     the same batcher fed sample by sample (vg_batcher_add)
  *   proto   a prototype of the proposed batcher path: each sample's
  *           TimeSeries protobuf bytes appended to one buffer, zstd level 3
@@ -131,6 +132,18 @@ static vg_err_t on_encoded(void *ud, const void *ts, size_t len, size_t n)
     return vg_batcher_add_encoded(batcher, ts, len, n);
 }
 
+/* As the agent wires it: encoded straight into the batcher's buffer. */
+static vg_buf *on_begin(void *ud)
+{
+    return vg_batcher_encode_begin(batcher);
+}
+
+static void on_end(void *ud, size_t len, size_t n)
+{
+    nsamples += n;
+    vg_batcher_encode_end(batcher, len, n);
+}
+
 static void on_commit(void *ud)
 {
     if (mode == SHIP || mode == ADD) vg_batcher_commit(batcher);
@@ -179,7 +192,9 @@ int main(int argc, char **argv)
     if (ship) batcher = vg_ship_batcher(ship);
     if (mode == PROTO) zc = ZSTD_createCCtx();
     if (vg_scraper_new(cfg, on_emit, on_commit, NULL, metrics, &s, &err)) goto fail;
-    if (mode == SHIP && vg_scraper_set_emit_encoded(s, on_encoded)) goto fail;
+    if (mode == SHIP && (vg_scraper_set_emit_encoded(s, on_encoded) ||
+                         vg_scraper_set_emit_into(s, on_begin, on_end)))
+        goto fail;
     int rounds = atoi(argv[2]);
     double c0 = cpu_now();
     for (int r = 0; r < rounds; r++) {

@@ -173,12 +173,103 @@ static void test_encode_rec_same_bytes(void **state)
     }
 }
 
+/* The consumer's buffer, for the into pair; refuse makes begin say no. */
+struct into {
+    vg_buf buf;
+    int refuse, held;
+    size_t len, nsamples, ends;
+    struct raw fell; /* what emit_encoded got after a refusal */
+};
+
+static vg_buf *into_begin(void *ud)
+{
+    struct into *in = ud;
+    if (in->refuse) return NULL;
+    in->held = 1;
+    return &in->buf;
+}
+
+static void into_end(void *ud, size_t len, size_t nsamples)
+{
+    struct into *in = ud;
+    in->held = 0;
+    in->len = len;
+    in->nsamples = nsamples;
+    in->ends++;
+}
+
+static vg_err_t into_raw(void *ud, const void *ts, size_t len, size_t nsamples)
+{
+    return on_raw(&((struct into *)ud)->fell, ts, len, nsamples);
+}
+
+/* Encoding into the consumer's buffer appends exactly the bytes the
+ * emit_encoded callback would get, after what the buffer held; refused,
+ * the scrape goes through emit_encoded. */
+static void test_encode_into_same_bytes(void **state)
+{
+    (void)state;
+    vg_label_t ext[] = {{"a", "1"}, {"zz", "9"}};
+    vg_scrape_label set[] = {sl("__name__", "m"), sl("b", "c"), sl("zz", "mine")};
+    vg_label_t rep[] = {{"__name__", "up"}, {"instance", "h:1"}};
+    for (int refuse = 0; refuse <= 1; refuse++) {
+        struct into in[1];
+        struct raw want = {0}, *fell = &in[0].fell;
+        memset(in, 0, sizeof in);
+        in[0].refuse = refuse;
+        vg_buf_init(&in[0].buf, 0);
+        assert_int_equal(vg_buf_append(&in[0].buf, "prefix", 6), VG_OK);
+        vg_scrape_sink kw = {.emit_enc = on_raw, .ud = &want};
+        vg_scrape_sink ki = {.emit_enc = into_raw, .ud = in};
+        ki.into_begin = into_begin;
+        ki.into_end = into_end;
+        assert_int_equal(vg_scrape_encode_set_external(&kw, ext, 2), VG_OK);
+        assert_int_equal(vg_scrape_encode_set_external(&ki, ext, 2), VG_OK);
+        vg_scrape_stage st;
+        assert_int_equal(vg_scrape_stage_init(&st), VG_OK);
+        uint32_t rec = vg_scrape_stage_add(&st, set, 3, 1700000000000, 2.5, 0);
+        assert_int_not_equal(rec, UINT32_MAX);
+        vg_scrape_encode_begin(&ki);
+        assert_int_equal(in[0].held, !refuse);
+        for (int i = 0; i < 2; i++) {
+            assert_int_equal(vg_scrape_encode_rec(&kw, vg_scrape_stage_rec(&st, rec)), VG_OK);
+            assert_int_equal(vg_scrape_encode_rec(&ki, vg_scrape_stage_rec(&st, rec)), VG_OK);
+        }
+        assert_int_equal(vg_scrape_encode(&kw, rep, 2, 1700000000000, 1), VG_OK);
+        assert_int_equal(vg_scrape_encode(&ki, rep, 2, 1700000000000, 1), VG_OK);
+        vg_scrape_encode_flush(&kw);
+        vg_scrape_encode_flush(&ki);
+        assert_int_equal(in[0].held, 0);
+        assert_int_equal(ki.emitted, 3);
+        if (refuse) {
+            assert_int_equal(in[0].ends, 0);
+            assert_int_equal(fell->len, want.len);
+            assert_memory_equal(fell->data, want.data, want.len);
+            vg_free(fell->data);
+        } else {
+            assert_int_equal(in[0].ends, 1);
+            assert_int_equal(in[0].nsamples, 3);
+            assert_int_equal(in[0].len, want.len);
+            assert_int_equal(in[0].buf.len, 6 + want.len);
+            assert_memory_equal(in[0].buf.data, "prefix", 6);
+            assert_memory_equal(in[0].buf.data + 6, want.data, want.len);
+            assert_int_equal(ki.enc.len, 0); /* our own buffer is back, empty */
+        }
+        vg_free(want.data);
+        vg_buf_free(&in[0].buf);
+        vg_scrape_stage_destroy(&st);
+        vg_scrape_encode_destroy(&kw);
+        vg_scrape_encode_destroy(&ki);
+    }
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
         cmocka_unit_test(test_encode_roundtrip),
         cmocka_unit_test(test_encode_no_external),
         cmocka_unit_test(test_encode_rec_same_bytes),
+        cmocka_unit_test(test_encode_into_same_bytes),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
