@@ -105,8 +105,10 @@ vg_err_t vg_scrape_stage_labels(const vg_stage_rec *r, vg_label_t *out, vg_buf *
 
 /* ---- the key encoding (stage.c writes it, encode.c copies it) ---- */
 
+/* Varints: label lengths are nearly always under 128, one byte. */
 static inline size_t vg_scrape_varint_size(uint64_t v)
 {
+    if (v < 0x80) return 1;
     size_t n = 1;
     while (v >= 0x80) v >>= 7, n++;
     return n;
@@ -114,9 +116,20 @@ static inline size_t vg_scrape_varint_size(uint64_t v)
 
 static inline char *vg_scrape_put_varint(char *p, uint64_t v)
 {
+    if (v < 0x80) {
+        *p = (char)(uint8_t)v;
+        return p + 1;
+    }
     while (v >= 0x80) *p++ = (char)(uint8_t)(v | 0x80), v >>= 7;
     *p++ = (char)(uint8_t)v;
     return p;
+}
+
+/* Most bytes one label's TimeSeries field 1 entry can take (three tags and
+ * three varints of at most 10 bytes each around the name and value). */
+static inline size_t vg_scrape_key_label_max(size_t nlen, size_t vlen)
+{
+    return 33 + nlen + vlen;
 }
 
 /* Bytes of a string field (none when empty, as proto3 writes it). */

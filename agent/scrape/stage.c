@@ -74,19 +74,22 @@ static int refs_reserve(vg_scrape_stage *st)
     return 1;
 }
 
+/* One pass: room for the longest key these labels can make, then the key
+ * written and measured (a sizing pass first cost as much as the writing). */
 uint32_t vg_scrape_stage_add(vg_scrape_stage *st, const vg_scrape_label *l, size_t n, int64_t ts_ms,
                              double v, uint32_t flags)
 {
-    size_t key = 0;
-    for (size_t i = 0; i < n; i++) key += vg_scrape_key_label_size(l[i].nlen, l[i].vlen);
-    size_t size = (sizeof(vg_stage_rec) + key + 7) & ~(size_t)7;
+    size_t most = sizeof(vg_stage_rec) + 7;
+    for (size_t i = 0; i < n; i++) most += vg_scrape_key_label_max(l[i].nlen, l[i].vlen);
     size_t off = st->buf.len;
-    if (off + size > UINT32_MAX || n > UINT32_MAX / 4 || !refs_reserve(st) ||
-        vg_buf_reserve(&st->buf, size))
+    if (n > UINT32_MAX / 4 || !refs_reserve(st) || vg_buf_reserve(&st->buf, most))
         return UINT32_MAX;
     char *base = st->buf.data + off;
     char *k = base + sizeof(vg_stage_rec), *p = k;
     for (size_t i = 0; i < n; i++) p = vg_scrape_key_put_label(p, &l[i]);
+    size_t key = (size_t)(p - k);
+    size_t size = (sizeof(vg_stage_rec) + key + 7) & ~(size_t)7;
+    if (off + size > UINT32_MAX) return UINT32_MAX;
     vg_stage_rec *r = (vg_stage_rec *)(void *)base;
     *r = (vg_stage_rec){.hash = XXH3_64bits_withSeed(k, key, st->seed),
                         .ts_ms = ts_ms,
