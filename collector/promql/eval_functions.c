@@ -395,27 +395,34 @@ static inline int reset_at(const double *v, size_t i)
 static vg_err_t range_series(rcall *r, const pq_rsrc *src, pq_series *o)
 {
     pq_ev *ev = r->ev;
-    size_t lo = 0, hi = 0, step = 0;
+    /* Locals, not src/o fields: the stores of output points (int64_t)
+     * could alias the size_t counts, which would be reloaded every step. */
+    const int64_t *t = src->t;
+    const double *sv = src->v;
+    size_t n = src->n, lo = 0, hi = 0, step = 0, on = o->n;
     int counting = r->id == VG_PQ_FN_RATE || r->id == VG_PQ_FN_INCREASE, resets = 0;
     /* Room for every output point up front: a window holds each sample for
      * at most range / interval + 1 steps, so sparse series reserve little. */
     size_t per = (size_t)(src->range_ms / ev->interval) + 1, want = pq_nsteps(ev);
-    if (src->n < want / per + 1) want = src->n * per;
+    if (n < want / per + 1) want = n * per;
     vg_err_t rc = pq_series_reserve(o, want);
+    int64_t *ot = o->t;
+    double *ov = o->v;
+    size_t cap = o->cap;
     for (int64_t ts = ev->start; !rc && ts <= ev->end; ts += ev->interval, step++) {
         int64_t maxt = src->at == VG_PQ_AT_NONE
                            ? ts - src->offset_ms
                            : pq_ref_time(ev, src->at, src->at_ms, src->offset_ms, ts);
         int64_t mint = maxt - src->range_ms;
         /* resets counts pairs (i - 1, i) with lo < i < hi */
-        for (; lo < src->n && src->t[lo] <= mint; lo++)
-            if (counting && lo + 1 < hi) resets -= reset_at(src->v, lo + 1);
+        for (; lo < n && t[lo] <= mint; lo++)
+            if (counting && lo + 1 < hi) resets -= reset_at(sv, lo + 1);
         if (hi < lo) hi = lo, resets = 0;
-        for (; hi < src->n && src->t[hi] <= maxt; hi++)
-            if (counting && hi > lo) resets += reset_at(src->v, hi);
+        for (; hi < n && t[hi] <= maxt; hi++)
+            if (counting && hi > lo) resets += reset_at(sv, hi);
         if (hi <= lo) continue;
-        rwin w = {src->t + lo,
-                  src->v + lo,
+        rwin w = {t + lo,
+                  sv + lo,
                   hi - lo,
                   ts,
                   mint,
@@ -428,10 +435,17 @@ static vg_err_t range_series(rcall *r, const pq_rsrc *src, pq_series *o)
         if (r->nsargs && (rc = check_args(r, &w))) break; /* only functions with arguments */
         double v;
         if (!range_fn(r->id, &w, &v)) continue;
-        if (o->n == o->cap && (rc = pq_series_reserve(o, o->cap ? o->cap * 2 : 4))) break;
-        o->t[o->n] = ts; /* counted by the caller: this may run on a helper thread */
-        o->v[o->n++] = v;
+        if (on == cap) {
+            o->n = on;
+            if ((rc = pq_series_reserve(o, cap ? cap * 2 : 4))) break;
+            ot = o->t;
+            ov = o->v;
+            cap = o->cap;
+        }
+        ot[on] = ts; /* counted by the caller: this may run on a helper thread */
+        ov[on++] = v;
     }
+    o->n = on;
     return rc;
 }
 
