@@ -82,7 +82,8 @@ uint32_t vg_scrape_stage_add(vg_scrape_stage *st, const vg_scrape_label *l, size
     size_t most = sizeof(vg_stage_rec) + 7;
     for (size_t i = 0; i < n; i++) most += vg_scrape_key_label_max(l[i].nlen, l[i].vlen);
     size_t off = st->buf.len;
-    if (n > UINT32_MAX / 4 || !refs_reserve(st) || vg_buf_reserve(&st->buf, most))
+    if (n > UINT32_MAX / 4 || !refs_reserve(st) ||
+        (st->buf.cap - st->buf.len <= most && vg_buf_reserve(&st->buf, most)))
         return UINT32_MAX;
     char *base = st->buf.data + off;
     char *k = base + sizeof(vg_stage_rec), *p = k;
