@@ -317,6 +317,37 @@ vg_err_t vg_scraper_run_once(vg_scraper_t *s, vg_error *err)
 
 /* ---- the thread ---- */
 
+/* The targets' next_ms copied into one array, rebuilt whenever next_due was
+ * reset (start, and every target sync): the walk below reads 8 bytes per
+ * target instead of a cache miss on each target's struct (that walk, 20 a
+ * second over 200 targets, was ~1.3% of the agent). 0 on ENOMEM. */
+static int due_mirror(vg_scraper_t *s)
+{
+    if (s->next_due && s->due_n == s->ntargets) return 1;
+    if (s->ntargets > s->due_cap) {
+        int64_t *d = vg_realloc(s->due, s->ntargets * sizeof *d);
+        if (!d) {
+            s->due_n = 0; /* rebuilt on the next walk */
+            return 0;
+        }
+        s->due = d;
+        s->due_cap = s->ntargets;
+    }
+    for (size_t i = 0; i < s->ntargets; i++) s->due[i] = s->targets[i]->next_ms;
+    s->due_n = s->ntargets;
+    return 1;
+}
+
+/* Fire target i if it is due; returns its next due time. */
+static int64_t fire(vg_scraper_t *s, size_t i, int64_t now, int *started)
+{
+    vg_scrape_target_t *t = s->targets[i];
+    if (!t->busy) *started += start_or_fail(s, t);
+    int64_t late = now - t->next_ms;
+    t->next_ms += (late / t->interval_ms + 1) * t->interval_ms; /* skip missed slots */
+    return t->next_ms;
+}
+
 /* Start what is due (*started counts the requests started); return ms until
  * the next due scrape (capped). The loop wakes for every chunk of every body,
  * so the earliest due time is kept and the targets are only walked when it
@@ -327,16 +358,16 @@ static int64_t start_due(vg_scraper_t *s, int *started)
     if (s->next_due && now < s->next_due)
         return s->next_due - now < wait ? s->next_due - now : wait;
     size_conn_cache(s);
+    int mirror = due_mirror(s);
     int64_t due = INT64_MAX;
     for (size_t i = 0; i < s->ntargets; i++) {
-        vg_scrape_target_t *t = s->targets[i];
-        if (now >= t->next_ms) {
-            if (!t->busy) *started += start_or_fail(s, t);
-            int64_t late = now - t->next_ms;
-            t->next_ms += (late / t->interval_ms + 1) * t->interval_ms; /* skip missed slots */
+        int64_t next = mirror ? s->due[i] : s->targets[i]->next_ms;
+        if (now >= next) {
+            next = fire(s, i, now, started);
+            if (mirror) s->due[i] = next;
         }
-        if (t->next_ms - now < wait) wait = t->next_ms - now;
-        if (t->next_ms < due) due = t->next_ms;
+        if (next - now < wait) wait = next - now;
+        if (next < due) due = next;
     }
     s->next_due = s->ntargets ? due : 0;
     return wait < 0 ? 0 : wait;
@@ -427,6 +458,7 @@ void vg_scraper_free(vg_scraper_t *s)
     if (s->multi) curl_multi_cleanup(s->multi);
     vg_scrape_sink_destroy(&s->sink);
     for (size_t i = 0; i < s->npool; i++) vg_buf_free(&s->pool[i]);
+    vg_free(s->due);
     vg_free(s);
 }
 

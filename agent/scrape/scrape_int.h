@@ -488,6 +488,8 @@ struct vg_scraper {
     size_t npool;
     size_t maxconn;   /* CURLMOPT_MAXCONNECTS as last set */
     int64_t next_due; /* monotonic ms of the earliest next_ms; 0 = unknown */
+    int64_t *due;     /* targets[i]->next_ms, due_n of them (loop.c); stale when next_due is 0 */
+    size_t due_n, due_cap;
     pthread_t thread;
     int started;
     atomic_int stop;
