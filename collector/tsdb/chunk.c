@@ -28,6 +28,7 @@ struct vg_chunk {
     uint32_t nbits; /* bits written, header included */
     uint16_t n;
     uint8_t leading, trailing;
+    uint8_t compact; /* buf holds the scaled-integer form (vg_chunk_compact) */
 };
 
 #define HDR_BITS  16
@@ -157,6 +158,7 @@ static void put_xor(vg_chunk_t *c, uint64_t vbits)
 vg_err_t vg_chunk_append(vg_chunk_t *c, int64_t ts, double v)
 {
     if (c->n >= 0xffff) return VG_ETOOLARGE;
+    if (c->compact) return VG_EINVAL;
     /* Worst case: 4+64 bits of timestamp, 2+5+6+64 bits of value, or two
      * 10-byte varints for the first sample. */
     vg_err_t rc = reserve_bits(c, 160);
@@ -194,6 +196,37 @@ void vg_chunk_shrink(vg_chunk_t *c)
     if (!nb) return; /* keep the larger buffer */
     c->buf = nb;
     c->cap = (uint32_t)used;
+}
+
+vg_err_t vg_chunk_compact(vg_chunk_t *c)
+{
+    int64_t ts[VG_CHUNK_MAX_SAMPLES];
+    double v[VG_CHUNK_MAX_SAMPLES];
+    if (c->compact || c->n == 0 || c->n > VG_CHUNK_MAX_SAMPLES) return VG_OK;
+    vg_chunk_iter it;
+    vg_chunk_iter_init(&it, c->buf, (c->nbits + 7) / 8);
+    size_t got = 0, k;
+    while (got < c->n && (k = vg_chunk_iter_read(&it, ts + got, v + got, c->n - got)) > 0)
+        got += k;
+    if (got != c->n || vg_chunk_iter_err(&it)) return VG_ECORRUPT;
+    vg_buf out;
+    vg_buf_init(&out, 0);
+    vg_err_t rc = vg_chunk_int_encode(ts, v, got, &out);
+    if (rc == VG_OK && out.len < (c->nbits + 7) / 8) {
+        size_t len;
+        uint8_t *nb = (uint8_t *)vg_buf_steal(&out, &len);
+        uint8_t *fit = nb ? vg_realloc(nb, len) : NULL; /* steal hands over its capacity */
+        if (fit) nb = fit;
+        if (nb) {
+            vg_free(c->buf);
+            c->buf = nb;
+            c->cap = (uint32_t)len;
+            c->nbits = (uint32_t)len * 8;
+            c->compact = 1;
+        }
+    }
+    vg_buf_free(&out);
+    return rc == VG_ENOMEM ? rc : VG_OK;
 }
 
 void vg_chunk_prefetch_tail(const vg_chunk_t *c)

@@ -9,7 +9,9 @@
  * differ by a few thousand: ~12 bits. Timestamps at a regular interval pack
  * to 0 bits. The block writer (block_write.c) tries this encoding for every
  * chunk it writes and keeps it only when it decodes back bit for bit and is
- * smaller than the XOR chunk; the head and remote read keep XOR.
+ * smaller than the XOR chunk; the head does the same to each full chunk once
+ * its successor starts (vg_chunk_compact); the open chunk and remote read
+ * stay XOR.
  *
  * Layout (docs/storage.md, "Chunk encodings"), little-endian bit packing:
  *   0x00 0x00       an XOR chunk's count of 0: marks a non-XOR chunk (the

@@ -397,6 +397,10 @@ static vg_err_t append_tail(series *s, int64_t ts, double v)
             vg_chunk_free(c);
             return rc;
         }
+        /* The full chunk before it is done growing: keep it in the smaller
+         * of its XOR and compact forms (about half of a head's memory is
+         * full chunks; an out-of-order insert re-encodes it as XOR). */
+        if (s->nchunks > 1) (void)vg_chunk_compact(s->chunks[s->nchunks - 2]);
     }
     vg_chunk_t *last = s->chunks[s->nchunks - 1];
     vg_err_t rc = vg_chunk_append(last, ts, v);

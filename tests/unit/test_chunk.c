@@ -38,17 +38,9 @@ static uint64_t double_bits(double d)
     return b;
 }
 
-/* Encode n samples, decode them, compare bit for bit. */
-static void roundtrip(const int64_t *ts, const double *v, size_t n)
+/* Decode c and compare with ts/v bit for bit. */
+static void expect_samples(const vg_chunk_t *c, const int64_t *ts, const double *v, size_t n)
 {
-    vg_chunk_t *c = vg_chunk_new();
-    assert_non_null(c);
-    for (size_t i = 0; i < n; i++) assert_int_equal(vg_chunk_append(c, ts[i], v[i]), VG_OK);
-    assert_int_equal(vg_chunk_num_samples(c), n);
-    if (n) {
-        assert_true(vg_chunk_min_time(c) == ts[0]);
-        assert_true(vg_chunk_max_time(c) == ts[n - 1]);
-    }
     size_t len;
     const uint8_t *b = vg_chunk_bytes(c, &len);
     vg_chunk_iter it;
@@ -64,6 +56,30 @@ static void roundtrip(const int64_t *ts, const double *v, size_t n)
     }
     assert_int_equal(vg_chunk_iter_err(&it), VG_OK);
     assert_int_equal(i, n);
+}
+
+/* Encode n samples, decode them, compare bit for bit. */
+static void roundtrip(const int64_t *ts, const double *v, size_t n)
+{
+    vg_chunk_t *c = vg_chunk_new();
+    assert_non_null(c);
+    for (size_t i = 0; i < n; i++) assert_int_equal(vg_chunk_append(c, ts[i], v[i]), VG_OK);
+    assert_int_equal(vg_chunk_num_samples(c), n);
+    if (n) {
+        assert_true(vg_chunk_min_time(c) == ts[0]);
+        assert_true(vg_chunk_max_time(c) == ts[n - 1]);
+    }
+    expect_samples(c, ts, v, n);
+    /* The head compacts chunks that stopped growing: same samples, never
+     * more bytes, same times and count. */
+    size_t before, after;
+    vg_chunk_bytes(c, &before);
+    assert_int_equal(vg_chunk_compact(c), VG_OK);
+    vg_chunk_bytes(c, &after);
+    assert_true(after <= before);
+    assert_int_equal(vg_chunk_num_samples(c), n);
+    if (n) assert_true(vg_chunk_max_time(c) == ts[n - 1]);
+    expect_samples(c, ts, v, n);
     vg_chunk_free(c);
 }
 
@@ -208,6 +224,45 @@ static void test_chunk_full(void **state)
     vg_chunk_free(c);
 }
 
+/* A two-decimal counter (node_cpu_seconds_total) compacts to a fraction of
+ * its XOR bytes and refuses appends afterwards; random gauges stay XOR. */
+static void test_compact(void **state)
+{
+    (void)state;
+    int64_t ts[120];
+    double v[120];
+    double k = 123456.78;
+    for (int i = 0; i < 120; i++) {
+        ts[i] = 1700000000000 + i * 30000;
+        k += (double)(2000 + (int)(rnd() % 400)) / 100;
+        v[i] = (double)llround(k * 100) / 100;
+    }
+    vg_chunk_t *c = vg_chunk_new();
+    for (int i = 0; i < 120; i++) assert_int_equal(vg_chunk_append(c, ts[i], v[i]), VG_OK);
+    size_t xor_len, len;
+    vg_chunk_bytes(c, &xor_len);
+    assert_int_equal(vg_chunk_compact(c), VG_OK);
+    const uint8_t *b = vg_chunk_bytes(c, &len);
+    assert_true(vg_chunk_is_compact(b, len));
+    assert_true(len * 3 < xor_len);
+    expect_samples(c, ts, v, 120);
+    assert_int_equal(vg_chunk_append(c, ts[119] + 30000, 1.0), VG_EINVAL);
+    assert_int_equal(vg_chunk_compact(c), VG_OK); /* twice is a no-op */
+    expect_samples(c, ts, v, 120);
+    vg_chunk_free(c);
+
+    for (int i = 0; i < 120; i++) v[i] = bits_to_double((rnd() >> 12) | 0x4000000000000000ull);
+    c = vg_chunk_new();
+    for (int i = 0; i < 120; i++) assert_int_equal(vg_chunk_append(c, ts[i], v[i]), VG_OK);
+    vg_chunk_bytes(c, &xor_len);
+    assert_int_equal(vg_chunk_compact(c), VG_OK);
+    b = vg_chunk_bytes(c, &len);
+    assert_false(vg_chunk_is_compact(b, len));
+    assert_int_equal(len, xor_len);
+    assert_int_equal(vg_chunk_append(c, ts[119] + 30000, 1.0), VG_OK); /* still XOR */
+    vg_chunk_free(c);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -215,6 +270,7 @@ int main(void)
         cmocka_unit_test(test_special_floats),          cmocka_unit_test(test_extreme_timestamps),
         cmocka_unit_test(test_empty_and_one),           cmocka_unit_test(test_truncated_is_corrupt),
         cmocka_unit_test(test_garbage_never_overreads), cmocka_unit_test(test_chunk_full),
+        cmocka_unit_test(test_compact),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }

@@ -16,6 +16,7 @@
 #include <stdio.h>
 #include <string.h>
 
+#include "tsdb/chunk.h"
 #include "tsdb/head.h"
 #include "tsdb/tsdb.h"
 #include "vigil/alloc.h"
@@ -191,6 +192,25 @@ static void test_chunk_cut(void **state)
     assert_int_equal(vg_head_snapshot(h, NULL, 0, 0, 10000, a, &s, &n), VG_OK);
     assert_int_equal(n, 1);
     assert_int_equal(s[0].nchunks, 3); /* 120 + 120 + 60 */
+    /* Full chunks are held compact once the next starts; the open one is XOR;
+     * every sample reads back. */
+    assert_true(vg_chunk_is_compact(s[0].chunks[0].data, s[0].chunks[0].len));
+    assert_true(vg_chunk_is_compact(s[0].chunks[1].data, s[0].chunks[1].len));
+    assert_false(vg_chunk_is_compact(s[0].chunks[2].data, s[0].chunks[2].len));
+    int want = 0;
+    for (size_t c = 0; c < s[0].nchunks; c++) {
+        vg_chunk_iter it;
+        int64_t t;
+        double v;
+        vg_chunk_iter_init(&it, s[0].chunks[c].data, s[0].chunks[c].len);
+        while (vg_chunk_iter_next(&it, &t, &v)) {
+            assert_int_equal(t, want * 10);
+            assert_true(v == want);
+            want++;
+        }
+        assert_int_equal(vg_chunk_iter_err(&it), VG_OK);
+    }
+    assert_int_equal(want, 300);
     /* Only the chunks overlapping the range are copied. */
     assert_int_equal(vg_head_snapshot(h, NULL, 0, 1200, 1300, a, &s, &n), VG_OK);
     assert_int_equal(s[0].nchunks, 1);
