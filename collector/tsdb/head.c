@@ -725,7 +725,8 @@ static vg_err_t copy_chunks(const series *s, int64_t mint, int64_t maxt, vg_aren
         uint8_t *copy = vg_arena_alloc(a, len);
         if (!copy) return VG_ENOMEM;
         memcpy(copy, b, len);
-        out->chunks[out->nchunks++] = (vg_snap_chunk){copy, len};
+        out->chunks[out->nchunks++] =
+            (vg_snap_chunk){copy, len, vg_chunk_min_time(c), vg_chunk_max_time(c)};
     }
     return VG_OK;
 }

@@ -118,6 +118,7 @@ vg_err_t vg_head_truncate(vg_head_t *h, int64_t mint);
 typedef struct vg_snap_chunk {
     const uint8_t *data;
     size_t len;
+    int64_t mint, maxt; /* first and last sample's time */
 } vg_snap_chunk;
 
 typedef struct vg_snap_series {

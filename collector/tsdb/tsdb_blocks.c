@@ -380,12 +380,33 @@ static vg_err_t gather(const vg_snap_series *s, int64_t mint, int64_t maxt, int6
  * cut holds beyond the writer's labels and chunk metas, instead of the whole
  * range of every series at once (which doubled the peak RSS). */
 #define CUT_SLICE 4096
+/* Chunks of one series a cut passes to the writer as they are (a 2 h range
+ * at 30 s is 2 chunks; at 1 s, 60); more goes through the sample path. */
+#define CUT_MAX_CHUNKS 64
 
 typedef struct cut_buf {
     int64_t *ts;
     double *v;
     size_t cap;
 } cut_buf;
+
+/* Add s to w chunk by chunk when every chunk lies inside [mint, maxt): the
+ * writer keeps compact ones as they are (most full head chunks) and tries
+ * the compact form on XOR ones. 0 when s straddles the range and its
+ * samples must be filtered instead. */
+static int add_whole(vg_block_writer_t *w, const vg_snap_series *s, int64_t mint, int64_t maxt,
+                     vg_block_chunk *bc, vg_err_t *rc, vg_error *err)
+{
+    if (s->nchunks == 0 || s->nchunks > CUT_MAX_CHUNKS) return 0;
+    for (size_t c = 0; c < s->nchunks; c++) {
+        const vg_snap_chunk *k = &s->chunks[c];
+        if (k->mint < mint || k->maxt >= maxt) return 0;
+        if (c && k->mint <= s->chunks[c - 1].maxt) return 0;
+        bc[c] = (vg_block_chunk){k->mint, k->maxt, k->data, k->len};
+    }
+    *rc = vg_block_writer_add(w, s->labels, s->nlabels, bc, s->nchunks, err);
+    return 1;
+}
 
 /* Add the series of refs[0..n) with samples in [mint, maxt) to w. */
 static vg_err_t cut_slice(vg_head_t *h, const uint32_t *refs, size_t n, int64_t mint, int64_t maxt,
@@ -397,6 +418,8 @@ static vg_err_t cut_slice(vg_head_t *h, const uint32_t *refs, size_t n, int64_t 
     vg_err_t rc = vg_head_snapshot_refs(h, refs, n, mint, maxt - 1, a, &s, &ns);
     if (rc) return vg_error_set(err, rc, "snapshot of the head: %s", vg_strerror(rc));
     for (size_t i = 0; i < ns && !rc; i++) {
+        vg_block_chunk bc[CUT_MAX_CHUNKS];
+        if (add_whole(w, &s[i], mint, maxt, bc, &rc, err)) continue;
         rc = gather(&s[i], mint, maxt, &b->ts, &b->v, &k, &b->cap);
         if (rc) vg_error_set(err, rc, "decoding the head");
         if (!rc)
