@@ -58,8 +58,8 @@ const char *tmpl_type_name(const tval *v)
         [V_MAP] = "map[string]string",
         [V_SAMPLE] = "*template.sample",
         [V_VEC] = "template.queryResult",
-        [V_DATA] = "struct { Labels map[string]string; ExternalLabels map[string]string; "
-                   "ExternalURL string; Value float64 }",
+        [V_DATA] = ("struct { Labels map[string]string; ExternalLabels map[string]string; "
+                    "ExternalURL string; Value float64 }"), /* () quiets clang */
         [V_ARGS] = "map[string]interface {}"};
     return names[v->k];
 }
