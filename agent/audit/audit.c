@@ -12,6 +12,8 @@
  * e-mail address is therefore shipped and stored as "[REDACTED]" (or the
  * rule's replacement), and erasure cannot find it by the raw value; deploy
  * opaque user ids, or rules that leave them alone (docs/configuration.md).
+ * Field names are not rewritten, so a line with a name a value rule matches
+ * (an e-mail address as a key) is dead-lettered, its raw text redacted.
  *
  * vg_audit_parse first offers the line to fastpath.c, a single-pass scanner
  * that answers the common valid line the same way for a fraction of the CPU
@@ -228,8 +230,11 @@ vg_err_t vg_audit_parse_ref(const vg_audit_schema *s, const char *line, size_t l
     if (*reason == VG_AUDIT_OK) *reason = read_ts(s, root, now_ms, &out->ts_ms, detail, dn);
     if (*reason != VG_AUDIT_OK) goto out;
     rc = vg_redact_json(s->redact, root, NULL);
-    if (rc == VG_ETOOLARGE) { /* too deep to redact: never ship it half-redacted */
-        snprintf(detail, dn, "nested deeper than redaction walks (64 levels)");
+    if (rc == VG_ETOOLARGE || rc == VG_EINVAL) { /* never ship it half-redacted */
+        snprintf(detail, dn, "%s",
+                 rc == VG_EINVAL ? "a field name holds text a redaction rule matches (names are "
+                                   "not rewritten)"
+                                 : "nested deeper than redaction walks (64 levels)");
         *reason = VG_AUDIT_BAD_JSON;
         rc = VG_OK;
         goto out;

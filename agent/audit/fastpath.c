@@ -12,7 +12,8 @@
  * Whatever this path is not sure to answer exactly like jansson is handed
  * back undecided: any syntax error, "-0", integers over 18 digits, real
  * overflow, \u0000, surrogate escapes, nesting over 16, objects over 64
- * members, and every line that fails a check (the reference path writes the
+ * members, field names a value rule matches (the reference path refuses
+ * those), and every line that fails a check (the reference path writes the
  * dead-letter detail). Changing what audit.c does to a line means changing
  * this file too: tests/unit/test_audit_fast.c and fuzz_audit_fast compare
  * the two paths.
@@ -397,6 +398,8 @@ static int scan_member(scan_t *sc, int depth, span_t *keys, size_t *nk, int is_t
     if ((st = scan_string(sc, &k))) return st;
     for (size_t i = 0; i < *nk; i++)
         if (same_key(sc, keys[i], k)) return ST_BAIL; /* duplicate key */
+    if (sc->r && vg_redact_name_leaks(sc->r, str_of(sc, k), k.len))
+        return ST_BAIL; /* a name a value rule matches: the reference dead-letters it */
     keys[(*nk)++] = k;
     if ((st = emit_str(sc, start, k)) || (st = skip_ws(sc))) return st;
     if (sc->p >= sc->e || *sc->p++ != ':') return ST_BAIL;

@@ -16,6 +16,12 @@
  * nothing is copied until a rule hits; and field-name verdicts are cached,
  * since a source uses the same few keys on every line. All three give the
  * answers PCRE2 would give.
+ *
+ * Field names are never rewritten (a rewritten name could collide with
+ * another, and the schema reads fields by name), so a name that a value
+ * rule matches (an e-mail address used as a key) makes vg_redact_json
+ * refuse the whole tree: the line is dead-lettered, and the dead-letter
+ * path redacts its raw text instead, so the name never leaves the node.
  */
 #define PCRE2_CODE_UNIT_WIDTH 8
 #include "redact.h"
@@ -267,10 +273,35 @@ static size_t key_slot_of(const char *key, size_t len)
     return h & (KEY_CACHE - 1);
 }
 
-int vg_redact_keyn(const vg_redactor_t *r, const char *key, size_t len)
+/* 1 when a value rule matches inside s: what vg_redact_value would change
+ * (each rule runs on the previous one's output, but when none matches s
+ * the text never changes, and the first that matches changes it). */
+static int value_rule_hits(const vg_redactor_t *r, const char *s, size_t len)
+{
+    for (size_t i = 0; i < r->n; i++) {
+        const rule_t *ru = &r->rules[i];
+        if (ru->kind != K_VALUE || (ru->may_match && !ru->may_match(s, len))) continue;
+        for (size_t pos = 0; pos <= len;) {
+            if (pcre2_match(ru->re, (PCRE2_SPTR)s, len, pos, 0, r->md, NULL) < 0) break;
+            PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
+            if (ov[1] > ov[0] && (!ru->luhn || vg_redact_luhn(s + ov[0], ov[1] - ov[0])))
+                return 1;
+            pos = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
+        }
+    }
+    return 0;
+}
+
+/* Bit 0: a field-name rule matches the key; bit 1: a value rule matches in it. */
+static unsigned key_verdict(const vg_redactor_t *r, const char *key, size_t len)
+{
+    return (unsigned)key_match(r, key, len) | (unsigned)value_rule_hits(r, key, len) << 1;
+}
+
+static unsigned key_cached(const vg_redactor_t *r, const char *key, size_t len)
 {
     if (!r || !key || !r->n) return 0;
-    if (len >= KEY_CACHE_LEN) return key_match(r, key, len);
+    if (len >= KEY_CACHE_LEN) return key_verdict(r, key, len);
     size_t h = key_slot_of(key, len);
     key_slot *k = NULL;
     for (size_t i = 0; i < KEY_PROBES; i++) {
@@ -279,11 +310,21 @@ int vg_redact_keyn(const vg_redactor_t *r, const char *key, size_t len)
         if (!c->used && !k) k = c;
     }
     if (!k) k = &r->keys[h]; /* all taken: replace the key's own slot */
-    k->hit = (unsigned char)key_match(r, key, len);
+    k->hit = (unsigned char)key_verdict(r, key, len);
     k->len = (unsigned char)len;
     k->used = 1;
     memcpy(k->key, key, len);
     return k->hit;
+}
+
+int vg_redact_keyn(const vg_redactor_t *r, const char *key, size_t len)
+{
+    return (int)(key_cached(r, key, len) & 1);
+}
+
+int vg_redact_name_leaks(const vg_redactor_t *r, const char *key, size_t len)
+{
+    return (int)(key_cached(r, key, len) >> 1 & 1);
 }
 
 int vg_redact_key(const vg_redactor_t *r, const char *key)
@@ -409,6 +450,7 @@ static vg_err_t member(vg_redactor_t *r, const char *key, json_t *v, json_t **re
                        int depth)
 {
     *repl = NULL;
+    if (key && vg_redact_name_leaks(r, key, strlen(key))) return VG_EINVAL;
     if (key && vg_redact_key(r, key)) {
         (*count)++;
         return field_repl(r, repl);

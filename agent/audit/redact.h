@@ -8,6 +8,8 @@
  * replacement can never break the JSON that is re-serialised afterwards.
  * password_field is the one rule on field names: a field whose name looks
  * like password/secret/token gets its whole value replaced, whatever its type.
+ * Names themselves are never rewritten: a tree with a name that a value rule
+ * matches is refused (vg_redact_json: VG_EINVAL).
  * A redactor keeps one PCRE2 match block, so it serves one thread at a time.
  */
 #ifndef VIGIL_AGENT_REDACT_H
@@ -44,11 +46,17 @@ vg_err_t vg_redact_value(vg_redactor_t *r, const char *s, size_t len, vg_buf *ou
 int vg_redact_key(const vg_redactor_t *r, const char *key);
 /* The same for a key of len bytes (verdicts are cached per redactor). */
 int vg_redact_keyn(const vg_redactor_t *r, const char *key, size_t len);
+/* 1 when a value rule matches inside the field name key (len bytes): such a
+ * name would leave the node as it is, so the line must be refused (cached
+ * with the vg_redact_keyn verdicts). */
+int vg_redact_name_leaks(const vg_redactor_t *r, const char *key, size_t len);
 /* The replacement of a secret-named field's value (the first field-name
  * rule's), or NULL when there is no such rule. */
 const char *vg_redact_field_repl(const vg_redactor_t *r, size_t *len);
 /* Redact every string (and long integer) value in root, in place, replacing the
- * values of secret-named fields; *count (may be NULL) gets the number changed. */
+ * values of secret-named fields; *count (may be NULL) gets the number changed.
+ * VG_EINVAL when a field name holds text a value rule matches (the tree is
+ * then partly redacted: do not ship it); VG_ETOOLARGE when nested over 64. */
 vg_err_t vg_redact_json(vg_redactor_t *r, json_t *root, size_t *count);
 /* Luhn checksum over the digits of s (other characters skipped): 1 when valid
  * and there are 13..19 digits. */

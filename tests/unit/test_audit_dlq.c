@@ -49,6 +49,11 @@ static void test_shape_and_redaction(void **state)
     assert_null(strstr(line, "a@b.io"));
     assert_null(strstr(line, "hunter2"));
     json_decref(j);
+    const char *key = "{\"user\":\"u\",\"a@b.io\":1}"; /* dead-lettered for its field name */
+    j = render(r, key, strlen(key));
+    assert_string_equal(json_string_value(json_object_get(j, "line")),
+                        "{\"user\":\"u\",\"[REDACTED]\":1}");
+    json_decref(j);
     vg_redactor_free(r);
 }
 

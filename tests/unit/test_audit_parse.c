@@ -1,8 +1,9 @@
 /*
  * test_audit_parse.c - audit line parsing as tables: timestamps (RFC 3339 with
  * fractions and offsets, epoch seconds and milliseconds), each dead-letter
- * reason, field mapping, custom required fields, and redaction reaching both
- * the normalised fields and the re-serialised line.
+ * reason, field mapping, custom required fields, redaction reaching both
+ * the normalised fields and the re-serialised line, and a field name that a
+ * redaction rule matches dead-lettering its line.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -142,6 +143,35 @@ static void test_redacted_record(void **state)
     vg_redactor_free(r);
 }
 
+/* Field names are not rewritten: a name a value rule matches dead-letters the
+ * line (fast path and reference alike), whatever its nesting. */
+static void test_name_matching_a_rule(void **state)
+{
+    (void)state;
+    vg_redact_rule rules[] = {{.name = "email"}, {.name = "password_field"}};
+    vg_redactor_t *r = NULL;
+    assert_int_equal(vg_redactor_new(rules, 2, &r, NULL), VG_OK);
+    vg_audit_schema s = {.required = (const char *[]){"user_id"}, .nrequired = 1, .redact = r};
+    vg_audit_rec rec;
+    vg_audit_reason why;
+    char d[128];
+    const char *bad[] = {"{\"user_id\":\"u\",\"jane@example.com\":1}",
+                         "{\"user_id\":\"u\",\"n\":{\"to\":{\"x jane@example.com\":\"v\"}}}"};
+    for (size_t i = 0; i < 2; i++) {
+        assert_int_equal(vg_audit_parse(&s, bad[i], strlen(bad[i]), NOW, &rec, &why, d, sizeof d),
+                         VG_OK);
+        assert_int_equal(why, VG_AUDIT_BAD_JSON);
+        assert_non_null(strstr(d, "field name"));
+        assert_null(rec.json);
+    }
+    const char *ok = "{\"user_id\":\"u\",\"mail\":\"jane@example.com\",\"password\":\"p\"}";
+    assert_int_equal(vg_audit_parse(&s, ok, strlen(ok), NOW, &rec, &why, d, sizeof d), VG_OK);
+    assert_int_equal(why, VG_AUDIT_OK);
+    assert_null(strstr(rec.json, "jane"));
+    vg_audit_rec_clear(&rec);
+    vg_redactor_free(r);
+}
+
 static void test_epoch(void **state)
 {
     (void)state;
@@ -157,6 +187,7 @@ int main(void)
         cmocka_unit_test(test_too_long),
         cmocka_unit_test(test_mapping_and_required),
         cmocka_unit_test(test_redacted_record),
+        cmocka_unit_test(test_name_matching_a_rule),
         cmocka_unit_test(test_epoch),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);

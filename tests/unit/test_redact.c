@@ -2,7 +2,8 @@
  * test_redact.c - redaction presets and user rules, table-driven: each row is
  * a value, the rules in force and the exact expected output, so a preset that
  * over- or under-matches fails by name. Also the Luhn check, JSON walking
- * (nested values, secret-named fields, numbers) and bad rules.
+ * (nested values, secret-named fields, numbers), field names a value rule
+ * matches (refused) and bad rules.
  */
 #include <setjmp.h>
 #include <stdarg.h>
@@ -136,6 +137,28 @@ static void test_json_walk(void **state)
     vg_redactor_free(r);
 }
 
+/* A name a value rule matches is refused, not rewritten; field-name rules
+ * and clean names are unaffected, and the verdicts are the same when cached. */
+static void test_names(void **state)
+{
+    (void)state;
+    vg_redact_rule rules[] = {{.name = "email"}, {.name = "credit_card"}, {.name = "password_field"}};
+    vg_redactor_t *r = NULL;
+    assert_int_equal(vg_redactor_new(rules, 3, &r, NULL), VG_OK);
+    for (int round = 0; round < 2; round++) {
+        assert_true(vg_redact_name_leaks(r, "a@b.io", 6));
+        assert_true(vg_redact_name_leaks(r, "card 4111111111111111", 21));
+        assert_false(vg_redact_name_leaks(r, "card 4111111111111112", 21)); /* not Luhn */
+        assert_false(vg_redact_name_leaks(r, "password", 8));
+        assert_true(vg_redact_keyn(r, "password", 8));
+        assert_false(vg_redact_keyn(r, "a@b.io", 6));
+    }
+    json_t *j = json_loads("{\"u\":\"x\",\"n\":[{\"a@b.io\":1}]}", 0, NULL);
+    assert_int_equal(vg_redact_json(r, j, NULL), VG_EINVAL);
+    json_decref(j);
+    vg_redactor_free(r);
+}
+
 int main(void)
 {
     const struct CMUnitTest tests[] = {
@@ -144,6 +167,7 @@ int main(void)
         cmocka_unit_test(test_user_rule_and_order),
         cmocka_unit_test(test_bad_rules),
         cmocka_unit_test(test_json_walk),
+        cmocka_unit_test(test_names),
     };
     return cmocka_run_group_tests(tests, NULL, NULL);
 }
