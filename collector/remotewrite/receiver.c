@@ -8,10 +8,10 @@
  *   - snappy_uncompressed_length is read from the block header and checked
  *     against the cap before one byte is allocated, so a 20-byte body cannot
  *     announce 4 GiB.
- *   - protobuf-c unpacks through an allocator backed by one per-request arena
- *     with a budget: no malloc per Sample, no free_unpacked walk, and the
- *     protobuf expansion (a 10-byte Sample becomes a 40-byte struct plus a
- *     pointer) stays bounded.
+ *   - The WriteRequest is decoded by rw_decode.c (not protobuf-c's generic
+ *     unpack, the largest cost of ingest) into one per-request arena with a
+ *     budget: no malloc per Sample, no free walk, and the expansion (a
+ *     10-byte Sample becomes a 40-byte struct plus a pointer) stays bounded.
  *   - Series are checked here (no __name__, repeated label names) before the
  *     store sees them, so each refusal is counted under its own reason; the
  *     valid series of a request are still stored (as Prometheus does) and the
@@ -30,6 +30,7 @@
 #include <snappy-c.h>
 
 #include "metadata/mdstore.h"
+#include "remotewrite/rw_decode.h"
 #include "vigil/alloc.h"
 #include "vigil/clock.h"
 #include "vigil/labels.h"
@@ -146,29 +147,6 @@ int vg_rw_headers_ok(const char *ct, const char *ce)
 
 /* ---- decoding ---- */
 
-typedef struct arena_budget {
-    vg_arena_t *arena;
-    size_t left;
-    int over;
-} arena_budget;
-
-static void *pb_arena_alloc(void *data, size_t size)
-{
-    arena_budget *b = data;
-    if (size > b->left) {
-        b->over = 1;
-        return NULL;
-    }
-    b->left -= size;
-    return vg_arena_alloc(b->arena, size);
-}
-
-static void pb_arena_free(void *data, void *p)
-{
-    (void)data;
-    (void)p; /* the arena owns everything */
-}
-
 vg_err_t vg_rw_decode(const uint8_t *body, size_t len, size_t max_decoded, vg_arena_t *arena,
                       Prometheus__WriteRequest **out, vg_error *err)
 {
@@ -183,15 +161,14 @@ vg_err_t vg_rw_decode(const uint8_t *body, size_t len, size_t max_decoded, vg_ar
     if (!raw) return vg_error_set(err, VG_ENOMEM, "out of memory decoding a write request");
     if (snappy_uncompress((const char *)body, len, raw, &n) != SNAPPY_OK)
         return vg_error_set(err, VG_EPARSE, "snappy: corrupt input");
-    arena_budget b = {.arena = arena,
-                      .left = n < UNPACK_MIN / UNPACK_RATIO ? UNPACK_MIN : n * UNPACK_RATIO};
-    ProtobufCAllocator a = {.alloc = pb_arena_alloc, .free = pb_arena_free, .allocator_data = &b};
-    *out = prometheus__write_request__unpack(&a, n, (const uint8_t *)raw);
-    if (*out) return VG_OK;
-    if (b.over)
+    size_t budget = n < UNPACK_MIN / UNPACK_RATIO ? UNPACK_MIN : n * UNPACK_RATIO;
+    vg_err_t rc = vg_rw_unpack((const uint8_t *)raw, n, arena, budget, out);
+    if (rc == VG_OK) return VG_OK;
+    if (rc == VG_ETOOLARGE)
         return vg_error_set(err, VG_ETOOLARGE,
                             "write request of %zu bytes expands past %dx its size in memory", n,
                             UNPACK_RATIO);
+    if (rc == VG_ENOMEM) return vg_error_set(err, rc, "out of memory decoding a write request");
     return vg_error_set(err, VG_EPARSE, "cannot decode the WriteRequest protobuf");
 }
 
