@@ -284,8 +284,7 @@ static int value_rule_hits(const vg_redactor_t *r, const char *s, size_t len)
         for (size_t pos = 0; pos <= len;) {
             if (pcre2_match(ru->re, (PCRE2_SPTR)s, len, pos, 0, r->md, NULL) < 0) break;
             PCRE2_SIZE *ov = pcre2_get_ovector_pointer(r->md);
-            if (ov[1] > ov[0] && (!ru->luhn || vg_redact_luhn(s + ov[0], ov[1] - ov[0])))
-                return 1;
+            if (ov[1] > ov[0] && (!ru->luhn || vg_redact_luhn(s + ov[0], ov[1] - ov[0]))) return 1;
             pos = ov[1] > ov[0] ? ov[1] : ov[0] + 1;
         }
     }

@@ -142,7 +142,8 @@ static void test_json_walk(void **state)
 static void test_names(void **state)
 {
     (void)state;
-    vg_redact_rule rules[] = {{.name = "email"}, {.name = "credit_card"}, {.name = "password_field"}};
+    vg_redact_rule rules[] = {
+        {.name = "email"}, {.name = "credit_card"}, {.name = "password_field"}};
     vg_redactor_t *r = NULL;
     assert_int_equal(vg_redactor_new(rules, 3, &r, NULL), VG_OK);
     for (int round = 0; round < 2; round++) {
