@@ -52,14 +52,11 @@ static void pa_free(void *data, void *p)
 
 /* ---- wire primitives ---- */
 
-static int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+#define HOT static inline __attribute__((always_inline))
+
+static int get_varint_slow(const uint8_t **pp, const uint8_t *end, uint64_t *v)
 {
     const uint8_t *p = *pp;
-    if (p < end && *p < 0x80) { /* most tags, lengths and small timestamps' last bytes */
-        *v = *p;
-        *pp = p + 1;
-        return 1;
-    }
     uint64_t x = 0;
     for (unsigned i = 0; i < 10 && p < end; i++, p++) {
         x |= (uint64_t)(*p & 0x7f) << (7 * i);
@@ -72,7 +69,19 @@ static int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
     return 0; /* ran past the end, or more than 10 bytes */
 }
 
-static int get_tag(const uint8_t **p, const uint8_t *end, uint32_t *field, unsigned *wt)
+/* Tags and lengths are almost always one byte: that case inline. */
+HOT int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
+{
+    const uint8_t *p = *pp;
+    if (p < end && *p < 0x80) {
+        *v = *p;
+        *pp = p + 1;
+        return 1;
+    }
+    return get_varint_slow(pp, end, v);
+}
+
+HOT int get_tag(const uint8_t **p, const uint8_t *end, uint32_t *field, unsigned *wt)
 {
     uint64_t t;
     if (!get_varint(p, end, &t)) return 0;
@@ -83,7 +92,7 @@ static int get_tag(const uint8_t **p, const uint8_t *end, uint32_t *field, unsig
     return 1;
 }
 
-static int get_bytes(const uint8_t **p, const uint8_t *end, const uint8_t **b, size_t *n)
+HOT int get_bytes(const uint8_t **p, const uint8_t *end, const uint8_t **b, size_t *n)
 {
     uint64_t len;
     if (!get_varint(p, end, &len) || len > (uint64_t)(end - *p)) return 0;
@@ -93,7 +102,7 @@ static int get_bytes(const uint8_t **p, const uint8_t *end, const uint8_t **b, s
     return 1;
 }
 
-static int skip(const uint8_t **p, const uint8_t *end, unsigned wt)
+HOT int skip(const uint8_t **p, const uint8_t *end, unsigned wt)
 {
     uint64_t v;
     const uint8_t *b;
@@ -169,12 +178,29 @@ static int label(const uint8_t *p, size_t n, char **strs, Prometheus__Label *l)
     return 1;
 }
 
-/* Sample: value = 1 (double), timestamp = 2 (int64). */
+static uint64_t le64(const uint8_t *p)
+{
+    uint64_t v = 0; /* little-endian on the wire; compilers make this one load */
+    for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+    return v;
+}
+
+/* Sample: value = 1 (double), timestamp = 2 (int64). Senders write the
+ * value then the timestamp: that layout is read straight through. */
 static int sample(const uint8_t *p, size_t n, Prometheus__Sample *s)
 {
     static const Prometheus__Sample init = PROMETHEUS__SAMPLE__INIT;
     const uint8_t *end = p + n;
     *s = init;
+    if (n > 10 && p[0] == 0x09 && p[9] == 0x10) {
+        const uint8_t *q = p + 10;
+        uint64_t v = le64(p + 1), ts;
+        if (get_varint(&q, end, &ts) && q == end) {
+            memcpy(&s->value, &v, sizeof(v));
+            s->timestamp = (int64_t)ts;
+            return 1;
+        }
+    }
     while (p < end) {
         uint32_t f;
         unsigned w;
@@ -182,8 +208,7 @@ static int sample(const uint8_t *p, size_t n, Prometheus__Sample *s)
         if (!get_tag(&p, end, &f, &w)) return 0;
         if (f == 1) {
             if (w != WT_64BIT || end - p < 8) return 0;
-            v = 0; /* little-endian on the wire; compilers make this one load */
-            for (int i = 7; i >= 0; i--) v = v << 8 | p[i];
+            v = le64(p);
             memcpy(&s->value, &v, sizeof(v));
             p += 8;
         } else if (f == 2) {
