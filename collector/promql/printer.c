@@ -10,8 +10,11 @@
  * unit form, '@' with three decimals, numbers as Go's %v, strings as Go's
  * %q, "ignoring ()" dropped but "on ()" kept, "by ()" dropped but
  * "without ()" kept. Parentheses come only from ParenExpr nodes, so
- * printing then parsing again gives the same tree.
+ * printing then parsing again gives the same tree; the one exception is a
+ * signed number left of '^' ("(+Inf) ^ 2"), which would otherwise read
+ * back as a sign over the power (print_binary).
  */
+#include <math.h>
 #include <stdlib.h>
 #include <string.h>
 
@@ -102,10 +105,25 @@ static void print_selector(vg_buf *b, const vg_pq_node *n)
     print_at_offset(b, s->at, s->at_ms, s->offset_ms);
 }
 
+/* A number printed with a sign ("+Inf": Inf prints as Go prints it) left of
+ * '^' would read back as a sign over the whole power (-2 ^ 2 is -(2 ^ 2)),
+ * a different tree whose print grows a sign each round: it goes in
+ * parentheses. (Prometheus prints it bare.) */
+static int signed_pow_lhs(const vg_pq_binary *x)
+{
+    const vg_pq_node *l = x->lhs;
+    while (l->kind == VG_PQ_STEP_INVARIANT) l = l->u.unary.expr;
+    return x->op == VG_PQ_OP_POW && l->kind == VG_PQ_NUMBER && !isnan(l->u.num) &&
+           (isinf(l->u.num) || signbit(l->u.num));
+}
+
 static void print_binary(vg_buf *b, const vg_pq_binary *x)
 {
     const vg_pq_matching *m = x->matching;
+    int paren = signed_pow_lhs(x);
+    if (paren) vg_buf_putc(b, '(');
     print_node(b, x->lhs);
+    if (paren) vg_buf_putc(b, ')');
     vg_buf_printf(b, " %s%s", vg_pq_op_name(x->op), x->return_bool ? " bool" : "");
     if (m && (m->nlabels > 0 || m->on)) {
         vg_buf_puts(b, m->on ? " on " : " ignoring ");

@@ -31,6 +31,11 @@ static const vcase valid[] = {
     {"+Inf", NULL},
     {"-Inf", NULL},
     {"inF", "+Inf"},
+    {"inf ^ 7", "(+Inf) ^ 7"},   /* "+Inf ^ 7" would read back as +(Inf ^ 7) */
+    {"-inf ^ 2", "-(+Inf) ^ 2"}, /* -(Inf ^ 2) */
+    {"(+Inf) ^ 7", NULL},
+    {"2 ^ -Inf", NULL},
+    {"+Inf * 2", NULL},
     {"NaN", NULL},
     {".5", "0.5"},
     {"5.", "5"},
