@@ -202,8 +202,8 @@ static void parse_rule(pctx *c, const vg_cfg_node_t *m, const char *group, size_
     if (!check_keys(c, m, rule_keys, "RuleNode")) return;
     const vg_cfg_node_t *rec = vg_cfg_map_get(m, "record"), *alert = vg_cfg_map_get(m, "alert");
     const char *rs = scalar(c, rec, "record"), *as = scalar(c, alert, "alert");
-    if (rs && !*rs) rec = NULL;
-    if (as && !*as) alert = NULL;
+    if (!rs || !*rs) rec = NULL; /* "record:" with no value (or not a string) is not set */
+    if (!as || !*as) alert = NULL;
     r->alerting = alert != NULL;
     r->name = alert ? as : rec ? rs : "";
     p.name = r->name;

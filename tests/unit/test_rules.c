@@ -72,6 +72,10 @@ static const fcase file_cases[] = {
      "group \"a\", rule 1, \"\": one of 'record' or 'alert' must be set"},
     {"groups:\n- name: a\n  rules:\n  - alert: x\n",
      "group \"a\", rule 1, \"x\": field 'expr' must be set in rule"},
+    {"groups:\n- name: a\n  rules:\n  - record:\n", /* null: once a crash (fuzz_rulefile) */
+     "group \"a\", rule 1, \"\": one of 'record' or 'alert' must be set"},
+    {"groups:\n- name: a\n  rules:\n  - record: [r]\n    expr: up\n", "record: expected a string"},
+    {"groups:\n- name: a\n  rules:\n  - alert: {a: b}\n    expr: up\n", "alert: expected a string"},
     {"groups:\n- name: a\n  rules:\n  - record: r\n    expr: up\n    for: 1m\n",
      "invalid field 'for' in recording rule"},
     {"groups:\n- name: a\n  rules:\n  - record: r\n    expr: up\n    annotations: {a: b}\n",
