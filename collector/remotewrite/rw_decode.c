@@ -81,15 +81,37 @@ HOT int get_varint(const uint8_t **pp, const uint8_t *end, uint64_t *v)
     return get_varint_slow(pp, end, v);
 }
 
-HOT int get_tag(const uint8_t **p, const uint8_t *end, uint32_t *field, unsigned *wt)
+/* A tag read as protobuf-c reads one, so that both accept the same bytes:
+ * at most 5 bytes, the field number kept to 32 bits; a first byte with field
+ * bits 0 is refused. A field number of 0 (reachable only through a longer
+ * encoding) is an unknown field. */
+static int get_tag_slow(const uint8_t **pp, const uint8_t *end, uint32_t *field)
 {
-    uint64_t t;
-    if (!get_varint(p, end, &t)) return 0;
-    *wt = (unsigned)(t & 7);
-    t >>= 3;
-    if (t == 0 || t > 0x1fffffff) return 0;
-    *field = (uint32_t)t;
-    return 1;
+    const uint8_t *p = *pp;
+    uint32_t f = (uint32_t)(p[0] & 0x7f) >> 3;
+    unsigned shift = 4;
+    for (size_t i = 1; i < 5 && p + i < end; i++, shift += 7) {
+        f |= (uint32_t)(p[i] & 0x7f) << shift;
+        if (p[i] < 0x80) {
+            *field = f;
+            *pp = p + i + 1;
+            return 1;
+        }
+    }
+    return 0;
+}
+
+HOT int get_tag(const uint8_t **pp, const uint8_t *end, uint32_t *field, unsigned *wt)
+{
+    const uint8_t *p = *pp;
+    if (p >= end || (p[0] & 0xf8) == 0) return 0;
+    *wt = p[0] & 7;
+    if (p[0] < 0x80) {
+        *field = p[0] >> 3;
+        *pp = p + 1;
+        return 1;
+    }
+    return get_tag_slow(pp, end, field);
 }
 
 HOT int get_bytes(const uint8_t **p, const uint8_t *end, const uint8_t **b, size_t *n)
@@ -132,7 +154,7 @@ static int scan(const uint8_t *p, size_t n, const unsigned *wt, size_t nf, size_
         uint32_t f;
         unsigned w;
         if (!get_tag(&p, end, &f, &w) || !skip(&p, end, w)) return 0;
-        if (f > nf || wt[f - 1] == WT_ANY) continue;
+        if (f == 0 || f > nf || wt[f - 1] == WT_ANY) continue;
         if (w != wt[f - 1]) return 0;
         count[f - 1]++;
     }
