@@ -216,14 +216,16 @@ static vg_err_t load(vg_silences_t *s, vg_error *err)
     s->cap = json_array_size(arr);
     for (size_t i = 0; i < json_array_size(arr) && !rc; i++) {
         vg_error e2 = {0};
-        if (vg_silence_from_json(json_array_get(arr, i), &s->items[s->n], &e2) ||
-            !s->items[s->n].id[0])
+        vg_silence_t *x = &s->items[s->n];
+        if (vg_silence_from_json(json_array_get(arr, i), x, &e2) || !x->id[0]) {
+            vg_silence_clear(x); /* decoded but without an id: not kept */
             rc = vg_error_set(err, VG_ECORRUPT,
                               "silences file %s is corrupt: entry %zu: %s; move it away to start "
                               "without silences",
                               path, i, e2.msg[0] ? e2.msg : "no id");
-        else
+        } else {
             s->n++;
+        }
     }
 out:
     json_decref(arr);
