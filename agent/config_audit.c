@@ -27,7 +27,9 @@ static const vg_cfg_field_t redact_schema[] = {
     {.key = "pattern",
      .type = VG_CFG_T_STRING,
      .offset = RC(pattern),
-     .doc = "PCRE2 pattern applied to every string value; absent = the preset called name"},
+     .doc = "PCRE2 pattern applied to every string value; absent = the preset called name. "
+            "Field names are not rewritten: a line with a field name the pattern matches is "
+            "dead-lettered (its raw text redacted)"},
     {.key = "replacement",
      .type = VG_CFG_T_STRING,
      .offset = RC(replacement),
