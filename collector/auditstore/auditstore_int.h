@@ -53,6 +53,7 @@ struct vg_auditstore {
     int thr_started, stop;
     vg_audit_signkey key; /* signs erasure and deletion chain lines */
     vg_metric_t *m_stored, *m_dup, *m_sealed, *m_moved, *m_deleted, *m_dlq;
+    vg_metric_t *m_wal_bad; /* WAL frames skipped at replay */
     vg_metrics_t *metrics;
     struct vg_feed *feed; /* SIEM feed, NULL when no SIEM output */
 };

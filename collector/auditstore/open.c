@@ -133,6 +133,10 @@ static void set_defaults(vg_auditstore_t *s, const vg_auditstore_opts *o)
     s->m_sealed = vg_metrics_counter(m, sn, sh, "event=\"sealed\"");
     s->m_moved = vg_metrics_counter(m, sn, sh, "event=\"moved\"");
     s->m_deleted = vg_metrics_counter(m, sn, sh, "event=\"deleted\"");
+    s->m_wal_bad = vg_metrics_counter(m, "vigil_audit_wal_damaged_frames_total",
+                                      "Audit WAL frames skipped at replay: a bad CRC or payload "
+                                      "with good frames after it.",
+                                      NULL);
 }
 
 static vg_err_t take_lock(vg_auditstore_t *s, vg_error *err)

@@ -3,9 +3,11 @@
  * with group fsync, replay at open, and the background task's thread.
  *
  * A WAL frame is u32 length, u32 CRC32C, payload (ts, key, the three indexed
- * fields, the JSON line). Replay stops at the first frame that is short or
- * fails its CRC and cuts the file there: a torn tail is a write the client
- * never saw acknowledged. Group fsync: appenders write under mu and bump a
+ * fields, the JSON line). Replay skips and counts a damaged frame that has
+ * good frames after it (vigil_audit_wal_damaged_frames_total: those later
+ * records were acknowledged and must not go with it), and cuts the file
+ * after the last good frame: a torn tail is a write the client never saw
+ * acknowledged. Group fsync: appenders write under mu and bump a
  * generation; whoever then holds sync_mu fsyncs every dirty WAL and so
  * covers all generations written before it looked.
  */
@@ -390,23 +392,57 @@ static vg_err_t read_file(int fd, vg_buf *b, vg_error *err)
 }
 
 /* Apply whole frames; returns the length of the good prefix. */
-static size_t replay_frames(vg_auditstore_t *s, struct vg_abucket *b, const uint8_t *p, size_t n,
-                            vg_err_t *rc)
+/* A frame's payload: ts and key, then three fields and the line, each a
+ * u32 length and bytes. */
+#define FRAME_MIN (16 + 4 * 4)
+#define FRAME_MAX (2 * VG_AUDIT_MAX_LINE + 8192)
+
+/* 1 when a whole frame with a matching CRC starts at p + off. */
+static int frame_ok(const uint8_t *p, size_t n, size_t off)
 {
-    size_t off = 0;
+    if (n - off < 8) return 0;
+    uint32_t len = vg_le_get32(p + off), crc = vg_le_get32(p + off + 4);
+    if (len < FRAME_MIN || len > FRAME_MAX || n - off - 8 < len) return 0;
+    return vg_crc32c(0, p + off + 8, len) == crc;
+}
+
+/* The first offset after off where a good frame starts; n if none. */
+static size_t resync(const uint8_t *p, size_t n, size_t off)
+{
+    for (size_t o = off + 1; n - o >= 8; o++)
+        if (frame_ok(p, n, o)) return o;
+    return n;
+}
+
+/* Apply the frames of p[0..n); returns the end of the last good one. A
+ * frame that fails its CRC or does not decode, with good frames after it,
+ * is damage inside the file (the records after it were acknowledged too):
+ * it is skipped and counted in *bad, and replay goes on at the next good
+ * frame. Bytes after the last good frame are a torn tail: a write that was
+ * never acknowledged, which the caller cuts. */
+static size_t replay_frames(vg_auditstore_t *s, struct vg_abucket *b, const uint8_t *p, size_t n,
+                            size_t *bad, vg_err_t *rc)
+{
+    size_t off = 0, good = 0;
     while (n - off >= 8) {
-        uint32_t len = vg_le_get32(p + off), crc = vg_le_get32(p + off + 4);
-        if (len > 2 * VG_AUDIT_MAX_LINE + 8192 || n - off - 8 < len) break;
-        if (vg_crc32c(0, p + off + 8, len) != crc) break;
+        if (!frame_ok(p, n, off)) {
+            size_t next = resync(p, n, off);
+            if (next == n) break;
+            (*bad)++;
+            off = next;
+            continue;
+        }
+        uint32_t len = vg_le_get32(p + off);
         vg_err_t r = frame_apply(s, b, p + off + 8, len);
         if (r == VG_ENOMEM) {
             *rc = r;
-            break;
+            return good;
         }
-        if (r) break;
+        if (r) (*bad)++;
         off += 8 + (size_t)len;
+        good = off;
     }
-    return off;
+    return good;
 }
 
 static void bucket_drop(vg_auditstore_t *s, struct vg_abucket *b, const char *path)
@@ -433,7 +469,12 @@ vg_err_t vg_audit_wal_replay_file(vg_auditstore_t *s, const char *tenant, int64_
     if (!rc) rc = bucket_get(s, tenant, hour, &b, err);
     if (rc) goto out;
     vg_err_t arc = VG_OK;
-    size_t good = replay_frames(s, b, (const uint8_t *)data.data, data.len, &arc);
+    size_t bad = 0;
+    size_t good = replay_frames(s, b, (const uint8_t *)data.data, data.len, &bad, &arc);
+    if (bad) {
+        vg_log_warn(COMP, "audit WAL frames damaged, skipped", "path=%s frames=%zu", path, bad);
+        vg_metric_add(s->m_wal_bad, (double)bad);
+    }
     if (arc) {
         rc = vg_error_set(err, arc, "out of memory replaying %s", path);
         goto out;

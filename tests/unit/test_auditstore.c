@@ -201,6 +201,46 @@ static void test_wal_torn_tail(void **state)
     assert_int_equal(query_count(f->s, "t1", NULL), 10);
 }
 
+/* Damage inside the WAL (not at its end) costs only the damaged frame: the
+ * records after it were acknowledged and survive replay, twice. The damage
+ * is a flipped payload byte (bad CRC) or a length that no longer fits. */
+static void damage_frame(const char *path, int frame, int in_length)
+{
+    FILE *fp = fopen(path, "r+b");
+    assert_non_null(fp);
+    long off = 0;
+    for (int i = 0; i < frame; i++) {
+        uint8_t h[4];
+        assert_int_equal(fseek(fp, off, SEEK_SET), 0);
+        assert_int_equal(fread(h, 1, 4, fp), 4);
+        off += 8 + (long)(h[0] | h[1] << 8 | h[2] << 16 | (uint32_t)h[3] << 24);
+    }
+    long at = in_length ? off + 3 : off + 8 + 20;
+    uint8_t c;
+    assert_int_equal(fseek(fp, at, SEEK_SET), 0);
+    assert_int_equal(fread(&c, 1, 1, fp), 1);
+    c ^= in_length ? 0x7f : 0x01;
+    assert_int_equal(fseek(fp, at, SEEK_SET), 0);
+    assert_int_equal(fwrite(&c, 1, 1, fp), 1);
+    fclose(fp);
+}
+
+static void test_wal_damage_inside(void **state)
+{
+    struct fix *f = *state;
+    char p[256];
+    wal_file(f, p, sizeof(p));
+    for (int in_length = 0; in_length < 2; in_length++) {
+        put(f->s, "t1", (uint64_t)in_length * 100, 10, T0 + in_length * 100, 3);
+        vg_auditstore_free(f->s), f->s = NULL;
+        damage_frame(p, in_length ? 13 : 4, in_length); /* frames of both rounds are in one file */
+        f->s = open_store(f);
+        assert_int_equal(query_count(f->s, "t1", NULL), in_length ? 18 : 9);
+        reopen(f);
+        assert_int_equal(query_count(f->s, "t1", NULL), in_length ? 18 : 9);
+    }
+}
+
 static void test_seal_and_index(void **state)
 {
     struct fix *f = *state;
@@ -804,6 +844,7 @@ int main(void)
         cmocka_unit_test(test_segment_roundtrip),
         cmocka_unit_test_setup_teardown(test_dedup_across_restart, setup, teardown),
         cmocka_unit_test_setup_teardown(test_wal_torn_tail, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_wal_damage_inside, setup, teardown),
         cmocka_unit_test_setup_teardown(test_seal_and_index, setup, teardown),
         cmocka_unit_test_setup_teardown(test_paging, setup, teardown),
         cmocka_unit_test_setup_teardown(test_verify_flip, setup, teardown),
