@@ -211,9 +211,16 @@ static int load_line(vg_wal_t *w, const char *line)
     char name[128];
     uint32_t from;
     if (!strncmp(line, "released ", 9)) return load_released(w, line);
-    if (sscanf(line, "hold %" SCNu32 " %127s", &from, name) == 2)
-        return hold_add(w, name, from) ? 0 : -1;
-    return -1;
+    if (sscanf(line, "hold %" SCNu32 " %127s", &from, name) != 2) return -1;
+    /* A name twice (a damaged or edited file): one hold, at the older of the
+     * two segments, so nothing a reader may still need is released. */
+    vg_wal_hold_t *h = w->holds;
+    while (h && strcmp(h->name, name)) h = h->next;
+    if (h) {
+        if (from < h->from) h->from = from;
+        return 0;
+    }
+    return hold_add(w, name, from) ? 0 : -1;
 }
 
 void vg_wal_holds_load(vg_wal_t *w)

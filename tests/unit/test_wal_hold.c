@@ -251,6 +251,31 @@ static void test_reopen_keeps_holds(void **state)
     vg_wal_close(w);
 }
 
+/* A holds file naming one hold twice (damaged or edited) loads as one hold
+ * at the older segment; once its reader takes it over, nothing dormant is
+ * left to keep segments (fuzz_wal_holds review). */
+static void test_duplicate_hold_lines(void **state)
+{
+    (void)state;
+    vg_wal_t *w = five_segments();
+    vg_wal_close(w);
+    char p[400];
+    snprintf(p, sizeof(p), "%s/holds", waldir);
+    FILE *f = fopen(p, "w");
+    assert_non_null(f);
+    fputs("vigil-wal-holds 1\nhold 3 a\nhold 2 a\n", f);
+    fclose(f);
+    w = open_wal(NULL, NULL);
+    assert_int_equal(vg_wal_truncate(w, 1000000), 1); /* "a" holds from 2 */
+    assert_true(seg_exists(2));
+    vg_wal_hold_t *a = hold(w, "a", 5);
+    vg_wal_hold_move(a, 5); /* releases what no hold needs: 2, 3, 4 */
+    assert_false(seg_exists(2) || seg_exists(3) || seg_exists(4));
+    assert_true(seg_exists(5));
+    vg_wal_hold_free(a);
+    vg_wal_close(w);
+}
+
 static void test_bad_name(void **state)
 {
     (void)state;
@@ -268,6 +293,7 @@ int main(void)
     const struct CMUnitTest tests[] = {
         cmocka_unit_test_setup_teardown(test_hold_keeps_until_moved, setup, teardown),
         cmocka_unit_test_setup_teardown(test_cap_charges_exactly, setup, teardown),
+        cmocka_unit_test_setup_teardown(test_duplicate_hold_lines, setup, teardown),
         cmocka_unit_test_setup_teardown(test_reopen_keeps_holds, setup, teardown),
         cmocka_unit_test_setup_teardown(test_bad_name, setup, teardown),
     };
