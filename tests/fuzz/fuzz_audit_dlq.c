@@ -18,28 +18,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz_files.h"
 #include "auditstore/auditstore.h"
 #include "vigil/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    char p[1024];
-    while (d && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            rm_tree(p);
-        else
-            unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(path);
-}
 
 /* Only the store may be in the harness's directory: no tenant escaped it. */
 static void check_contained(const char *dir)
@@ -80,6 +63,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     check_contained(dir);
     vg_buf_free(&a);
     vg_buf_free(&b);
-    rm_tree(dir);
+    fz_rm_tree(dir);
     return 0;
 }

@@ -19,28 +19,11 @@
 #include <sys/stat.h>
 #include <unistd.h>
 
+#include "fuzz_files.h"
 #include "auditstore/auditstore.h"
 #include "vigil/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void rm_tree(const char *path)
-{
-    DIR *d = opendir(path);
-    struct dirent *e;
-    char p[1024];
-    while (d && (e = readdir(d))) {
-        if (!strcmp(e->d_name, ".") || !strcmp(e->d_name, "..")) continue;
-        snprintf(p, sizeof(p), "%s/%s", path, e->d_name);
-        struct stat sb;
-        if (lstat(p, &sb) == 0 && S_ISDIR(sb.st_mode))
-            rm_tree(p);
-        else
-            unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(path);
-}
 
 static void query(vg_auditstore_t *s, const char *user)
 {
@@ -80,6 +63,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         query(s, NULL);
         vg_auditstore_free(s);
     }
-    rm_tree(dir);
+    fz_rm_tree(dir);
     return 0;
 }

@@ -16,25 +16,12 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_files.h"
 #include "alerting/nflog.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
 
 static const int64_t NOW = 1700000000000LL;
-
-static void clean(const char *dir)
-{
-    char p[512];
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(dir);
-}
 
 static void use(vg_nflog_t *l)
 {
@@ -63,6 +50,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (vg_nflog_open(dir, 0, &l, NULL) != VG_OK || vg_nflog_count(l) < 1) abort();
         vg_nflog_free(l);
     }
-    clean(dir);
+    fz_rm_tree(dir);
     return 0;
 }

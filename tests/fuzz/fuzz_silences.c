@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_files.h"
 #include "alerting/amconfig.h"
 #include "alerting/silence.h"
 #include "vigil/alloc.h"
@@ -32,20 +33,6 @@ static const char FIXED[] =
     "{\"matchers\":[{\"name\":\"job\",\"value\":\"node\",\"isRegex\":false}],"
     "\"startsAt\":\"2023-11-14T22:13:20Z\",\"endsAt\":\"2023-11-15T22:13:20Z\","
     "\"createdBy\":\"fuzz\",\"comment\":\"c\"}";
-
-static void clean(const char *dir)
-{
-    char p[512];
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(dir);
-}
 
 /* Everything a reader of the store can ask. */
 static void read_back(vg_silences_t *s, const char *id)
@@ -117,6 +104,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (vg_silences_open(dir, NULL, &s, NULL) != VG_OK) abort();
         vg_silences_free(s);
     }
-    clean(dir);
+    fz_rm_tree(dir);
     return 0;
 }

@@ -16,32 +16,9 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_files.h"
 #include "vigil/log.h"
 #include "vigil/spool.h"
-
-static void write_file(const char *path, const uint8_t *d, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) return;
-    if (n && write(fd, d, n) != (ssize_t)n) {
-        /* a short write is just another input */
-    }
-    close(fd);
-}
-
-static void clean(const char *dir)
-{
-    char p[512];
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(dir);
-}
 
 static void drain(const char *dir, int append)
 {
@@ -65,13 +42,13 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     vg_log_set_level(VG_LOG_ERROR); /* damaged input is expected here */
     if (!mkdtemp(dir)) return 0;
     snprintf(p, sizeof(p), "%s/%020d.seg", dir, 1);
-    write_file(p, data, size);
+    fz_write_file(p, data, size);
     if (size && (data[0] & 1)) {
         snprintf(p, sizeof(p), "%s/%020d.seg", dir, 1000);
-        write_file(p, data, size);
+        fz_write_file(p, data, size);
     }
     drain(dir, 1);
     drain(dir, 0);
-    clean(dir);
+    fz_rm_tree(dir);
     return 0;
 }

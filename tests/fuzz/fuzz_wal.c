@@ -20,6 +20,7 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_files.h"
 #include "remotewrite/walwatch.h"
 #include "tsdb/wal.h"
 #include "vigil/log.h"
@@ -52,30 +53,6 @@ static void on_sample(void *ud, uint64_t handle, int64_t ts, double v)
     if (ts == MARK_TS && v == 1.5) s->mark = 1;
 }
 
-static void write_file(const char *path, const uint8_t *d, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) return;
-    if (n && write(fd, d, n) != (ssize_t)n) {
-        /* a short write is just another input */
-    }
-    close(fd);
-}
-
-static void clean(const char *dir)
-{
-    char p[512];
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(dir);
-}
-
 /* Write the parts of the input as the WAL's files. */
 static void lay_out(const char *dir, const uint8_t *data, size_t size)
 {
@@ -86,7 +63,7 @@ static void lay_out(const char *dir, const uint8_t *data, size_t size)
         const uint8_t *cut = memmem(at, (size_t)(end - at), SEP, SEP_LEN);
         size_t n = cut ? (size_t)(cut - at) : (size_t)(end - at);
         snprintf(p, sizeof(p), "%s/%s", dir, names[i]);
-        write_file(p, at, n);
+        fz_write_file(p, at, n);
         at = cut ? cut + SEP_LEN : NULL;
     }
 }
@@ -145,6 +122,6 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
         if (vg_wal_open(dir, 1 << 20, 1, &cb, NULL, &st, &w, NULL) != VG_OK || !s.mark) abort();
         vg_wal_close(w);
     }
-    clean(dir);
+    fz_rm_tree(dir);
     return 0;
 }

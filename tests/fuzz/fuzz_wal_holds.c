@@ -18,34 +18,11 @@
 #include <string.h>
 #include <unistd.h>
 
+#include "fuzz_files.h"
 #include "tsdb/wal.h"
 #include "vigil/log.h"
 
 int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size);
-
-static void write_file(const char *path, const void *d, size_t n)
-{
-    int fd = open(path, O_WRONLY | O_CREAT | O_TRUNC, 0600);
-    if (fd < 0) return;
-    if (n && write(fd, d, n) != (ssize_t)n) {
-        /* a short write is just another input */
-    }
-    close(fd);
-}
-
-static void clean(const char *dir)
-{
-    char p[512];
-    DIR *d = opendir(dir);
-    struct dirent *e;
-    while (d && (e = readdir(d))) {
-        if (e->d_name[0] == '.') continue;
-        snprintf(p, sizeof(p), "%s/%s", dir, e->d_name);
-        unlink(p);
-    }
-    if (d) closedir(d);
-    rmdir(dir);
-}
 
 /* A reader's life: hold, open what it holds, move on; then the store releases. */
 static void use(vg_wal_t *w, uint64_t max_hold)
@@ -76,16 +53,16 @@ int LLVMFuzzerTestOneInput(const uint8_t *data, size_t size)
     if (!size || !mkdtemp(dir)) return 0;
     for (int i = 1; i <= 3; i++) {
         snprintf(p, sizeof(p), "%s/%08d", dir, i);
-        write_file(p, "VGWAL\0\0\1", 8);
+        fz_write_file(p, "VGWAL\0\0\1", 8);
     }
     snprintf(p, sizeof(p), "%s/holds", dir);
-    write_file(p, data + 1, size - 1);
+    fz_write_file(p, data + 1, size - 1);
     vg_wal_t *w = NULL;
     if (vg_wal_open(dir, 1 << 20, 1, NULL, NULL, NULL, &w, NULL) != VG_OK) abort();
     use(w, caps[data[0] & 3]);
     vg_wal_close(w);
     if (vg_wal_open(dir, 1 << 20, 1, NULL, NULL, NULL, &w, NULL) != VG_OK) abort();
     vg_wal_close(w);
-    clean(dir);
+    fz_rm_tree(dir);
     return 0;
 }
